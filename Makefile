@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` and `make test`. Everything else here serves them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export CONTIMG_ROOT ?= $(CURDIR)/data
+
+.PHONY: setup demo test ui system-deps clean-data
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+setup: system-deps $(VENV)/.installed
+
+demo: setup
+	$(PY) -m contimg.cli demo
+
+test: setup
+	$(PY) -m pytest
+
+# The Dagster UI on loopback over the demo's instance and products.
+ui: setup
+	DAGSTER_HOME=$(CONTIMG_ROOT)/state/dagster $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean-data:
+	rm -rf $(CONTIMG_ROOT)

@@ -1,0 +1,34 @@
+"""The environment every CASA child process runs with: offline measures, writes only in state.
+
+casatools and python-casacore each carry their own casacore, so neither is ever imported into
+the Dagster process; child jobs (``python -m contimg.casa_jobs.<job>``) get this environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["casa_child_env", "child_command"]
+
+
+def casa_child_env(casa_state_dir: Path, base: dict | None = None) -> dict:
+    """Environment for a CASA child: site config, CASA cache/log dir, no HDF5 locking, 1 thread each."""
+    env = dict(os.environ if base is None else base)
+    state = Path(casa_state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    siteconfig = resources.files("contimg.data").joinpath("casasiteconfig.py")
+    env["CASASITECONFIG"] = str(Path(str(siteconfig)).absolute())
+    env["CONTIMG_CASA_STATE_DIR"] = str(state.absolute())
+    env["MPLCONFIGDIR"] = str((state / "matplotlib").absolute())
+    env["MPLBACKEND"] = "Agg"
+    env.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")  # ingest files may sit on shared storage
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return env
+
+
+def child_command(job: str, *args: str) -> list[str]:
+    """argv for ``python -m contimg.casa_jobs.<job> ARGS`` with this interpreter (no shell)."""
+    return [sys.executable, "-m", f"contimg.casa_jobs.{job}", *map(str, args)]

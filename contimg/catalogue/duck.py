@@ -1,0 +1,52 @@
+"""DuckDB side of the catalogue: read-only SQL over the SQLite file, no network.
+
+DuckDB cannot download extensions here, so sqlite_scanner is loaded from the
+``duckdb-extension-sqlite-scanner`` wheel by path, with autoinstall and autoload off.
+The catalogue is attached as ``cat`` and the views in ``views/*.sql`` are created in the
+connection's own in-memory database, so ``SELECT * FROM status_per_day`` just works.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+__all__ = ["open_duckdb", "sqlite_scanner_path"]
+
+
+def sqlite_scanner_path() -> Path:
+    """The sqlite_scanner binary shipped in the installed wheel, matching the installed DuckDB."""
+    import duckdb_extension_sqlite_scanner as pkg
+
+    version = duckdb.__version__
+    path = Path(pkg.__file__).parent / "extensions" / f"v{version}" / "sqlite_scanner.duckdb_extension"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"sqlite_scanner for DuckDB v{version} not found at {path}: "
+            "duckdb and duckdb-extension-sqlite-scanner must be the same release (pinned in pyproject.toml)"
+        )
+    return path
+
+
+def open_duckdb(catalogue_path: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the SQLite catalogue attached read-only as ``cat`` and the views made.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the catalogue file does not exist.
+    """
+    catalogue_path = Path(catalogue_path)
+    if not catalogue_path.exists():
+        raise FileNotFoundError(f"no catalogue at {catalogue_path}")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute(f"LOAD '{sqlite_scanner_path()}'")
+    con.execute("ATTACH ? AS cat (TYPE sqlite, READ_ONLY)", [str(catalogue_path)])
+    views = resources.files("contimg.catalogue").joinpath("views")
+    if views.is_dir():
+        for entry in sorted(views.iterdir(), key=lambda p: p.name):
+            if entry.name.endswith(".sql"):
+                con.execute(entry.read_text())
+    return con

@@ -1,0 +1,60 @@
+"""The ``contimg`` command: every stage by hand on paths, and the operator's views of the catalogue.
+
+Each subcommand lives in ``contimg/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; only the chosen one is imported, so ``contimg status`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "simulate": "write DSA-110 UVH5 subband files of a simulated sky (and truth.json)",
+    "convert": "convert one chunk's subband files to a Measurement Set",
+    "calibrate": "solve bandpass and gain tables on a calibrator chunk",
+    "image": "apply calibration and make the quick continuum image with QA",
+    "mosaic": "primary-beam-weighted mosaic of images",
+    "status": "pipeline status from the catalogue",
+    "products": "list products by date and type",
+    "qa": "per-image QA figures",
+    "reprocess": "re-run chunks through Dagster",
+    "cleanup": "housekeeping: scratch, old measurement sets",
+    "demo": "run the whole stream on simulated data",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="contimg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, helptext in COMMANDS.items():
+        sub.add_parser(name, help=helptext, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    name = argv[0]
+    try:
+        module = importlib.import_module(f"contimg.commands.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"contimg.commands.{name}":
+            print(f"contimg {name}: not available in this build", file=sys.stderr)
+            return 2
+        raise
+    parser = argparse.ArgumentParser(prog=f"contimg {name}", description=COMMANDS[name])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"contimg {name}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

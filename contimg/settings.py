@@ -1,0 +1,90 @@
+"""Where everything lives: one root (``CONTIMG_ROOT``) and four folders that can each be moved.
+
+All paths used by the engine, the child jobs, the Dagster resources and the CLI come from
+:class:`Layout`; nothing else hard-codes a directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Layout", "window_slug", "window_date"]
+
+
+def window_slug(window_key: str) -> str:
+    """File-system and CASA friendly form of a window key: ``2026-01-25T00:05`` -> ``2026-01-25T0005``."""
+    return window_key.replace(":", "")
+
+
+def window_date(window_key: str) -> str:
+    """The UTC date (``YYYY-MM-DD``) of a window key."""
+    return window_key[:10]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The platform's directories.
+
+    ``ingest`` is where correlator files arrive, ``products`` holds MS, caltables, images and
+    mosaics, ``scratch`` holds temporary work (safe to delete when nothing runs) and ``state``
+    holds the catalogue, logs and the demo's Dagster home.
+    """
+
+    ingest: Path
+    products: Path
+    scratch: Path
+    state: Path
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Layout":
+        env = os.environ if environ is None else environ
+        root = Path(env.get("CONTIMG_ROOT", "data")).expanduser().absolute()
+        pick = lambda var, sub: Path(env.get(var) or root / sub).expanduser().absolute()  # noqa: E731
+        return cls(
+            ingest=pick("CONTIMG_INGEST_DIR", "ingest"),
+            products=pick("CONTIMG_PRODUCTS_DIR", "products"),
+            scratch=pick("CONTIMG_SCRATCH_DIR", "scratch"),
+            state=pick("CONTIMG_STATE_DIR", "state"),
+        )
+
+    @classmethod
+    def under(cls, root: Path) -> "Layout":
+        root = Path(root).absolute()
+        return cls(ingest=root / "ingest", products=root / "products", scratch=root / "scratch", state=root / "state")
+
+    def ensure(self) -> "Layout":
+        for d in (self.ingest, self.products, self.scratch, self.state, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # --- state ---
+    @property
+    def catalogue(self) -> Path:
+        return self.state / "catalogue.sqlite3"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def casa_state(self) -> Path:
+        return self.state / "casa"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state / "dagster"
+
+    # --- products ---
+    def ms_path(self, window_key: str) -> Path:
+        return self.products / "ms" / window_date(window_key) / f"{window_slug(window_key)}.ms"
+
+    def caltable_dir(self, window_key: str) -> Path:
+        return self.products / "caltables" / window_slug(window_key)
+
+    def image_prefix(self, window_key: str) -> Path:
+        return self.products / "images" / window_date(window_key) / window_slug(window_key)
+
+    def mosaic_path(self, date: str) -> Path:
+        return self.products / "mosaics" / f"{date}.fits"

@@ -1,0 +1,31 @@
+"""Run CASA-side checks in a child process.
+
+casatools and python-casacore each carry their own casacore and CASA can abort at interpreter
+exit, so the pytest process imports neither: a check is a snippet run by a child Python with the
+project's offline CASA environment, printing one JSON object on its last stdout line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from contimg.casa_env import casa_child_env
+
+
+def run_in_child(code: str, casa_state_dir: Path, timeout_s: float = 600) -> dict:
+    """Run ``code`` in a fresh interpreter with the CASA environment; return its last-line JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=casa_child_env(Path(casa_state_dir)),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"child check failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    return json.loads(lines[-1])
