@@ -1,0 +1,275 @@
+"""Simulate DSA-110 chunks: sky through the primary beam, per-antenna gains, thermal noise.
+
+One subband is computed and written at a time, so memory stays at a few subband-sized arrays
+even at full size (96 antennas, 16 x 48 channels, 24 integrations).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timezone
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import HADec, SkyCoord
+from astropy.time import Time
+
+from contimg.instrument import (
+    CHUNK_DURATION_S,
+    INTEGRATION_S,
+    N_CHAN_PER_SUBBAND,
+    N_INTEGRATIONS,
+    N_SUBBANDS,
+    SEFD_JY,
+    SITE,
+    SUBBAND_WIDTH_HZ,
+    load_stations,
+    select_stations,
+    subband_freqs_hz,
+)
+from contimg.phasing import meridian_icrs
+from contimg.sim.faults import Fault, apply_after_write, parse_faults
+from contimg.sim.model import baseline_uvw, ha_frame, sky_visibilities
+from contimg.sim.sky import Source, default_sky
+from contimg.sim.uvh5 import SubbandFile, write_subband
+
+__all__ = ["simulate", "noise_sigma_jy", "transit_start", "DEFAULT_DEC_DEG"]
+
+DEFAULT_DEC_DEG = 55.0
+SIDEREAL_PER_SOLAR = 1.002737909350795
+SUBBAND_JITTER_S = 3.0  # correlator nodes start their files up to a few seconds apart
+GAIN_AMP_RMS = 0.10  # ~10% amplitude scatter between antennas
+GAIN_PHASE_RMS_DEG = 30.0  # tens of degrees
+BANDPASS_RIPPLE = 0.05  # 5% amplitude ripple across each subband
+
+
+def noise_sigma_jy(channel_width_hz: float, integration_s: float = INTEGRATION_S, sefd_jy: float = SEFD_JY) -> float:
+    """Radiometer noise of one cross-correlation, per real and per imaginary part (Jy).
+
+    sigma = SEFD / sqrt(2 * dnu * tau) for a single polarisation product of two identical antennas
+    (Thompson, Moran & Swenson eq. 6.50 with efficiency 1).
+    """
+    return sefd_jy / np.sqrt(2.0 * channel_width_hz * integration_s)
+
+
+def _hour_angle_hours(ra_deg: float, dec_deg: float, t: Time) -> float:
+    hadec = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg).transform_to(
+        HADec(obstime=t, location=SITE, pressure=0 * u.hPa))
+    return float(hadec.ha.wrap_at(12 * u.hourangle).to_value(u.hourangle))
+
+
+def transit_start(start: Time, ra_deg: float, dec_deg: float, transit_chunk: int) -> tuple[Time, Time, float]:
+    """First start >= ``start`` that puts the transit (HA=0) of (ra, dec) at the middle of ``transit_chunk``.
+
+    Returns the start, the transit time and the apparent declination at transit (deg).
+    """
+    offset = (transit_chunk + 0.5) * CHUNK_DURATION_S * u.s
+    t = start + offset
+    ha = _hour_angle_hours(ra_deg, dec_deg, t)
+    t = t + ((-ha) % 24.0) / SIDEREAL_PER_SOLAR * u.hour
+    for _ in range(3):  # refine (precession and aberration make the rate not exactly sidereal)
+        t = t - _hour_angle_hours(ra_deg, dec_deg, t) / SIDEREAL_PER_SOLAR * u.hour
+    dec_app = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg).transform_to(
+        HADec(obstime=t, location=SITE, pressure=0 * u.hPa)).dec.deg
+    return t - offset, t, float(dec_app)
+
+
+def _gains(rng: np.random.Generator, n_ant: int, freqs_hz: np.ndarray, sb_of_freq: np.ndarray) -> np.ndarray:
+    """Complex gains (A, 2, F): per-antenna complex gain times a smooth ripple within each subband."""
+    n_f = len(freqs_hz)
+    amp = np.clip(1.0 + GAIN_AMP_RMS * rng.standard_normal((n_ant, 2)), 0.7, 1.3)
+    phase = np.radians(GAIN_PHASE_RMS_DEG * rng.standard_normal((n_ant, 2)))
+    g = amp * np.exp(1j * phase)
+    # position of each channel inside its subband, 0..1
+    sb_lo = np.array([freqs_hz[sb_of_freq == sb].min() for sb in sb_of_freq])
+    x = (freqs_hz - sb_lo) / SUBBAND_WIDTH_HZ
+    ripple_phase = rng.uniform(0, 2 * np.pi, (n_ant, 2, 1))
+    bp_amp = 1.0 + BANDPASS_RIPPLE * np.sin(2 * np.pi * 1.5 * x[None, None, :] + ripple_phase)
+    bp_phase = np.radians(5.0) * np.sin(2 * np.pi * x[None, None, :] + ripple_phase)
+    return g[:, :, None] * bp_amp * np.exp(1j * bp_phase) * np.ones((1, 1, n_f))
+
+
+def _stamp(t: Time) -> str:
+    return t.to_datetime(timezone=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def simulate(
+    out_dir,
+    start,
+    *,
+    n_chunks: int = 1,
+    n_antennas: int = 96,
+    n_chan_per_subband: int = N_CHAN_PER_SUBBAND,
+    n_integrations: int = N_INTEGRATIONS,
+    dec_deg: float | None = None,
+    sky: list[Source] | None = None,
+    calibrator: str | None = None,
+    transit_chunk: int = 0,
+    seed: int = 0,
+    noise: bool = True,
+    gains: bool = True,
+    faults=(),
+    jitter_s: float = SUBBAND_JITTER_S,
+) -> dict:
+    """Write ``n_chunks`` chunks of 16 subband files into ``out_dir`` and ``truth.json`` beside them.
+
+    Parameters
+    ----------
+    start : str or Time
+        Start of the first chunk (UTC). With ``calibrator`` it is moved forward to the first time
+        at which the calibrator transits in the middle of chunk ``transit_chunk``.
+    sky : list of Source, optional
+        Point sources; None means a few seeded sources along the strip, [] means none.
+    calibrator : str, optional
+        VLA calibrator name; it joins the sky with its 20 cm flux and sets the default pointing dec.
+    faults : str or iterable of Fault
+        e.g. ``"truncate@0:3,missing@1:7,duplicate@0:2,nan@2:5,badname@1:9"`` (kind@chunk:subband).
+
+    Returns
+    -------
+    dict
+        The truth written to ``truth.json``; gains are in ``truth_gains.npz`` (see ``gains_file``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if n_chunks < 1 or n_integrations < 1:
+        raise ValueError(f"n_chunks and n_integrations must be >= 1, got {n_chunks}, {n_integrations}")
+    fault_list = parse_faults(faults) if isinstance(faults, str) else list(faults)
+    for fault in fault_list:
+        if fault.chunk >= n_chunks:
+            raise ValueError(f"fault {fault} names chunk {fault.chunk} but only {n_chunks} are simulated")
+    rng = np.random.default_rng(seed)
+    t_start = Time(start, scale="utc")
+    sources = list(sky) if sky is not None else None
+    cal_info = None
+    if calibrator:
+        from contimg.calibrators import find_calibrator
+
+        cal = find_calibrator(calibrator)
+        if cal.flux_jy is None:
+            raise ValueError(f"calibrator {cal.name} has no 20 cm flux in the VLA list")
+        t_start, t_transit, dec_app = transit_start(t_start, cal.ra_deg, cal.dec_deg, transit_chunk)
+        if dec_deg is None:
+            dec_deg = dec_app
+        cal_src = Source(cal.ra_deg, cal.dec_deg, cal.flux_jy, cal.spectral_index or 0.0, cal.name)
+        cal_info = {"name": cal.name, "ra_deg": cal.ra_deg, "dec_deg": cal.dec_deg, "flux_jy": cal.flux_jy,
+                    "spectral_index": cal.spectral_index or 0.0, "transit_chunk": transit_chunk,
+                    "transit_time": t_transit.isot, "transit_mjd": t_transit.mjd}
+    dec_deg = DEFAULT_DEC_DEG if dec_deg is None else float(dec_deg)
+    duration_s = n_integrations * INTEGRATION_S
+    if sources is None:
+        span = meridian_icrs(t_start + [0, n_chunks * CHUNK_DURATION_S] * u.s, dec_deg).ra.deg
+        n_default = max(3, int(round(6 * n_chunks * CHUNK_DURATION_S / 3600.0)))
+        sources = default_sky((span[0], span[1]), dec_deg, rng, n=n_default)
+    if cal_info:
+        sources = [cal_src] + sources
+
+    stations = load_stations()
+    numbers = select_stations(n_antennas)
+    rows = stations.index_of(numbers)
+    ant_ha = ha_frame(stations.itrf_m[rows])
+    site_xyz = np.array([SITE.x.to_value(u.m), SITE.y.to_value(u.m), SITE.z.to_value(u.m)])
+    i1, i2 = np.triu_indices(len(numbers))  # ant1 <= ant2, autos included
+    n_bls = len(i1)
+    uvw_bl = baseline_uvw(ant_ha[i2] - ant_ha[i1], dec_deg)  # constant per baseline
+    auto = i1 == i2
+
+    # Frequencies of all subbands (file order) and the gains over them.
+    freqs_all = np.concatenate([subband_freqs_hz(sb, n_chan_per_subband) for sb in range(N_SUBBANDS)])
+    sb_of_freq = np.repeat(np.arange(N_SUBBANDS), n_chan_per_subband)
+    g_all = _gains(rng, len(numbers), freqs_all, sb_of_freq) if gains else np.ones((len(numbers), 2, len(freqs_all)))
+    chan_width = SUBBAND_WIDTH_HZ / n_chan_per_subband
+    sigma = noise_sigma_jy(chan_width)
+
+    truth_chunks = []
+    for c in range(n_chunks):
+        chunk_start = t_start + c * CHUNK_DURATION_S * u.s
+        files = []
+        for sb in range(N_SUBBANDS):
+            fault_kinds = {f.kind for f in fault_list if f.chunk == c and f.subband == sb}
+            jitter = float(rng.uniform(0.0, jitter_s))
+            sub_start = chunk_start + jitter * u.s
+            stamp = _stamp(sub_start)
+            name = f"{stamp}_sb{sb:02d}.hdf5" if "badname" not in fault_kinds else f"{stamp}_subband{sb:02d}.hdf5"
+            files.append({"subband": sb, "file": name, "start": sub_start.isot, "jitter_s": jitter,
+                          "faults": sorted(fault_kinds)})
+            if "missing" in fault_kinds:
+                continue
+            times = sub_start + (np.arange(n_integrations) + 0.5) * INTEGRATION_S * u.s
+            freqs = subband_freqs_hz(sb, n_chan_per_subband)
+            sel = sb_of_freq == sb
+            vis = sky_visibilities(ant_ha, i1, i2, times, freqs, sources, dec_deg)  # (T, B, F)
+            data = np.empty((n_integrations, n_bls, len(freqs), 2), dtype=np.complex64)
+            sub_rng = np.random.default_rng([seed, c, sb])
+            for p in range(2):
+                g = g_all[:, p, sel]  # (A, F)
+                gij = np.conj(g[i1]) * g[i2]  # UVH5 convention, see docs/conventions.md
+                v = vis + np.where(auto[:, None], SEFD_JY, 0.0)[None, :, :]
+                v = v * gij[None]
+                if noise:
+                    scale = sigma * np.abs(gij)[None]
+                    nre = sub_rng.standard_normal(v.shape, dtype=np.float32)
+                    nim = sub_rng.standard_normal(v.shape, dtype=np.float32)
+                    cross_noise = scale * (nre + 1j * nim)
+                    # autos: real, sqrt(2) larger per real part (no imaginary part)
+                    v = v + np.where(auto[None, :, None], np.sqrt(2.0) * scale * nre, cross_noise)
+                data[..., p] = v
+            data = data.reshape(n_integrations * n_bls, 1, len(freqs), 2)
+            if "nan" in fault_kinds:
+                bad = sub_rng.random(data.shape[:3]) < 0.01
+                data[bad, :] = np.nan + 1j * np.nan
+            sub = SubbandFile(
+                time_jd=np.repeat(times.jd, n_bls),
+                ant1=np.tile(numbers[i1] - 1, n_integrations),
+                ant2=np.tile(numbers[i2] - 1, n_integrations),
+                uvw_m=np.tile(uvw_bl, (n_integrations, 1)),
+                freqs_hz=freqs,
+                channel_width_hz=chan_width,
+                integration_s=INTEGRATION_S,
+                visdata=data,
+                flags=np.zeros(data.shape, dtype=bool),
+                nsamples=np.ones(data.shape, dtype=np.float32),
+                antenna_numbers=stations.number - 1,
+                antenna_names=stations.name,
+                antenna_positions_m=stations.itrf_m - site_xyz,
+                pointing_dec_rad=np.radians(dec_deg),
+                n_times=n_integrations,
+                n_bls=n_bls,
+                history=f"contimg.sim seed={seed} chunk={c} subband={sb}",
+            )
+            path = write_subband(out_dir / name, sub)
+            apply_after_write(path, fault_kinds, sub_rng)
+        truth_chunks.append({"index": c, "start": chunk_start.isot, "start_mjd": chunk_start.mjd,
+                             "mid_mjd": (chunk_start + duration_s / 2 * u.s).mjd, "files": files})
+
+    gains_file = out_dir / "truth_gains.npz"
+    order = np.argsort(freqs_all)
+    np.savez(gains_file, antenna_numbers=numbers, freq_hz=freqs_all[order], gains=g_all[:, :, order])
+    truth = {
+        "seed": seed,
+        "pointing_dec_deg": dec_deg,
+        "n_antennas": len(numbers),
+        "station_numbers": numbers.tolist(),
+        "n_chan_per_subband": n_chan_per_subband,
+        "n_integrations": n_integrations,
+        "integration_s": INTEGRATION_S,
+        "channel_width_hz": chan_width,
+        "noise": noise,
+        "noise_sigma_jy": sigma if noise else 0.0,
+        "noise_formula": "sigma per real/imag part of a cross-correlation = SEFD / sqrt(2 * channel_width * integration)",
+        "sefd_jy": SEFD_JY,
+        "gains_injected": gains,
+        "gains_file": gains_file.name,
+        "gains_convention": "CASA: MS DATA(ant1=i, ant2=j) = g_i conj(g_j) V; array (antenna, pol X/Y, freq ascending)",
+        "sky": [s.as_dict() for s in sources],
+        "calibrator": cal_info,
+        "faults": [f.as_dict() for f in fault_list],
+        "chunks": truth_chunks,
+    }
+    tmp = out_dir / f".truth.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(truth, indent=2))
+    os.replace(tmp, out_dir / "truth.json")
+    return truth
+
