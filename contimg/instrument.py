@@ -162,5 +162,6 @@ def subband_freqs_hz(subband: int, n_chan: int = N_CHAN_PER_SUBBAND) -> np.ndarr
         raise ValueError(f"n_chan must divide the subband's 384 raw channels, got {n_chan}")
     raw_per_chan = 384 // n_chan
     first_raw = _SB00_FIRST_RAW_CHANNEL + subband * 384
-    raw_centre = first_raw + np.arange(n_chan) * raw_per_chan + (raw_per_chan - 1) / 2.0
-    return _F0_HZ - raw_centre * _RAW_CHANNEL_HZ
+    # raw channel i spans [F0 - (i+1) dnu, F0 - i dnu], so the band's edges are 1498.75 and 1311.25 MHz
+    centre = first_raw + np.arange(n_chan) * raw_per_chan + raw_per_chan / 2.0
+    return _F0_HZ - centre * _RAW_CHANNEL_HZ

@@ -219,6 +219,7 @@ def simulate(
             data = data.reshape(n_integrations * n_bls, 1, len(freqs), 2)
             if "nan" in fault_kinds:
                 bad = sub_rng.random(data.shape[:3]) < 0.01
+                bad.flat[sub_rng.integers(bad.size)] = True  # at least one, even in tiny test data
                 data[bad, :] = np.nan + 1j * np.nan
             sub = SubbandFile(
                 time_jd=np.repeat(times.jd, n_bls),

@@ -1,0 +1,188 @@
+"""The simulator writes what the correlator writes, and its physics matches independent computations."""
+
+import json
+import re
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import AltAz, EarthLocation, HADec, SkyCoord
+from astropy.time import Time
+
+from contimg.instrument import SITE, load_stations
+from contimg.sim import Source, simulate
+
+START = "2026-01-25T00:00:00"
+DEC = 55.0
+NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})_sb(\d{2})\.hdf5$")
+C = 299_792_458.0
+# Phase agreement with astropy's AltAz geometry on baselines < 500 m: the simulator neglects polar
+# motion (~0.3") in its ITRF->hour-angle rotation: 2 pi * 500 m / 0.2 m * 1.5e-6 rad ~ 0.02 rad.
+PHASE_TOL_RAD = 0.03
+SHORT_BASELINE_M = 500.0
+
+
+def read(path):
+    from pyuvdata import UVData
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uv = UVData.from_file(str(path), file_type="uvh5", run_check=False)
+    uv.uvw_array = uv.uvw_array.astype(np.float64)
+    return uv
+
+
+@pytest.fixture(scope="module")
+def small_chunk(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    truth = simulate(out, START, n_chunks=2, n_antennas=12, n_chan_per_subband=4, n_integrations=4, seed=3)
+    return out, truth
+
+
+def test_files_are_read_by_pyuvdata_with_the_correlator_layout(small_chunk):
+    out, truth = small_chunk
+    files = sorted(out.glob("*.hdf5"))
+    assert len(files) == 32
+    stamps = {}
+    all_freqs = []
+    for path in files:
+        m = NAME.match(path.name)
+        assert m, path.name
+        uv = read(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "uvw do not match" is expected for drift-labelled files
+            uv.check()
+        sb = int(m.group(2))
+        stamps.setdefault(sb, []).append(m.group(1))
+        assert uv.telescope.name == "OVRO_MMA"
+        assert uv.telescope.Nants == 117 and uv.Nants_data == 12
+        assert uv.Nbls == 12 * 13 // 2  # autos included
+        assert np.any(uv.ant_1_array == uv.ant_2_array)
+        assert uv.Ntimes == 4 and uv.Npols == 2
+        np.testing.assert_array_equal(uv.polarization_array, [-5, -6])
+        np.testing.assert_allclose(uv.integration_time, 96 * 0.134217728, rtol=0, atol=1e-9)
+        assert np.all(np.diff(uv.freq_array) < 0), "channels descend inside a file"
+        np.testing.assert_allclose(uv.telescope.antenna_diameters, 4.65)
+        ek = uv.extra_keywords
+        assert ek["phase_center_epoch"] == "HADEC" and ek["ha_phase_center"] == 0.0
+        np.testing.assert_allclose(ek["phase_center_dec"], np.radians(DEC))
+        with h5py.File(path) as h5:
+            assert h5["Header/uvw_array"].dtype == np.float32
+            assert h5["Data/visdata"].shape == (uv.Nblts, 1, 4, 2)
+            assert h5["Data/visdata"].dtype == np.complex64
+            assert h5["Header/phase_type"][()] == b"drift"
+        all_freqs.append((sb, uv.freq_array.min(), uv.freq_array.max(), uv.channel_width[0]))
+    # sb00 highest, descending with subband; the band covers 1311.25-1498.75 MHz
+    all_freqs = sorted(set(all_freqs))
+    assert len(all_freqs) == 16
+    assert all(a[1] > b[2] for a, b in zip(all_freqs, all_freqs[1:]))
+    lo = all_freqs[-1][1] - all_freqs[-1][3] / 2
+    hi = all_freqs[0][2] + all_freqs[0][3] / 2
+    np.testing.assert_allclose([lo, hi], [1311.25e6, 1498.75e6], rtol=0, atol=1.0)
+    # each chunk's 16 subband stamps jitter by seconds
+    chunk0 = sorted(s[0] for s in stamps.values())
+    assert len(set(chunk0)) > 1
+    assert (Time(chunk0[-1]) - Time(chunk0[0])).sec <= 4
+    assert truth["chunks"][1]["start_mjd"] - truth["chunks"][0]["start_mjd"] == pytest.approx(309.237645312 / 86400)
+
+
+def _lone_source_chunk(tmp_path, source, **kw):
+    return simulate(tmp_path, START, n_chunks=1, n_antennas=10, n_chan_per_subband=4, n_integrations=3,
+                    dec_deg=DEC, sky=[source], noise=False, gains=False, seed=5, jitter_s=0.0, **kw)
+
+
+def test_source_at_the_phase_centre_gives_flux_times_beam(tmp_path):
+    t0 = Time(START) + 0.5 * 96 * 0.134217728 * u.s  # first integration's midpoint
+    # the fringe-stop centre at t0, in ICRS, computed with astropy directly
+    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg,
+                      frame=HADec(obstime=t0, location=SITE, pressure=0 * u.hPa)).icrs
+    _lone_source_chunk(tmp_path, Source(centre.ra.deg, centre.dec.deg, 2.5))
+    uv = read(next(tmp_path.glob("*_sb07.hdf5")))
+    first = uv.time_array == uv.time_array.min()
+    cross = uv.ant_1_array != uv.ant_2_array
+    v = uv.data_array[first & cross]
+    np.testing.assert_allclose(v, 2.5, rtol=0, atol=2.5e-4)  # beam is 1 on axis, phase 0
+
+
+def test_off_centre_phase_matches_astropy_geometry(tmp_path):
+    src = Source(0.0, 0.0, 1.0)
+    t_mid = Time(START) + 1.5 * 96 * 0.134217728 * u.s
+    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg, frame=HADec(obstime=t_mid, location=SITE, pressure=0 * u.hPa)).icrs
+    src = Source(centre.ra.deg + 0.6, DEC + 0.4, 1.0)
+    _lone_source_chunk(tmp_path, src)
+    uv = read(next(tmp_path.glob("*_sb03.hdf5")))
+    stations = load_stations()
+    times = Time(np.unique(uv.time_array), format="jd")
+    altaz = AltAz(obstime=times, location=SITE, pressure=0 * u.hPa)
+    s_aa = SkyCoord(ra=src.ra_deg * u.deg, dec=src.dec_deg * u.deg).transform_to(altaz)
+    p_aa = SkyCoord(ha=np.zeros(len(times)) * u.deg, dec=np.full(len(times), DEC) * u.deg,
+                    frame=HADec(obstime=times, location=SITE, pressure=0 * u.hPa)).transform_to(altaz)
+
+    def enu(aa):
+        alt, az = aa.alt.rad, aa.az.rad
+        return np.stack([np.cos(alt) * np.sin(az), np.cos(alt) * np.cos(az), np.sin(alt)], axis=-1)
+
+    ds = enu(s_aa) - enu(p_aa)  # (T, 3)
+    lat, lon = SITE.lat.rad, SITE.lon.rad
+    rot = np.array([[-np.sin(lon), np.cos(lon), 0],
+                    [-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)],
+                    [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]])
+    pos = {n - 1: rot @ EarthLocation.from_geodetic(lo * u.deg, la * u.deg, h * u.m).itrs.cartesian.xyz.to_value(u.m)
+           for n, la, lo, h in zip(stations.number, stations.lat_deg, stations.lon_deg, stations.height_m)}
+    checked = 0
+    for k in range(uv.Nblts):
+        a1, a2 = uv.ant_1_array[k], uv.ant_2_array[k]
+        b = pos[a2] - pos[a1]
+        if a1 == a2 or np.linalg.norm(b) > SHORT_BASELINE_M:
+            continue
+        ti = np.argmin(np.abs(times.jd - uv.time_array[k]))
+        expected = 2 * np.pi * uv.freq_array / C * (b @ ds[ti])
+        measured = np.angle(uv.data_array[k, :, 0])
+        diff = np.angle(np.exp(1j * (measured - expected)))
+        assert np.max(np.abs(diff)) < PHASE_TOL_RAD, (a1, a2, diff)
+        checked += 1
+    assert checked >= 6
+
+
+def test_noise_matches_the_radiometer_equation(tmp_path):
+    simulate(tmp_path, START, n_chunks=1, n_antennas=12, n_chan_per_subband=8, n_integrations=4,
+             sky=[], gains=False, seed=11)
+    width_hz = 11.71875e6 / 8
+    expected = 6500.0 / np.sqrt(2 * width_hz * 96 * 0.134217728)  # per real/imag part
+    re_parts, im_parts = [], []
+    for path in sorted(tmp_path.glob("*.hdf5")):
+        uv = read(path)
+        cross = uv.ant_1_array != uv.ant_2_array
+        re_parts.append(uv.data_array[cross].real.ravel())
+        im_parts.append(uv.data_array[cross].imag.ravel())
+    assert np.std(np.concatenate(re_parts)) == pytest.approx(expected, rel=0.05)
+    assert np.std(np.concatenate(im_parts)) == pytest.approx(expected, rel=0.05)
+
+
+def test_same_seed_same_files_and_faults_do_what_they_say(tmp_path):
+    kw = dict(n_chunks=1, n_antennas=8, n_chan_per_subband=4, n_integrations=2, seed=9)
+    simulate(tmp_path / "a", START, **kw)
+    simulate(tmp_path / "b", START, **kw)
+    for pa in sorted((tmp_path / "a").glob("*.hdf5")):
+        with h5py.File(pa) as fa, h5py.File(tmp_path / "b" / pa.name) as fb:
+            np.testing.assert_array_equal(fa["Data/visdata"][()], fb["Data/visdata"][()])
+
+    truth = simulate(tmp_path / "f", START, faults="truncate@0:3,missing@0:7,duplicate@0:2,nan@0:5,badname@0:9", **kw)
+    names = sorted(p.name for p in (tmp_path / "f").glob("*.hdf5"))
+    by_sb = {}
+    for n in names:
+        m = NAME.match(n)
+        if m:
+            by_sb.setdefault(int(m.group(2)), []).append(n)
+    assert 7 not in by_sb, "missing subband written"
+    assert len(by_sb[2]) == 2, "duplicate subband not written twice"
+    assert 9 not in by_sb and any("_subband09.hdf5" in n for n in names)
+    with pytest.raises(OSError):
+        with h5py.File(tmp_path / "f" / by_sb[3][0]) as h5:
+            h5["Data/visdata"][()]
+    uv = read(tmp_path / "f" / by_sb[5][0])
+    assert np.isnan(uv.data_array).any()
+    assert {f["kind"] for f in truth["faults"]} == {"truncate", "missing", "duplicate", "nan", "badname"}
+    assert json.loads((tmp_path / "f" / "truth.json").read_text())["faults"] == truth["faults"]
