@@ -22,6 +22,13 @@ def casa_child_env(casa_state_dir: Path, base: dict | None = None) -> dict:
     siteconfig = resources.files("contimg.data").joinpath("casasiteconfig.py")
     env["CASASITECONFIG"] = str(Path(str(siteconfig)).absolute())
     env["CONTIMG_CASA_STATE_DIR"] = str(state.absolute())
+    # python-casacore reads measures from the same casadata tables as casatools (via an aipsrc file)
+    import importlib.util
+
+    casadata = Path(importlib.util.find_spec("casadata").origin).parent / "__data__"
+    casarc = state / "casarc"
+    casarc.write_text(f"measures.directory: {casadata}\n")
+    env["CASARCFILES"] = str(casarc.absolute())
     env["MPLCONFIGDIR"] = str((state / "matplotlib").absolute())
     env["MPLBACKEND"] = "Agg"
     env.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")  # ingest files may sit on shared storage
