@@ -43,7 +43,8 @@ def open_duckdb(catalogue_path: Path) -> duckdb.DuckDBPyConnection:
         raise FileNotFoundError(f"no catalogue at {catalogue_path}")
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute(f"LOAD '{sqlite_scanner_path()}'")
-    con.execute("ATTACH ? AS cat (TYPE sqlite, READ_ONLY)", [str(catalogue_path)])
+    quoted = str(catalogue_path.absolute()).replace("'", "''")  # ATTACH takes no bound parameters
+    con.execute(f"ATTACH '{quoted}' AS cat (TYPE sqlite, READ_ONLY)")
     views = resources.files("contimg.catalogue").joinpath("views")
     if views.is_dir():
         for entry in sorted(views.iterdir(), key=lambda p: p.name):

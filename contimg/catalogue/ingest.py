@@ -1,0 +1,96 @@
+"""Writers and readers for the ingest tables (``schema/10_ingest.sql``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+
+from contimg import __version__
+from contimg.catalogue.db import transaction
+
+__all__ = ["now_iso", "record_file", "upsert_group", "get_group", "record_measurement_set", "current_ms",
+           "record_timing", "files_with_status"]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def record_file(conn: sqlite3.Connection, path: str, name: str, status: str, reason: str | None = None, *,
+                window_key: str | None = None, subband: int | None = None, size_bytes: int | None = None) -> None:
+    """Insert or update one file's row (its status and the reason)."""
+    now = now_iso()
+    with transaction(conn):
+        conn.execute(
+            """INSERT INTO subband_files (path, name, window_key, subband, size_bytes, status, reason, first_seen, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (path) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+                   size_bytes = COALESCE(excluded.size_bytes, size_bytes), updated_at = excluded.updated_at""",
+            (path, name, window_key, subband, size_bytes, status, reason, now, now),
+        )
+
+
+def files_with_status(conn: sqlite3.Connection, status: str) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT path FROM subband_files WHERE status = ?", (status,))}
+
+
+def upsert_group(conn: sqlite3.Connection, window_key: str, **fields) -> None:
+    """Create or update a group's row; lists are stored as JSON; None leaves a column unchanged."""
+    fields = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in fields.items()}
+    fields["updated_at"] = now_iso()
+    fields.setdefault("code_version", __version__)
+    cols = ", ".join(fields)
+    with transaction(conn):
+        exists = conn.execute("SELECT 1 FROM groups WHERE window_key = ?", (window_key,)).fetchone()
+        if exists:
+            sets = ", ".join(f"{k} = COALESCE(?, {k})" for k in fields)
+            conn.execute(f"UPDATE groups SET {sets} WHERE window_key = ?", (*fields.values(), window_key))
+        else:
+            fields.setdefault("start_utc", window_key)
+            fields.setdefault("state", "requested")
+            cols = ", ".join(fields)
+            marks = ", ".join("?" for _ in fields)
+            conn.execute(f"INSERT INTO groups (window_key, {cols}) VALUES (?, {marks})", (window_key, *fields.values()))
+
+
+def get_group(conn: sqlite3.Connection, window_key: str) -> dict | None:
+    row = conn.execute("SELECT * FROM groups WHERE window_key = ?", (window_key,)).fetchone()
+    if row is None:
+        return None
+    out = dict(row)
+    for key in ("missing_subbands", "files"):
+        out[key] = json.loads(out[key]) if out[key] else []
+    return out
+
+
+def record_measurement_set(conn: sqlite3.Connection, window_key: str, metrics: dict, *, size_bytes: int,
+                           run_id: str | None) -> None:
+    """Add the MS made for a window; an earlier version of the same window becomes 'superseded'."""
+    with transaction(conn):
+        conn.execute("UPDATE measurement_sets SET status = 'superseded' WHERE window_key = ? AND status = 'current'",
+                     (window_key,))
+        conn.execute(
+            """INSERT INTO measurement_sets (window_key, path, status, n_rows, n_subbands, missing_subbands, start_mjd,
+                   mid_mjd, end_mjd, phase_center_ra_deg, phase_center_dec_deg, pointing_dec_deg, flagged_fraction,
+                   checks, size_bytes, run_id, created_at, code_version)
+               VALUES (?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (window_key, metrics["ms_path"], metrics["n_rows"], metrics["n_subbands_present"],
+             json.dumps(metrics["missing_subbands"]), metrics["start_mjd"], metrics["mid_mjd"], metrics["end_mjd"],
+             metrics["phase_center_ra_deg"], metrics["phase_center_dec_deg"], metrics["pointing_dec_deg"],
+             metrics["flagged_fraction"], json.dumps(metrics["checks"]), size_bytes, run_id, now_iso(),
+             metrics.get("code_version", __version__)),
+        )
+
+
+def current_ms(conn: sqlite3.Connection, window_key: str) -> dict | None:
+    row = conn.execute("SELECT * FROM measurement_sets WHERE window_key = ? AND status = 'current'",
+                       (window_key,)).fetchone()
+    return dict(row) if row else None
+
+
+def record_timing(conn: sqlite3.Connection, window_key: str, stage: str, seconds: float, *, detail: dict | None = None,
+                  run_id: str | None = None) -> None:
+    with transaction(conn):
+        conn.execute("INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (window_key, stage, seconds, json.dumps(detail) if detail else None, run_id, now_iso()))

@@ -1,0 +1,26 @@
+"""The one Definitions object of the platform (loaded by workspace.yaml)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from contimg_assets.measurement_set import measurement_set
+from contimg_assets.partitions import FIVE_MIN
+from contimg_assets.subband_group import subband_group
+from contimg_resources import CasaRunner, Catalogue, StorageLayout
+from schedules import SCHEDULES
+from sensors import build_ingest_sensor
+
+CHUNK_ASSETS = [subband_group, measurement_set]
+
+# One run per 5-minute window carries the whole chain of that window (launching a run costs seconds).
+chunk_job = define_asset_job("chunk_job", selection=AssetSelection.assets(*CHUNK_ASSETS), partitions_def=FIVE_MIN,
+                             description="Everything for one 5-minute chunk, in one run.")
+
+defs = Definitions(
+    assets=CHUNK_ASSETS,
+    jobs=[chunk_job],
+    sensors=[build_ingest_sensor(chunk_job)],
+    schedules=SCHEDULES,
+    resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
+)

@@ -1,0 +1,3 @@
+"""Schedules: the nightly mosaic and housekeeping."""
+
+SCHEDULES: list = []

@@ -1,0 +1,47 @@
+"""ingest_sensor: notices complete, stable chunks in the ingest folder and requests one run each.
+
+The work is in ``contimg.ingest.scan_tick`` (a bounded scan: files already in the catalogue are
+not even stat'ed); this only turns its result into run requests, a cursor and a skip reason.
+"""
+
+
+import json
+import os
+import shutil
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from contimg.grouping import utcnow
+from contimg.ingest import IngestSettings, scan_tick
+
+
+def build_ingest_sensor(job, *, minimum_interval_seconds: int | None = None):
+    interval = minimum_interval_seconds or int(os.environ.get("CONTIMG_SENSOR_INTERVAL_S", 30))
+
+    @sensor(job=job, minimum_interval_seconds=interval, default_status=DefaultSensorStatus.RUNNING,
+            required_resource_keys={"storage", "catalogue"},
+            description="Requests one run per complete and stable chunk of subband files in the ingest folder.")
+    def ingest_sensor(context: SensorEvaluationContext):
+        layout = context.resources.storage.layout()
+        settings = IngestSettings.from_env()
+        free_gb = min(shutil.disk_usage(d).free for d in (layout.products, layout.scratch)) / 1e9
+        if free_gb < settings.min_free_gb:
+            return SkipReason(f"holding new runs: {free_gb:.1f} GB free on the products/scratch disks, "
+                              f"below CONTIMG_MIN_FREE_GB={settings.min_free_gb:g}")
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        conn = context.resources.catalogue.connect()
+        try:
+            tick = scan_tick(layout.ingest, conn, cursor, utcnow(), settings)
+        finally:
+            conn.close()
+        requests = [RunRequest(run_key=r.run_key, partition_key=r.window,
+                               tags={"contimg/window": r.window, "contimg/n_files": str(len(r.files))})
+                    for r in tick.requests]
+        if not requests:
+            waiting = "; ".join(f"{k}: {v}" for k, v in list(tick.waiting.items())[:3])
+            return SensorResult(skip_reason=SkipReason(
+                f"scanned {tick.scanned} entries; nothing ready" + (f" ({waiting})" if waiting else "")),
+                cursor=json.dumps(tick.cursor))
+        return SensorResult(run_requests=requests, cursor=json.dumps(tick.cursor))
+
+    return ingest_sensor
