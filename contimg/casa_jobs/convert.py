@@ -241,6 +241,7 @@ def convert_chunk(files, out: Path, scratch: Path | None = None) -> dict:
                 n_flagged += int(np.count_nonzero(flags))
                 n_vis += flags.size
                 del vis, data, flags, wspec, rot, phase
+            ms.putkeyword("CONTIMG_POINTING_DEC_DEG", float(plan.pointing_dec_deg))  # read by the imaging job
         finally:
             ms.close()
         ts = time.perf_counter()

@@ -1,0 +1,70 @@
+"""Quick-image settings and the rules that derive cell, size and noise from the data (pure).
+
+All settings live in :class:`ImagingConfig` with documented defaults; ``from_json`` lets the
+asset or the CLI override any of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from contimg.beam import C_M_S, fwhm_rad
+from contimg.instrument import SEFD_JY
+
+__all__ = ["ImagingConfig", "cell_arcsec", "image_size_px", "expected_image_noise_jy"]
+
+
+@dataclass(frozen=True)
+class ImagingConfig:
+    imager: str = "wsclean"  # "wsclean" (fast default) or "tclean" (CASA reference)
+    weighting: str = "briggs"  # "briggs" or "natural"
+    robust: float = 0.0
+    pixels_per_beam: float = 4.0  # cell = resolution / this: samples the beam's minor axis with >= 3 pixels
+    field_fwhm: float = 1.3  # image side = this x primary-beam FWHM at the lowest frequency
+    max_size_px: int = 4096
+    min_size_px: int = 256
+    niter: int = 1000
+    threshold_sigma: float = 3.0  # clean down to this many times the noise (WSClean -auto-threshold)
+    mgain: float = 0.8
+    pb_limit: float = 0.1  # primary-beam-corrected pixels below this beam response are blanked
+    pb_time_samples: int = 12  # samples of the drift averaged for the chunk's effective beam
+    threads: int = 2
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "ImagingConfig":
+        return replace(cls(), **json.loads(text)) if text else cls()
+
+
+def cell_arcsec(max_baseline_m: float, max_freq_hz: float, pixels_per_beam: float = 4.0) -> float:
+    """Cell size sampling the finest resolution (lambda_min / B_max) with ``pixels_per_beam`` pixels."""
+    if max_baseline_m <= 0:
+        raise ValueError(f"max_baseline_m must be positive, got {max_baseline_m}")
+    resolution_rad = C_M_S / max_freq_hz / max_baseline_m
+    return float(np.degrees(resolution_rad) * 3600.0 / pixels_per_beam)
+
+
+def image_size_px(cell: float, min_freq_hz: float, config: ImagingConfig = ImagingConfig()) -> int:
+    """Even image side (pixels) covering ``field_fwhm`` primary-beam FWHMs, within the configured bounds."""
+    side_arcsec = config.field_fwhm * np.degrees(fwhm_rad(min_freq_hz)) * 3600.0
+    n = int(np.ceil(side_arcsec / cell / 2.0) * 2)
+    return int(np.clip(n, config.min_size_px, config.max_size_px))
+
+
+def expected_image_noise_jy(n_unflagged_cross_vis: int, channel_width_hz: float, integration_s: float,
+                            sefd_jy: float = SEFD_JY) -> float:
+    """Radiometer noise of a naturally weighted Stokes I image.
+
+    Each unflagged cross-correlation visibility (one polarisation, one channel, one integration)
+    has sigma = SEFD / sqrt(2 dnu tau) per real part; Stokes I averages XX and YY, and an image
+    pixel averages the real parts of all of them: sigma_I = sigma_vis / sqrt(N_vis).
+    """
+    if n_unflagged_cross_vis <= 0:
+        raise ValueError("no unflagged visibilities")
+    sigma_vis = sefd_jy / np.sqrt(2.0 * channel_width_hz * integration_s)
+    return float(sigma_vis / np.sqrt(n_unflagged_cross_vis))
