@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from contimg_assets.image import image
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
 from contimg_assets.subband_group import subband_group
@@ -11,7 +12,7 @@ from contimg_resources import CasaRunner, Catalogue, StorageLayout
 from schedules import SCHEDULES
 from sensors import build_ingest_sensor
 
-CHUNK_ASSETS = [subband_group, measurement_set]
+CHUNK_ASSETS = [subband_group, measurement_set, image]
 
 # One run per 5-minute window carries the whole chain of that window (launching a run costs seconds).
 chunk_job = define_asset_job("chunk_job", selection=AssetSelection.assets(*CHUNK_ASSETS), partitions_def=FIVE_MIN,

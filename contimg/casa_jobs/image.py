@@ -87,7 +87,9 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
     proc = subprocess.run(argv + [ms_path], capture_output=True, text=True)
     if proc.returncode != 0:
         raise ImagingError(f"wsclean failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-1500:]}")
-    return {"image": Path(f"{prefix}-image.fits"), "residual": Path(f"{prefix}-residual.fits"), "casa_image": None}
+    residual = Path(f"{prefix}-residual.fits")  # absent when niter is 0: the image is then the residual
+    return {"image": Path(f"{prefix}-image.fits"), "residual": residual if residual.exists() else Path(f"{prefix}-image.fits"),
+            "casa_image": None}
 
 
 def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,

@@ -1,0 +1,104 @@
+"""image: the chunk's quick continuum image, calibrated with the registry's active tables (a CASA child job)."""
+
+import base64
+import os
+from pathlib import Path
+
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
+                     MaterializeResult, MetadataValue, asset)
+
+from contimg import __version__
+from contimg.catalogue.images import record_image, record_image_failure
+from contimg.catalogue.ingest import current_ms, upsert_group
+from contimg.imaging import ImagingConfig
+from contimg.settings import window_slug
+from contimg_assets.measurement_set import measurement_set
+from contimg_assets.partitions import FIVE_MIN
+from contimg_resources import CasaRunner, Catalogue, StorageLayout
+
+# An image whose rms exceeds the radiometer expectation (natural weighting) by this factor fails QA:
+# Briggs 0 weighting alone raises the noise by ~1.4 (measured on simulated chunks), calibration errors more.
+RMS_FACTOR_LIMIT = 3.0
+
+
+def active_caltables(conn, mid_mjd: float):
+    """(set name, window, [tables in apply order]) valid at ``mid_mjd``, or None (see contimg.registry)."""
+    try:
+        from contimg.registry import active_set
+    except ImportError:
+        return None
+    return active_set(conn, mid_mjd)
+
+
+def _thumbnail_md(png: str) -> str:
+    data = base64.b64encode(Path(png).read_bytes()).decode()
+    return f"![thumbnail](data:image/png;base64,{data})"
+
+
+@asset(partitions_def=FIVE_MIN, deps=[measurement_set], pool="casa", group_name="stream", code_version=__version__,
+       kinds={"wsclean", "fits"},
+       check_specs=[AssetCheckSpec("image_quality", asset="image", blocking=True,
+                                   description="rms near the radiometer noise, and calibrated with valid tables")],
+       description="Quick continuum image (Stokes I) with QA, primary-beam correction and FITS products.")
+def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue, casa: CasaRunner) -> MaterializeResult:
+    window = context.partition_key
+    layout = storage.layout()
+    slug = window_slug(window)
+    cfg = ImagingConfig.from_json(os.environ.get("CONTIMG_IMAGING_CONFIG"))
+    allow_uncal = os.environ.get("CONTIMG_ALLOW_UNCALIBRATED", "0") == "1"
+    conn = catalogue.connect()
+    try:
+        ms = current_ms(conn, window)
+        if ms is None:
+            raise Failure(description=f"no Measurement Set for window {window}: materialize measurement_set first")
+        cal = active_caltables(conn, ms["mid_mjd"])
+        if cal is None and not allow_uncal:
+            reason = (f"no valid calibration tables at MJD {ms['mid_mjd']:.5f} for window {window}; "
+                      "set CONTIMG_ALLOW_UNCALIBRATED=1 to image uncalibrated")
+            record_image_failure(conn, window, ms["path"], reason, context.run_id)
+            upsert_group(conn, window, state="failed", error=reason)
+            raise Failure(description=reason, allow_retries=False)
+        args = [ms["path"], "--out", layout.image_prefix(window), "--window", window, "--config", cfg.to_json()]
+        if cal is not None:
+            args += ["--calset", cal["set_name"]]
+            for t in cal["tables"]:
+                args += ["--caltable", t]
+        try:
+            m = casa.run(context, "image", args, log_name=f"image-{slug}", report_path=layout.scratch / f"image-{slug}.json",
+                         layout=layout)
+        except Failure as err:
+            reason = err.description.splitlines()[0]
+            record_image_failure(conn, window, ms["path"], f"imaging: {reason}", context.run_id)
+            upsert_group(conn, window, state="failed", error=f"imaging: {reason}")
+            raise
+        rms_ok = m["rms_jy"] <= RMS_FACTOR_LIMIT * m["expected_rms_jy"]
+        cal_ok = m["calibrated"] or allow_uncal
+        problems = ([] if rms_ok else [f"rms {m['rms_jy'] * 1e3:.2f} mJy/beam > {RMS_FACTOR_LIMIT} x expected "
+                                       f"{m['expected_rms_jy'] * 1e3:.2f}"]) + ([] if m["calibrated"] else ["uncalibrated"])
+        status = "ok" if rms_ok and cal_ok else "flagged"
+        record_image(conn, window, ms["path"], m, status=status, reason="; ".join(problems) or None, run_id=context.run_id)
+        upsert_group(conn, window, state="imaged", error="")
+    finally:
+        conn.close()
+    summary = (f"**{window}** {m['imager']}, {'calibrated with ' + str(m['calset']) if m['calibrated'] else 'NOT calibrated'}"
+               f"; rms {m['rms_jy'] * 1e3:.2f} mJy/beam (radiometer {m['expected_rms_jy'] * 1e3:.2f}), peak "
+               f"{m['peak_jy']:.3f} Jy/beam, DR {m['dynamic_range']:.0f}, {m['n_sources_5sigma']} sources > 5 sigma, "
+               f"beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}\n\n{_thumbnail_md(m['png'])}")
+    return MaterializeResult(
+        metadata={
+            "fits": MetadataValue.path(m["image"]), "pbcor_fits": MetadataValue.path(m["pbcor"]),
+            "thumbnail": MetadataValue.path(m["png"]), "summary": MetadataValue.md(summary),
+            "imager": m["imager"], "calibrated": bool(m["calibrated"]),
+            "calset": m.get("calset") or "NONE", "caltables": MetadataValue.json(m.get("caltables", [])),
+            "rms_jy": float(m["rms_jy"]), "expected_rms_jy": float(m["expected_rms_jy"]), "peak_jy": float(m["peak_jy"]),
+            "dynamic_range": float(m["dynamic_range"]), "n_sources_5sigma": int(m["n_sources_5sigma"]),
+            "bmaj_arcsec": float(m["bmaj_arcsec"]), "bmin_arcsec": float(m["bmin_arcsec"]), "bpa_deg": float(m["bpa_deg"]),
+            "flagged_fraction": float(m["flagged_fraction"]), "timings_s": MetadataValue.json(m["timings_s"]),
+            "warnings": MetadataValue.json(m["warnings"]), "log": MetadataValue.path(m["log_path"]),
+            "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
+        },
+        check_results=[AssetCheckResult(check_name="image_quality", passed=rms_ok and cal_ok,
+                                        severity=AssetCheckSeverity.ERROR,
+                                        metadata={"problems": MetadataValue.json(problems),
+                                                  "rms_over_expected": float(m["rms_jy"] / m["expected_rms_jy"])})],
+    )
