@@ -1,0 +1,131 @@
+"""Free-disk guard: hold new runs back while the products or scratch file system is nearly full.
+
+The decision is a pure function of the free space; the ingest sensor turns a hold into a
+``SkipReason`` carrying :attr:`GuardDecision.reason`. Changes of decision are recorded in the
+catalogue (``disk_guard_events``) so that ``contimg status`` and SQL show when and why runs were held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from contimg.catalogue.db import transaction
+from contimg.catalogue.ingest import now_iso
+
+__all__ = ["GuardDecision", "DEFAULT_MIN_FREE_GB", "min_free_gb_from_env", "free_space_gb", "check_free_space",
+           "record_guard_event", "last_guard_event"]
+
+# 288 MS a day at 2-5 GB each is ~1 TB/day; 20 GB is a few chunks' worth of headroom (MS + image + scratch).
+DEFAULT_MIN_FREE_GB = 20.0
+BYTES_PER_GB = 1e9
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """The guard's verdict: ``hold`` new runs or not, why, and the free space seen per path (GB)."""
+
+    hold: bool
+    reason: str
+    free_gb: dict = field(default_factory=dict)
+
+    @property
+    def decision(self) -> str:
+        return "hold" if self.hold else "ok"
+
+
+def min_free_gb_from_env(environ: dict | None = None) -> float:
+    """``CONTIMG_MIN_FREE_GB`` (default :data:`DEFAULT_MIN_FREE_GB`).
+
+    Raises
+    ------
+    ValueError
+        If the setting is not a non-negative number.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("CONTIMG_MIN_FREE_GB", str(DEFAULT_MIN_FREE_GB))
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise ValueError(f"CONTIMG_MIN_FREE_GB={raw!r} is not a number of GB") from err
+    if value < 0:
+        raise ValueError(f"CONTIMG_MIN_FREE_GB={raw!r} must be >= 0")
+    return value
+
+
+def free_space_gb(paths: Iterable[Path], *, usage: Callable = shutil.disk_usage) -> dict:
+    """Free space (GB, available to this user) of the file system holding each path.
+
+    A path that does not exist yet is measured at its nearest existing parent.
+    """
+    out = {}
+    for p in paths:
+        probe = Path(p).absolute()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        out[str(p)] = usage(probe).free / BYTES_PER_GB
+    return out
+
+
+def check_free_space(paths: Iterable[Path], min_free_gb: float, *,
+                     usage: Callable = shutil.disk_usage) -> GuardDecision:
+    """Hold when any of ``paths`` has less than ``min_free_gb`` GB free.
+
+    Parameters
+    ----------
+    paths
+        The products and scratch directories (any path on each file system).
+    min_free_gb
+        Threshold in GB (``CONTIMG_MIN_FREE_GB``); a threshold above the real free space simulates a full disk.
+    usage
+        ``shutil.disk_usage``-like callable (returns an object with ``.free`` in bytes).
+
+    Returns
+    -------
+    GuardDecision
+        ``hold`` with a reason naming the fullest path, or ok.
+    """
+    if min_free_gb < 0:
+        raise ValueError(f"min_free_gb={min_free_gb} must be >= 0")
+    free = free_space_gb(paths, usage=usage)
+    if not free:
+        raise ValueError("check_free_space needs at least one path")
+    low = {p: gb for p, gb in free.items() if gb < min_free_gb}
+    if low:
+        worst = min(low, key=low.get)
+        reason = (f"holding new runs: {low[worst]:.1f} GB free on {worst}, below CONTIMG_MIN_FREE_GB="
+                  f"{min_free_gb:g}" + (f" (and {len(low) - 1} more path(s))" if len(low) > 1 else ""))
+        return GuardDecision(True, reason, free)
+    worst = min(free, key=free.get)
+    return GuardDecision(False, f"ok: at least {free[worst]:.1f} GB free (minimum {min_free_gb:g} GB)", free)
+
+
+def last_guard_event(conn: sqlite3.Connection) -> dict | None:
+    """The most recent ``disk_guard_events`` row, or None."""
+    row = conn.execute("SELECT * FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()
+    return dict(row) if row else None
+
+
+def record_guard_event(conn: sqlite3.Connection, decision: GuardDecision, min_free_gb: float, *,
+                       only_on_change: bool = True) -> bool:
+    """Record the decision in ``disk_guard_events``; by default only when it differs from the last one.
+
+    Returns
+    -------
+    bool
+        True when a row was written.
+    """
+    with transaction(conn):
+        last = conn.execute("SELECT decision FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()
+        if only_on_change and (last[0] if last else "ok") == decision.decision:
+            return False  # no row for the first "ok": nothing has been held yet
+        conn.execute("INSERT INTO disk_guard_events (decision, reason, free_gb, min_free_gb, created_at) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     (decision.decision, decision.reason, json.dumps({k: round(v, 3) for k, v in decision.free_gb.items()}),
+                      min_free_gb, now_iso()))
+    return True

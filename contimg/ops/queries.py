@@ -1,0 +1,211 @@
+"""DuckDB queries behind ``contimg status|products|qa``: read-only, over the attached catalogue ``cat``.
+
+Time ranges are on window keys (``YYYY-MM-DDTHH:MM``, UTC), which sort as text: a range is
+``since <= window_key < until``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from contimg.catalogue.duck import open_duckdb
+
+__all__ = ["open_catalogue", "parse_utc", "window_key_of", "resolve_range", "table_exists", "columns_of",
+           "fetch_dicts", "groups_by_state", "backlog", "last_image", "active_calibration", "recent_failures",
+           "products", "qa_rows", "last_guard_event", "PRODUCT_TYPES", "IN_FLIGHT_STATES"]
+
+PRODUCT_TYPES = ("ms", "caltable", "image", "mosaic")
+IN_FLIGHT_STATES = ("requested", "grouped", "converted", "calibrated")
+DEFAULT_SPAN = timedelta(hours=24)
+
+
+def open_catalogue(path: Path):
+    """DuckDB over the catalogue at ``path`` (views made).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no catalogue at ``path``; the message says which settings locate it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no catalogue at {path}: nothing processed yet, or set CONTIMG_ROOT / "
+                                f"CONTIMG_STATE_DIR to the platform's state directory")
+    return open_duckdb(path)
+
+
+def parse_utc(text: str) -> datetime:
+    """``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM[:SS]`` (UTC unless an offset is given) -> aware datetime.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not such a time.
+    """
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ValueError(f"bad time {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from err
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def window_key_of(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
+
+
+def fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def table_exists(con, name: str) -> bool:
+    """Whether the attached catalogue has table ``name`` (schemas land stage by stage)."""
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'cat' AND table_name = ?",
+                       [name]).fetchone()[0] > 0
+
+
+def columns_of(con, name: str) -> list[str]:
+    return [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'cat' "
+                                      "AND table_name = ? ORDER BY column_index", [name]).fetchall()]
+
+
+def resolve_range(con, since: str | None, until: str | None) -> tuple[str, str]:
+    """The window-key range ``[since, until)``; by default the last 24 h of data (ending after the newest window).
+
+    Raises
+    ------
+    ValueError
+        If a time does not parse or ``since`` is not before ``until``.
+    """
+    until_dt = parse_utc(until) if until else None
+    since_dt = parse_utc(since) if since else None
+    if until_dt is None:
+        if since_dt is not None:
+            until_dt = since_dt + DEFAULT_SPAN
+        else:
+            newest = con.execute("SELECT max(w) FROM (SELECT max(window_key) AS w FROM cat.groups "
+                                 "UNION ALL SELECT max(window_key) FROM cat.images)").fetchone()[0]
+            until_dt = (parse_utc(newest) + timedelta(minutes=5)) if newest else datetime.now(timezone.utc)
+    if since_dt is None:
+        since_dt = until_dt - DEFAULT_SPAN
+    if since_dt >= until_dt:
+        raise ValueError(f"bad range: --since {window_key_of(since_dt)} is not before --until {window_key_of(until_dt)}")
+    return window_key_of(since_dt), window_key_of(until_dt)
+
+
+def groups_by_state(con, since: str, until: str) -> dict:
+    rows = con.execute("SELECT state, count(*) FROM cat.groups WHERE window_key >= ? AND window_key < ? "
+                       "GROUP BY state ORDER BY state", [since, until]).fetchall()
+    return {state: n for state, n in rows}
+
+
+def backlog(con) -> dict:
+    """Chunks not yet finished (all time): count per in-flight state and the oldest window."""
+    marks = ", ".join("?" for _ in IN_FLIGHT_STATES)
+    rows = con.execute(f"SELECT state, count(*), min(window_key) FROM cat.groups WHERE state IN ({marks}) "
+                       "GROUP BY state", list(IN_FLIGHT_STATES)).fetchall()
+    return {"n_chunks": sum(r[1] for r in rows), "by_state": {r[0]: r[1] for r in rows},
+            "oldest_window": min((r[2] for r in rows), default=None)}
+
+
+def last_image(con) -> dict | None:
+    rows = fetch_dicts(con, "SELECT window_key, status, rms_jy, dynamic_range, n_sources, image_path, created_at "
+                            "FROM cat.images WHERE status IN ('ok', 'flagged') ORDER BY window_key DESC, id DESC LIMIT 1")
+    return rows[0] if rows else None
+
+
+def active_calibration(con, now: datetime | None = None) -> dict | None:
+    """The newest usable calibration set and its age, or None (also when calibration is not in the catalogue)."""
+    if not table_exists(con, "caltable_sets"):
+        return None
+    cols = columns_of(con, "caltable_sets")
+    where = ""
+    if "status" in cols:
+        where = "WHERE status IN ('ok', 'active', 'current', 'valid')"
+    order = "created_at" if "created_at" in cols else ("window_key" if "window_key" in cols else "rowid")
+    rows = fetch_dicts(con, f"SELECT * FROM cat.caltable_sets {where} ORDER BY {order} DESC LIMIT 1")
+    if not rows:
+        return None
+    row = rows[0]
+    now = now or datetime.now(timezone.utc)
+    stamp = row.get("created_at") or row.get("window_key")
+    if stamp:
+        try:
+            row["age_h"] = round((now - parse_utc(str(stamp))).total_seconds() / 3600, 2)
+        except ValueError:
+            row["age_h"] = None
+    return row
+
+
+def recent_failures(con, since: str, until: str, limit: int = 10) -> list[dict]:
+    return fetch_dicts(con, "SELECT kind, window_key, path, reason, at_utc FROM recent_failures "
+                            "WHERE window_key >= ? AND window_key < ? LIMIT ?", [since, until, limit])
+
+
+def _path_column(cols: list[str]) -> str | None:
+    for c in ("path", "table_path", "fits_path", "image_path", "dir", "directory"):
+        if c in cols:
+            return c
+    return None
+
+
+def products(con, date: str | None = None, product_type: str | None = None) -> list[dict]:
+    """Current products (type, date, window, path, status, size) for a UTC date and/or a type.
+
+    Raises
+    ------
+    ValueError
+        If ``product_type`` is not one of :data:`PRODUCT_TYPES` or ``date`` is not ``YYYY-MM-DD``.
+    """
+    if product_type is not None and product_type not in PRODUCT_TYPES:
+        raise ValueError(f"unknown product type {product_type!r}: choose from {', '.join(PRODUCT_TYPES)}")
+    if date is not None:
+        parse_utc(date)
+        date = date[:10]
+    parts, params = [], []
+    parts.append("SELECT type, date, window_key, path, status, size_bytes, created_at FROM products")
+    # Calibration tables and mosaics come from their own stages' tables when those exist.
+    for table, ptype, date_expr in (("caltables", "caltable", "substr(window_key, 1, 10)"),
+                                    ("mosaics", "mosaic", "date")):
+        if not table_exists(con, table):
+            continue
+        cols = columns_of(con, table)
+        path_col = _path_column(cols)
+        if path_col is None:
+            continue
+        window_expr = "window_key" if "window_key" in cols else "NULL"
+        if date_expr == "date" and "date" not in cols:
+            date_expr = "substr(window_key, 1, 10)" if "window_key" in cols else "NULL"
+        status_expr = "status" if "status" in cols else "NULL"
+        size_expr = "size_bytes" if "size_bytes" in cols else "NULL"
+        created_expr = "created_at" if "created_at" in cols else "NULL"
+        keep = "WHERE status NOT IN ('superseded', 'deleted')" if "status" in cols else ""
+        parts.append(f"SELECT '{ptype}', CAST({date_expr} AS VARCHAR), CAST({window_expr} AS VARCHAR), {path_col}, "
+                     f"CAST({status_expr} AS VARCHAR), {size_expr}, CAST({created_expr} AS VARCHAR) FROM cat.{table} {keep}")
+    sql = "SELECT * FROM (" + " UNION ALL ".join(parts) + ") WHERE TRUE"
+    if date is not None:
+        sql += " AND date = ?"
+        params.append(date)
+    if product_type is not None:
+        sql += " AND type = ?"
+        params.append(product_type)
+    sql += " ORDER BY type, window_key, path"
+    return fetch_dicts(con, sql, params)
+
+
+QA_COLUMNS = ["window_key", "status", "rms_jy", "expected_rms_jy", "rms_ratio", "peak_jy", "dynamic_range",
+              "n_sources", "bmaj_arcsec", "bmin_arcsec", "bpa_deg", "flagged_fraction", "calset", "image_path"]
+
+
+def qa_rows(con, since: str, until: str) -> list[dict]:
+    cols = ", ".join(QA_COLUMNS)
+    return fetch_dicts(con, f"SELECT {cols} FROM qa_trends WHERE window_key >= ? AND window_key < ? "
+                            "ORDER BY window_key", [since, until])
+
+
+def last_guard_event(con) -> dict | None:
+    rows = fetch_dicts(con, "SELECT decision, reason, free_gb, min_free_gb, created_at FROM cat.disk_guard_events "
+                            "ORDER BY id DESC LIMIT 1")
+    return rows[0] if rows else None
