@@ -1,0 +1,228 @@
+"""The operator commands on a catalogue filled by real materializations of the chunk assets.
+
+Two simulated chunks go through subband_group -> measurement_set -> image: the first is imaged
+(uncalibrated imaging allowed), the second fails at imaging for want of calibration tables, a real
+failure with a reason. The commands' output is checked against the catalogue read with sqlite3, the
+Dagster event log and the file system.
+"""
+
+import csv
+import io
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, RunsFilter, materialize
+
+from contimg.cli import main
+from contimg.settings import Layout
+from contimg.sim import simulate
+
+WIN_A, WIN_B = "2026-01-25T00:00", "2026-01-25T00:05"
+SMALL_IMAGING = json.dumps({"max_size_px": 256, "min_size_px": 256, "niter": 50, "pb_time_samples": 2})
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    """Layout and Dagster instance after materializing both chunks (shared by the tests of this module)."""
+    root = tmp_path_factory.mktemp("ops") / "contimg"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONTIMG_ROOT", str(root))
+        for var in ("CONTIMG_INGEST_DIR", "CONTIMG_PRODUCTS_DIR", "CONTIMG_SCRATCH_DIR", "CONTIMG_STATE_DIR"):
+            mp.delenv(var, raising=False)
+        mp.setenv("CONTIMG_IMAGING_CONFIG", SMALL_IMAGING)
+        layout = Layout.from_env().ensure()
+        sim = root.parent / "sim"
+        simulate(sim, "2026-01-25T00:00:00", n_chunks=2, n_antennas=8, n_chan_per_subband=4, n_integrations=3,
+                 seed=11)
+        for f in sim.glob("*.hdf5"):
+            shutil.copyfile(f, layout.ingest / f.name)
+
+        from contimg_assets.definitions import defs
+        from contimg_assets.image import image
+        from contimg_assets.measurement_set import measurement_set
+        from contimg_assets.subband_group import subband_group
+
+        instance = DagsterInstance.ephemeral()
+        for w in (WIN_A, WIN_B):
+            assert materialize([subband_group, measurement_set], partition_key=w, instance=instance,
+                               resources=defs.resources).success
+        mp.setenv("CONTIMG_ALLOW_UNCALIBRATED", "1")
+        assert materialize([image], partition_key=WIN_A, instance=instance, resources=defs.resources).success
+        mp.delenv("CONTIMG_ALLOW_UNCALIBRATED")
+        failed = materialize([image], partition_key=WIN_B, instance=instance, resources=defs.resources,
+                             raise_on_error=False)
+        assert not failed.success
+        yield {"layout": layout, "instance": instance, "env": dict(os.environ)}
+
+
+@pytest.fixture
+def env(stream, monkeypatch):
+    for k in ("CONTIMG_ROOT", "CONTIMG_IMAGING_CONFIG"):
+        monkeypatch.setenv(k, stream["env"][k])
+    for var in ("CONTIMG_INGEST_DIR", "CONTIMG_PRODUCTS_DIR", "CONTIMG_SCRATCH_DIR", "CONTIMG_STATE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return stream
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def sql(layout, query, *params):
+    con = sqlite3.connect(layout.catalogue)
+    try:
+        return con.execute(query, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_status_json_matches_catalogue_and_disk(env, capsys):
+    layout = env["layout"]
+    code, out, _ = run_cli(capsys, "status", "--json")
+    assert code == 0
+    info = json.loads(out)
+    # default range: the 24 h ending just after the newest chunk
+    assert info["range"] == {"since": "2026-01-24T00:10", "until": "2026-01-25T00:10"}
+    expected = dict(sql(layout, "SELECT state, count(*) FROM groups GROUP BY state"))
+    assert info["groups_by_state"] == expected == {"imaged": 1, "failed": 1}
+    assert info["backlog"]["n_chunks"] == 0
+    assert info["last_image"]["window_key"] == WIN_A and info["last_image"]["status"] == "ok"
+    event = env["instance"].get_latest_materialization_event(AssetKey("image"))
+    assert info["last_image"]["rms_jy"] == pytest.approx(event.asset_materialization.metadata["rms_jy"].value,
+                                                         rel=1e-12)
+    fails = {(f["kind"], f["window_key"]): f["reason"] for f in info["recent_failures"]}
+    assert "no valid calibration tables" in fails[("group", WIN_B)]
+    assert "no valid calibration tables" in fails[("image", WIN_B)]
+    st = os.statvfs(layout.products)
+    assert info["free_disk_gb"][str(layout.products)] == pytest.approx(st.f_bavail * st.f_frsize / 1e9, abs=0.5)
+    assert info["disk_guard"]["hold"] is False
+
+
+def test_status_text_and_range(env, capsys):
+    code, out, _ = run_cli(capsys, "status")
+    assert code == 0
+    assert "imaged" in out and "failed" in out and WIN_A in out and "free disk" in out
+    code, out, _ = run_cli(capsys, "status", "--json", "--since", "2026-01-25T00:05", "--until", "2026-01-25T01:00")
+    assert json.loads(out)["groups_by_state"] == {"failed": 1}
+    code, out, _ = run_cli(capsys, "status", "--json", "--since", "2026-01-26")
+    assert json.loads(out)["groups_by_state"] == {} and json.loads(out)["recent_failures"] == []
+
+
+def test_products_by_type_and_date(env, capsys):
+    layout = env["layout"]
+    code, out, _ = run_cli(capsys, "products", "--json", "--type", "ms")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["path"] for r in rows] == [str(layout.ms_path(WIN_A)), str(layout.ms_path(WIN_B))]
+    assert all(Path(r["path"]).is_dir() for r in rows)
+    sizes = {r["window_key"]: r["size_bytes"] for r in rows}
+    on_disk = sum(p.stat().st_size for p in layout.ms_path(WIN_A).rglob("*") if p.is_file())
+    assert sizes[WIN_A] == on_disk
+    code, out, _ = run_cli(capsys, "products", "--json", "--type", "image", "--date", "2026-01-25")
+    images = json.loads(out)
+    assert {r["window_key"] for r in images} == {WIN_A}
+    assert {Path(r["path"]).suffix for r in images} >= {".fits", ".png"} and all(Path(r["path"]).exists()
+                                                                                 for r in images)
+    code, out, _ = run_cli(capsys, "products", "--json", "--date", "2026-01-26")
+    assert json.loads(out) == []
+    code, out, _ = run_cli(capsys, "products")
+    assert str(layout.ms_path(WIN_B)) in out
+
+
+def test_qa_csv_and_json(env, capsys):
+    event = env["instance"].get_latest_materialization_event(AssetKey("image"))
+    meta = event.asset_materialization.metadata
+    code, out, _ = run_cli(capsys, "qa", "--format", "csv", "--since", "2026-01-25", "--until", "2026-01-26")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["window_key"] for r in rows] == [WIN_A]
+    assert float(rows[0]["rms_jy"]) == pytest.approx(meta["rms_jy"].value, rel=1e-9)
+    assert float(rows[0]["dynamic_range"]) == pytest.approx(meta["dynamic_range"].value, rel=1e-9)
+    assert float(rows[0]["rms_ratio"]) == pytest.approx(meta["rms_jy"].value / meta["expected_rms_jy"].value, rel=1e-9)
+    code, out, _ = run_cli(capsys, "qa", "--json", "--since", "2026-01-25", "--until", "2026-01-26")
+    data = json.loads(out)
+    assert data["since"] == "2026-01-25T00:00" and data["images"][0]["n_sources"] == meta["n_sources_5sigma"].value
+    code, out, _ = run_cli(capsys, "qa")
+    assert code == 0 and WIN_A in out
+
+
+def test_duckdb_views_answer_common_questions(env):
+    from contimg.catalogue.duck import open_duckdb
+
+    con = open_duckdb(env["layout"].catalogue)
+    day = con.sql("SELECT n_groups, n_imaged, n_failed, n_images_ok, image_coverage FROM status_per_day").fetchall()
+    assert day == [(2, 1, 1, 1, pytest.approx(1 / 288))]
+    assert con.sql("SELECT count(*) FROM qa_trends").fetchone()[0] == 1
+    kinds = {r[0] for r in con.sql("SELECT kind FROM recent_failures").fetchall()}
+    assert kinds == {"group", "image"}
+
+
+def test_error_exits(env, capsys, tmp_path, monkeypatch):
+    code, _, err = run_cli(capsys, "reprocess", "2026-01-25T00:03")
+    assert code == 1 and "unknown window '2026-01-25T00:03'" in err
+    code, _, err = run_cli(capsys, "reprocess", "2026-01-25T03:00")   # a valid window with no chunk
+    assert code == 1 and "no chunk recorded in the catalogue" in err
+    code, _, err = run_cli(capsys, "reprocess", f"{WIN_B}..{WIN_A}")
+    assert code == 1 and "start is after end" in err
+    code, _, err = run_cli(capsys, "status", "--since", "2026-01-25T01:00", "--until", "2026-01-25T00:00")
+    assert code == 1 and "bad range" in err
+    code, _, err = run_cli(capsys, "qa", "--since", "yesterday")
+    assert code == 1 and "bad time 'yesterday'" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["products", "--type", "visibilities"])
+    assert exc.value.code == 2
+    monkeypatch.setenv("CONTIMG_ROOT", str(tmp_path / "nothing"))
+    for cmd in (["status", "--json"], ["products"], ["qa"], ["cleanup", "--dry-run"], ["reprocess", WIN_A]):
+        code, out, err = run_cli(capsys, *cmd)
+        assert code == 1 and "no catalogue at" in err, cmd
+    assert not (tmp_path / "nothing").exists()   # a read command never creates a catalogue
+
+
+def test_reprocess_submits_a_backfill_of_queued_runs(env, capsys, tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    code, out, err = run_cli(capsys, "reprocess", f"{WIN_A}..2026-01-25T00:15", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["windows"] == [WIN_A, WIN_B]
+    assert res["skipped_no_chunk"] == ["2026-01-25T00:10", "2026-01-25T00:15"]
+    with DagsterInstance.get() as instance:
+        backfills = instance.get_backfills()
+        assert [b.backfill_id for b in backfills] == [res["backfill_id"]]
+        runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": res["backfill_id"]}))
+        # queued for the daemon (the default coordinator is the queued one), one per window, the chunk job
+        assert sorted(r.tags["dagster/partition"] for r in runs) == [WIN_A, WIN_B]
+        assert {r.job_name for r in runs} == {"chunk_job"} and {r.status.value for r in runs} == {"QUEUED"}
+        assert {r.tags["contimg/reprocess"] for r in runs} == {"cli"}
+
+
+def test_cleanup_dry_run_then_retention_on_real_products(env, capsys, monkeypatch):
+    """Runs last in this module: it deletes the imaged chunk's MS."""
+    layout = env["layout"]
+    monkeypatch.setenv("CONTIMG_MS_KEEP_DAYS", "0")
+    code, out, _ = run_cli(capsys, "cleanup", "--dry-run", "--json")
+    assert code == 0
+    plan = json.loads(out)
+    assert [(a["action"], a["window_key"]) for a in plan["actions"]] == [("delete_ms", WIN_A)]
+    kept = {a["window_key"]: a["reason"] for a in plan["kept"]}
+    assert kept == {WIN_B: "not imaged yet (no ok image)"}
+    assert layout.ms_path(WIN_A).is_dir()   # dry run changed nothing
+    assert sql(layout, "SELECT count(*) FROM housekeeping_log") == [(0,)]
+
+    code, out, _ = run_cli(capsys, "cleanup")
+    assert code == 0 and "deleted 1 item(s)" in out
+    assert not layout.ms_path(WIN_A).exists() and layout.ms_path(WIN_B).is_dir()
+    assert sql(layout, "SELECT window_key, status FROM measurement_sets WHERE status != 'superseded' ORDER BY 1") == \
+        [(WIN_A, "deleted"), (WIN_B, "current")]
+    assert sql(layout, "SELECT action, window_key, path FROM housekeeping_log") == \
+        [("delete_ms", WIN_A, str(layout.ms_path(WIN_A)))]
+    assert not list(layout.ms_path(WIN_A).parent.glob(".*deleting*"))
+    code, out, _ = run_cli(capsys, "products", "--json", "--type", "ms")
+    assert [r["window_key"] for r in json.loads(out)] == [WIN_B]
