@@ -186,3 +186,41 @@ def test_unknown_action_is_reported_not_silently_skipped(layout):
     with pytest.raises(ValueError, match="unknown housekeeping action 'explode'"):
         apply_plan(Plan(actions=[Action("explode", "why")]), conn)
     conn.close()
+
+
+def test_housekeeping_job_cleans_files_and_old_dagster_runs(layout, monkeypatch):
+    from dagster import DagsterRunStatus, asset, build_schedule_context, instance_for_test, materialize
+
+    from contimg_assets.housekeeping import housekeeping_job
+    from contimg_resources import Catalogue, StorageLayout
+    from schedules.housekeeping import housekeeping_schedule
+
+    @asset
+    def tiny():
+        return 1
+
+    old = layout.scratch / "convert-old"
+    old.mkdir()
+    t = datetime.now(timezone.utc).timestamp() - 3 * DAY_S
+    os.utime(old, (t, t))
+    monkeypatch.setenv("CONTIMG_RUN_RETENTION_DAYS", "0")   # every finished run is past retention
+    with instance_for_test() as instance:
+        earlier = [materialize([tiny], instance=instance).run_id for _ in range(2)]
+        result = housekeeping_job.execute_in_process(
+            instance=instance, resources={"storage": StorageLayout(), "catalogue": Catalogue()})
+        assert result.success
+        remaining = [r.run_id for r in instance.get_runs()]
+        assert remaining == [result.run_id] and not set(earlier) & set(remaining)
+        assert instance.get_run_by_id(result.run_id).status == DagsterRunStatus.SUCCESS
+        assert not old.exists()
+        conn = connect(layout.catalogue)
+        log = [tuple(r) for r in conn.execute("SELECT action, path, run_id FROM housekeeping_log ORDER BY id")]
+        conn.close()
+        assert log[0] == ("delete_scratch", str(old), result.run_id)
+        assert log[1][0] == "delete_runs" and log[1][2] == result.run_id
+
+        # the schedule requests the job once a day
+        ctx = build_schedule_context(instance=instance,
+                                     scheduled_execution_time=datetime(2026, 1, 26, 4, 30, tzinfo=timezone.utc))
+        data = housekeeping_schedule.evaluate_tick(ctx)
+        assert len(data.run_requests) == 1 and housekeeping_schedule.job_name == "housekeeping_job"

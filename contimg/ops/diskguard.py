@@ -19,7 +19,7 @@ from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
 
 __all__ = ["GuardDecision", "DEFAULT_MIN_FREE_GB", "min_free_gb_from_env", "free_space_gb", "check_free_space",
-           "record_guard_event", "last_guard_event"]
+           "record_guard_event", "last_guard_event", "guard"]
 
 # 288 MS a day at 2-5 GB each is ~1 TB/day; 20 GB is a few chunks' worth of headroom (MS + image + scratch).
 DEFAULT_MIN_FREE_GB = 20.0
@@ -129,3 +129,21 @@ def record_guard_event(conn: sqlite3.Connection, decision: GuardDecision, min_fr
                      (decision.decision, decision.reason, json.dumps({k: round(v, 3) for k, v in decision.free_gb.items()}),
                       min_free_gb, now_iso()))
     return True
+
+
+def guard(layout, conn: sqlite3.Connection, min_free_gb: float | None = None) -> GuardDecision:
+    """Check the products and scratch file systems and record a change of decision: one call for the ingest sensor.
+
+    Parameters
+    ----------
+    layout
+        :class:`contimg.settings.Layout` (its ``products`` and ``scratch`` folders are checked).
+    conn
+        Catalogue connection (``disk_guard_events`` gets a row when the decision changes).
+    min_free_gb
+        Threshold; default ``CONTIMG_MIN_FREE_GB``.
+    """
+    threshold = min_free_gb_from_env() if min_free_gb is None else min_free_gb
+    decision = check_free_space([layout.products, layout.scratch], threshold)
+    record_guard_event(conn, decision, threshold)
+    return decision
