@@ -11,17 +11,24 @@ import io
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, RunsFilter, materialize
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
 from contimg.cli import main
 from contimg.settings import Layout
 from contimg.sim import simulate
 
 WIN_A, WIN_B = "2026-01-25T00:00", "2026-01-25T00:05"
+WORKSPACE = Path(__file__).parents[1] / "workspace.yaml"
+DAEMON_RUN_TIMEOUT_S = 300  # daemon start, code server load, queue poll, then the chunk's three stages
+IDEMPOTENT_RTOL = 1e-6      # re-imaging the same MS; allows last-digit float noise only
 SMALL_IMAGING = json.dumps({"max_size_px": 256, "min_size_px": 256, "niter": 50, "pb_time_samples": 2})
 
 
@@ -203,6 +210,52 @@ def test_reprocess_submits_a_backfill_of_queued_runs(env, capsys, tmp_path, monk
         assert {r.tags["contimg/reprocess"] for r in runs} == {"cli"}
 
 
+def test_reprocessed_window_runs_on_the_daemon_and_gives_the_same_products(env, capsys, tmp_path, monkeypatch):
+    """`contimg reprocess` only submits; a real dagster-daemon launches the run. The second version of the
+    window's MS and image replaces the first at the same paths, with the same figures, and the first
+    versions stay in the catalogue as 'superseded'."""
+    layout = env["layout"]
+    first_image = sql(layout, "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? "
+                              "AND status = 'ok'", WIN_A)
+    first_ms = sql(layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'",
+                   WIN_A)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("CONTIMG_ALLOW_UNCALIBRATED", "1")
+    code, out, err = run_cli(capsys, "reprocess", WIN_A, "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_ids"][0]
+    daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+                              env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        with DagsterInstance.get() as instance:
+            deadline = time.monotonic() + DAEMON_RUN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                status = instance.get_run_by_id(run_id).status
+                if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+                    break
+                time.sleep(1)
+            assert status == DagsterRunStatus.SUCCESS
+            done = instance.get_latest_materialization_event(AssetKey("image"))
+            assert done.run_id == run_id
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+    assert sql(layout, "SELECT status FROM images WHERE window_key = ? ORDER BY id", WIN_A) == [("superseded",), ("ok",)]
+    assert sql(layout, "SELECT status FROM measurement_sets WHERE window_key = ? ORDER BY id", WIN_A) == \
+        [("superseded",), ("current",)]
+    second_image = sql(layout, "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? "
+                               "AND status = 'ok'", WIN_A)
+    assert second_image[0][0] == first_image[0][0] and second_image[0][3] == first_image[0][3]
+    # same inputs, same code: the figures agree to float precision (deterministic gridding and cleaning)
+    assert second_image[0][1:3] == pytest.approx(first_image[0][1:3], rel=IDEMPOTENT_RTOL)
+    assert sql(layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'",
+               WIN_A) == first_ms
+    assert not list(layout.image_prefix(WIN_A).parent.glob(".*tmp-*"))   # no temporaries left behind
+
+
 def test_cleanup_dry_run_then_retention_on_real_products(env, capsys, monkeypatch):
     """Runs last in this module: it deletes the imaged chunk's MS."""
     layout = env["layout"]
@@ -226,3 +279,21 @@ def test_cleanup_dry_run_then_retention_on_real_products(env, capsys, monkeypatc
     assert not list(layout.ms_path(WIN_A).parent.glob(".*deleting*"))
     code, out, _ = run_cli(capsys, "products", "--json", "--type", "ms")
     assert [r["window_key"] for r in json.loads(out)] == [WIN_B]
+
+
+def test_commands_and_views_on_an_empty_catalogue(layout, capsys):
+    from contimg.catalogue import connect
+    from contimg.catalogue.duck import open_duckdb
+
+    connect(layout.catalogue).close()
+    con = open_duckdb(layout.catalogue)
+    for view in ("status_per_day", "qa_trends", "recent_failures", "products"):
+        assert con.sql(f"SELECT count(*) FROM {view}").fetchone()[0] == 0, view
+    code, out, _ = run_cli(capsys, "status", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["groups_by_state"] == {} and info["last_image"] is None
+    assert run_cli(capsys, "qa", "--format", "csv")[1].strip() == ",".join(
+        ["window_key", "status", "rms_jy", "expected_rms_jy", "rms_ratio", "peak_jy", "dynamic_range", "n_sources",
+         "bmaj_arcsec", "bmin_arcsec", "bpa_deg", "flagged_fraction", "calset", "image_path"])
+    code, out, _ = run_cli(capsys, "cleanup", "--dry-run")
+    assert code == 0 and "nothing to do" in out
