@@ -25,7 +25,7 @@ from contimg.settings import Layout
 __all__ = ["StreamOutcome", "dagster_env", "install_instance_config", "run_stream"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FINAL_GROUP_STATES = ("imaged", "failed", "incomplete", "image_failed")
+FINAL_GROUP_STATES = ("imaged", "failed", "incomplete")
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _group_states(catalogue: Path) -> dict:
     try:
         con = sqlite3.connect(f"file:{catalogue}?mode=ro", uri=True, timeout=10)
         try:
-            return dict(con.execute("SELECT window, state FROM groups").fetchall())
+            return dict(con.execute("SELECT window_key, state FROM groups").fetchall())
         finally:
             con.close()
     except sqlite3.Error:
