@@ -1,0 +1,69 @@
+"""The caltable registry: which tables apply at a time, in what order (rules pure; storage in SQLite).
+
+A time with no valid set is an explicit answer (None), never a silent reuse of stale tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from contimg.catalogue.db import transaction
+from contimg.catalogue.ingest import now_iso
+
+__all__ = ["CalSet", "select_active", "register_set", "active_set", "retire_set", "DEFAULT_VALIDITY_H"]
+
+DEFAULT_VALIDITY_H = 6.0  # +/- hours around the transit
+
+
+@dataclass(frozen=True)
+class CalSet:
+    set_name: str
+    valid_start_mjd: float
+    valid_end_mjd: float
+    status: str
+    created_at: str
+
+
+def select_active(sets: list[CalSet], mjd: float) -> CalSet | None:
+    """The newest active set whose validity window holds ``mjd`` (None if there is none)."""
+    valid = [s for s in sets if s.status == "active" and s.valid_start_mjd <= mjd <= s.valid_end_mjd]
+    return max(valid, key=lambda s: (s.created_at, s.set_name)) if valid else None
+
+
+def register_set(conn: sqlite3.Connection, *, set_name: str, window_key: str, calibrator: str, source_ms: str,
+                 transit_mjd: float, tables: list[dict], status: str, refant: str | None, solver_version: str,
+                 solver_params: dict, quality: dict, reason: str | None = None,
+                 validity_h: float = DEFAULT_VALIDITY_H) -> None:
+    """Record a solved set and its tables (``tables``: dicts with path, type, order, quality)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM caltables WHERE set_name = ?", (set_name,))
+        conn.execute("DELETE FROM caltable_sets WHERE set_name = ?", (set_name,))
+        conn.execute(
+            """INSERT INTO caltable_sets (set_name, window_key, calibrator, source_ms, transit_mjd, valid_start_mjd,
+                   valid_end_mjd, status, refant, solver_version, solver_params, quality, reason, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (set_name, window_key, calibrator, source_ms, transit_mjd, transit_mjd - validity_h / 24.0,
+             transit_mjd + validity_h / 24.0, status, refant, solver_version, json.dumps(solver_params),
+             json.dumps(quality), reason, now_iso()))
+        for t in tables:
+            conn.execute("INSERT INTO caltables (path, set_name, table_type, apply_order, quality) VALUES (?, ?, ?, ?, ?)",
+                         (t["path"], set_name, t["type"], t["order"], json.dumps(t.get("quality", {}))))
+
+
+def retire_set(conn: sqlite3.Connection, set_name: str) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE caltable_sets SET status = 'retired' WHERE set_name = ?", (set_name,))
+
+
+def active_set(conn: sqlite3.Connection, mjd: float) -> dict | None:
+    """{set_name, window, tables (paths in apply order)} valid at ``mjd``, or None."""
+    rows = conn.execute("SELECT set_name, valid_start_mjd, valid_end_mjd, status, created_at FROM caltable_sets").fetchall()
+    chosen = select_active([CalSet(*r) for r in rows], mjd)
+    if chosen is None:
+        return None
+    window = conn.execute("SELECT window_key FROM caltable_sets WHERE set_name = ?", (chosen.set_name,)).fetchone()[0]
+    tables = [r[0] for r in conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order",
+                                         (chosen.set_name,))]
+    return {"set_name": chosen.set_name, "window": window, "tables": tables}
