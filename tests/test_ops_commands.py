@@ -297,3 +297,46 @@ def test_commands_and_views_on_an_empty_catalogue(layout, capsys):
          "bmaj_arcsec", "bmin_arcsec", "bpa_deg", "flagged_fraction", "calset", "image_path"])
     code, out, _ = run_cli(capsys, "cleanup", "--dry-run")
     assert code == 0 and "nothing to do" in out
+
+
+def test_calibration_in_status_products_and_history(layout, capsys):
+    """Calibration rows written through the registry's own writer (a solve needs a calibrator chunk)."""
+    from astropy.time import Time
+
+    from contimg.catalogue import connect
+    from contimg.catalogue.images import record_image
+    from contimg.catalogue.ingest import record_measurement_set
+    from contimg.catalogue.duck import open_duckdb
+    from contimg.registry import register_set, retire_set
+    from tests.test_housekeeping import image_metrics, ms_metrics
+
+    conn = connect(layout.catalogue)
+    transit = Time("2026-01-25T00:02:30", scale="utc")
+    for name, t_mjd in (("3C286_old", transit.mjd - 1.0), ("3C286_new", transit.mjd)):
+        register_set(conn, set_name=name, window_key="2026-01-25T00:00", calibrator="3C286", source_ms="/x.ms",
+                     transit_mjd=t_mjd, tables=[{"path": f"/cal/{name}.G", "type": "G", "order": 2},
+                                                {"path": f"/cal/{name}.B", "type": "B", "order": 1}],
+                     status="active", refant="pad1", solver_version="t", solver_params={}, quality={})
+    retire_set(conn, "3C286_old")
+    m = ms_metrics(layout.ms_path(WIN_B))
+    m["mid_mjd"] = transit.mjd + 0.003
+    record_measurement_set(conn, WIN_B, m, size_bytes=1, run_id="r")
+    im = image_metrics(layout.image_prefix(WIN_B))
+    im["calset"] = "3C286_new"
+    record_image(conn, WIN_B, m["ms_path"], im, status="ok", reason=None, run_id="r")
+    conn.close()
+
+    code, out, _ = run_cli(capsys, "status", "--json")
+    cal = json.loads(out)["active_calibration"]
+    assert cal["set_name"] == "3C286_new" and cal["covers_latest_ms"] is True
+    assert cal["age_h"] == pytest.approx((Time.now() - transit).to_value("hour"), abs=0.02)
+    code, out, _ = run_cli(capsys, "status")
+    assert "calibration: set 3C286_new (3C286, transit 2026-01-25T00:00)" in out
+    code, out, _ = run_cli(capsys, "products", "--type", "caltable", "--json")
+    assert {(r["path"], r["status"]) for r in json.loads(out)} == {
+        ("/cal/3C286_new.B", "active"), ("/cal/3C286_new.G", "active"),
+        ("/cal/3C286_old.B", "retired"), ("/cal/3C286_old.G", "retired")}
+    hist = open_duckdb(layout.catalogue).sql(
+        "SELECT set_name, status, n_tables, table_types, n_images, transit_utc FROM calibration_history").fetchall()
+    assert [h[:5] for h in hist] == [("3C286_new", "active", 2, "B,G", 1), ("3C286_old", "retired", 2, "B,G", 0)]
+    assert abs((hist[0][5] - transit.to_datetime()).total_seconds()) < 1e-3

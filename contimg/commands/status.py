@@ -59,8 +59,9 @@ def run(args) -> int:
     if cal is None:
         print("calibration: no usable calibration set in the catalogue")
     else:
-        name = cal.get("name") or cal.get("set_name") or cal.get("window_key") or "?"
-        print(f"calibration: set {name}, age {cal.get('age_h')} h")
+        cover = {True: "", False: " (does NOT cover the newest MS)", None: ""}[cal["covers_latest_ms"]]
+        print(f"calibration: set {cal['set_name']} ({cal['calibrator']}, transit {cal['window_key']}), "
+              f"age {cal['age_h']:.1f} h{cover}")
     print("\nrecent failures:")
     print(render_table(info["recent_failures"], ["kind", "window_key", "reason", "path"], empty="  none"))
     print("\nfree disk: " + ", ".join(f"{p}: {gb:.1f} GB" for p, gb in info["free_disk_gb"].items()))

@@ -116,26 +116,29 @@ def last_image(con) -> dict | None:
     return rows[0] if rows else None
 
 
+MJD_UNIX_EPOCH = 40587.0   # MJD of 1970-01-01T00:00 UTC
+
+
 def active_calibration(con, now: datetime | None = None) -> dict | None:
-    """The newest usable calibration set and its age, or None (also when calibration is not in the catalogue)."""
+    """The calibration set the registry would pick now (newest ``active`` set), its age and coverage.
+
+    ``age_h`` is the time since the calibrator's transit; ``covers_latest_ms`` says whether the set's
+    validity window holds the newest measurement set's mid time. None when no set is active (or the
+    calibration tables are not in the catalogue).
+    """
     if not table_exists(con, "caltable_sets"):
         return None
-    cols = columns_of(con, "caltable_sets")
-    where = ""
-    if "status" in cols:
-        where = "WHERE status IN ('ok', 'active', 'current', 'valid')"
-    order = "created_at" if "created_at" in cols else ("window_key" if "window_key" in cols else "rowid")
-    rows = fetch_dicts(con, f"SELECT * FROM cat.caltable_sets {where} ORDER BY {order} DESC LIMIT 1")
+    rows = fetch_dicts(con, "SELECT set_name, window_key, calibrator, transit_mjd, valid_start_mjd, valid_end_mjd, "
+                            "status, created_at FROM cat.caltable_sets WHERE status = 'active' "
+                            "ORDER BY created_at DESC, set_name DESC LIMIT 1")
     if not rows:
         return None
     row = rows[0]
     now = now or datetime.now(timezone.utc)
-    stamp = row.get("created_at") or row.get("window_key")
-    if stamp:
-        try:
-            row["age_h"] = round((now - parse_utc(str(stamp))).total_seconds() / 3600, 2)
-        except ValueError:
-            row["age_h"] = None
+    now_mjd = now.timestamp() / 86400.0 + MJD_UNIX_EPOCH
+    row["age_h"] = round((now_mjd - row["transit_mjd"]) * 24.0, 2)
+    newest = con.execute("SELECT max(mid_mjd) FROM cat.measurement_sets WHERE status = 'current'").fetchone()[0]
+    row["covers_latest_ms"] = None if newest is None else bool(row["valid_start_mjd"] <= newest <= row["valid_end_mjd"])
     return row
 
 
@@ -167,8 +170,10 @@ def products(con, date: str | None = None, product_type: str | None = None) -> l
     parts, params = [], []
     parts.append("SELECT type, date, window_key, path, status, size_bytes, created_at FROM products")
     # Calibration tables and mosaics come from their own stages' tables when those exist.
-    for table, ptype, date_expr in (("caltables", "caltable", "substr(window_key, 1, 10)"),
-                                    ("mosaics", "mosaic", "date")):
+    if table_exists(con, "caltables") and table_exists(con, "caltable_sets"):
+        parts.append("SELECT 'caltable', substr(s.window_key, 1, 10), s.window_key, c.path, s.status, NULL, s.created_at "
+                     "FROM cat.caltables c JOIN cat.caltable_sets s ON c.set_name = s.set_name")
+    for table, ptype, date_expr in (("mosaics", "mosaic", "date"),):
         if not table_exists(con, table):
             continue
         cols = columns_of(con, table)
