@@ -159,6 +159,41 @@ def _request(conn, ingest_dir: Path, g: Group, reason: str, result: TickResult) 
     result.requests.append(ChunkRequest(g.window, run_key, paths, reason))
 
 
+def calibrator_transit(paths: list[str], conn: sqlite3.Connection | None = None, window: str | None = None):
+    """The brightest calibrator transiting during the chunk of ``paths`` (from one file's header), or None.
+
+    Recorded in ``calibrator_transits`` when a connection is given.
+    """
+    from contimg.convert import ConversionError, read_subband
+    from contimg.transit import find_transits
+
+    for p in paths:
+        try:
+            head = read_subband(Path(p))
+            break
+        except (ConversionError, FileNotFoundError):
+            continue
+    else:
+        return None
+    half = head.integration_s / 2.0 / 86400.0
+    start = float(head.time_jd.min()) - 2400000.5 - half
+    end = float(head.time_jd.max()) - 2400000.5 + half
+    transits = find_transits(start, end, head.pointing_dec_deg)
+    if not transits:
+        return None
+    best = transits[0]
+    if conn is not None and window is not None:
+        from contimg.catalogue.db import transaction
+        from contimg.catalogue.ingest import now_iso
+
+        with transaction(conn):
+            conn.execute("INSERT OR REPLACE INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, "
+                         "pb_flux_jy, found_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (window, best.calibrator.name, best.transit_mjd, best.offset_deg, best.pb_flux_jy, now_iso()))
+        upsert_group(conn, window, calibrator=best.calibrator.name)
+    return best
+
+
 def assemble_group(ingest_dir: Path, window: str, conn: sqlite3.Connection,
                    settings: IngestSettings = IngestSettings()) -> dict:
     """The files of ``window`` checked one by one; corrupt files are recorded and left out.

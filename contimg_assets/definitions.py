@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from contimg_assets.caltable_set import caltable_set
 from contimg_assets.image import image
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
@@ -17,11 +18,16 @@ CHUNK_ASSETS = [subband_group, measurement_set, image]
 # One run per 5-minute window carries the whole chain of that window (launching a run costs seconds).
 chunk_job = define_asset_job("chunk_job", selection=AssetSelection.assets(*CHUNK_ASSETS), partitions_def=FIVE_MIN,
                              description="Everything for one 5-minute chunk, in one run.")
+# Calibrator windows also solve their tables, before their own image.
+calibrator_chunk_job = define_asset_job("calibrator_chunk_job",
+                                        selection=AssetSelection.assets(*CHUNK_ASSETS, caltable_set),
+                                        partitions_def=FIVE_MIN,
+                                        description="A calibrator transit's chunk: convert, solve, then image.")
 
 defs = Definitions(
-    assets=CHUNK_ASSETS,
-    jobs=[chunk_job],
-    sensors=[build_ingest_sensor(chunk_job)],
+    assets=[*CHUNK_ASSETS, caltable_set],
+    jobs=[chunk_job, calibrator_chunk_job],
+    sensors=[build_ingest_sensor(chunk_job, calibrator_chunk_job)],
     schedules=SCHEDULES,
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
 )

@@ -12,6 +12,7 @@ from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import current_ms, upsert_group
 from contimg.imaging import ImagingConfig
 from contimg.settings import window_slug
+from contimg_assets.caltable_set import caltable_set
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
@@ -22,11 +23,9 @@ RMS_FACTOR_LIMIT = 3.0
 
 
 def active_caltables(conn, mid_mjd: float):
-    """(set name, window, [tables in apply order]) valid at ``mid_mjd``, or None (see contimg.registry)."""
-    try:
-        from contimg.registry import active_set
-    except ImportError:
-        return None
+    """{set_name, window, tables in apply order} valid at ``mid_mjd``, or None (see contimg.registry)."""
+    from contimg.registry import active_set
+
     return active_set(conn, mid_mjd)
 
 
@@ -35,7 +34,7 @@ def _thumbnail_md(png: str) -> str:
     return f"![thumbnail](data:image/png;base64,{data})"
 
 
-@asset(partitions_def=FIVE_MIN, deps=[measurement_set], pool="casa", group_name="stream", code_version=__version__,
+@asset(partitions_def=FIVE_MIN, deps=[measurement_set, caltable_set], pool="casa", group_name="stream", code_version=__version__,
        kinds={"wsclean", "fits"},
        check_specs=[AssetCheckSpec("image_quality", asset="image", blocking=True,
                                    description="rms near the radiometer noise, and calibrated with valid tables")],

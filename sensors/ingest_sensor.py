@@ -12,13 +12,14 @@ import shutil
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from contimg.grouping import utcnow
-from contimg.ingest import IngestSettings, scan_tick
+from contimg.ingest import IngestSettings, calibrator_transit, scan_tick
 
 
-def build_ingest_sensor(job, *, minimum_interval_seconds: int | None = None):
+def build_ingest_sensor(job, calibrator_job, *, minimum_interval_seconds: int | None = None):
+    """Chunks with a calibrator transit go to ``calibrator_job`` (which also solves caltables), others to ``job``."""
     interval = minimum_interval_seconds or int(os.environ.get("CONTIMG_SENSOR_INTERVAL_S", 30))
 
-    @sensor(job=job, minimum_interval_seconds=interval, default_status=DefaultSensorStatus.RUNNING,
+    @sensor(jobs=[job, calibrator_job], minimum_interval_seconds=interval, default_status=DefaultSensorStatus.RUNNING,
             required_resource_keys={"storage", "catalogue"},
             description="Requests one run per complete and stable chunk of subband files in the ingest folder.")
     def ingest_sensor(context: SensorEvaluationContext):
@@ -32,11 +33,16 @@ def build_ingest_sensor(job, *, minimum_interval_seconds: int | None = None):
         conn = context.resources.catalogue.connect()
         try:
             tick = scan_tick(layout.ingest, conn, cursor, utcnow(), settings)
+            requests = []
+            for r in tick.requests:
+                transit = calibrator_transit(r.files, conn, r.window)
+                tags = {"contimg/window": r.window, "contimg/n_files": str(len(r.files))}
+                if transit is not None:
+                    tags["contimg/calibrator"] = transit.calibrator.name
+                requests.append(RunRequest(run_key=r.run_key, partition_key=r.window, tags=tags,
+                                           job_name=(calibrator_job if transit is not None else job).name))
         finally:
             conn.close()
-        requests = [RunRequest(run_key=r.run_key, partition_key=r.window,
-                               tags={"contimg/window": r.window, "contimg/n_files": str(len(r.files))})
-                    for r in tick.requests]
         if not requests:
             waiting = "; ".join(f"{k}: {v}" for k, v in list(tick.waiting.items())[:3])
             return SensorResult(skip_reason=SkipReason(
