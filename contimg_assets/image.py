@@ -4,8 +4,8 @@ import base64
 import os
 from pathlib import Path
 
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
-                     MaterializeResult, MetadataValue, asset)
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Backoff, Failure,
+                     MaterializeResult, MetadataValue, RetryPolicy, asset)
 
 from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
@@ -29,13 +29,22 @@ def active_caltables(conn, mid_mjd: float):
     return active_set(conn, mid_mjd)
 
 
+def pending_calibration(conn, mid_mjd: float, validity_h: float = 6.0) -> str | None:
+    """A calibrator window near ``mid_mjd`` whose tables are not solved yet (its run may still be going)."""
+    row = conn.execute(
+        """SELECT t.window_key FROM calibrator_transits t
+           LEFT JOIN caltable_sets s ON s.window_key = t.window_key
+           WHERE s.set_name IS NULL AND ABS(t.transit_mjd - ?) <= ?""", (mid_mjd, validity_h / 24.0)).fetchone()
+    return row[0] if row else None
+
+
 def _thumbnail_md(png: str) -> str:
     data = base64.b64encode(Path(png).read_bytes()).decode()
     return f"![thumbnail](data:image/png;base64,{data})"
 
 
 @asset(partitions_def=FIVE_MIN, deps=[measurement_set, caltable_set], pool="casa", group_name="stream", code_version=__version__,
-       kinds={"wsclean", "fits"},
+       kinds={"casa", "fits"}, retry_policy=RetryPolicy(max_retries=6, delay=30, backoff=Backoff.LINEAR),
        check_specs=[AssetCheckSpec("image_quality", asset="image", blocking=True,
                                    description="rms near the radiometer noise, and calibrated with valid tables")],
        description="Quick continuum image (Stokes I) with QA, primary-beam correction and FITS products.")
@@ -51,6 +60,9 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
         if ms is None:
             raise Failure(description=f"no Measurement Set for window {window}: materialize measurement_set first")
         cal = active_caltables(conn, ms["mid_mjd"])
+        pending = pending_calibration(conn, ms["mid_mjd"]) if cal is None else None
+        if pending and not allow_uncal:
+            raise Failure(description=f"calibration from window {pending} is not solved yet; retrying", allow_retries=True)
         if cal is None and not allow_uncal:
             reason = (f"no valid calibration tables at MJD {ms['mid_mjd']:.5f} for window {window}; "
                       "set CONTIMG_ALLOW_UNCALIBRATED=1 to image uncalibrated")

@@ -1,0 +1,113 @@
+"""The nightly mosaic on synthetic tiles: flux and position in overlaps, noise as the weights predict, RA wrap."""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS
+from scipy.ndimage import gaussian_filter
+
+from contimg.beam import airy_power
+from contimg.mosaic import build_mosaic, read_input
+from contimg.qa import fit_point_source, robust_rms
+
+DEC = 55.0
+CELL_ARCSEC = 12.0
+BEAM_ARCSEC = 60.0
+N = 600  # 2 deg tiles
+FLUX_RTOL = 0.05
+POSITION_FRACTION_OF_BEAM = 0.2
+
+
+def make_tile(path, ra_c, sources, rms, seed):
+    w = WCS(naxis=4)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
+    w.wcs.crval = [ra_c % 360, DEC, 1.405e9, 1]
+    w.wcs.crpix = [N / 2 + 1, N / 2 + 1, 1, 1]
+    w.wcs.cdelt = [-CELL_ARCSEC / 3600, CELL_ARCSEC / 3600, 1.875e8, 1]
+    yy, xx = np.mgrid[0:N, 0:N]
+    sky = w.celestial.pixel_to_world(xx, yy)
+    centre = SkyCoord(ra_c * u.deg, DEC * u.deg)
+    pb = airy_power(sky.separation(centre).rad, 1.405e9)
+    sig = BEAM_ARCSEC / CELL_ARCSEC / 2.3548
+    rng = np.random.default_rng(seed)
+    noise = gaussian_filter(rng.standard_normal((N, N)), sig)  # beam-correlated, like a real image
+    img = noise / noise.std() * rms
+    for ra, dec, flux in sources:
+        x, y = w.celestial.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg))
+        a = flux * float(airy_power(SkyCoord(ra * u.deg, dec * u.deg).separation(centre).rad, 1.405e9))
+        img += a * np.exp(-0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / sig ** 2)
+    h = w.to_header()
+    h["BMAJ"] = h["BMIN"] = BEAM_ARCSEC / 3600
+    h["BPA"] = 0.0
+    h["BUNIT"] = "JY/BEAM"
+    h["QARMS"] = rms
+    fits.PrimaryHDU(img[None, None].astype(np.float32), h).writeto(path)
+    fits.PrimaryHDU(pb[None, None].astype(np.float32), h).writeto(str(path).replace(".fits", ".pb.fits"))
+    return path
+
+
+def fit(mosaic_path, ra, dec):
+    with fits.open(mosaic_path) as hdul:
+        data, h = hdul[0].data, hdul[0].header
+    w = WCS(h)
+    x, y = w.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg))
+    cell = abs(h["CDELT2"]) * 3600
+    flux, fx, fy = fit_point_source(data, float(x), float(y), BEAM_ARCSEC / cell, BEAM_ARCSEC / cell, 0.0)
+    return flux, w.pixel_to_world(fx, fy).separation(SkyCoord(ra * u.deg, dec * u.deg)).arcsec
+
+
+def test_overlap_source_flux_position_and_noise(tmp_path):
+    step = 1.0 / np.cos(np.radians(DEC))  # 1 deg on the sky between tile centres
+    mid = 100.0 + step / 2
+    src = (mid, DEC + 0.2, 0.5)
+    rms = [2e-3, 3e-3, 2.5e-3]
+    tiles = [make_tile(tmp_path / f"t{i}.fits", 100.0 + i * step, [src], rms[i], seed=i) for i in range(3)]
+    res = build_mosaic([read_input(t) for t in tiles], tmp_path / "m.fits")
+    assert res.n_images == 3 and res.noise_path.exists() and res.png_path.exists()
+    flux, offset = fit(res.path, *src[:2])
+    assert flux == pytest.approx(src[2], rel=FLUX_RTOL)
+    assert offset < POSITION_FRACTION_OF_BEAM * BEAM_ARCSEC
+    # noise in a source-free patch of the overlap of tiles 1 and 2, against 1/sqrt(sum w) computed here
+    with fits.open(res.path) as hm:
+        m, h = hm[0].data, hm[0].header
+    w = WCS(h)
+    ra_p, dec_p = 100.0 + 1.5 * step, DEC - 0.3
+    x, y = (int(v) for v in w.world_to_pixel(SkyCoord(ra_p * u.deg, dec_p * u.deg)))
+    patch = m[y - 25:y + 25, x - 25:x + 25]
+    p = SkyCoord(ra_p * u.deg, dec_p * u.deg)
+    pbs = [float(airy_power(p.separation(SkyCoord((100.0 + i * step) * u.deg, DEC * u.deg)).rad, 1.405e9)) for i in range(3)]
+    predicted = 1.0 / np.sqrt(sum(pb ** 2 / r ** 2 for pb, r in zip(pbs, rms) if pb >= 0.1))
+    measured = robust_rms(patch)
+    assert measured == pytest.approx(predicted, rel=0.15)
+    single = min(r / pb for r, pb in zip(rms, pbs))
+    assert measured < single, "the overlap is deeper than any single image"
+    with fits.open(res.path) as hm:
+        assert list(hm["INPUTS"].data["IMAGE"]) == [str(t) for t in tiles]
+        assert hm[0].header["BMAJ"] == pytest.approx(BEAM_ARCSEC / 3600)
+
+
+def test_strip_through_ra_zero_is_continuous(tmp_path):
+    step = 0.8 / np.cos(np.radians(DEC))
+    srcs = [(359.9, DEC + 0.1, 0.4), (0.1, DEC - 0.1, 0.3)]
+    tiles = [make_tile(tmp_path / "a.fits", 360.0 - step / 2, srcs, 2e-3, 1),
+             make_tile(tmp_path / "b.fits", step / 2, srcs, 2e-3, 2)]
+    res = build_mosaic([read_input(t) for t in tiles], tmp_path / "wrap.fits")
+    with fits.open(res.path) as hm:
+        data = hm[0].data
+    assert data.shape[1] < 2000, "the strip must not run the long way round"
+    # no seam: every row crossing the middle is finite through RA 0
+    w = WCS(fits.getheader(res.path))
+    x0, y0 = w.world_to_pixel(SkyCoord(0 * u.deg, DEC * u.deg))
+    assert np.isfinite(data[int(y0) - 20:int(y0) + 20, int(x0) - 20:int(x0) + 20]).all()
+    for ra, dec, f in srcs:
+        flux, offset = fit(res.path, ra, dec)
+        assert flux == pytest.approx(f, rel=FLUX_RTOL) and offset < POSITION_FRACTION_OF_BEAM * BEAM_ARCSEC
+
+
+def test_no_images_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no images to mosaic"):
+        build_mosaic([], tmp_path / "none.fits")
+    with pytest.raises(FileNotFoundError, match="pb.fits"):
+        read_input(tmp_path / "missing.fits")
