@@ -200,10 +200,12 @@ def test_reprocess_submits_a_backfill_of_queued_runs(env, capsys, tmp_path, monk
     res = json.loads(out)
     assert res["windows"] == [WIN_A, WIN_B]
     assert res["skipped_no_chunk"] == ["2026-01-25T00:10", "2026-01-25T00:15"]
+    assert [b["job"] for b in res["backfills"]] == ["chunk_job"]   # no calibrator in these chunks
+    backfill_id = res["backfills"][0]["backfill_id"]
     with DagsterInstance.get() as instance:
         backfills = instance.get_backfills()
-        assert [b.backfill_id for b in backfills] == [res["backfill_id"]]
-        runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": res["backfill_id"]}))
+        assert [b.backfill_id for b in backfills] == [backfill_id]
+        runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
         # queued for the daemon (the default coordinator is the queued one), one per window, the chunk job
         assert sorted(r.tags["dagster/partition"] for r in runs) == [WIN_A, WIN_B]
         assert {r.job_name for r in runs} == {"chunk_job"} and {r.status.value for r in runs} == {"QUEUED"}
@@ -340,3 +342,24 @@ def test_calibration_in_status_products_and_history(layout, capsys):
         "SELECT set_name, status, n_tables, table_types, n_images, transit_utc FROM calibration_history").fetchall()
     assert [h[:5] for h in hist] == [("3C286_new", "active", 2, "B,G", 1), ("3C286_old", "retired", 2, "B,G", 0)]
     assert abs((hist[0][5] - transit.to_datetime()).total_seconds()) < 1e-3
+
+
+def test_reprocess_routes_calibrator_chunks_to_their_job(layout, capsys, tmp_path, monkeypatch):
+    from contimg.catalogue import connect
+    from contimg.catalogue.ingest import upsert_group
+
+    conn = connect(layout.catalogue)
+    upsert_group(conn, WIN_A, state="imaged", calibrator="3C286")
+    upsert_group(conn, WIN_B, state="imaged")
+    conn.close()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    code, out, err = run_cli(capsys, "reprocess", f"{WIN_A}..{WIN_B}", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["calibrator_windows"] == [WIN_A]
+    with DagsterInstance.get() as instance:
+        runs = {r.tags["dagster/partition"]: r for r in instance.get_runs()}
+    assert {w: r.job_name for w, r in runs.items()} == {WIN_A: "calibrator_chunk_job", WIN_B: "chunk_job"}
+    assert runs[WIN_A].tags["dagster/priority"] == "1" and "dagster/priority" not in runs[WIN_B].tags
+    code, out, _ = run_cli(capsys, "reprocess", WIN_B, "--dry-run")
+    assert code == 0 and "dry run" in out and "chunk_job" in out

@@ -18,6 +18,7 @@ from contimg.ops.tables import render_table, to_json
 from contimg.settings import Layout
 
 JOB_NAME = "chunk_job"
+CALIBRATOR_JOB_NAME = "calibrator_chunk_job"   # also re-solves the calibration tables of a calibrator chunk
 
 
 def add_arguments(parser) -> None:
@@ -68,8 +69,8 @@ def _workspace_opts():
     return WorkspaceOpts(module_name=["contimg_assets.definitions"], attribute="defs")
 
 
-def submit_backfill(windows: list[str], *, tags: dict | None = None) -> dict:
-    """Submit one backfill of ``chunk_job`` for ``windows`` on the instance in ``DAGSTER_HOME``.
+def submit_backfill(windows: list[str], *, job_name: str = JOB_NAME, tags: dict | None = None) -> dict:
+    """Submit one backfill of ``job_name`` for ``windows`` on the instance in ``DAGSTER_HOME``.
 
     Returns
     -------
@@ -84,15 +85,26 @@ def submit_backfill(windows: list[str], *, tags: dict | None = None) -> dict:
     with DagsterInstance.get() as instance:
         before = {b.backfill_id for b in instance.get_backfills(limit=20)}
         execute_backfill_command(workspace_opts=_workspace_opts(), partitions=",".join(windows), noprompt=True,
-                                 job_name=JOB_NAME, tags=json.dumps(tags or {}), print_fn=lambda *_: None,
+                                 job_name=job_name, tags=json.dumps(tags or {}), print_fn=lambda *_: None,
                                  instance=instance)
         new = [b for b in instance.get_backfills(limit=20) if b.backfill_id not in before]
         if not new:
             raise RuntimeError("Dagster accepted no backfill (see the instance's logs)")
         backfill_id = new[0].backfill_id
         runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
-        return {"backfill_id": backfill_id, "run_ids": [r.run_id for r in runs],
+        return {"job": job_name, "backfill_id": backfill_id, "windows": list(windows), "run_ids": [r.run_id for r in runs],
                 "run_status": {r.tags.get("dagster/partition"): r.status.value for r in runs}}
+
+
+def calibrator_windows(con, lo: str, hi: str) -> set:
+    """Windows in ``[lo, hi]`` holding a calibrator transit (marked on the group or found by calibration)."""
+    out = {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ? "
+                                     "AND coalesce(calibrator, '') != ''", [lo, hi]).fetchall()}
+    for table in ("calibrator_transits", "caltable_sets"):
+        if q.table_exists(con, table):
+            out |= {r[0] for r in con.execute(f"SELECT window_key FROM cat.{table} WHERE window_key >= ? "
+                                              "AND window_key <= ?", [lo, hi]).fetchall()}
+    return out
 
 
 def run(args) -> int:
@@ -100,34 +112,42 @@ def run(args) -> int:
 
     layout = Layout.from_env()
     windows = expand_windows(args.windows, FIVE_MIN)
-    skipped = []
-    if not args.force:
+    skipped, cal = [], set()
+    if not args.force or layout.catalogue.exists():
         con = q.open_catalogue(layout.catalogue)
         try:
             lo, hi = windows[0], windows[-1]
             known = {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND "
                                                "window_key <= ?", [lo, hi]).fetchall()}
+            cal = calibrator_windows(con, lo, hi)
         finally:
             con.close()
-        skipped = [w for w in windows if w not in known]
-        windows = [w for w in windows if w in known]
-        if not windows:
-            raise ValueError(f"unknown window {args.windows!r}: no chunk recorded in the catalogue "
-                             f"(--force submits anyway)")
-    out = {"windows": windows, "skipped_no_chunk": skipped}
+        if not args.force:
+            skipped = [w for w in windows if w not in known]
+            windows = [w for w in windows if w in known]
+            if not windows:
+                raise ValueError(f"unknown window {args.windows!r}: no chunk recorded in the catalogue "
+                                 f"(--force submits anyway)")
+    # calibrator chunks re-solve their tables: their runs go first (higher queue priority)
+    batches = [(CALIBRATOR_JOB_NAME, [w for w in windows if w in cal], {"dagster/priority": "1"}),
+               (JOB_NAME, [w for w in windows if w not in cal], {})]
+    out = {"windows": windows, "calibrator_windows": sorted(cal & set(windows)), "skipped_no_chunk": skipped}
     if not args.dry_run:
         os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
         Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        out.update(submit_backfill(windows, tags={"contimg/reprocess": "cli"}))
+        out["backfills"] = [submit_backfill(ws, job_name=job, tags={"contimg/reprocess": "cli", **extra})
+                            for job, ws, extra in batches if ws]
+        out["run_ids"] = [r for b in out["backfills"] for r in b["run_ids"]]
         out["dagster_home"] = os.environ["DAGSTER_HOME"]
     if args.json:
         print(to_json(out))
         return 0
-    print(render_table([{"window": w, "run_status": out.get("run_status", {}).get(w, "dry run")} for w in windows],
-                       ["window", "run_status"]))
+    status = {w: s for b in out.get("backfills", []) for w, s in b["run_status"].items()}
+    print(render_table([{"window": w, "job": CALIBRATOR_JOB_NAME if w in cal else JOB_NAME,
+                         "run_status": status.get(w, "dry run")} for w in windows], ["window", "job", "run_status"]))
     if skipped:
         print(f"skipped {len(skipped)} window(s) without a chunk in the catalogue")
-    if "backfill_id" in out:
-        print(f"backfill {out['backfill_id']}: {len(out['run_ids'])} run(s) submitted to {out['dagster_home']}; "
-              f"the daemon launches them")
+    for b in out.get("backfills", []):
+        print(f"backfill {b['backfill_id']} ({b['job']}): {len(b['run_ids'])} run(s) submitted to "
+              f"{out['dagster_home']}; the daemon launches them")
     return 0
