@@ -7,10 +7,11 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from contimg_assets.caltable_set import caltable_set
 from contimg_assets.image import image
 from contimg_assets.measurement_set import measurement_set
-from contimg_assets.partitions import FIVE_MIN
+from contimg_assets.nightly_mosaic import nightly_mosaic
+from contimg_assets.partitions import DAILY, FIVE_MIN
 from contimg_assets.subband_group import subband_group
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
-from schedules import SCHEDULES
+from schedules import build_mosaic_schedule
 from sensors import build_ingest_sensor
 
 CHUNK_ASSETS = [subband_group, measurement_set, image]
@@ -24,10 +25,13 @@ calibrator_chunk_job = define_asset_job("calibrator_chunk_job",
                                         partitions_def=FIVE_MIN,
                                         description="A calibrator transit's chunk: convert, solve, then image.")
 
+mosaic_job = define_asset_job("nightly_mosaic_job", selection=AssetSelection.assets(nightly_mosaic), partitions_def=DAILY,
+                              description="The day's primary-beam-weighted mosaic.")
+
 defs = Definitions(
-    assets=[*CHUNK_ASSETS, caltable_set],
-    jobs=[chunk_job, calibrator_chunk_job],
+    assets=[*CHUNK_ASSETS, caltable_set, nightly_mosaic],
+    jobs=[chunk_job, calibrator_chunk_job, mosaic_job],
     sensors=[build_ingest_sensor(chunk_job, calibrator_chunk_job)],
-    schedules=SCHEDULES,
+    schedules=[build_mosaic_schedule(mosaic_job)],
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
 )

@@ -1,3 +1,5 @@
-"""Schedules: the nightly mosaic and housekeeping."""
+"""Schedules: the nightly mosaic."""
 
-SCHEDULES: list = []
+from schedules.mosaic import build_mosaic_schedule
+
+__all__ = ["build_mosaic_schedule"]
