@@ -147,13 +147,6 @@ def recent_failures(con, since: str, until: str, limit: int = 10) -> list[dict]:
                             "WHERE window_key >= ? AND window_key < ? LIMIT ?", [since, until, limit])
 
 
-def _path_column(cols: list[str]) -> str | None:
-    for c in ("path", "table_path", "fits_path", "image_path", "dir", "directory"):
-        if c in cols:
-            return c
-    return None
-
-
 def products(con, date: str | None = None, product_type: str | None = None) -> list[dict]:
     """Current products (type, date, window, path, status, size) for a UTC date and/or a type.
 
@@ -173,22 +166,12 @@ def products(con, date: str | None = None, product_type: str | None = None) -> l
     if table_exists(con, "caltables") and table_exists(con, "caltable_sets"):
         parts.append("SELECT 'caltable', substr(s.window_key, 1, 10), s.window_key, c.path, s.status, NULL, s.created_at "
                      "FROM cat.caltables c JOIN cat.caltable_sets s ON c.set_name = s.set_name")
-    for table, ptype, date_expr in (("mosaics", "mosaic", "date"),):
-        if not table_exists(con, table):
-            continue
-        cols = columns_of(con, table)
-        path_col = _path_column(cols)
-        if path_col is None:
-            continue
-        window_expr = "window_key" if "window_key" in cols else "NULL"
-        if date_expr == "date" and "date" not in cols:
-            date_expr = "substr(window_key, 1, 10)" if "window_key" in cols else "NULL"
-        status_expr = "status" if "status" in cols else "NULL"
-        size_expr = "size_bytes" if "size_bytes" in cols else "NULL"
-        created_expr = "created_at" if "created_at" in cols else "NULL"
-        keep = "WHERE status NOT IN ('superseded', 'deleted')" if "status" in cols else ""
-        parts.append(f"SELECT '{ptype}', CAST({date_expr} AS VARCHAR), CAST({window_expr} AS VARCHAR), {path_col}, "
-                     f"CAST({status_expr} AS VARCHAR), {size_expr}, CAST({created_expr} AS VARCHAR) FROM cat.{table} {keep}")
+    if table_exists(con, "mosaics") and {"date", "path", "status"} <= set(columns_of(con, "mosaics")):
+        cols = set(columns_of(con, "mosaics"))
+        files = ", ".join(c for c in ("path", "noise_path", "png_path") if c in cols)
+        parts.append("SELECT 'mosaic', date, NULL, p, status, NULL, created_at FROM "
+                     f"(SELECT date, status, created_at, unnest([{files}]) AS p FROM cat.mosaics "
+                     "WHERE status = 'current') WHERE p IS NOT NULL")
     sql = "SELECT * FROM (" + " UNION ALL ".join(parts) + ") WHERE TRUE"
     if date is not None:
         sql += " AND date = ?"
