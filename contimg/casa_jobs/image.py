@@ -114,6 +114,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     from astropy.io import fits
     from astropy.wcs import WCS
 
+    from contimg.fitsio import add_provenance
     from contimg.pbcor import effective_beam
     from contimg.qa import image_qa
     from contimg.thumbnail import write_png
@@ -159,16 +160,9 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         pb = effective_beam(WCS(header), plane.shape, info["start_mjd"], info["end_mjd"], pointing, centre_freqs,
                             n_times=cfg.pb_time_samples)
         timings["pb"] = time.perf_counter() - ts
-        for key, value, comment in (("BUNIT", "JY/BEAM", "Stokes I"), ("QARMS", qa.rms_jy, "[Jy/beam] 1.4826 MAD of residual"),
-                                    ("QAPEAK", qa.peak_jy, "[Jy/beam] image peak"),
-                                    ("QAEXPRMS", expected, "[Jy/beam] radiometer noise, natural weighting"),
-                                    ("CALSET", calset or "NONE", "caltable set applied"),
-                                    ("CIVERS", __version__, "contimg version"), ("WINDOW", window or "", "partition key"),
-                                    ("IMAGER", imager, "imager"), ("PBLIMIT", cfg.pb_limit, "pbcor blanked below")):
-            header[key] = (value, comment)
-        for t in caltables:
-            header.add_history(f"caltable applied: {t}")
-        header.add_history(f"contimg {__version__}: image of {ms_path}")
+        header = add_provenance(header, rms_jy=qa.rms_jy, peak_jy=qa.peak_jy, expected_rms_jy=expected, calset=calset,
+                                caltables=caltables, window=window, imager=imager, data_column=column, ms_path=ms_path,
+                                pb_limit=cfg.pb_limit)
         pb_full = pb.reshape(data.shape).astype(np.float32)
         pbcor = np.where(pb_full >= cfg.pb_limit, data / np.maximum(pb_full, 1e-12), np.nan).astype(np.float32)
         staged = {}

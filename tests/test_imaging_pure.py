@@ -1,0 +1,198 @@
+"""Pure parts of imaging: cell/size rules, radiometer noise, the drift-averaged beam, QA, FITS, PNG.
+
+Each check compares with an independent computation (astropy units and frames, a Monte Carlo,
+a brute-force average, injected truth), never with the code under test.
+"""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import TETE, ICRS, SkyCoord
+from astropy.io import fits
+from astropy.time import Time
+from astropy.wcs import WCS
+
+from contimg.beam import airy_power
+from contimg.fitsio import add_provenance, beam_arcsec, write_fits_atomic
+from contimg.imaging import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
+from contimg.instrument import SITE
+from contimg.pbcor import effective_beam
+from contimg.phasing import lst_rad
+from contimg.qa import fit_point_source, image_qa, robust_rms
+from contimg.thumbnail import write_png
+
+# The lowest ratio of the synthesized beam's minor axis to lambda_min / B_max we expect: Briggs 0
+# on the DSA-110 layout gives ~0.85 (11" for 0.2 m / 3.2 km = 12.9", measured-anchors.md); uniform
+# weighting of a well-filled aperture goes down to ~0.75.
+MIN_BEAM_OVER_RESOLUTION = 0.75
+# Drift sampling (12 samples vs 240) and bilinear interpolation of the coarse grid: the beam is
+# smooth over degrees, so both errors stay below 0.3 % of the on-axis response (measured 0.05 %).
+PB_ABS_TOL = 3e-3
+
+
+def test_cell_samples_the_minor_axis_with_three_pixels():
+    for b_max_m, f_max_hz in ((3210.0, 1498.75e6), (400.0, 1498.75e6), (2600.0, 1.4e9)):
+        resolution = ((299_792_458.0 * u.m / u.s) / (f_max_hz * u.Hz) / (b_max_m * u.m)).decompose() * u.rad
+        cell = cell_arcsec(b_max_m, f_max_hz) * u.arcsec
+        assert (MIN_BEAM_OVER_RESOLUTION * resolution.to(u.arcsec)) / cell >= 3.0
+    with pytest.raises(ValueError):
+        cell_arcsec(0.0, 1.4e9)
+
+
+def test_image_covers_the_primary_beam_and_respects_bounds():
+    cfg = ImagingConfig(max_size_px=100_000)
+    f_min = 1311.25e6
+    fwhm_deg = np.degrees(1.02899 * 299_792_458.0 / f_min / 4.65)  # Airy FWHM, computed here
+    n = image_size_px(3.0, f_min, cfg)
+    assert n % 2 == 0
+    assert n * 3.0 / 3600 >= cfg.field_fwhm * fwhm_deg
+    assert (n - 2) * 3.0 / 3600 < cfg.field_fwhm * fwhm_deg
+    assert image_size_px(3.0, f_min, ImagingConfig(max_size_px=1024)) == 1024
+    assert image_size_px(600.0, f_min) == ImagingConfig().min_size_px
+
+
+def test_radiometer_noise_matches_a_monte_carlo_image_pixel():
+    """Natural weighting, phase-centre pixel = mean of Re(I) over unflagged visibilities."""
+    rng = np.random.default_rng(1)
+    sefd, dnu, tau = 6500.0, 244140.625, 12.884901888
+    sigma = sefd / np.sqrt(2 * dnu * tau)  # per real part of one polarisation product
+    n_bl, n_chan, n_t = 120, 8, 6
+    flags = rng.random((n_bl, n_chan, n_t)) < 0.3
+    n_good = int((~flags).sum())
+    pixels = []
+    for _ in range(400):
+        xx = rng.normal(0, sigma, (n_bl, n_chan, n_t))
+        yy = rng.normal(0, sigma, (n_bl, n_chan, n_t))
+        stokes_i = 0.5 * (xx + yy)
+        pixels.append(stokes_i[~flags].mean())
+    mc = np.std(pixels)
+    # XX and YY both count: the number of unflagged single-polarisation visibilities
+    expected = expected_image_noise_jy(2 * n_good, dnu, tau, sefd)
+    assert expected == pytest.approx(mc, rel=0.1)  # 400 trials: std of the std estimate is 3.5 %
+    with pytest.raises(ValueError):
+        expected_image_noise_jy(0, dnu, tau)
+
+
+def _sin_wcs(ra_deg, dec_deg, n, cell_arcsec, freq_hz=1.405e9):
+    w = WCS(naxis=4)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
+    w.wcs.crval = [ra_deg, dec_deg, freq_hz, 1.0]
+    w.wcs.crpix = [n / 2 + 1, n / 2 + 1, 1, 1]
+    w.wcs.cdelt = [-cell_arcsec / 3600, cell_arcsec / 3600, 187.5e6, 1.0]
+    w.wcs.cunit = ["deg", "deg", "Hz", ""]
+    w.wcs.radesys = "ICRS"
+    w.wcs.equinox = 2000.0
+    return w
+
+
+def test_effective_beam_is_the_drift_average():
+    start = Time("2026-01-25T00:00:00", scale="utc")
+    duration_s = 309.24
+    dec_deg = 55.0
+    mid = start + duration_s / 2 * u.s
+    # independent pointing: RA = apparent LST, dec of date (TETE), to ICRS
+    def pointing(t):
+        return SkyCoord(TETE(ra=lst_rad(t) * u.rad, dec=np.full(np.shape(t.jd), dec_deg) * u.deg, obstime=t,
+                             location=SITE)).transform_to(ICRS())
+    centre = pointing(mid)
+    n, cell = 600, 30.0
+    wcs = _sin_wcs(centre.ra.deg, centre.dec.deg, n, cell)
+    freqs = np.array([1.32e9, 1.40e9, 1.49e9])
+    pb = effective_beam(wcs, (n, n), start.mjd, start.mjd + duration_s / 86400, dec_deg, freqs, n_times=12,
+                        max_grid=128)
+    times = start + (np.arange(240) + 0.5) / 240 * duration_s * u.s
+    pts = pointing(times)
+    rng = np.random.default_rng(3)
+    ys, xs = rng.integers(0, n, 40), rng.integers(0, n, 40)
+    sky = wcs.celestial.pixel_to_world(xs, ys)
+    brute = np.array([np.mean([airy_power(sky[k].separation(pts).rad, f) for f in freqs]) for k in range(len(xs))])
+    assert np.max(np.abs(pb[ys, xs] - brute)) < PB_ABS_TOL
+    # and the drift matters: 0.5 deg east of centre the mid-chunk beam differs by more than 1 %
+    east = SkyCoord(centre.ra + 0.5 / np.cos(np.radians(dec_deg)) * u.deg, centre.dec)
+    x, y = (int(round(float(v))) for v in wcs.celestial.world_to_pixel(east))
+    mid_beam = np.mean([airy_power(east.separation(centre).rad, f) for f in freqs])
+    assert abs(pb[y, x] - mid_beam) / mid_beam > 0.01
+
+
+def _gauss(shape, x0, y0, amp, bmaj_px, bmin_px, bpa_deg):
+    """An elliptical Gaussian with FITS position angle (east of north; east = -x)."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    pa = np.radians(bpa_deg)
+    # unit vector of the major axis: north (+y) rotated towards east (-x)
+    mx, my = -np.sin(pa), np.cos(pa)
+    dx, dy = xx - x0, yy - y0
+    along = dx * mx + dy * my
+    across = -dx * my + dy * mx
+    s_maj, s_min = bmaj_px / 2.3548, bmin_px / 2.3548
+    return amp * np.exp(-0.5 * ((along / s_maj) ** 2 + (across / s_min) ** 2))
+
+
+SOURCES = [(100.3, 120.7, 0.5), (300.6, 250.2, 0.05), (200.0, 330.4, 0.012), (420.5, 80.5, 0.003)]
+BEAM_PX = (9.0, 4.0, 107.0)
+
+
+def _synthetic(noise=1e-3, seed=5):
+    rng = np.random.default_rng(seed)
+    residual = rng.normal(0, noise, (512, 512))
+    image = residual.copy()
+    for x, y, s in SOURCES:
+        image += _gauss(image.shape, x, y, s, *BEAM_PX)
+    return image, residual
+
+
+def test_qa_statistics_on_known_noise_and_sources():
+    image, residual = _synthetic()
+    assert robust_rms(residual) == pytest.approx(1e-3, rel=0.02)
+    assert robust_rms(image) == pytest.approx(1e-3, rel=0.05)  # sources barely move the MAD
+    qa = image_qa(image, residual)
+    model_peak = float((image - residual).max())  # brightest pixel of the noise-free sky (between pixels)
+    assert qa.peak_jy == pytest.approx(model_peak, abs=5e-3)
+    assert qa.dynamic_range == pytest.approx(model_peak / 1e-3, rel=0.03)
+    assert qa.n_sources_5sigma == sum(s > 5e-3 for _, _, s in SOURCES)  # 3: the 3 mJy source is below 5 sigma
+    for x, y, s in SOURCES[:3]:
+        flux, fx, fy = fit_point_source(image, round(x), round(y), *BEAM_PX)
+        assert flux == pytest.approx(s, rel=0.02 if s > 0.02 else 0.1)
+        assert np.hypot(fx - x, fy - y) < 0.1 * BEAM_PX[1]
+
+
+def test_fits_round_trip_with_astropy(tmp_path):
+    """Headers survive a write/read; the WCS puts a source injected at a sky position back on it."""
+    centre = SkyCoord(128.7 * u.deg, 55.5 * u.deg)
+    n, cell = 512, 3.0
+    wcs = _sin_wcs(centre.ra.deg, centre.dec.deg, n, cell)
+    src = SkyCoord(centre.ra + 0.2 * u.deg, centre.dec - 0.1 * u.deg)
+    x, y = wcs.celestial.world_to_pixel(src)
+    bmaj_px, bmin_px, bpa = 15.0, 4.0, 107.0
+    data = _gauss((n, n), float(x), float(y), 1.5, bmaj_px, bmin_px, bpa)[None, None].astype(np.float32)
+    header = wcs.to_header()
+    header["BMAJ"], header["BMIN"], header["BPA"] = bmaj_px * cell / 3600, bmin_px * cell / 3600, bpa
+    header["DATE-OBS"] = "2026-01-25T00:02:34.6"
+    tables = ["/p/caltables/2026-01-25T00-00/cal.B", "/p/caltables/2026-01-25T00-00/cal.G"]
+    h = add_provenance(header, rms_jy=1e-3, peak_jy=1.5, expected_rms_jy=8e-4, calset="cal-2026-01-25T00:00",
+                       caltables=tables, window="2026-01-25T00:05", imager="wsclean", data_column="CORRECTED_DATA",
+                       ms_path="/p/ms/x.ms", pb_limit=0.1)
+    path = write_fits_atomic(tmp_path / "img.fits", data, h)
+    assert [p.name for p in tmp_path.iterdir()] == ["img.fits"]  # no temporary left
+    with fits.open(path) as hdul:
+        rh, rd = hdul[0].header, hdul[0].data
+    assert rh["BUNIT"] == "JY/BEAM" and rh["CALSET"] == "cal-2026-01-25T00:00" and rh["WINDOW"] == "2026-01-25T00:05"
+    assert rh["QARMS"] == pytest.approx(1e-3) and rh["CIVERS"] and rh["DATE-OBS"].startswith("2026-01-25")
+    assert rh["NCALTAB"] == 2 and rh["CALTAB01"] == "cal.G"
+    assert any(tables[1] in str(c) for c in rh["HISTORY"])
+    assert beam_arcsec(rh) == pytest.approx((45.0, 12.0, 107.0))
+    rw = WCS(rh)
+    assert rw.naxis == 4 and rw.wcs.ctype[0] == "RA---SIN"
+    flux, fx, fy = fit_point_source(rd[0, 0], float(x), float(y), bmaj_px, bmin_px, rh["BPA"])
+    found = rw.celestial.pixel_to_world(fx, fy)
+    assert found.separation(src).arcsec < 0.05 * bmin_px * cell
+    assert flux == pytest.approx(1.5, rel=1e-3)
+
+
+def test_thumbnail_is_a_png(tmp_path):
+    import matplotlib.image as mpimg
+
+    image, _ = _synthetic()
+    path = write_png(image, tmp_path / "t.png", title="test", rms=1e-3, max_px=256)
+    arr = mpimg.imread(path)
+    assert arr.ndim == 3 and arr.shape[0] >= 256
+    assert arr[..., :3].std() > 0.01  # not blank
