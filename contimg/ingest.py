@@ -27,7 +27,6 @@ class IngestSettings:
     tolerance_s: float = 60.0  # CONTIMG_GROUP_TOLERANCE_S
     grace_s: float = 600.0  # CONTIMG_GRACE_MINUTES (10)
     min_subbands: int = 12  # CONTIMG_MIN_SUBBANDS
-    min_free_gb: float = 10.0  # CONTIMG_MIN_FREE_GB: hold new runs below this much free disk
 
     @classmethod
     def from_env(cls, environ=None) -> "IngestSettings":
@@ -36,7 +35,6 @@ class IngestSettings:
             tolerance_s=float(env.get("CONTIMG_GROUP_TOLERANCE_S", 60)),
             grace_s=60.0 * float(env.get("CONTIMG_GRACE_MINUTES", 10)),
             min_subbands=int(env.get("CONTIMG_MIN_SUBBANDS", 12)),
-            min_free_gb=float(env.get("CONTIMG_MIN_FREE_GB", 10)),
         )
 
 

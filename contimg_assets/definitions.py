@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from contimg_assets.caltable_set import caltable_set
+from contimg_assets.housekeeping import housekeeping_job
 from contimg_assets.image import image
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.nightly_mosaic import nightly_mosaic
@@ -12,6 +13,7 @@ from contimg_assets.partitions import DAILY, FIVE_MIN
 from contimg_assets.subband_group import subband_group
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 from schedules import build_mosaic_schedule
+from schedules.housekeeping import housekeeping_schedule
 from sensors import build_ingest_sensor
 
 CHUNK_ASSETS = [subband_group, measurement_set, image]
@@ -30,8 +32,8 @@ mosaic_job = define_asset_job("nightly_mosaic_job", selection=AssetSelection.ass
 
 defs = Definitions(
     assets=[*CHUNK_ASSETS, caltable_set, nightly_mosaic],
-    jobs=[chunk_job, calibrator_chunk_job, mosaic_job],
+    jobs=[chunk_job, calibrator_chunk_job, mosaic_job, housekeeping_job],
     sensors=[build_ingest_sensor(chunk_job, calibrator_chunk_job)],
-    schedules=[build_mosaic_schedule(mosaic_job)],
+    schedules=[build_mosaic_schedule(mosaic_job), housekeeping_schedule],
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
 )

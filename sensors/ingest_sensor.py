@@ -7,12 +7,12 @@ not even stat'ed); this only turns its result into run requests, a cursor and a 
 
 import json
 import os
-import shutil
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from contimg.grouping import utcnow
 from contimg.ingest import IngestSettings, calibrator_transit, scan_tick
+from contimg.ops.diskguard import guard
 
 
 def build_ingest_sensor(job, calibrator_job, *, minimum_interval_seconds: int | None = None):
@@ -25,13 +25,12 @@ def build_ingest_sensor(job, calibrator_job, *, minimum_interval_seconds: int | 
     def ingest_sensor(context: SensorEvaluationContext):
         layout = context.resources.storage.layout()
         settings = IngestSettings.from_env()
-        free_gb = min(shutil.disk_usage(d).free for d in (layout.products, layout.scratch)) / 1e9
-        if free_gb < settings.min_free_gb:
-            return SkipReason(f"holding new runs: {free_gb:.1f} GB free on the products/scratch disks, "
-                              f"below CONTIMG_MIN_FREE_GB={settings.min_free_gb:g}")
         cursor = json.loads(context.cursor) if context.cursor else {}
         conn = context.resources.catalogue.connect()
         try:
+            decision = guard(layout, conn)  # low disk: hold new runs, with the reason recorded and shown
+            if decision.hold:
+                return SkipReason(decision.reason)
             tick = scan_tick(layout.ingest, conn, cursor, utcnow(), settings)
             requests = []
             for r in tick.requests:
