@@ -18,12 +18,12 @@ DEMO_MARKER = ".contimg-demo"
 
 def add_arguments(parser) -> None:
     parser.add_argument("--chunks", type=int, default=12, help="5-minute chunks to simulate (12 = about an hour)")
-    parser.add_argument("--antennas", type=int, default=32, help="antennas (96 = the full array)")
-    parser.add_argument("--channels-per-subband", type=int, default=8)
+    parser.add_argument("--antennas", type=int, default=24, help="antennas (96 = the full array)")
+    parser.add_argument("--channels-per-subband", type=int, default=4)
     parser.add_argument("--integrations", type=int, default=24)
-    parser.add_argument("--calibrator", default="0834+555", help="VLA calibrator that transits in chunk 1")
+    parser.add_argument("--calibrator", default="0834+555", help="VLA calibrator that transits in the first chunk")
     parser.add_argument("--start", default="2026-01-25T00:00:00", help="earliest start (moved to the transit)")
-    parser.add_argument("--interval", type=float, default=15.0, help="seconds between chunk arrivals")
+    parser.add_argument("--interval", type=float, default=20.0, help="seconds between chunk arrivals")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
     parser.add_argument("--seed", type=int, default=110)
 
@@ -51,15 +51,20 @@ def run(args) -> int:
     _prepare_root(layout)
     sim_dir = layout.scratch / "correlator"
     print(f"simulating {args.chunks} chunks ({args.antennas} antennas, 16x{args.channels_per_subband} channels, "
-          f"{args.integrations} integrations) with {args.calibrator} transiting in chunk 1 ...", flush=True)
+          f"{args.integrations} integrations), gains and noise, with {args.calibrator} transiting in the first chunk ...",
+          flush=True)
     truth = simulate(
         sim_dir, args.start, n_chunks=args.chunks, n_antennas=args.antennas,
         n_chan_per_subband=args.channels_per_subband, n_integrations=args.integrations,
-        calibrator=args.calibrator, transit_chunk=1, seed=args.seed,
+        calibrator=args.calibrator, transit_chunk=0, seed=args.seed,
     )
-    date = str(truth["chunks"][0]["start"])[:10] if isinstance(truth, dict) and "chunks" in truth else None
-    outcome = run_stream(sim_dir, layout, interval_s=args.interval, timeout_s=args.timeout,
-                         mosaic_dates=[date] if date else None, log=lambda m: print(m, flush=True))
+    date = truth["chunks"][0]["start"][:10]
+    print(f"first chunk starts {truth['chunks'][0]['start']}; {args.calibrator} transits at "
+          f"{truth['calibrator']['transit_time']}", flush=True)
+    env = {"CONTIMG_SENSOR_INTERVAL_S": "5", "CONTIMG_GRACE_MINUTES": "2", "CONTIMG_MIN_FREE_GB": "2",
+           "CONTIMG_IMAGING_CONFIG": '{"max_size_px": 768, "niter": 500}'}
+    outcome = run_stream(sim_dir, layout, interval_s=args.interval, timeout_s=args.timeout, mosaic_dates=[date],
+                         env_extra=env, log=lambda m: print(m, flush=True))
     print()
     subprocess.run([sys.executable, "-m", "contimg.cli", "status"], check=False)
     print("\nproducts:")

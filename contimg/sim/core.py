@@ -43,6 +43,7 @@ SUBBAND_JITTER_S = 3.0  # correlator nodes start their files up to a few seconds
 GAIN_AMP_RMS = 0.10  # ~10% amplitude scatter between antennas
 GAIN_PHASE_RMS_DEG = 30.0  # tens of degrees
 BANDPASS_RIPPLE = 0.05  # 5% amplitude ripple across each subband
+CALIBRATOR_CLEAR_DEG = 3.0  # default-sky sources kept this far from a calibrator (beyond the primary beam)
 
 
 def noise_sigma_jy(channel_width_hz: float, integration_s: float = INTEGRATION_S, sefd_jy: float = SEFD_JY) -> float:
@@ -164,6 +165,11 @@ def simulate(
         n_default = max(3, int(round(6 * n_chunks * CHUNK_DURATION_S / 3600.0)))
         sources = default_sky((span[0], span[1]), dec_deg, rng, n=n_default)
     if cal_info:
+        # a calibrator is used in a clean field: default sources stay out of its beam
+        if sky is None:
+            cal_coord = SkyCoord(cal_src.ra_deg * u.deg, cal_src.dec_deg * u.deg)
+            sources = [s for s in sources
+                       if SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg).separation(cal_coord).deg > CALIBRATOR_CLEAR_DEG]
         sources = [cal_src] + sources
 
     stations = load_stations()
