@@ -186,3 +186,31 @@ def test_same_seed_same_files_and_faults_do_what_they_say(tmp_path):
     assert np.isnan(uv.data_array).any()
     assert {f["kind"] for f in truth["faults"]} == {"truncate", "missing", "duplicate", "nan", "badname"}
     assert json.loads((tmp_path / "f" / "truth.json").read_text())["faults"] == truth["faults"]
+
+
+# pyuvdata's own rephasing, from the meridian to a lone source, must remove its fringe. Observed
+# residual 2e-4 rad; float32 uvw (7 significant digits on <1 km baselines, ~1e-4 m at 21 cm)
+# allow ~3e-3 rad, so 0.01 rad still catches any sign or frame error (those give radians).
+PYUVDATA_PHASE_TOL_RAD = 0.01
+
+
+def test_pyuvdata_phase_to_an_off_centre_source_removes_its_fringe(tmp_path):
+    t_mid = Time(START) + 1.5 * 96 * 0.134217728 * u.s
+    frame = HADec(obstime=t_mid, location=SITE, pressure=0 * u.hPa)
+    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg, frame=frame)
+    src = Source(centre.icrs.ra.deg + 0.6, DEC + 0.4, 1.0)
+    _lone_source_chunk(tmp_path, src)
+    uv = read(next(tmp_path.glob("*_sb03.hdf5")))
+    cross = uv.ant_1_array != uv.ant_2_array
+    assert np.abs(np.angle(uv.data_array[cross, :, 0])).max() > 1.0, "source should fringe before rephasing"
+    # tell pyuvdata the truth: the data are phased to the fixed az/el of (HA=0, DEC), a drift-scan centre
+    aa = centre.transform_to(AltAz(obstime=t_mid, location=SITE, pressure=0 * u.hPa))
+    cid = uv._add_phase_center(cat_name="meridian", cat_type="driftscan", cat_lon=aa.az.rad, cat_lat=aa.alt.rad,
+                               cat_frame="altaz")
+    uv.phase_center_id_array[:] = cid
+    uv._set_app_coords_helper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uv.phase(lon=np.radians(src.ra_deg), lat=np.radians(src.dec_deg), epoch="J2000", cat_name="src")
+    residual = np.angle(uv.data_array[cross])
+    assert np.abs(residual).max() < PYUVDATA_PHASE_TOL_RAD

@@ -86,8 +86,8 @@ def write_subband(path: Path, f: SubbandFile) -> Path:
         ek["fs_table"] = np.bytes_("fringestopping_table.npz")
         ek["applied_delays_ns"] = np.bytes_(" ".join(["0"] * (2 * len(f.antenna_numbers))))
         d = h5.create_group("Data")
-        d.create_dataset("visdata", data=f.visdata, chunks=True)
-        d.create_dataset("flags", data=f.flags, chunks=True)
-        d.create_dataset("nsamples", data=f.nsamples, chunks=True)
+        d.create_dataset("visdata", data=f.visdata)  # contiguous: no partial-chunk padding
+        d.create_dataset("flags", data=f.flags)
+        d.create_dataset("nsamples", data=f.nsamples)
     os.replace(tmp, path)
     return path
