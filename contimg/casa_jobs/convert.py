@@ -99,13 +99,44 @@ def _read_block(sub: SubbandInput):
     return vis, flags, nsamples
 
 
-def _init_ms(path: Path, nrows: int):
-    from casacore import tables
-    from pyuvdata.utils.io import ms as ms_utils
+TILE_BYTES = 1 << 20  # ~1 MB tiles: large contiguous writes, and CASA's per-row readers still cache well
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ms = ms_utils.init_ms_file(str(path), make_model_col=True, make_corr_col=True)
+
+def _main_table_desc(n_chan: int):
+    """MAIN table description: the standard MS columns plus the imaging columns, each big
+    column in its own tiled data manager (sharing one hypercube between DATA, MODEL_DATA and
+    CORRECTED_DATA makes every block write a read-modify-write of the shared tiles)."""
+    from casacore import tables
+
+    desc = tables.required_ms_desc("MAIN")
+    desc["UVW"].update(dataManagerType="TiledColumnStMan", dataManagerGroup="TiledUVW")
+    for key, group in (("FLAG", "TiledFlag"), ("FLAG_CATEGORY", "TiledFlagCategory"), ("WEIGHT", "TiledWgt"),
+                       ("SIGMA", "TiledSigma")):
+        desc[key].update(dataManagerType="TiledShapeStMan", dataManagerGroup=group)
+    desc["FLAG_CATEGORY"].update(keywords={"CATEGORY": np.array("baddata")})
+    for key in ("ARRAY_ID", "EXPOSURE", "FEED1", "FEED2", "FIELD_ID", "INTERVAL", "OBSERVATION_ID", "PROCESSOR_ID",
+                "SCAN_NUMBER", "STATE_ID", "TIME", "TIME_CENTROID"):
+        desc[key].update(dataManagerType="IncrementalStMan", dataManagerGroup=key)
+    spec = {}
+    for name, value, vtype, bytes_per in (("DATA", 0j, "complex", 8), ("MODEL_DATA", 0j, "complex", 8),
+                                          ("CORRECTED_DATA", 0j, "complex", 8), ("WEIGHT_SPECTRUM", 0.0, "float", 4)):
+        group = f"Tiled_{name}"
+        cd = tables.makearrcoldesc(name, value, valuetype=vtype, ndim=2, datamanagertype="TiledShapeStMan",
+                                   datamanagergroup=group)
+        del cd["desc"]["shape"]
+        desc.update(tables.maketabdesc(cd))
+        rows = max(1, TILE_BYTES // (2 * n_chan * bytes_per))
+        spec[group] = {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows])}  # casacore axis order: pol, chan, row
+    rows = max(1, TILE_BYTES // (2 * n_chan))
+    spec["TiledFlag"] = {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows * 8])}  # bools are stored as bits
+    return desc, tables.makedminfo(desc, spec)
+
+
+def _init_ms(path: Path, nrows: int, n_chan: int):
+    from casacore import tables
+
+    desc, dminfo = _main_table_desc(n_chan)
+    ms = tables.default_ms(str(path), desc, dminfo)
     ms.addrows(nrows)
     return ms, tables
 
@@ -180,7 +211,7 @@ def convert_chunk(files, out: Path, scratch: Path | None = None) -> dict:
     freqs_asc, widths, spw_of_chan = [], [], []
     n_flagged = n_vis = n_nan = 0
     try:
-        ms, tables = _init_ms(tmp, N_SUBBANDS * nblts)
+        ms, tables = _init_ms(tmp, N_SUBBANDS * nblts, n_chan)
         try:
             for k in range(N_SUBBANDS):  # SPW k holds subband 15 - k: ascending frequency
                 sb = N_SUBBANDS - 1 - k
