@@ -214,3 +214,36 @@ def test_pyuvdata_phase_to_an_off_centre_source_removes_its_fringe(tmp_path):
         uv.phase(lon=np.radians(src.ra_deg), lat=np.radians(src.dec_deg), epoch="J2000", cat_name="src")
     residual = np.angle(uv.data_array[cross])
     assert np.abs(residual).max() < PYUVDATA_PHASE_TOL_RAD
+
+
+# A calibrator within 6.4 s (half an integration) of transit is 0.015 deg off the beam centre, where
+# the 2.7 deg-FWHM Airy beam is 1 - 1e-4: its visibilities are its flux to 1e-3.
+CAL_FLUX_RTOL = 1e-3
+
+
+def test_calibrator_transits_in_the_middle_of_the_chosen_chunk(tmp_path):
+    from contimg.calibrators import find_calibrator
+
+    n_int = 4
+    requested = Time("2026-01-25T00:00:00")
+    truth = simulate(tmp_path, requested.isot, n_chunks=2, n_antennas=8, n_chan_per_subband=4, n_integrations=n_int,
+                     calibrator="0834+555", transit_chunk=1, sky=[], noise=False, gains=False, seed=2, jitter_s=0.0)
+    cal = find_calibrator("0834+555")
+    start = Time(truth["chunks"][0]["start"])
+    transit = Time(truth["calibrator"]["transit_time"])
+    assert 0 <= (start - requested).sec < 86400
+    integ = 96 * 0.134217728
+    np.testing.assert_allclose((transit - start).sec, 24 * integ + n_int * integ / 2, atol=1e-3)
+    # astropy: the calibrator is on the meridian at that time, at the pointing dec
+    hadec = SkyCoord(ra=cal.ra_deg * u.deg, dec=cal.dec_deg * u.deg).transform_to(
+        HADec(obstime=transit, location=SITE, pressure=0 * u.hPa))
+    assert abs(hadec.ha.wrap_at(180 * u.deg).deg) < 1e-4
+    assert truth["pointing_dec_deg"] == pytest.approx(hadec.dec.deg, abs=1e-6)
+    assert [s["name"] for s in truth["sky"]] == [cal.name]
+    path = tmp_path / truth["chunks"][1]["files"][8]["file"]
+    uv = read(path)
+    cross = uv.ant_1_array != uv.ant_2_array
+    t1 = uv.time_array == np.unique(uv.time_array)[1]  # 6.4 s before transit
+    flux = cal.flux_jy * (uv.freq_array / 1.4e9) ** (cal.spectral_index or 0.0)  # power law from 1.4 GHz
+    np.testing.assert_allclose(np.abs(uv.data_array[cross & t1]), np.broadcast_to(flux[None, :, None], (
+        int((cross & t1).sum()), uv.Nfreqs, 2)), rtol=CAL_FLUX_RTOL)

@@ -61,12 +61,15 @@ def _hour_angle_hours(ra_deg: float, dec_deg: float, t: Time) -> float:
     return float(hadec.ha.wrap_at(12 * u.hourangle).to_value(u.hourangle))
 
 
-def transit_start(start: Time, ra_deg: float, dec_deg: float, transit_chunk: int) -> tuple[Time, Time, float]:
+def transit_start(start: Time, ra_deg: float, dec_deg: float, transit_chunk: int,
+                  n_integrations: int = N_INTEGRATIONS) -> tuple[Time, Time, float]:
     """First start >= ``start`` that puts the transit (HA=0) of (ra, dec) at the middle of ``transit_chunk``.
 
+    Chunks start every 309.24 s whatever ``n_integrations``; the middle is that of the chunk's
+    ``n_integrations`` integrations (so small test chunks still hold the transit).
     Returns the start, the transit time and the apparent declination at transit (deg).
     """
-    offset = (transit_chunk + 0.5) * CHUNK_DURATION_S * u.s
+    offset = (transit_chunk * CHUNK_DURATION_S + 0.5 * n_integrations * INTEGRATION_S) * u.s
     t = start + offset
     ha = _hour_angle_hours(ra_deg, dec_deg, t)
     t = t + ((-ha) % 24.0) / SIDEREAL_PER_SOLAR * u.hour
@@ -151,7 +154,7 @@ def simulate(
         cal = find_calibrator(calibrator)
         if cal.flux_jy is None:
             raise ValueError(f"calibrator {cal.name} has no 20 cm flux in the VLA list")
-        t_start, t_transit, dec_app = transit_start(t_start, cal.ra_deg, cal.dec_deg, transit_chunk)
+        t_start, t_transit, dec_app = transit_start(t_start, cal.ra_deg, cal.dec_deg, transit_chunk, n_integrations)
         if dec_deg is None:
             dec_deg = dec_app
         cal_src = Source(cal.ra_deg, cal.dec_deg, cal.flux_jy, cal.spectral_index or 0.0, cal.name)
