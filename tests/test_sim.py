@@ -159,6 +159,10 @@ def test_noise_matches_the_radiometer_equation(tmp_path):
         im_parts.append(uv.data_array[cross].imag.ravel())
     assert np.std(np.concatenate(re_parts)) == pytest.approx(expected, rel=0.05)
     assert np.std(np.concatenate(im_parts)) == pytest.approx(expected, rel=0.05)
+    # autos: real, positive, SEFD on average (empty sky, unit gains)
+    autos = uv.data_array[~cross]
+    assert np.all(autos.imag == 0) and np.all(autos.real > 0)
+    assert autos.real.mean() == pytest.approx(6500.0, rel=0.01)
 
 
 def test_same_seed_same_files_and_faults_do_what_they_say(tmp_path):
@@ -247,3 +251,29 @@ def test_calibrator_transits_in_the_middle_of_the_chosen_chunk(tmp_path):
     flux = cal.flux_jy * (uv.freq_array / 1.4e9) ** (cal.spectral_index or 0.0)  # power law from 1.4 GHz
     np.testing.assert_allclose(np.abs(uv.data_array[cross & t1]), np.broadcast_to(flux[None, :, None], (
         int((cross & t1).sum()), uv.Nfreqs, 2)), rtol=CAL_FLUX_RTOL)
+
+
+# complex64 visibilities of a 2.5 Jy source carry ~1e-7 relative rounding; gains are O(1)
+GAIN_RTOL = 1e-5
+
+
+def test_injected_gains_follow_the_documented_convention(tmp_path):
+    t0 = Time(START) + 0.5 * 96 * 0.134217728 * u.s
+    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg,
+                      frame=HADec(obstime=t0, location=SITE, pressure=0 * u.hPa)).icrs
+    simulate(tmp_path, START, n_chunks=1, n_antennas=10, n_chan_per_subband=4, n_integrations=3, dec_deg=DEC,
+             sky=[Source(centre.ra.deg, centre.dec.deg, 2.5)], noise=False, gains=True, seed=5, jitter_s=0.0)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    g = np.load(tmp_path / truth["gains_file"])
+    uv = read(next(tmp_path.glob("*_sb07.hdf5")))
+    first = uv.time_array == uv.time_array.min()
+    ant_index = {int(n) - 1: k for k, n in enumerate(g["antenna_numbers"])}
+    chans = [int(np.argmin(np.abs(g["freq_hz"] - f))) for f in uv.freq_array]
+    gains = g["gains"]
+    amps = np.abs(gains)
+    assert 0.02 < amps.std() < 0.3 and np.degrees(np.angle(gains)).std() > 5  # ~10%, tens of degrees
+    for k in np.flatnonzero(first & (uv.ant_1_array != uv.ant_2_array)):
+        gi = gains[ant_index[uv.ant_1_array[k]]][:, chans].T  # (F, pol)
+        gj = gains[ant_index[uv.ant_2_array[k]]][:, chans].T
+        # conventions.md: V_uvh5 = conj(g_i) g_j V_true (so the MS has g_i conj(g_j) V, CASA's)
+        np.testing.assert_allclose(uv.data_array[k], 2.5 * np.conj(gi) * gj, rtol=GAIN_RTOL)
