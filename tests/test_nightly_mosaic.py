@@ -50,6 +50,10 @@ def test_mosaic_of_a_day_with_gaps_and_a_flagged_image(layout):
     assert row[4] == str(layout.mosaic_path("2026-01-25"))
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"coverage": False}, "a 2/288 day warns"
+    from astropy.io import fits
+
+    with fits.open(row[4]) as hdul:  # the flagged image is not among the mosaic's inputs
+        assert list(hdul["INPUTS"].data["WINDOW"]) == ["2026-01-25T00:00", "2026-01-25T00:05"]
 
 
 def test_a_day_without_images_fails_clearly(layout):
@@ -61,3 +65,7 @@ def test_a_day_without_images_fails_clearly(layout):
     assert not result.success
     errors = [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
     assert any("no images passed QA for 2026-01-24" in e for e in errors)
+    con = sqlite3.connect(layout.catalogue)
+    rows = con.execute("SELECT status, reason FROM mosaics WHERE date = '2026-01-24'").fetchall()
+    con.close()
+    assert len(rows) == 1 and rows[0][0] == "failed" and "288 of 288 windows empty" in rows[0][1]
