@@ -144,3 +144,17 @@ def test_fast_regrid_matches_reproject_interp(tmp_path):
     inner = binary_erosion(np.isfinite(exact), iterations=2)
     assert inner.mean() > 0.7
     np.testing.assert_allclose(fast[inner], exact[inner], rtol=0, atol=REGRID_ATOL_JY)
+
+
+def test_cli_builds_and_reports_missing_inputs(tmp_path, capsys):
+    from contimg.cli import main
+
+    t = make_tile(tmp_path / "c.fits", 200.0, [], 2e-3, 4)
+    assert main(["mosaic", str(t), "--out", str(tmp_path / "out" / "m.fits"), "--pb-floor", "0.2"]) == 0
+    with fits.open(tmp_path / "out" / "m.fits") as hdul:
+        assert hdul[0].header["PBFLOOR"] == 0.2 and hdul[0].header["NIMAGES"] == 1
+        assert np.isfinite(hdul[0].data).any()
+    assert (tmp_path / "out" / "m.noise.fits").exists() and (tmp_path / "out" / "m.png").exists()
+    assert main(["mosaic", str(tmp_path / "nope.fits"), "--out", str(tmp_path / "x.fits")]) == 2
+    assert "nope.pb.fits" in capsys.readouterr().err
+    assert not (tmp_path / "x.fits").exists()
