@@ -158,3 +158,15 @@ def test_cli_builds_and_reports_missing_inputs(tmp_path, capsys):
     assert main(["mosaic", str(tmp_path / "nope.fits"), "--out", str(tmp_path / "x.fits")]) == 2
     assert "nope.pb.fits" in capsys.readouterr().err
     assert not (tmp_path / "x.fits").exists()
+
+
+def test_a_whole_circle_of_ra_is_one_strip(tmp_path):
+    """Tiles round all 24 h of RA (a full day): one strip in time order, every source recovered."""
+    ras = [5.0, 95.0, 185.0, 275.0, 358.0]
+    tiles = [make_tile(tmp_path / f"f{i}.fits", ra, [(ra + 0.2, DEC, 0.5)], 2e-3, 10 + i) for i, ra in enumerate(ras)]
+    res = build_mosaic([read_input(t) for t in tiles], tmp_path / "day.fits", cell_arcsec=30.0, png=False)
+    span_deg = res.shape[1] * 30.0 / 3600 / np.cos(np.radians(DEC))  # RA span of the strip
+    assert 353.0 + 2.0 < span_deg < 353.0 + 2.0 + 2 * 2.0 / np.cos(np.radians(DEC))  # centres' span + one tile
+    for ra in ras:
+        flux, offset = fit(res.path, (ra + 0.2) % 360, DEC)
+        assert flux == pytest.approx(0.5, rel=FLUX_RTOL) and offset < POSITION_FRACTION_OF_BEAM * BEAM_ARCSEC
