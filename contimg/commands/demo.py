@@ -62,7 +62,7 @@ def run(args) -> int:
     print(f"first chunk starts {truth['chunks'][0]['start']}; {args.calibrator} transits at "
           f"{truth['calibrator']['transit_time']}", flush=True)
     env = {"CONTIMG_SENSOR_INTERVAL_S": "5", "CONTIMG_GRACE_MINUTES": "2", "CONTIMG_MIN_FREE_GB": "2",
-           "CONTIMG_IMAGING_CONFIG": '{"max_size_px": 768, "niter": 500}'}
+           "CONTIMG_IMAGING_CONFIG": '{"max_size_px": 2048, "pixels_per_beam": 3, "niter": 2000}'}
     outcome = run_stream(sim_dir, layout, interval_s=args.interval, timeout_s=args.timeout, mosaic_dates=[date],
                          env_extra=env, log=lambda m: print(m, flush=True))
     print()
