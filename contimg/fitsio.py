@@ -15,6 +15,7 @@ import numpy as np
 from astropy.io import fits
 
 from contimg import __version__
+from contimg.instrument import SITE
 
 __all__ = ["add_provenance", "write_fits_atomic", "beam_arcsec"]
 
@@ -53,6 +54,10 @@ def add_provenance(header: fits.Header, *, rms_jy: float, peak_jy: float, expect
             ("IMAGER", imager, "imager"),
             ("PBLIMIT", float(pb_limit), "pbcor blanked below this beam level")):
         h[key] = (value, comment)
+    # CASA's exportfits writes OBSGEO-X/Y/Z of zero when its observatory table lacks the telescope
+    # (offline site config): write the site's ITRF position so astropy's obsfix finds the array.
+    for axis, value in zip("XYZ", SITE.to_geocentric()):
+        h[f"OBSGEO-{axis}"] = (float(value.to_value("m")), "[m] array ITRF position")
     for i, table in enumerate(caltables):
         # long paths do not fit a card value: the full path goes in HISTORY, the name in CALTABnn
         h[f"CALTAB{i:02d}"] = (Path(table).name[:68], f"caltable {i} in apply order")

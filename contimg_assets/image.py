@@ -101,6 +101,7 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             "thumbnail": MetadataValue.path(m["png"]), "summary": MetadataValue.md(summary),
             "imager": m["imager"], "calibrated": bool(m["calibrated"]),
             "calset": m.get("calset") or "NONE", "caltables": MetadataValue.json(m.get("caltables", [])),
+            "calset_window": (cal or {}).get("window") or "NONE", "data_column": m.get("data_column", ""),
             "rms_jy": float(m["rms_jy"]), "expected_rms_jy": float(m["expected_rms_jy"]), "peak_jy": float(m["peak_jy"]),
             "dynamic_range": float(m["dynamic_range"]), "n_sources_5sigma": int(m["n_sources_5sigma"]),
             "bmaj_arcsec": float(m["bmaj_arcsec"]), "bmin_arcsec": float(m["bmin_arcsec"]), "bpa_deg": float(m["bpa_deg"]),

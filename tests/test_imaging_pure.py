@@ -7,7 +7,7 @@ a brute-force average, injected truth), never with the code under test.
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.coordinates import TETE, ICRS, SkyCoord
+from astropy.coordinates import TETE, ICRS, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
@@ -179,6 +179,8 @@ def test_fits_round_trip_with_astropy(tmp_path):
     assert rh["QARMS"] == pytest.approx(1e-3) and rh["CIVERS"] and rh["DATE-OBS"].startswith("2026-01-25")
     assert rh["NCALTAB"] == 2 and rh["CALTAB01"] == "cal.G"
     assert any(tables[1] in str(c) for c in rh["HISTORY"])
+    obs = EarthLocation.from_geocentric(rh["OBSGEO-X"], rh["OBSGEO-Y"], rh["OBSGEO-Z"], unit=u.m)
+    assert abs(obs.lat.deg - 37.23) < 0.01 and abs(obs.lon.deg + 118.28) < 0.01  # OVRO, from the header alone
     assert beam_arcsec(rh) == pytest.approx((45.0, 12.0, 107.0))
     rw = WCS(rh)
     assert rw.naxis == 4 and rw.wcs.ctype[0] == "RA---SIN"

@@ -14,17 +14,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output prefix: PREFIX.fits, PREFIX.pbcor.fits, PREFIX.pb.fits, PREFIX.png")
     parser.add_argument("--caltables", default=None,
                         help="a folder of caltables written by `contimg calibrate` (applied in its apply order), "
-                             "or a comma-separated list of tables in apply order")
+                             "a caltable set name in the registry, or a comma-separated list of tables in apply order")
     parser.add_argument("--imager", choices=["wsclean", "tclean"], default=None)
     parser.add_argument("--config", default=None, help="JSON overrides of contimg.imaging.ImagingConfig")
     parser.add_argument("--report", type=Path, default=None)
 
 
-def caltables_from(arg: str | None) -> tuple[list[str], str | None]:
-    """Tables in apply order and the set name, from a `contimg calibrate` folder or a list."""
+def caltables_from(arg: str | None, catalogue_path: Path | None = None) -> tuple[list[str], str | None]:
+    """Tables in apply order and the set name, from a `contimg calibrate` folder, a list, or a registry set name."""
     if not arg:
         return [], None
     path = Path(arg)
+    if not path.exists() and "," not in arg and catalogue_path is not None and Path(catalogue_path).exists():
+        from contimg.catalogue.db import connect
+
+        conn = connect(catalogue_path)
+        try:
+            rows = conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (arg,)).fetchall()
+        finally:
+            conn.close()
+        if rows:
+            return [r[0] for r in rows], arg
     if path.is_dir() and (path / "caltables.json").exists():
         import json
 
@@ -40,7 +50,7 @@ def caltables_from(arg: str | None) -> tuple[list[str], str | None]:
 
 def run(args) -> int:
     layout = Layout.from_env()
-    tables, calset = caltables_from(args.caltables)
+    tables, calset = caltables_from(args.caltables, layout.catalogue)
     argv = child_command("image", args.ms, "--out", args.out)
     for t in tables:
         argv += ["--caltable", t]
