@@ -66,63 +66,65 @@ def measure(prefix, truth):
         true = SkyCoord(s["ra_deg"] * u.deg, s["dec_deg"] * u.deg)
         x, y = wcs.world_to_pixel(true)
         flux, fx, fy = fit_point_source(data, float(x), float(y), bmaj, bmin, header["BPA"])
-        out[s["name"]] = (flux, wcs.pixel_to_world(fx, fy).separation(true).arcsec)
+        found = wcs.pixel_to_world(fx, fy)
+        out[s["name"]] = (flux, found.separation(true).arcsec, found)
     return out, header
 
 
-def test_image_recovers_sources_noise_and_headers(chunk):
+@pytest.fixture(scope="module")
+def images(chunk):
     root, truth = chunk
-    prefix, m = make(root, "tclean")
+    return {imager: make(root, imager) for imager in ("wsclean", "tclean")}
+
+
+@pytest.mark.parametrize("imager", ["wsclean", "tclean"])
+def test_image_recovers_sources_noise_and_headers(chunk, images, imager):
+    root, truth = chunk
+    prefix, m = images[imager]
+    assert m["imager"] == imager and m["data_column"] == "DATA" and not m["calibrated"] and not m["warnings"]
     results, header = measure(prefix, truth)
     rms = m["rms_jy"]
     assert rms == pytest.approx(m["expected_rms_jy"], rel=RMS_RTOL)
     beam_minor = header["BMIN"] * 3600
+    assert beam_minor / m["cell_arcsec"] >= 3.0, "the minor axis is sampled by 3 pixels or more"
+    n_checked = 0
     for s in truth["sky"]:
-        flux, offset = results[s["name"]]
+        flux, offset, _ = results[s["name"]]
         if s["flux_jy"] < 10 * rms:
             continue
+        n_checked += 1
         assert flux == pytest.approx(s["flux_jy"], rel=FLUX_RTOL), s["name"]
         assert offset < POSITION_FRACTION_OF_BEAM * beam_minor, s["name"]
+    assert n_checked == 3
+    # three simulated sources; a deconvolution residual beside the 2 Jy source may reach 5-6 sigma
+    # (DR ~2000; seen with WSClean: one 5-pixel island at 5.6 sigma 0.5 beam from it)
+    assert 3 <= m["n_sources_5sigma"] <= 4
     # FITS an astronomer opens: WCS, beam, units, date, provenance
-    for key in ("BMAJ", "BMIN", "BPA", "BUNIT", "DATE-OBS", "QARMS", "CALSET", "CIVERS"):
+    for key in ("BMAJ", "BMIN", "BPA", "BUNIT", "DATE-OBS", "QARMS", "QAPEAK", "CALSET", "CIVERS", "WINDOW"):
         assert key in header, key
-    assert header["CALSET"] == "NONE" and header["BUNIT"].upper() == "JY/BEAM"
+    assert header["CALSET"] == "NONE" and header["BUNIT"].upper() == "JY/BEAM" and header["IMAGER"] == imager
     wcs = WCS(header)
     assert wcs.naxis == 4 and wcs.wcs.ctype[0].startswith("RA---SIN") and "FREQ" in wcs.wcs.ctype[2]
     bright = truth["sky"][0]
     x, y = wcs.celestial.world_to_pixel(SkyCoord(bright["ra_deg"] * u.deg, bright["dec_deg"] * u.deg))
     back = wcs.celestial.pixel_to_world(x, y)
     assert back.separation(SkyCoord(bright["ra_deg"] * u.deg, bright["dec_deg"] * u.deg)).arcsec < 1e-6
-    assert (root / "tclean" / "img.png").stat().st_size > 1000
-    assert (root / "tclean" / "img.image").is_dir(), "tclean keeps its CASA image beside the FITS"
+    with fits.open(f"{prefix}.pb.fits") as hdul:
+        pb = hdul[0].data[0, 0]
+    assert pb.shape == fits.getdata(f"{prefix}.fits")[0, 0].shape and 0.9 < np.nanmax(pb) <= 1.0
+    assert (root / imager / "img.png").stat().st_size > 1000
+    assert (root / imager / "img.image").is_dir() == (imager == "tclean"), "a CASA image only when tclean made it"
 
 
-def test_wsclean_and_tclean_dirty_images_agree(chunk):
-    """Both imagers read the MS the same way: dirty images (niter 0) give the same fluxes and positions."""
+def test_wsclean_and_tclean_agree(chunk, images):
+    """The fast imager and the reference give the same fluxes (5 %) and positions (a fifth of the beam)."""
     root, truth = chunk
-    dirty = {}
-    for imager in ("wsclean", "tclean"):
-        prefix = root / f"dirty-{imager}" / "img"
-        cfg = json.dumps({"weighting": "natural", "max_size_px": 1024, "niter": 0})
-        proc = run_job("image", root / "chunk.ms", "--out", prefix, "--imager", imager, "--config", cfg,
-                       state=root / "casa")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        with fits.open(f"{prefix}.pbcor.fits") as hdul:
-            header, data = hdul[0].header, hdul[0].data[0, 0]
-        wcs = WCS(header).celestial
-        out = {}
-        for s in truth["sky"]:
-            true = SkyCoord(s["ra_deg"] * u.deg, s["dec_deg"] * u.deg)
-            x, y = (int(round(float(v))) for v in wcs.world_to_pixel(true))
-            win = data[y - 6:y + 7, x - 6:x + 7]
-            j, i = np.unravel_index(np.nanargmax(win), win.shape)
-            out[s["name"]] = (float(win[j, i]), wcs.pixel_to_world(x - 6 + i, y - 6 + j))
-        dirty[imager] = (out, header["BMIN"] * 3600 if "BMIN" in header else None)
+    (ws, hw), (tc, ht) = measure(images["wsclean"][0], truth), measure(images["tclean"][0], truth)
+    beam_minor = min(hw["BMIN"], ht["BMIN"]) * 3600
     for s in truth["sky"]:
-        fw, pw = dirty["wsclean"][0][s["name"]]
-        ft, pt = dirty["tclean"][0][s["name"]]
-        assert fw == pytest.approx(ft, rel=FLUX_RTOL), s["name"]
-        assert pw.separation(pt).arcsec < 2 * 4.5, s["name"]  # same peak pixel within a pixel or two
+        assert ws[s["name"]][0] == pytest.approx(tc[s["name"]][0], rel=FLUX_RTOL), s["name"]
+        assert ws[s["name"]][2].separation(tc[s["name"]][2]).arcsec < POSITION_FRACTION_OF_BEAM * beam_minor, s["name"]
+    assert hw["BMAJ"] == pytest.approx(ht["BMAJ"], rel=0.1) and hw["BMIN"] == pytest.approx(ht["BMIN"], rel=0.1)
 
 
 def test_all_flagged_chunk_fails_with_a_reason_and_no_products(chunk, tmp_path):
@@ -137,3 +139,4 @@ def test_all_flagged_chunk_fails_with_a_reason_and_no_products(chunk, tmp_path):
     proc = run_job("image", flagged, "--out", tmp_path / "out" / "img", "--config", CONFIG, state=root / "casa")
     assert proc.returncode != 0 and "all cross-correlation data are flagged" in proc.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
