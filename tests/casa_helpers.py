@@ -18,12 +18,14 @@ from contimg.casa_env import casa_child_env
 
 def run_in_child(code: str, casa_state_dir: Path, timeout_s: float = 600) -> dict:
     """Run ``code`` in a fresh interpreter with the CASA environment; return its last-line JSON."""
+    Path(casa_state_dir).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=casa_child_env(Path(casa_state_dir)),
         capture_output=True,
         text=True,
         timeout=timeout_s,
+        cwd=casa_state_dir,  # CASA leaves scratch tables in its working directory
     )
     if proc.returncode != 0:
         raise AssertionError(f"child check failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -114,8 +114,10 @@ def solve(ms: str, out_dir: str, *, calibrator: str, ra_deg: float, dec_deg: flo
 
     timings = {}
     out = Path(out_dir).absolute()
+    ms = str(Path(ms).absolute())  # the job changes directory below
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chdir(work)  # CASA drops scratch tables in the working directory
     try:
         t = time.perf_counter()
         flagged = str(work / "flagged.ms")
@@ -181,6 +183,7 @@ def solve(ms: str, out_dir: str, *, calibrator: str, ra_deg: float, dec_deg: flo
             shutil.rmtree(out)
         os.replace(tables_dir, out)
     finally:
+        os.chdir(out.parent)  # never leave CASA in a deleted directory (it asserts getcwd at exit)
         shutil.rmtree(work, ignore_errors=True)
     return {**info, "out_dir": str(out), "source_ms": ms, "bandpass_png": str(out / f"{set_name}.bandpass.png"),
             "tables": [{**tb, "path": str(out / tb["name"])} for tb in tables], "timings_s": timings,

@@ -122,6 +122,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     timings, warnings = {}, []
     t0 = time.perf_counter()
     out_prefix = Path(out_prefix).absolute()
+    ms_path = str(Path(ms_path).absolute())  # the job changes directory below
+    caltables = [str(Path(t).absolute()) for t in caltables]
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     if caltables:
         ts = time.perf_counter()
@@ -139,6 +141,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     size = image_size_px(cell, info["freq_min_hz"], cfg)
     expected = expected_image_noise_jy(info["n_unflagged_cross"], info["channel_width_hz"], info["interval_s"])
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.tmp-", dir=out_prefix.parent))
+    os.chdir(tmpdir)  # CASA drops TempLattice*/imagesolver* scratch in the working directory
     try:
         ts = time.perf_counter()
         work = tmpdir / "img"
@@ -185,6 +188,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
                 shutil.rmtree(final)
             os.replace(tmp, final)
     finally:
+        os.chdir(out_prefix.parent)  # never leave CASA in a deleted directory (it asserts getcwd at exit)
         shutil.rmtree(tmpdir, ignore_errors=True)
     timings["total"] = time.perf_counter() - t0
     beam = {"bmaj_arcsec": float(header.get("BMAJ", 0.0)) * 3600.0, "bmin_arcsec": float(header.get("BMIN", 0.0)) * 3600.0,
