@@ -139,8 +139,39 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
                 log(f"mosaic for {date} failed; see {layout.logs / f'mosaic-{date}.log'}")
     finally:
         _stop(daemon)
+        _reap_instance_processes(layout.dagster_home)
     outcome.images = sorted(str(p) for p in (layout.products / "images").rglob("*.pbcor.fits"))
     return outcome
+
+
+def _reap_instance_processes(dagster_home: Path, grace_s: float = 10.0) -> list[int]:
+    """Stop every process still serving this instance (code server, run workers, CASA children).
+
+    The daemon's code server and run workers leave its process group, so killing the daemon
+    alone leaves them running (seen: run workers spinning for 30 min, holding a casa pool slot).
+    They are found by the instance path in their command line or environment.
+    """
+    me = os.getpid()
+    needle = str(dagster_home).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in found:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in found):
+            time.sleep(0.5)
+    return found
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 20.0) -> None:

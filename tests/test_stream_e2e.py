@@ -3,6 +3,7 @@
 import os
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 from astropy.io import fits
@@ -21,9 +22,18 @@ ENV = {
 }
 
 
-def casa_children() -> list[str]:
+def _mentions(proc_dir: Path, needle: bytes) -> bool:
+    try:
+        return needle in (proc_dir / "cmdline").read_bytes() or needle in (proc_dir / "environ").read_bytes()
+    except OSError:
+        return False
+
+
+def casa_children(root) -> list[str]:
+    """CASA/WSClean processes working on this test's files."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "contimg.casa_jobs" in line or "wsclean" in line]
+    return [line for line in out.splitlines()
+            if ("contimg.casa_jobs" in line or "wsclean" in line) and str(root) in line]
 
 
 @pytest.mark.e2e
@@ -54,7 +64,11 @@ def test_stream_images_every_chunk_and_records_faults(tmp_path, monkeypatch):
     instance = DagsterInstance.from_config(str(layout.dagster_home))
     for key in ("subband_group", "measurement_set", "image"):
         assert instance.get_materialized_partitions(AssetKey(key)) == set(windows), key
-    assert casa_children() == [], "a CASA child process was left behind"
+    assert casa_children(tmp_path) == [], "a CASA child process was left behind"
+    needle = str(layout.dagster_home).encode()
+    leftovers = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != os.getpid()
+                 and _mentions(p, needle)]
+    assert leftovers == [], "code server or run workers of the instance left running"
     # every MS opens (a casacore table directory with its main table)
     for w in windows:
         assert (layout.ms_path(w) / "table.dat").exists()
