@@ -3,12 +3,15 @@
     python -m contimg.casa_jobs.calibrate CHUNK.ms --out DIR --calibrator NAME --ra-deg X --dec-deg Y
            --flux-jy S [--spectral-index A] [--refant LIST] [--set-name NAME] [--report R.json]
 
-Steps: flag autocorrelations, zeros and RFI (tfcrop) in a scratch copy; shift the phase centre to
-the calibrator (a 54' offset once cost upstream 73% of its bandpass solutions); average the whole
-chunk in time (solint is inf and the calibrator sits at the phase centre, so nothing is lost);
-set a point-source model of the apparent flux (catalogue flux x spectral index x the primary
-beam averaged over the drift, computed by the caller); solve B (per channel, one per SPW) then
-G (amplitude and phase, with B applied). The tables are written into a temporary folder and
+Steps, in one read of DATA (the product MS is never modified): per spectral window, rotate the
+visibilities to the calibrator's true position (a 54' offset from the phase centre once cost
+upstream 73% of its bandpass solutions), flag autocorrelations, zeros, NaNs and RFI (robust
+time-frequency outliers, ``contimg.rfi``), and average over the chunk (solint is inf and the
+calibrator is now at the centre, so nothing decorrelates), into a small MS of one row per baseline
+and SPW whose field is the calibrator. Then set a point-source model of the apparent flux
+(catalogue flux x spectral index x the primary beam averaged over the drift, computed by the
+caller) and solve B (per channel, one per SPW) then G (amplitude and phase, with B applied).
+The tables are written into a temporary folder and
 renamed to DIR; ``caltables.json`` beside them lists them in apply order.
 """
 
@@ -107,6 +110,140 @@ def plot_bandpass(table: str, png: Path) -> None:
     plt.close(fig)
 
 
+def _antenna_uvw(me, qa, rel_xyz: np.ndarray, time_s: float, ra_rad: float, dec_rad: float) -> np.ndarray:
+    """Per-antenna uvw (nant, 3) in metres for phase centre (ra, dec) at ``time_s`` (MJD seconds, UTC)."""
+    me.doframe(me.epoch("UTC", qa.quantity(time_s, "s")))
+    me.doframe(me.direction("J2000", qa.quantity(ra_rad, "rad"), qa.quantity(dec_rad, "rad")))
+    b = me.baseline("ITRF", qa.quantity(rel_xyz[:, 0], "m"), qa.quantity(rel_xyz[:, 1], "m"),
+                    qa.quantity(rel_xyz[:, 2], "m"))
+    return np.array(me.touvw(b)[1]["value"]).reshape(-1, 3)
+
+
+def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, rfi: bool = True) -> dict:
+    """Write ``avg``: one row per cross baseline and SPW, the chunk's data phased to (ra, dec) and
+    time-averaged after flagging; its FIELD is the calibrator. Returns flagging figures."""
+    import casatools
+
+    from contimg.calavg import average_in_time, grid_index, rotate_to
+    from contimg.rfi import flag_outliers
+
+    tb, me, qa = casatools.table(), casatools.measures(), casatools.quanta()
+    tb.open(ms + "/ANTENNA")
+    pos = tb.getcol("POSITION").T
+    tb.close()
+    tb.open(ms + "/FIELD")
+    ra0, dec0 = tb.getcol("PHASE_DIR")[:, 0, 0]
+    tb.close()
+    tb.open(ms + "/DATA_DESCRIPTION")
+    spw_of_dd = tb.getcol("SPECTRAL_WINDOW_ID")
+    tb.close()
+    tb.open(ms + "/SPECTRAL_WINDOW")
+    freqs = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
+    tb.close()
+    tb.open(ms + "/OBSERVATION")
+    me.doframe(me.observatory(str(tb.getcell("TELESCOPE_NAME", 0))))
+    tb.close()
+    rel = pos - pos.mean(axis=0)  # baselines only need differences; keeps the numbers small
+    ra_c, dec_c = np.radians(ra_deg), np.radians(dec_deg)
+    tb.open(ms)
+    has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
+    results, counts, uvw_dev = {}, {"samples": 0, "flagged_before": 0, "flagged_rfi": 0}, 0.0
+    try:
+        for dd in range(len(spw_of_dd)):
+            sub = tb.query(f"DATA_DESC_ID=={dd} && ANTENNA1!=ANTENNA2")
+            try:
+                if sub.nrows() == 0:
+                    continue
+                rows = sub.rownumbers()
+                data = np.transpose(sub.getcol("DATA"), (2, 1, 0))  # (nrow, nchan, npol)
+                flags = np.transpose(sub.getcol("FLAG"), (2, 1, 0))
+                if has_wspec:
+                    weight = np.transpose(sub.getcol("WEIGHT_SPECTRUM"), (2, 1, 0))
+                else:
+                    weight = np.broadcast_to(sub.getcol("WEIGHT").T[:, None, :], data.shape)
+                time_s, a1, a2 = sub.getcol("TIME"), sub.getcol("ANTENNA1"), sub.getcol("ANTENNA2")
+                uvw_col = sub.getcol("UVW").T
+            finally:
+                sub.close()
+            times, t_idx, baselines, b_idx, first = grid_index(time_s, a1, a2)
+            dw = np.empty(len(rows))
+            for i, t in enumerate(times):
+                sel = t_idx == i
+                u0 = _antenna_uvw(me, qa, rel, t, ra0, dec0)
+                uc = _antenna_uvw(me, qa, rel, t, ra_c, dec_c)
+                w0 = u0[a1[sel], 2] - u0[a2[sel], 2]  # CASA's sense: antenna1 - antenna2
+                uvw_dev = max(uvw_dev, float(np.max(np.abs(w0 - uvw_col[sel, 2]))))
+                dw[sel] = (uc[a1[sel], 2] - uc[a2[sel], 2]) - w0
+            data = rotate_to(np.array(data, dtype=np.complex64), dw, freqs[spw_of_dd[dd]])
+            flags = flags | (data == 0) | ~np.isfinite(data) | (weight <= 0)
+            counts["samples"] += flags.size
+            counts["flagged_before"] += int(np.count_nonzero(flags))
+            if rfi:
+                amp = np.full((len(times), len(baselines)) + data.shape[1:], np.nan, np.float32)
+                amp[t_idx, b_idx] = np.abs(data)
+                grid_flags = np.ones(amp.shape, bool)
+                grid_flags[t_idx, b_idx] = flags
+                new = flag_outliers(amp, grid_flags)[t_idx, b_idx]
+                counts["flagged_rfi"] += int(np.count_nonzero(new & ~flags))
+                flags = new
+            vis, wsum = average_in_time(data, weight, flags, b_idx, len(baselines))
+            mid = float(times.mean())
+            uc = _antenna_uvw(me, qa, rel, mid, ra_c, dec_c)
+            uvw = uc[baselines[:, 0]] - uc[baselines[:, 1]]
+            span = float(times.max() - times.min()) + float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+            results[dd] = dict(rows=np.asarray(rows)[first], vis=vis, wsum=wsum, uvw=uvw, time=mid, span=span,
+                               baselines=baselines)
+            del data, flags, weight
+        if uvw_dev > 0.01:
+            raise CalibrationError(f"{ms}: the UVW column differs from CASA's uvw for its phase centre by "
+                                   f"{uvw_dev:.3f} m; not a Measurement Set this job can phase-shift")
+        if not results:
+            raise CalibrationError(f"{ms}: no cross-correlation rows")
+        keep = np.concatenate([r["rows"] for r in results.values()])
+        ref = tb.selectrows(keep.tolist())
+        ref.copy(avg, deep=True, valuecopy=True, returnobject=False)
+        ref.close()
+    finally:
+        tb.close()
+    tb.open(avg, nomodify=False)
+    try:
+        dd_col, a1, a2 = tb.getcol("DATA_DESC_ID"), tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2")
+        nrow = len(dd_col)
+        first = next(iter(results.values()))
+        vis = np.zeros((nrow,) + first["vis"].shape[1:], np.complex64)
+        wsum = np.zeros(vis.shape, np.float32)
+        uvw, t_mid, span = np.zeros((nrow, 3)), np.zeros(nrow), np.zeros(nrow)
+        for dd, r in results.items():
+            lookup = {(int(x), int(y)): i for i, (x, y) in enumerate(r["baselines"])}
+            rows = np.flatnonzero(dd_col == dd)
+            idx = np.array([lookup[(int(a1[k]), int(a2[k]))] for k in rows], dtype=int)
+            vis[rows], wsum[rows], uvw[rows] = r["vis"][idx], r["wsum"][idx], r["uvw"][idx]
+            t_mid[rows], span[rows] = r["time"], r["span"]
+        wt = wsum.mean(axis=1)  # (nrow, npol)
+        tb.putcol("DATA", np.transpose(vis, (2, 1, 0)))
+        tb.putcol("FLAG", np.transpose(wsum <= 0, (2, 1, 0)))
+        if has_wspec:
+            tb.putcol("WEIGHT_SPECTRUM", np.transpose(wsum, (2, 1, 0)))
+        tb.putcol("WEIGHT", wt.T)
+        tb.putcol("SIGMA", np.where(wt > 0, 1.0 / np.sqrt(np.maximum(wt, 1e-30)), 0.0).T)
+        tb.putcol("FLAG_ROW", np.all(wsum <= 0, axis=(1, 2)))
+        tb.putcol("UVW", uvw.T)
+        for col in ("TIME", "TIME_CENTROID"):
+            tb.putcol(col, t_mid)
+        for col in ("INTERVAL", "EXPOSURE"):
+            tb.putcol(col, span)
+    finally:
+        tb.close()
+    tb.open(avg + "/FIELD", nomodify=False)
+    direction = np.array([[[ra_c]], [[dec_c]]])
+    for col in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
+        tb.putcell(col, 0, direction[:, :, 0])
+    tb.close()
+    n = max(counts["samples"], 1)
+    return {"flagged_fraction_input": counts["flagged_before"] / n, "rfi_flagged_fraction": counts["flagged_rfi"] / n,
+            "uvw_column_vs_casa_m": uvw_dev}
+
+
 def solve(ms: str, out_dir: str, *, calibrator: str, ra_deg: float, dec_deg: float, flux_jy: float,
           spectral_index: float, refants: list[int], set_name: str, rfi: bool = True) -> dict:
     import casatasks
@@ -120,24 +257,9 @@ def solve(ms: str, out_dir: str, *, calibrator: str, ra_deg: float, dec_deg: flo
     os.chdir(work)  # CASA drops scratch tables in the working directory
     try:
         t = time.perf_counter()
-        flagged = str(work / "flagged.ms")
-        shutil.copytree(ms, flagged)
-        casatasks.flagdata(vis=flagged, mode="manual", autocorr=True, flagbackup=False)
-        casatasks.flagdata(vis=flagged, mode="clip", clipzeros=True, flagbackup=False)
-        if rfi:
-            casatasks.flagdata(vis=flagged, mode="tfcrop", datacolumn="data", timecutoff=5.0, freqcutoff=5.0,
-                               flagbackup=False)
-        timings["flag"] = time.perf_counter() - t
-        t = time.perf_counter()
-        shifted = str(work / "shifted.ms")
-        casatasks.phaseshift(vis=flagged, outputvis=shifted, phasecenter=f"J2000 {ra_deg}deg {dec_deg}deg",
-                             datacolumn="data")
-        shutil.rmtree(flagged)
         avg = str(work / "avg.ms")
-        casatasks.mstransform(vis=shifted, outputvis=avg, datacolumn="data", timeaverage=True, timebin="100000s",
-                              keepflags=False)
-        shutil.rmtree(shifted)
-        timings["shift_average"] = time.perf_counter() - t
+        flag_stats = average_at_calibrator(ms, avg, ra_deg, dec_deg, rfi=rfi)
+        timings["flag_shift_average"] = time.perf_counter() - t  # one read of DATA
         t = time.perf_counter()
         cl = casatools.componentlist()
         cl_path = str(work / "model.cl")
@@ -189,7 +311,7 @@ def solve(ms: str, out_dir: str, *, calibrator: str, ra_deg: float, dec_deg: flo
             "tables": [{**tb, "path": str(out / tb["name"])} for tb in tables], "timings_s": timings,
             "solver_version": f"casatasks {casatasks.version_string()}; contimg {__version__}",
             "solver_params": {"bandpass": {"solint": "inf", "minsnr": 3.0, "bandtype": "B"},
-                              "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": 3.0}, "rfi": "tfcrop 5 sigma"}}
+                              "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": 3.0}, "rfi": "contimg.rfi 5 sigma, grow 0.5" if rfi else "off"}, "flagging": flag_stats}
 
 
 def main(argv=None) -> int:
