@@ -3,7 +3,9 @@
 On a calibrator phased to the centre, each baseline's amplitude is smooth in time (the beam
 drifts slowly) and in frequency (the bandpass). Per baseline, channel and polarization we take
 the median over time as the smooth model, estimate the noise by the MAD of the residuals over the
-whole time-frequency plane of that baseline, and flag samples beyond ``threshold`` sigma; then,
+whole time-frequency plane of that baseline, and flag samples beyond ``threshold`` sigma; a line
+present at all times is found in the median spectrum against its running median across channels;
+then,
 like CASA's tfcrop ``extendflags``, a channel (time) of a baseline with more than ``grow`` of its
 samples flagged is flagged whole. Narrowband RFI and short broadband bursts are caught; Gaussian
 noise loses about 6e-7 of its samples at 5 sigma.
@@ -15,6 +17,8 @@ import numpy as np
 
 __all__ = ["flag_outliers"]
 
+MIN_CHANNELS_FOR_LINES = 8  # fewer channels cannot tell a line from the bandpass (simulated 4-channel SPWs)
+
 
 def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, grow: float = 0.5) -> np.ndarray:
     """New flags (same shape) for amplitudes ``amp`` (ntime, nbl, nchan, npol) already flagged by ``flags``.
@@ -22,12 +26,29 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
     Missing samples may be given as NaN. Returns ``flags | outliers``; the inputs are not modified.
     """
     a = np.where(flags, np.nan, amp).astype(np.float32)
-    with np.errstate(all="ignore"), _quiet():
-        smooth = np.nanmedian(a, axis=0, keepdims=True)  # per (bl, chan, pol)
+    with np.errstate(all="ignore"):
+        smooth = _nanmedian(a, axes=(0,))  # per (bl, chan, pol), keepdims
         resid = a - smooth
-        mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=(0, 2), keepdims=True)), axis=(0, 2), keepdims=True)
-        sigma = 1.4826 * mad
+        # per (bl, pol): resid is centred by construction; the median over channels of the median over
+        # time of |resid| is as robust as one median over both and 3x cheaper (no transpose)
+        sigma = 1.4826 * _nanmedian(_nanmedian(np.abs(resid), axes=(0,)), axes=(2,))
         out = flags | (np.abs(resid) > threshold * np.where(sigma > 0, sigma, np.inf))
+        # a line present at every time hides in the time median: compare each baseline's median
+        # spectrum with its running median across channels, flag channels that stand out
+        nchan = a.shape[2]
+        if nchan >= MIN_CHANNELS_FOR_LINES:
+            from scipy.ndimage import median_filter
+
+            width = min(7, nchan - (1 - nchan % 2))  # odd, at most the band
+            spec = np.nan_to_num(smooth[0], nan=0.0)  # (bl, chan, pol)
+            dev = spec - median_filter(spec, size=(1, width, 1), mode="nearest")
+            n_t = np.maximum(np.sum(~flags, axis=0), 1)  # the median's own noise shrinks with time
+            noise = np.where(sigma[0] > 0, sigma[0], np.inf) * 1.2533 / np.sqrt(n_t)
+            # on a bright calibrator the bandpass ripple between channels dwarfs that noise: a line must
+            # also stand out from the baseline's own channel-to-channel scatter
+            scatter = 1.4826 * np.median(np.abs(dev), axis=1, keepdims=True)
+            line = np.abs(dev) > threshold * np.maximum(noise, scatter)
+            out |= line[None]
     out = out | ~np.isfinite(amp)
     nt, _, nchan, _ = out.shape
     out |= out.mean(axis=0, keepdims=True) > grow  # a channel of a baseline mostly flagged: flag it all
@@ -35,15 +56,17 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
     return out
 
 
-class _quiet:
-    """Silence numpy's all-NaN-slice warnings (fully flagged baselines are expected)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+def _nanmedian(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """Median over ``axes`` ignoring NaN, keepdims; by one sort (numpy's nanmedian is ~100x slower here)."""
+    other = [k for k in range(a.ndim) if k not in axes]
+    moved = np.transpose(a, list(axes) + other)
+    flat = moved.reshape((-1,) + moved.shape[len(axes):])
+    shape = [1 if k in axes else a.shape[k] for k in range(a.ndim)]
+    if not np.isnan(flat).any():  # the usual case on a calibrator: numpy's partition-based median
+        return np.median(flat, axis=0).reshape(shape)
+    srt = np.sort(flat, axis=0)  # NaN sort last
+    n = np.sum(~np.isnan(flat), axis=0)
+    lo = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[None], axis=0)[0]
+    hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[None], axis=0)[0]
+    med = np.where(n > 0, 0.5 * (lo + hi), np.nan)
+    return med.reshape(shape)

@@ -52,6 +52,22 @@ def _antennas_with_data(ms: str) -> list[int]:
     return sorted(set(a1[cross].tolist()) | set(a2[cross].tolist()))
 
 
+def _time_span(ms: str) -> dict:
+    """Start/end MJD and the pointing declination keyword (reads two small columns, not the data)."""
+    import casatools
+
+    tb = casatools.table()
+    tb.open(ms)
+    try:
+        times, interval = tb.getcol("TIME"), tb.getcol("INTERVAL")
+        pointing = tb.getkeywords().get("CONTIMG_POINTING_DEC_DEG")
+    finally:
+        tb.close()
+    half = float(np.median(interval)) / 2
+    return {"start_mjd": (times.min() - half) / 86400.0, "end_mjd": (times.max() + half) / 86400.0,
+            "pointing_dec_deg": float(pointing) if pointing is not None else None}
+
+
 def choose_refant(preferred: list[int], present: list[int]) -> int:
     """The first preferred antenna (0-based id) that has data, else the first antenna with data."""
     for a in preferred:
@@ -119,88 +135,138 @@ def _antenna_uvw(me, qa, rel_xyz: np.ndarray, time_s: float, ra_rad: float, dec_
     return np.array(me.touvw(b)[1]["value"]).reshape(-1, 3)
 
 
-def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, rfi: bool = True) -> dict:
-    """Write ``avg``: one row per cross baseline and SPW, the chunk's data phased to (ra, dec) and
-    time-averaged after flagging; its FIELD is the calibrator. Returns flagging figures."""
+def _ms_geometry(ms: str) -> dict:
+    """What every SPW worker needs: antenna positions, phase centre, SPW of each data description,
+    channel frequencies, observatory, and which rows hold each data description."""
+    import casatools
+
+    tb = casatools.table()
+    out = {}
+    for sub, col in (("ANTENNA", "POSITION"), ("FIELD", "PHASE_DIR"), ("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")):
+        tb.open(f"{ms}/{sub}")
+        out[col] = tb.getcol(col)
+        tb.close()
+    tb.open(ms + "/SPECTRAL_WINDOW")
+    out["freqs"] = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
+    tb.close()
+    tb.open(ms + "/OBSERVATION")
+    out["telescope"] = str(tb.getcell("TELESCOPE_NAME", 0))
+    tb.close()
+    tb.open(ms)
+    out["has_wspec"] = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
+    dd_all = tb.getcol("DATA_DESC_ID")
+    tb.close()
+    out["blocks"] = {dd: np.flatnonzero(dd_all == dd) for dd in range(len(out["SPECTRAL_WINDOW_ID"]))}
+    return out
+
+
+def _spw_average(ms: str, dd: int, geo: dict, ra_deg: float, dec_deg: float, rfi: bool) -> dict | None:
+    """One data description: read, phase to (ra, dec), flag, average in time (runs in a worker process)."""
     import casatools
 
     from contimg.calavg import average_in_time, grid_index, rotate_to
     from contimg.rfi import flag_outliers
 
+    block = geo["blocks"][dd]
+    if block.size == 0:
+        return None
     tb, me, qa = casatools.table(), casatools.measures(), casatools.quanta()
-    tb.open(ms + "/ANTENNA")
-    pos = tb.getcol("POSITION").T
-    tb.close()
-    tb.open(ms + "/FIELD")
-    ra0, dec0 = tb.getcol("PHASE_DIR")[:, 0, 0]
-    tb.close()
-    tb.open(ms + "/DATA_DESCRIPTION")
-    spw_of_dd = tb.getcol("SPECTRAL_WINDOW_ID")
-    tb.close()
-    tb.open(ms + "/SPECTRAL_WINDOW")
-    freqs = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
-    tb.close()
-    tb.open(ms + "/OBSERVATION")
-    me.doframe(me.observatory(str(tb.getcell("TELESCOPE_NAME", 0))))
-    tb.close()
+    me.doframe(me.observatory(geo["telescope"]))
+    pos = geo["POSITION"].T
     rel = pos - pos.mean(axis=0)  # baselines only need differences; keeps the numbers small
+    ra0, dec0 = geo["PHASE_DIR"][:, 0, 0]
     ra_c, dec_c = np.radians(ra_deg), np.radians(dec_deg)
     tb.open(ms)
-    has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
-    results, counts, uvw_dev = {}, {"samples": 0, "flagged_before": 0, "flagged_rfi": 0}, 0.0
+    contiguous = bool(block[-1] - block[0] + 1 == block.size)  # contimg's layout: one block per SPW
+    src = tb if contiguous else tb.selectrows(block.tolist())
     try:
-        for dd in range(len(spw_of_dd)):
-            sub = tb.query(f"DATA_DESC_ID=={dd} && ANTENNA1!=ANTENNA2")
-            try:
-                if sub.nrows() == 0:
-                    continue
-                rows = sub.rownumbers()
-                data = np.transpose(sub.getcol("DATA"), (2, 1, 0))  # (nrow, nchan, npol)
-                flags = np.transpose(sub.getcol("FLAG"), (2, 1, 0))
-                if has_wspec:
-                    weight = np.transpose(sub.getcol("WEIGHT_SPECTRUM"), (2, 1, 0))
-                else:
-                    weight = np.broadcast_to(sub.getcol("WEIGHT").T[:, None, :], data.shape)
-                time_s, a1, a2 = sub.getcol("TIME"), sub.getcol("ANTENNA1"), sub.getcol("ANTENNA2")
-                uvw_col = sub.getcol("UVW").T
-            finally:
-                sub.close()
-            times, t_idx, baselines, b_idx, first = grid_index(time_s, a1, a2)
-            dw = np.empty(len(rows))
-            for i, t in enumerate(times):
-                sel = t_idx == i
-                u0 = _antenna_uvw(me, qa, rel, t, ra0, dec0)
-                uc = _antenna_uvw(me, qa, rel, t, ra_c, dec_c)
-                w0 = u0[a1[sel], 2] - u0[a2[sel], 2]  # CASA's sense: antenna1 - antenna2
-                uvw_dev = max(uvw_dev, float(np.max(np.abs(w0 - uvw_col[sel, 2]))))
-                dw[sel] = (uc[a1[sel], 2] - uc[a2[sel], 2]) - w0
-            data = rotate_to(np.array(data, dtype=np.complex64), dw, freqs[spw_of_dd[dd]])
-            flags = flags | (data == 0) | ~np.isfinite(data) | (weight <= 0)
-            counts["samples"] += flags.size
-            counts["flagged_before"] += int(np.count_nonzero(flags))
-            if rfi:
-                amp = np.full((len(times), len(baselines)) + data.shape[1:], np.nan, np.float32)
-                amp[t_idx, b_idx] = np.abs(data)
-                grid_flags = np.ones(amp.shape, bool)
-                grid_flags[t_idx, b_idx] = flags
-                new = flag_outliers(amp, grid_flags)[t_idx, b_idx]
-                counts["flagged_rfi"] += int(np.count_nonzero(new & ~flags))
-                flags = new
-            vis, wsum = average_in_time(data, weight, flags, b_idx, len(baselines))
-            mid = float(times.mean())
-            uc = _antenna_uvw(me, qa, rel, mid, ra_c, dec_c)
-            uvw = uc[baselines[:, 0]] - uc[baselines[:, 1]]
-            span = float(times.max() - times.min()) + float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-            results[dd] = dict(rows=np.asarray(rows)[first], vis=vis, wsum=wsum, uvw=uvw, time=mid, span=span,
-                               baselines=baselines)
-            del data, flags, weight
-        if uvw_dev > 0.01:
-            raise CalibrationError(f"{ms}: the UVW column differs from CASA's uvw for its phase centre by "
-                                   f"{uvw_dev:.3f} m; not a Measurement Set this job can phase-shift")
-        if not results:
-            raise CalibrationError(f"{ms}: no cross-correlation rows")
-        keep = np.concatenate([r["rows"] for r in results.values()])
-        ref = tb.selectrows(keep.tolist())
+        def read(col):
+            return src.getcol(col, int(block[0]), int(block.size)) if contiguous else src.getcol(col)
+
+        a1, a2 = read("ANTENNA1"), read("ANTENNA2")
+        cross = a1 != a2
+        rows, a1, a2 = block[cross], a1[cross], a2[cross]
+        data = np.transpose(read("DATA"), (2, 1, 0))[cross]  # (nrow, nchan, npol)
+        flags = np.transpose(read("FLAG"), (2, 1, 0))[cross]
+        if geo["has_wspec"]:
+            weight = np.transpose(read("WEIGHT_SPECTRUM"), (2, 1, 0))[cross]
+        else:
+            weight = np.broadcast_to(read("WEIGHT").T[cross][:, None, :], data.shape)
+        time_s, uvw_col = read("TIME")[cross], read("UVW").T[cross]
+    finally:
+        if not contiguous:
+            src.close()
+        tb.close()
+    if rows.size == 0:
+        return None
+    times, t_idx, baselines, b_idx, first = grid_index(time_s, a1, a2)
+    dw, uvw_dev = np.empty(len(rows)), 0.0
+    for i, t in enumerate(times):
+        sel = t_idx == i
+        u0 = _antenna_uvw(me, qa, rel, t, ra0, dec0)
+        uc = _antenna_uvw(me, qa, rel, t, ra_c, dec_c)
+        w0 = u0[a1[sel], 2] - u0[a2[sel], 2]  # CASA's sense: antenna1 - antenna2
+        uvw_dev = max(uvw_dev, float(np.max(np.abs(w0 - uvw_col[sel, 2]))))
+        dw[sel] = (uc[a1[sel], 2] - uc[a2[sel], 2]) - w0
+    data = rotate_to(np.ascontiguousarray(data, dtype=np.complex64), dw, geo["freqs"][geo["SPECTRAL_WINDOW_ID"][dd]])
+    flags = flags | (data == 0) | ~np.isfinite(data) | (weight <= 0)
+    n_before, n_rfi = int(np.count_nonzero(flags)), 0
+    if rfi:
+        amp = np.full((len(times), len(baselines)) + data.shape[1:], np.nan, np.float32)
+        amp[t_idx, b_idx] = np.abs(data)
+        grid_flags = np.ones(amp.shape, bool)
+        grid_flags[t_idx, b_idx] = flags
+        new = flag_outliers(amp, grid_flags)[t_idx, b_idx]
+        n_rfi = int(np.count_nonzero(new & ~flags))
+        flags = new
+    vis, wsum = average_in_time(data, weight, flags, b_idx, len(baselines))
+    mid = float(times.mean())
+    uc = _antenna_uvw(me, qa, rel, mid, ra_c, dec_c)
+    span = float(times.max() - times.min()) + float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    return dict(dd=dd, rows=rows[first], vis=vis, wsum=wsum, uvw=uc[baselines[:, 0]] - uc[baselines[:, 1]],
+                time=mid, span=span, baselines=baselines, samples=flags.size, flagged_before=n_before,
+                flagged_rfi=n_rfi, uvw_dev=uvw_dev)
+
+
+def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, rfi: bool = True,
+                          workers: int = 2) -> dict:
+    """Write ``avg``: one row per cross baseline and SPW, the chunk's data phased to (ra, dec) and
+    time-averaged after flagging; its FIELD is the calibrator. Returns flagging figures.
+
+    The SPWs are independent: ``workers`` processes (the machine's cores) take them in turn.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    geo = _ms_geometry(ms)
+    dds = list(geo["blocks"])
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            found = list(pool.map(_spw_average, *zip(*[(ms, dd, geo, ra_deg, dec_deg, rfi) for dd in dds])))
+    else:
+        found = [_spw_average(ms, dd, geo, ra_deg, dec_deg, rfi) for dd in dds]
+    results = {r["dd"]: r for r in found if r is not None}
+    if not results:
+        raise CalibrationError(f"{ms}: no cross-correlation rows")
+    uvw_dev = max(r["uvw_dev"] for r in results.values())
+    if uvw_dev > 0.01:
+        raise CalibrationError(f"{ms}: the UVW column differs from CASA's uvw for its phase centre by "
+                               f"{uvw_dev:.3f} m; not a Measurement Set this job can phase-shift")
+    _write_averaged_ms(ms, avg, results, geo["has_wspec"], np.radians(ra_deg), np.radians(dec_deg))
+    n = max(sum(r["samples"] for r in results.values()), 1)
+    return {"flagged_fraction_input": sum(r["flagged_before"] for r in results.values()) / n,
+            "rfi_flagged_fraction": sum(r["flagged_rfi"] for r in results.values()) / n,
+            "uvw_column_vs_casa_m": uvw_dev}
+
+
+def _write_averaged_ms(ms: str, avg: str, results: dict, has_wspec: bool, ra_c: float, dec_c: float) -> None:
+    """A copy of one row per baseline and SPW of ``ms``, filled with the averages; FIELD = the calibrator."""
+    import casatools
+
+    tb = casatools.table()
+    tb.open(ms)
+    try:
+        ref = tb.selectrows(np.concatenate([r["rows"] for r in results.values()]).tolist())
         ref.copy(avg, deep=True, valuecopy=True, returnobject=False)
         ref.close()
     finally:
@@ -239,9 +305,6 @@ def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, r
     for col in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
         tb.putcell(col, 0, direction[:, :, 0])
     tb.close()
-    n = max(counts["samples"], 1)
-    return {"flagged_fraction_input": counts["flagged_before"] / n, "rfi_flagged_fraction": counts["flagged_rfi"] / n,
-            "uvw_column_vs_casa_m": uvw_dev}
 
 
 def solve(ms: str, out_dir: str, *, calibrator: str, ra_deg: float, dec_deg: float, flux_jy: float,
@@ -326,9 +389,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         from contimg.calibration import plan_solve
-        from contimg.casa_jobs.image import describe_ms
 
-        info = describe_ms(args.ms)
+        info = _time_span(args.ms)
         if info["pointing_dec_deg"] is None:
             raise CalibrationError(f"{args.ms} has no CONTIMG_POINTING_DEC_DEG keyword (not made by contimg convert)")
         try:
