@@ -103,9 +103,14 @@ TILE_BYTES = 1 << 20  # ~1 MB tiles: large contiguous writes, and CASA's per-row
 
 
 def _main_table_desc(n_chan: int):
-    """MAIN table description: the standard MS columns plus the imaging columns, each big
-    column in its own tiled data manager (sharing one hypercube between DATA, MODEL_DATA and
-    CORRECTED_DATA makes every block write a read-modify-write of the shared tiles)."""
+    """MAIN table description: the standard MS columns plus WEIGHT_SPECTRUM, each big column in
+    its own tiled data manager (a shared hypercube makes every block write a read-modify-write of
+    the shared tiles).
+
+    MODEL_DATA and CORRECTED_DATA are not written: CASA treats both as scratch columns. The
+    solvers use the virtual model (``ft``/``setjy`` with ``usescratch=False``) and ``applycal``
+    adds CORRECTED_DATA when it first writes it, so a chunk that is never calibrated never pays
+    for 2.7 GB of copies of DATA (docs/conventions.md)."""
     from casacore import tables
 
     desc = tables.required_ms_desc("MAIN")
@@ -118,8 +123,7 @@ def _main_table_desc(n_chan: int):
                 "SCAN_NUMBER", "STATE_ID", "TIME", "TIME_CENTROID"):
         desc[key].update(dataManagerType="IncrementalStMan", dataManagerGroup=key)
     spec = {}
-    for name, value, vtype, bytes_per in (("DATA", 0j, "complex", 8), ("MODEL_DATA", 0j, "complex", 8),
-                                          ("CORRECTED_DATA", 0j, "complex", 8), ("WEIGHT_SPECTRUM", 0.0, "float", 4)):
+    for name, value, vtype, bytes_per in (("DATA", 0j, "complex", 8), ("WEIGHT_SPECTRUM", 0.0, "float", 4)):
         group = f"Tiled_{name}"
         cd = tables.makearrcoldesc(name, value, valuetype=vtype, ndim=2, datamanagertype="TiledShapeStMan",
                                    datamanagergroup=group)
@@ -192,12 +196,111 @@ def _write_subtables(path: Path, plan: ChunkPlan, freqs_asc: np.ndarray, widths:
             spw.putcell("REF_FREQUENCY", k, float(freqs_asc[spw_of_chan == k][0]))
 
 
-def convert_chunk(files, out: Path, scratch: Path | None = None) -> dict:
-    """Convert ``files`` to ``out`` atomically; returns the metrics reported by the job."""
+def prepare_spw(plan: ChunkPlan, k: int, ra0: float, dec0: float) -> dict:
+    """Everything SPW ``k`` (subband ``15 - k``) writes, computed from its file alone.
+
+    Runs in a worker process: read once, rotate with the subband's own times from the moving
+    fringe-stop centre to the fixed field, flag NaN/Inf, zeros and autos, MS sign convention,
+    channels ascending.
+    """
+    from contimg.calavg import rotation
+    from contimg.instrument import subband_freqs_hz
+
+    t0 = time.perf_counter()
+    sb = N_SUBBANDS - 1 - k
+    n_chan = plan.n_chan
+    nblts = len(plan.template.time_jd)
+    sub = plan.subbands.get(sb)
+    f_asc = subband_freqs_hz(sb, n_chan)[::-1]
+    src = sub if sub is not None else plan.subbands[min(plan.subbands, key=lambda s: abs(s - sb))]
+    if sub is not None:
+        vis, flags, nsamples = _read_block(sub)
+    else:  # a missing subband keeps its SPW, every row flagged
+        vis = np.zeros((nblts, n_chan, 2), np.complex64)
+        flags = np.ones((nblts, n_chan, 2), bool)
+        nsamples = np.zeros((nblts, n_chan, 2), np.float32)
+    t_read = time.perf_counter() - t0
+    uvw_new, w_old, w_new = _geometry(src, ra0, dec0, src.time_jd)
+    bad = ~np.isfinite(vis)
+    n_nan = int(np.count_nonzero(bad.any(axis=-1))) if sub is not None else 0
+    vis[bad] = 0
+    flags = flags | bad | (vis == 0)  # exact zeros are correlator dropouts, never data
+    flags[src.ant1 == src.ant2] = True  # autos kept but flagged for calibration and imaging
+    f_file = src.freqs_hz if sub is not None else f_asc[::-1]
+    # MS convention conj(vis * rot) = conj(vis) * conj(rot), channels ascending; in place and into
+    # one new buffer (~85 MB per subband at full size)
+    conj_rot = rotation(w_old - w_new, f_file)  # exp(-2 pi i (w_old - w_new) f / c) = conj(rot)
+    np.conjugate(vis, out=vis)
+    data = np.empty_like(vis)
+    np.multiply(vis[:, ::-1, :], conj_rot[:, ::-1, None], out=data)
+    del vis, conj_rot
+    flags = np.ascontiguousarray(flags[:, ::-1, :])
+    wspec = np.where(flags, np.float32(0), nsamples[:, ::-1, :]).astype(np.float32)
+    weight = wspec.mean(axis=1)
+    mjd_s = (src.time_jd - 2400000.5) * 86400.0
+    return {"k": k, "data": data, "flags": flags, "wspec": wspec, "weight": weight, "uvw": -uvw_new,
+            "time": mjd_s, "interval": src.integration_s, "ant1": src.ant1, "ant2": src.ant2, "freqs": f_asc,
+            "width": np.full(n_chan, plan.template.channel_width_hz), "n_nan": n_nan,
+            "n_flagged": int(np.count_nonzero(flags)), "n_vis": flags.size,
+            "seconds": {"read": t_read, "phase": time.perf_counter() - t0 - t_read},
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def _write_spw(ms, spw: dict, nblts: int) -> None:
+    k = spw["k"]
+    row0 = k * nblts
+    put = lambda col, value: ms.putcol(col, value, startrow=row0, nrow=nblts)  # noqa: E731
+    put("DATA", spw["data"])
+    put("FLAG", spw["flags"])
+    put("FLAG_ROW", spw["flags"].all(axis=(1, 2)))
+    put("WEIGHT_SPECTRUM", spw["wspec"])
+    put("WEIGHT", spw["weight"])
+    put("SIGMA", np.where(spw["weight"] > 0, 1.0 / np.sqrt(np.maximum(spw["weight"], 1e-30)), 0.0))
+    put("UVW", spw["uvw"])  # MS convention (pyuvdata flip_conj)
+    put("TIME", spw["time"])
+    put("TIME_CENTROID", spw["time"])
+    put("INTERVAL", np.full(nblts, spw["interval"]))
+    put("EXPOSURE", np.full(nblts, spw["interval"]))
+    put("ANTENNA1", spw["ant1"])
+    put("ANTENNA2", spw["ant2"])
+    put("DATA_DESC_ID", np.full(nblts, k))
+    put("SCAN_NUMBER", np.ones(nblts, int))
+    put("STATE_ID", np.full(nblts, -1))
+
+
+def _prepared_in_order(plan: ChunkPlan, ra0: float, dec0: float, workers: int):
+    """Yield ``prepare_spw`` results for SPW 0..15 in order, ``workers`` processes computing ahead.
+
+    At most ``workers + 1`` prepared SPWs exist at once, so memory stays bounded while the
+    writer (this process) and the workers (the other cores) overlap.
+    """
+    if workers <= 1:
+        for k in range(N_SUBBANDS):
+            yield prepare_spw(plan, k, ra0, dec0)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {}
+        for k in range(N_SUBBANDS):
+            while len(pending) < workers + 1 and (k + len(pending)) < N_SUBBANDS:
+                nxt = k + len(pending)
+                pending[nxt] = pool.submit(prepare_spw, plan, nxt, ra0, dec0)
+            yield pending.pop(k).result()
+
+
+def convert_chunk(files, out: Path, scratch: Path | None = None, workers: int | None = None) -> dict:
+    """Convert ``files`` to ``out`` atomically; returns the metrics reported by the job.
+
+    ``workers`` processes read and rotate subbands while this one writes (default: the CPUs, at
+    most 2; 1 = all in this process).
+    """
     t0 = time.perf_counter()
     timings = {"read": 0.0, "phase": 0.0, "write": 0.0}
     out = Path(out).absolute()
     plan = plan_chunk(files)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     tmp_parent = Path(scratch) if scratch else out.parent
     tmp_parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -206,72 +309,27 @@ def convert_chunk(files, out: Path, scratch: Path | None = None) -> dict:
         shutil.rmtree(tmp)
     t = plan.template
     nblts = len(t.time_jd)
-    n_chan = plan.n_chan
     ra0, dec0 = np.radians(plan.phase_center_ra_deg), np.radians(plan.phase_center_dec_deg)
     freqs_asc, widths, spw_of_chan = [], [], []
     n_flagged = n_vis = n_nan = 0
+    worker_rss = 0.0
     try:
-        ms, tables = _init_ms(tmp, N_SUBBANDS * nblts, n_chan)
+        ms, tables = _init_ms(tmp, N_SUBBANDS * nblts, plan.n_chan)
         try:
-            for k in range(N_SUBBANDS):  # SPW k holds subband 15 - k: ascending frequency
-                sb = N_SUBBANDS - 1 - k
-                sub = plan.subbands.get(sb)
-                from contimg.instrument import subband_freqs_hz
-
-                f_asc = subband_freqs_hz(sb, n_chan)[::-1]
-                freqs_asc.append(f_asc)
-                widths.append(np.full(n_chan, t.channel_width_hz))
-                spw_of_chan.append(np.full(n_chan, k))
-                row0 = k * nblts
-                src = sub if sub is not None else plan.subbands[min(plan.subbands, key=lambda s: abs(s - sb))]
+            for spw in _prepared_in_order(plan, ra0, dec0, workers):
                 ts = time.perf_counter()
-                if sub is not None:
-                    vis, flags, nsamples = _read_block(sub)
-                else:  # a missing subband keeps its SPW, every row flagged
-                    vis = np.zeros((nblts, n_chan, 2), np.complex64)
-                    flags = np.ones((nblts, n_chan, 2), bool)
-                    nsamples = np.zeros((nblts, n_chan, 2), np.float32)
-                timings["read"] += time.perf_counter() - ts
-                ts = time.perf_counter()
-                uvw_new, w_old, w_new = _geometry(src, ra0, dec0, src.time_jd)
-                bad = ~np.isfinite(vis)
-                n_nan += int(np.count_nonzero(bad.any(axis=-1)) if sub is not None else 0)
-                vis[bad] = 0
-                flags = flags | bad
-                flags[src.ant1 == src.ant2] = True  # autos kept but flagged for calibration and imaging
-                f_file = src.freqs_hz if sub is not None else f_asc[::-1]
-                phase = (2.0 * np.pi / C_M_S) * (w_old - w_new)[:, None] * f_file[None, :]
-                rot = np.exp(1j * phase).astype(np.complex64)
-                data = np.conj(vis * rot[:, :, None])[:, ::-1, :]  # MS convention, channels ascending
-                flags = flags[:, ::-1, :]
-                wspec = np.where(flags, 0.0, nsamples[:, ::-1, :]).astype(np.float32)
-                timings["phase"] += time.perf_counter() - ts
-                ts = time.perf_counter()
-                data = np.ascontiguousarray(data)
-                ms.putcol("DATA", data, startrow=row0, nrow=nblts)
-                ms.putcol("CORRECTED_DATA", data, startrow=row0, nrow=nblts)
-                ms.putcol("MODEL_DATA", np.ones_like(data), startrow=row0, nrow=nblts)
-                ms.putcol("FLAG", np.ascontiguousarray(flags), startrow=row0, nrow=nblts)
-                ms.putcol("FLAG_ROW", flags.all(axis=(1, 2)), startrow=row0, nrow=nblts)
-                ms.putcol("WEIGHT_SPECTRUM", np.ascontiguousarray(wspec), startrow=row0, nrow=nblts)
-                weight = wspec.mean(axis=1)
-                ms.putcol("WEIGHT", weight, startrow=row0, nrow=nblts)
-                ms.putcol("SIGMA", np.where(weight > 0, 1.0 / np.sqrt(np.maximum(weight, 1e-30)), 0.0), startrow=row0, nrow=nblts)
-                ms.putcol("UVW", -uvw_new, startrow=row0, nrow=nblts)  # MS convention (pyuvdata flip_conj)
-                mjd_s = (src.time_jd - 2400000.5) * 86400.0
-                ms.putcol("TIME", mjd_s, startrow=row0, nrow=nblts)
-                ms.putcol("TIME_CENTROID", mjd_s, startrow=row0, nrow=nblts)
-                ms.putcol("INTERVAL", np.full(nblts, src.integration_s), startrow=row0, nrow=nblts)
-                ms.putcol("EXPOSURE", np.full(nblts, src.integration_s), startrow=row0, nrow=nblts)
-                ms.putcol("ANTENNA1", src.ant1, startrow=row0, nrow=nblts)
-                ms.putcol("ANTENNA2", src.ant2, startrow=row0, nrow=nblts)
-                ms.putcol("DATA_DESC_ID", np.full(nblts, k), startrow=row0, nrow=nblts)
-                ms.putcol("SCAN_NUMBER", np.ones(nblts, int), startrow=row0, nrow=nblts)
-                ms.putcol("STATE_ID", np.full(nblts, -1), startrow=row0, nrow=nblts)
+                _write_spw(ms, spw, nblts)
                 timings["write"] += time.perf_counter() - ts
-                n_flagged += int(np.count_nonzero(flags))
-                n_vis += flags.size
-                del vis, data, flags, wspec, rot, phase
+                for key in ("read", "phase"):
+                    timings[key] += spw["seconds"][key]
+                freqs_asc.append(spw["freqs"])
+                widths.append(spw["width"])
+                spw_of_chan.append(np.full(len(spw["freqs"]), spw["k"]))
+                n_flagged += spw["n_flagged"]
+                n_vis += spw["n_vis"]
+                n_nan += spw["n_nan"]
+                worker_rss = max(worker_rss, spw["peak_rss_mb"])
+                del spw
             ms.putkeyword("CONTIMG_POINTING_DEC_DEG", float(plan.pointing_dec_deg))  # read by the imaging job
         finally:
             ms.close()
@@ -298,7 +356,7 @@ def convert_chunk(files, out: Path, scratch: Path | None = None) -> dict:
         "missing_subbands": plan.missing,
         "n_rows": N_SUBBANDS * nblts,
         "n_antennas": int(len(np.union1d(t.ant1, t.ant2))),
-        "n_channels": int(N_SUBBANDS * n_chan),
+        "n_channels": int(N_SUBBANDS * plan.n_chan),
         "n_times": int(t.n_times),
         "start_mjd": plan.start_jd - 2400000.5,
         "end_mjd": plan.end_jd - 2400000.5,
@@ -312,6 +370,8 @@ def convert_chunk(files, out: Path, scratch: Path | None = None) -> dict:
         "timings_s": timings,
         "bytes_in": plan.bytes_in,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "workers": workers,
+        "worker_peak_rss_mb": worker_rss if workers > 1 else None,
         "code_version": __version__,
     }
 
