@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from contimg import __version__
-from contimg.imaging import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
+from contimg.imaging import ImagingConfig, cell_arcsec, channel_bin, expected_image_noise_jy, image_size_px
 from contimg.jobreport import report
 
 POINTING_KEYWORD = "CONTIMG_POINTING_DEC_DEG"
@@ -49,7 +49,8 @@ def describe_ms(ms_path: str) -> dict:
         tb.close()
     tb.open(ms_path + "/SPECTRAL_WINDOW")
     freqs = np.concatenate([tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())])
-    widths = np.concatenate([tb.getcell("CHAN_WIDTH", i) for i in range(tb.nrows())])
+    widths_per_spw = [tb.getcell("CHAN_WIDTH", i) for i in range(tb.nrows())]
+    widths = np.concatenate(widths_per_spw)
     tb.close()
     tb.open(ms_path + "/FIELD")
     field_dir = tb.getcol("PHASE_DIR")[:, 0, 0]
@@ -65,16 +66,163 @@ def describe_ms(ms_path: str) -> dict:
         "start_mjd": float(times.min() - interval / 2) / 86400.0, "end_mjd": float(times.max() + interval / 2) / 86400.0,
         "flagged_fraction": float(flags[:, :, cross].mean()) if cross.any() else 1.0,
         "n_unflagged_cross": unflagged, "max_baseline_m": float(lengths.max()) if lengths.size else 0.0,
+        "n_spw": len(widths_per_spw),
         "field_ra_deg": float(np.degrees(field_dir[0]) % 360.0), "field_dec_deg": float(np.degrees(field_dir[1])),
         "pointing_dec_deg": float(pointing) if pointing is not None else None,
     }
 
 
 def apply_calibration(ms_path: str, caltables: list[str]) -> None:
+    """CASA's applycal in place (CORRECTED_DATA): the fallback for tables ``load_gains`` cannot apply."""
     import casatasks
 
     casatasks.applycal(vis=ms_path, gaintable=caltables, interp=["linear"] * len(caltables), calwt=True,
                        applymode="calflag", flagbackup=False)
+
+
+class UnsupportedTables(Exception):
+    """Tables whose application needs CASA's interpolation (several solution times, or not B/G)."""
+
+
+def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[list, list]:
+    """Per SPW, the product of the tables' complex gains (n_ant, nchan, npol) and their flags.
+
+    B (per channel) and G (per SPW) tables with one solution per antenna and SPW (solint=inf, as the
+    calibration job writes them) apply exactly by division; anything else raises UnsupportedTables.
+    """
+    import casatools
+
+    tb = casatools.table()
+    gains = [np.ones((n_ant, n, 2), np.complex64) for n in spw_nchan]
+    bad = [np.zeros((n_ant, n, 2), bool) for n in spw_nchan]
+    seen = [np.zeros(n_ant, bool) for _ in spw_nchan]
+    for path in caltables:
+        tb.open(path)
+        try:
+            kind = str(tb.getkeyword("VisCal")) if "VisCal" in tb.keywordnames() else "?"
+            if kind not in ("B Jones", "G Jones"):
+                raise UnsupportedTables(f"{path}: {kind}")
+            cparam, flag = tb.getcol("CPARAM"), tb.getcol("FLAG")  # (npol, nchan, nrow)
+            ant, spw, times = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("TIME")
+        finally:
+            tb.close()
+        if len(set(zip(ant.tolist(), spw.tolist()))) != len(ant):
+            raise UnsupportedTables(f"{path}: several solutions per antenna and SPW ({len(set(times.tolist()))} times)")
+        has = [np.zeros(n_ant, bool) for _ in spw_nchan]
+        for row in range(len(ant)):
+            a, k = int(ant[row]), int(spw[row])
+            g = cparam[:, :, row].T  # (nchan or 1, npol)
+            f = flag[:, :, row].T
+            if g.shape[-1] == 1:  # one polarization solved: applies to both
+                g, f = np.repeat(g, 2, axis=-1), np.repeat(f, 2, axis=-1)
+            gains[k][a] *= g
+            bad[k][a] |= f
+            has[k][a] = True
+        for k in range(len(spw_nchan)):
+            bad[k][~has[k]] = True  # an antenna the table does not solve stays uncalibrated: flag it
+            seen[k] |= has[k]
+    return gains, bad
+
+
+def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int) -> dict:
+    """A compact copy of ``ms_path`` for imaging: calibrated (B, G by division; weights x |g_i g_j|^2,
+    as CASA's calwt; failed solutions flag the data), ``chan_bin`` channels averaged (weighted), in DATA.
+
+    The product MS is read, never written. Raises UnsupportedTables when the tables need CASA.
+    """
+    import casatools
+
+    tb = casatools.table()
+    tb.open(ms_path + "/SPECTRAL_WINDOW")
+    freqs = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
+    widths = [tb.getcell("CHAN_WIDTH", i) for i in range(tb.nrows())]
+    tb.close()
+    tb.open(ms_path + "/DATA_DESCRIPTION")
+    spw_of_dd = tb.getcol("SPECTRAL_WINDOW_ID")
+    tb.close()
+    tb.open(ms_path + "/ANTENNA")
+    n_ant = tb.nrows()
+    tb.close()
+    if any(len(f) % chan_bin for f in freqs):
+        chan_bin = 1
+    gains, gain_flags = load_gains(caltables, n_ant, [len(f) for f in freqs]) if caltables else (None, None)
+    tb.open(ms_path)
+    try:
+        tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
+        subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
+        nrow = tb.nrows()
+        small = {c: tb.getcol(c) for c in ("UVW", "TIME", "TIME_CENTROID", "INTERVAL", "EXPOSURE", "ANTENNA1",
+                                           "ANTENNA2", "FEED1", "FEED2", "DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER",
+                                           "STATE_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")}
+        has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
+        dd = small["DATA_DESC_ID"]
+        blocks = [np.flatnonzero(dd == k) for k in range(len(spw_of_dd))]
+        if not all(b.size == 0 or b[-1] - b[0] + 1 == b.size for b in blocks):
+            raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
+        ot = casatools.table()
+        ot.open(out, nomodify=False)
+        try:
+            ot.addrows(nrow)
+            for col, value in small.items():
+                ot.putcol(col, value)
+            n_flag = n_all = 0
+            for k, block in enumerate(blocks):
+                if block.size == 0:
+                    continue
+                start, n = int(block[0]), int(block.size)
+                data = tb.getcol("DATA", start, n)  # (npol, nchan, nrow)
+                flags = tb.getcol("FLAG", start, n)
+                weight = (tb.getcol("WEIGHT_SPECTRUM", start, n) if has_wspec
+                          else np.broadcast_to(tb.getcol("WEIGHT", start, n)[:, None, :], data.shape)).astype(np.float32)
+                a1, a2 = small["ANTENNA1"][block], small["ANTENNA2"][block]
+                spw = int(spw_of_dd[k])
+                if gains is not None:
+                    g = gains[spw]  # (ant, chan, pol)
+                    gg = (g[a1] * np.conj(g[a2])).transpose(2, 1, 0)  # (pol, chan, row)
+                    flags = flags | (gain_flags[spw][a1] | gain_flags[spw][a2]).transpose(2, 1, 0) | (gg == 0)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        data = np.where(flags, 0, data / np.where(gg == 0, 1, gg)).astype(np.complex64)
+                    weight = weight * (np.abs(gg) ** 2).astype(np.float32)
+                w = np.where(flags | ~np.isfinite(data), np.float32(0), weight)
+                npol, nchan, nr = data.shape
+                nb = nchan // chan_bin
+                wsum = w.reshape(npol, nb, chan_bin, nr).sum(axis=2)
+                acc = (np.where(w > 0, data, 0) * w).reshape(npol, nb, chan_bin, nr).sum(axis=2)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
+                new_flags = wsum <= 0
+                row_w = wsum.mean(axis=1)
+                ot.putcol("DATA", avg, start, n)
+                ot.putcol("FLAG", new_flags, start, n)
+                if has_wspec:
+                    ot.putcol("WEIGHT_SPECTRUM", wsum.astype(np.float32), start, n)
+                ot.putcol("WEIGHT", row_w.astype(np.float32), start, n)
+                ot.putcol("SIGMA", np.where(row_w > 0, 1.0 / np.sqrt(np.maximum(row_w, 1e-30)), 0.0).astype(np.float32),
+                          start, n)
+                ot.putcol("FLAG_ROW", new_flags.all(axis=(0, 1)), start, n)
+                n_flag += int(np.count_nonzero(new_flags))
+                n_all += new_flags.size
+        finally:
+            ot.close()
+    finally:
+        tb.close()
+    for name in subtables:  # norows empties the subtables too: bring them over whole
+        shutil.rmtree(f"{out}/{name}")
+        tb.open(f"{ms_path}/{name}")
+        tb.copy(f"{out}/{name}", deep=True, valuecopy=True, returnobject=False)
+        tb.close()
+    tb.open(out + "/SPECTRAL_WINDOW", nomodify=False)
+    try:
+        for i, (f, wd) in enumerate(zip(freqs, widths)):
+            nb = len(f) // chan_bin
+            fb = f.reshape(nb, chan_bin).mean(axis=1)
+            wb = wd.reshape(nb, chan_bin).sum(axis=1)
+            tb.putcell("NUM_CHAN", i, nb)
+            for col, value in (("CHAN_FREQ", fb), ("CHAN_WIDTH", wb), ("EFFECTIVE_BW", np.abs(wb)), ("RESOLUTION", np.abs(wb))):
+                tb.putcell(col, i, value)
+    finally:
+        tb.close()
+    return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1)}
 
 
 def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,
@@ -82,6 +230,7 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
     argv = ["wsclean", "-name", str(prefix), "-size", str(size), str(size), "-scale", f"{cell:.4f}asec",
             "-pol", "I", "-niter", str(cfg.niter), "-mgain", str(cfg.mgain), "-auto-threshold", str(threshold_sigma),
             "-data-column", column, "-reorder", "-use-wgridder", "-j", str(cfg.threads), "-temp-dir", str(tmpdir),
+            "-nmiter", str(cfg.nmiter),
             "-no-update-model-required", "-quiet"]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
     proc = subprocess.run(argv + [ms_path], capture_output=True, text=True)
@@ -125,30 +274,42 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     ms_path = str(Path(ms_path).absolute())  # the job changes directory below
     caltables = [str(Path(t).absolute()) for t in caltables]
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    if caltables:
-        ts = time.perf_counter()
-        apply_calibration(ms_path, caltables)
-        timings["apply"] = time.perf_counter() - ts
-    info = describe_ms(ms_path)
-    if info["n_unflagged_cross"] == 0:
+    source_info = describe_ms(ms_path)
+    if source_info["n_unflagged_cross"] == 0:
         raise ImagingError(f"{ms_path}: all cross-correlation data are flagged; nothing to image")
     imager = cfg.imager
     if imager == "wsclean" and shutil.which("wsclean") is None:
         warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
         imager = "tclean"
-    column = "CORRECTED_DATA" if caltables else "DATA"
-    cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
-    size = image_size_px(cell, info["freq_min_hz"], cfg)
-    expected = expected_image_noise_jy(info["n_unflagged_cross"], info["channel_width_hz"], info["interval_s"])
+    chan_bin = cfg.chan_average or channel_bin(len(source_info["freqs_hz"]) // max(source_info["n_spw"], 1),
+                                               source_info["channel_width_hz"], source_info["freq_min_hz"],
+                                               source_info["max_baseline_m"], cfg.max_smearing_loss)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.tmp-", dir=out_prefix.parent))
     os.chdir(tmpdir)  # CASA drops TempLattice*/imagesolver* scratch in the working directory
     try:
         ts = time.perf_counter()
+        image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
+        try:  # calibrated and averaged in one read of the product, which is never written
+            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin)
+        except UnsupportedTables as why:
+            shutil.rmtree(image_ms, ignore_errors=True)
+            warnings.append(f"tables applied by CASA applycal in place ({why}); no channel averaging")
+            apply_calibration(ms_path, caltables)
+            image_ms, column, prep = ms_path, "CORRECTED_DATA", {"chan_bin": 1, "applied": True}
+        timings["apply" if caltables else "prepare"] = time.perf_counter() - ts
+        data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
+        info = describe_ms(image_ms)
+        if info["n_unflagged_cross"] == 0:
+            raise ImagingError(f"{ms_path}: all cross-correlation data are flagged after calibration; nothing to image")
+        cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
+        size = image_size_px(cell, info["freq_min_hz"], cfg)
+        expected = expected_image_noise_jy(info["n_unflagged_cross"], info["channel_width_hz"], info["interval_s"])
+        ts = time.perf_counter()
         work = tmpdir / "img"
         if imager == "wsclean":
-            made = run_wsclean(ms_path, work, size, cell, cfg, column, cfg.threshold_sigma, tmpdir)
+            made = run_wsclean(image_ms, work, size, cell, cfg, column, cfg.threshold_sigma, tmpdir)
         else:
-            made = run_tclean(ms_path, work, size, cell, cfg, column, cfg.threshold_sigma * expected)
+            made = run_tclean(image_ms, work, size, cell, cfg, column, cfg.threshold_sigma * expected)
         timings["image"] = time.perf_counter() - ts
         ts = time.perf_counter()
         with fits.open(made["image"]) as hdul:
@@ -164,7 +325,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
                             n_times=cfg.pb_time_samples)
         timings["pb"] = time.perf_counter() - ts
         header = add_provenance(header, rms_jy=qa.rms_jy, peak_jy=qa.peak_jy, expected_rms_jy=expected, calset=calset,
-                                caltables=caltables, window=window, imager=imager, data_column=column, ms_path=ms_path,
+                                caltables=caltables, window=window, imager=imager, data_column=data_column, ms_path=ms_path,
                                 pb_limit=cfg.pb_limit)
         pb_full = pb.reshape(data.shape).astype(np.float32)
         pbcor = np.where(pb_full >= cfg.pb_limit, data / np.maximum(pb_full, 1e-12), np.nan).astype(np.float32)
@@ -196,7 +357,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     return {
         "image": f"{out_prefix}.fits", "pbcor": f"{out_prefix}.pbcor.fits", "pb": f"{out_prefix}.pb.fits",
         "png": f"{out_prefix}.png", "casa_image": f"{out_prefix}.image" if made["casa_image"] is not None else None,
-        "imager": imager, "calibrated": bool(caltables), "data_column": column, "caltables": caltables, "calset": calset,
+        "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"], "caltables": caltables, "calset": calset,
         "window": window, "cell_arcsec": cell, "size_px": size, **beam, **qa.as_dict(), "expected_rms_jy": expected,
         "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
