@@ -198,3 +198,24 @@ def test_thumbnail_is_a_png(tmp_path):
     arr = mpimg.imread(path)
     assert arr.ndim == 3 and arr.shape[0] >= 256
     assert arr[..., :3].std() > 0.01  # not blank
+
+
+def test_smearing_loss_matches_a_numerical_integration_and_sets_the_channel_bin():
+    """Bandwidth smearing of a Gaussian beam over a rectangular band, integrated numerically here:
+    the peak response is the mean over the band of the beam displaced radially by r * dnu / nu."""
+    from contimg.imaging import channel_bin, smearing_loss
+
+    nu, r, theta = 1.311e9, np.radians(1.45), np.radians(16.0 / 3600)
+    for width in (0.244e6, 0.732e6, 2.0e6):
+        offsets = np.linspace(-0.5, 0.5, 20001) * width / nu * r
+        numeric = 1.0 - np.mean(np.exp(-4 * np.log(2) * (offsets / theta) ** 2))
+        assert smearing_loss(width, nu, r, theta) == pytest.approx(numeric, rel=1e-3, abs=1e-6)
+    b = channel_bin(48, 244140.625, 1.311e9, 2600.0, max_loss=0.03)
+    assert 48 % b == 0 and b > 1
+    from contimg.beam import fwhm_rad
+
+    res = 299_792_458.0 / 1.311e9 / 2600.0
+    assert smearing_loss(b * 244140.625, 1.311e9, 0.5 * fwhm_rad(1.311e9), res) <= 0.03
+    nxt = min(d for d in range(b + 1, 49) if 48 % d == 0)
+    assert smearing_loss(nxt * 244140.625, 1.311e9, 0.5 * fwhm_rad(1.311e9), res) > 0.03
+    assert channel_bin(48, 244140.625, 1.311e9, 2600.0, max_loss=1e-6) == 1
