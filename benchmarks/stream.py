@@ -62,11 +62,14 @@ def main() -> None:
         wall_sim, _, rc = run_measured(argv)
         assert rc == 0, "simulate failed"
         print(f"simulated {args.chunks} target chunks in {wall_sim:.0f} s (not counted)\n")
-        stamps = sorted({p.name.split("_sb")[0] for p in sim.glob("*_sb*.hdf5")})
+        chunks = json.loads((sim / "truth.json").read_text())["chunks"]  # subband stamps of a chunk differ
         rows = []
-        for i, stamp in enumerate(stamps):
+        for i, chunk in enumerate(chunks):
+            stamp = chunk["start"][:19]
+            files = [sim / f["file"] for f in chunk["files"]]
+            assert len(files) == 16 and all(f.exists() for f in files), f"chunk {i}: {len(files)} files"
             ms = work / f"t{i}.ms"
-            t_conv, rss_conv, rc = run_measured(child_command("convert", *sorted(sim.glob(f"{stamp}_sb*.hdf5")), "--out", ms), env)
+            t_conv, rss_conv, rc = run_measured(child_command("convert", *files, "--out", ms), env)
             assert rc == 0, f"convert {stamp} failed"
             argv = child_command("image", ms, "--out", work / f"img{i}" / "img", "--calset", info.get("set_name") or "bench",
                                  "--window", stamp, "--report", work / f"img{i}.json")
