@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rotation", "rotate_to", "grid_index", "average_in_time"]
+from contimg.beam import C_M_S
 
-C_M_S = 299_792_458.0
+__all__ = ["rotation", "rotate_to", "grid_index", "average_in_time", "sigma_from_weight"]
 
 
 def rotation(dw_m: np.ndarray, freqs_hz: np.ndarray) -> np.ndarray:
@@ -86,3 +86,8 @@ def average_in_time(data: np.ndarray, weight: np.ndarray, flags: np.ndarray, b_i
     with np.errstate(invalid="ignore", divide="ignore"):
         vis = np.where(wsum > 0, acc / wsum, 0)
     return vis.astype(np.complex64), wsum.astype(np.float32)
+
+
+def sigma_from_weight(weight: np.ndarray) -> np.ndarray:
+    """MS SIGMA for a WEIGHT: 1/sqrt(weight), 0 where the weight is 0 (fully flagged)."""
+    return np.where(weight > 0, 1.0 / np.sqrt(np.maximum(weight, 1e-30)), 0.0)

@@ -50,7 +50,6 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
             line = np.abs(dev) > threshold * np.maximum(noise, scatter)
             out |= line[None]
     out = out | ~np.isfinite(amp)
-    nt, _, nchan, _ = out.shape
     out |= out.mean(axis=0, keepdims=True) > grow  # a channel of a baseline mostly flagged: flag it all
     out |= out.mean(axis=2, keepdims=True) > grow  # an integration of a baseline mostly flagged: all channels
     return out

@@ -263,6 +263,8 @@ def _write_averaged_ms(ms: str, avg: str, results: dict, has_wspec: bool, ra_c: 
     """A copy of one row per baseline and SPW of ``ms``, filled with the averages; FIELD = the calibrator."""
     import casatools
 
+    from contimg.calavg import sigma_from_weight
+
     tb = casatools.table()
     tb.open(ms)
     try:
@@ -291,7 +293,7 @@ def _write_averaged_ms(ms: str, avg: str, results: dict, has_wspec: bool, ra_c: 
         if has_wspec:
             tb.putcol("WEIGHT_SPECTRUM", np.transpose(wsum, (2, 1, 0)))
         tb.putcol("WEIGHT", wt.T)
-        tb.putcol("SIGMA", np.where(wt > 0, 1.0 / np.sqrt(np.maximum(wt, 1e-30)), 0.0).T)
+        tb.putcol("SIGMA", sigma_from_weight(wt).T)
         tb.putcol("FLAG_ROW", np.all(wsum <= 0, axis=(1, 2)))
         tb.putcol("UVW", uvw.T)
         for col in ("TIME", "TIME_CENTROID"):

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from contimg import __version__
+from contimg.calavg import sigma_from_weight
 from contimg.convert import ChunkPlan, ConversionError, SubbandInput, plan_chunk
 from contimg.instrument import N_SUBBANDS, TELESCOPE_NAME, load_stations
 from contimg.jobreport import report
 
-C_M_S = 299_792_458.0
 ANT_POS_TOL_M = 0.05  # antenna positions must match the station table to 5 cm
 PHASE_CENTRE_TOL_ARCSEC = 1.0
 UVW_LENGTH_TOL_M = 1e-3  # |uvw| is a rotation of the baseline vector: lengths agree to float64 rounding
@@ -107,10 +107,9 @@ def _main_table_desc(n_chan: int):
     its own tiled data manager (a shared hypercube makes every block write a read-modify-write of
     the shared tiles).
 
-    MODEL_DATA and CORRECTED_DATA are not written: CASA treats both as scratch columns. The
-    solvers use the virtual model (``ft``/``setjy`` with ``usescratch=False``) and ``applycal``
-    adds CORRECTED_DATA when it first writes it, so a chunk that is never calibrated never pays
-    for 2.7 GB of copies of DATA (docs/conventions.md)."""
+    MODEL_DATA and CORRECTED_DATA are not written (2.7 GB of copies of DATA at full size): the
+    calibration and imaging jobs work on their own averaged copies, and CASA's ``applycal`` (the
+    imaging fallback) adds CORRECTED_DATA itself (docs/conventions.md)."""
     from casacore import tables
 
     desc = tables.required_ms_desc("MAIN")
@@ -255,7 +254,7 @@ def _write_spw(ms, spw: dict, nblts: int) -> None:
     put("FLAG_ROW", spw["flags"].all(axis=(1, 2)))
     put("WEIGHT_SPECTRUM", spw["wspec"])
     put("WEIGHT", spw["weight"])
-    put("SIGMA", np.where(spw["weight"] > 0, 1.0 / np.sqrt(np.maximum(spw["weight"], 1e-30)), 0.0))
+    put("SIGMA", sigma_from_weight(spw["weight"]))
     put("UVW", spw["uvw"])  # MS convention (pyuvdata flip_conj)
     put("TIME", spw["time"])
     put("TIME_CENTROID", spw["time"])

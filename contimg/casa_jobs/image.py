@@ -95,7 +95,6 @@ def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[
     tb = casatools.table()
     gains = [np.ones((n_ant, n, 2), np.complex64) for n in spw_nchan]
     bad = [np.zeros((n_ant, n, 2), bool) for n in spw_nchan]
-    seen = [np.zeros(n_ant, bool) for _ in spw_nchan]
     for path in caltables:
         tb.open(path)
         try:
@@ -120,7 +119,6 @@ def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[
             has[k][a] = True
         for k in range(len(spw_nchan)):
             bad[k][~has[k]] = True  # an antenna the table does not solve stays uncalibrated: flag it
-            seen[k] |= has[k]
     return gains, bad
 
 
@@ -131,6 +129,8 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int)
     The product MS is read, never written. Raises UnsupportedTables when the tables need CASA.
     """
     import casatools
+
+    from contimg.calavg import sigma_from_weight
 
     tb = casatools.table()
     tb.open(ms_path + "/SPECTRAL_WINDOW")
@@ -197,8 +197,7 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int)
                 if has_wspec:
                     ot.putcol("WEIGHT_SPECTRUM", wsum.astype(np.float32), start, n)
                 ot.putcol("WEIGHT", row_w.astype(np.float32), start, n)
-                ot.putcol("SIGMA", np.where(row_w > 0, 1.0 / np.sqrt(np.maximum(row_w, 1e-30)), 0.0).astype(np.float32),
-                          start, n)
+                ot.putcol("SIGMA", sigma_from_weight(row_w).astype(np.float32), start, n)
                 ot.putcol("FLAG_ROW", new_flags.all(axis=(0, 1)), start, n)
                 n_flag += int(np.count_nonzero(new_flags))
                 n_all += new_flags.size
@@ -291,11 +290,15 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
             prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin)
-        except UnsupportedTables as why:
+        except UnsupportedTables as why:  # image the product itself, calibrated by CASA if there are tables
             shutil.rmtree(image_ms, ignore_errors=True)
-            warnings.append(f"tables applied by CASA applycal in place ({why}); no channel averaging")
-            apply_calibration(ms_path, caltables)
-            image_ms, column, prep = ms_path, "CORRECTED_DATA", {"chan_bin": 1, "applied": True}
+            image_ms, column, prep = ms_path, "DATA", {"chan_bin": 1, "applied": bool(caltables)}
+            if caltables:
+                warnings.append(f"tables applied by CASA applycal in place ({why}); no channel averaging")
+                apply_calibration(ms_path, caltables)
+                column = "CORRECTED_DATA"
+            else:
+                warnings.append(f"imaged the product MS without channel averaging ({why})")
         timings["apply" if caltables else "prepare"] = time.perf_counter() - ts
         data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
         info = describe_ms(image_ms)
