@@ -99,7 +99,8 @@ def main() -> None:
         srcs = measure(out / "img", truth, m["rms_jy"])
         rows.append((imager, m, wall, rss, srcs))
         print(f"\n{imager} {m['size_px']} px at {m['cell_arcsec']:.2f}\": wall {wall:.1f} s (apply {m['timings_s'].get('apply', 0):.1f}"
-              f" s, image {m['timings_s']['image']:.1f} s, pb {m['timings_s']['pb']:.1f} s), peak RSS {rss:.0f} MB")
+              f" s, image {m['timings_s']['image']:.1f} s, pb {m['timings_s']['pb']:.1f} s), peak RSS {rss:.0f} MB;"
+              f" channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss {m['merge_loss'] or 0:.2e})")
         print(f"  beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}; rms {m['rms_jy'] * 1e3:.3f} mJy/beam"
               f" (radiometer, natural: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
               f" warnings {m['warnings']}")

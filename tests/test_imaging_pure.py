@@ -219,3 +219,38 @@ def test_smearing_loss_matches_a_numerical_integration_and_sets_the_channel_bin(
     nxt = min(d for d in range(b + 1, 49) if 48 % d == 0)
     assert smearing_loss(nxt * 244140.625, 1.311e9, 0.5 * fwhm_rad(1.311e9), res) > 0.03
     assert channel_bin(48, 244140.625, 1.311e9, 2600.0, max_loss=1e-6) == 1
+
+
+def _textbook_uvw(baselines_xyz_m: np.ndarray, hour_angle: float, dec: float) -> np.ndarray:
+    """uvw (m) of equatorial baselines (X to H=0, Y east, Z to the pole), Thompson, Moran & Swenson eq. 4.1."""
+    bx, by, bz = baselines_xyz_m
+    sh, ch, sd, cd = np.sin(hour_angle), np.cos(hour_angle), np.sin(dec), np.cos(dec)
+    return np.array([sh * bx + ch * by, -sd * ch * bx + sd * sh * by + cd * bz, cd * ch * bx - cd * sh * by + sd * bz])
+
+
+def test_time_merge_loss_bounds_the_peak_loss_of_a_source_imaged_on_the_mean_uvw():
+    """Subbands stamped seconds apart put in one row on their mean uvw: a point source at radius r,
+    phased to with the mean uvw instead of each subband's own, loses 1 - mean cos(phase error) of its
+    peak. time_merge_loss takes each visibility's worst direction, so it bounds that loss from above
+    in every direction, and stays within a small factor of the worst one."""
+    from contimg.imaging import time_merge_loss
+
+    c, omega = 299_792_458.0, 7.2921159e-5
+    rng = np.random.default_rng(3)
+    baselines = np.array([rng.uniform(-1300, 1300, 300), rng.uniform(-1300, 1300, 300), rng.uniform(-20, 20, 300)])
+    dec, r = np.radians(55.0), np.radians(1.7)
+    freqs = np.linspace(1.32e9, 1.49e9, 16)
+    for spread_s in (2.7, 30.0):
+        offsets = rng.uniform(0, spread_s, 16)
+        uvw = np.stack([_textbook_uvw(baselines, 0.01 + omega * dt, dec) for dt in offsets])
+        predicted = time_merge_loss(uvw, freqs, r)
+        worst = 0.0
+        for angle in np.linspace(0, 2 * np.pi, 72, endpoint=False):
+            l, m = r * np.cos(angle), r * np.sin(angle)
+            s = np.array([l, m, np.sqrt(1 - l * l - m * m) - 1])
+            error_turns = (np.einsum("kjb,j->kb", uvw - uvw.mean(axis=0), s)) * freqs[:, None] / c
+            worst = max(worst, 1.0 - float(np.mean(np.cos(2 * np.pi * error_turns))))
+        assert worst <= predicted <= 2.5 * worst, (spread_s, predicted, worst)
+    assert predicted > 0.03, "subbands half a minute apart must not share rows"
+    same = np.stack([_textbook_uvw(baselines, 0.01, dec)] * 16)
+    assert time_merge_loss(same, freqs, r) == 0.0

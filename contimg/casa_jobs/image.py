@@ -122,15 +122,21 @@ def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[
     return gains, bad
 
 
-def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int) -> dict:
+ROW_COLUMNS = ("UVW", "TIME", "TIME_CENTROID", "INTERVAL", "EXPOSURE", "ANTENNA1", "ANTENNA2", "FEED1", "FEED2",
+               "DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "STATE_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")
+
+
+def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, max_merge_loss: float = 0.03,
+                    workers: int = 2) -> dict:
     """A compact copy of ``ms_path`` for imaging: calibrated (B, G by division; weights x |g_i g_j|^2,
     as CASA's calwt; failed solutions flag the data), ``chan_bin`` channels averaged (weighted), in DATA.
 
-    The product MS is read, never written. Raises UnsupportedTables when the tables need CASA.
+    The subbands' spectral windows go into one window (rows on the subbands' mean time and uvw) when
+    their rows line up and ``time_merge_loss`` allows it: WSClean grids each window in a pass of its
+    own, so one window images ~2.7x faster. The product MS is read, never written. Raises
+    UnsupportedTables when the tables need CASA.
     """
     import casatools
-
-    from contimg.calavg import sigma_from_weight
 
     tb = casatools.table()
     tb.open(ms_path + "/SPECTRAL_WINDOW")
@@ -150,78 +156,191 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int)
     try:
         tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
         subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
-        nrow = tb.nrows()
-        small = {c: tb.getcol(c) for c in ("UVW", "TIME", "TIME_CENTROID", "INTERVAL", "EXPOSURE", "ANTENNA1",
-                                           "ANTENNA2", "FEED1", "FEED2", "DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER",
-                                           "STATE_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")}
+        rows = {c: tb.getcol(c) for c in ROW_COLUMNS}
         has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
-        dd = small["DATA_DESC_ID"]
-        blocks = [np.flatnonzero(dd == k) for k in range(len(spw_of_dd))]
-        if not all(b.size == 0 or b[-1] - b[0] + 1 == b.size for b in blocks):
+        dd = rows["DATA_DESC_ID"]
+        blocks = {k: np.flatnonzero(dd == k) for k in range(len(spw_of_dd)) if np.any(dd == k)}
+        if not all(b[-1] - b[0] + 1 == b.size for b in blocks.values()):
             raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
-        ot = casatools.table()
-        ot.open(out, nomodify=False)
-        try:
-            ot.addrows(nrow)
-            for col, value in small.items():
-                ot.putcol(col, value)
-            n_flag = n_all = 0
-            for k, block in enumerate(blocks):
-                if block.size == 0:
-                    continue
-                start, n = int(block[0]), int(block.size)
-                data = tb.getcol("DATA", start, n)  # (npol, nchan, nrow)
-                flags = tb.getcol("FLAG", start, n)
-                weight = (tb.getcol("WEIGHT_SPECTRUM", start, n) if has_wspec
-                          else np.broadcast_to(tb.getcol("WEIGHT", start, n)[:, None, :], data.shape)).astype(np.float32)
-                a1, a2 = small["ANTENNA1"][block], small["ANTENNA2"][block]
-                spw = int(spw_of_dd[k])
-                if gains is not None:
-                    g = gains[spw]  # (ant, chan, pol)
-                    gg = (g[a1] * np.conj(g[a2])).transpose(2, 1, 0)  # (pol, chan, row)
-                    flags = flags | (gain_flags[spw][a1] | gain_flags[spw][a2]).transpose(2, 1, 0) | (gg == 0)
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        data = np.where(flags, 0, data / np.where(gg == 0, 1, gg)).astype(np.complex64)
-                    weight = weight * (np.abs(gg) ** 2).astype(np.float32)
-                w = np.where(flags | ~np.isfinite(data), np.float32(0), weight)
-                npol, nchan, nr = data.shape
-                nb = nchan // chan_bin
-                wsum = w.reshape(npol, nb, chan_bin, nr).sum(axis=2)
-                acc = (np.where(w > 0, data, 0) * w).reshape(npol, nb, chan_bin, nr).sum(axis=2)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
-                new_flags = wsum <= 0
-                row_w = wsum.mean(axis=1)
-                ot.putcol("DATA", avg, start, n)
-                ot.putcol("FLAG", new_flags, start, n)
-                if has_wspec:
-                    ot.putcol("WEIGHT_SPECTRUM", wsum.astype(np.float32), start, n)
-                ot.putcol("WEIGHT", row_w.astype(np.float32), start, n)
-                ot.putcol("SIGMA", sigma_from_weight(row_w).astype(np.float32), start, n)
-                ot.putcol("FLAG_ROW", new_flags.all(axis=(0, 1)), start, n)
-                n_flag += int(np.count_nonzero(new_flags))
-                n_all += new_flags.size
-        finally:
-            ot.close()
+        order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
+        merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
+        merged = merge_loss is not None and merge_loss <= max_merge_loss
     finally:
         tb.close()
+    averaged = _average_all(ms_path, blocks, order, rows, has_wspec, chan_bin, gains, gain_flags, spw_of_dd, workers)
+    ot = casatools.table()
+    ot.open(out, nomodify=False)
+    try:
+        _ensure_weight_spectrum(ot)
+        if merged:
+            first = blocks[order[0]]
+            merged_rows = {c: v[..., first] for c, v in rows.items()}
+            merged_rows["TIME"] = merged_rows["TIME_CENTROID"] = np.mean([rows["TIME"][blocks[k]] for k in order], axis=0)
+            merged_rows["UVW"] = np.mean([rows["UVW"][:, blocks[k]] for k in order], axis=0)
+            merged_rows["DATA_DESC_ID"] = np.zeros(first.size, np.int32)
+            data, wsum, flags = (np.concatenate([averaged[k][i] for k in order], axis=1) for i in range(3))
+            _put_rows(ot, merged_rows, 0, data, wsum, flags)
+        else:
+            for k in order:
+                _put_rows(ot, {c: v[..., blocks[k]] for c, v in rows.items()}, ot.nrows(), *averaged[k])
+        n_flag = sum(int(np.count_nonzero(a[2])) for a in averaged.values())
+        n_all = sum(a[2].size for a in averaged.values())
+    finally:
+        ot.close()
     for name in subtables:  # norows empties the subtables too: bring them over whole
         shutil.rmtree(f"{out}/{name}")
         tb.open(f"{ms_path}/{name}")
         tb.copy(f"{out}/{name}", deep=True, valuecopy=True, returnobject=False)
         tb.close()
-    tb.open(out + "/SPECTRAL_WINDOW", nomodify=False)
-    try:
-        for i, (f, wd) in enumerate(zip(freqs, widths)):
-            nb = len(f) // chan_bin
-            fb = f.reshape(nb, chan_bin).mean(axis=1)
-            wb = wd.reshape(nb, chan_bin).sum(axis=1)
-            tb.putcell("NUM_CHAN", i, nb)
-            for col, value in (("CHAN_FREQ", fb), ("CHAN_WIDTH", wb), ("EFFECTIVE_BW", np.abs(wb)), ("RESOLUTION", np.abs(wb))):
-                tb.putcell(col, i, value)
+    _rewrite_windows(out, freqs, widths, chan_bin, [int(spw_of_dd[k]) for k in order] if merged else None)
+    return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
+            "merged_spws": merged, "merge_loss": merge_loss}
+
+
+def _merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float | None:
+    """``time_merge_loss`` at the primary beam's half-power radius, or None when the windows' rows do
+    not line up (same baselines in the same order) and so cannot share rows."""
+    from contimg.beam import fwhm_rad
+    from contimg.imaging import time_merge_loss
+
+    if len(order) < 2:
+        return None
+    first = blocks[order[0]]
+    a1, a2 = rows["ANTENNA1"][first], rows["ANTENNA2"][first]
+    for k in order[1:]:
+        b = blocks[k]
+        if b.size != first.size or not (np.array_equal(rows["ANTENNA1"][b], a1) and np.array_equal(rows["ANTENNA2"][b], a2)):
+            return None
+    cross = a1 != a2
+    uvw = np.stack([rows["UVW"][:, blocks[k]][:, cross] for k in order])
+    return time_merge_loss(uvw, np.array(freqs_hz), 0.5 * fwhm_rad(min(freqs_hz)))
+
+
+def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
+                        chan_bin: int, gain, gain_flag):
+    """Rows [start, start + n) of one spectral window read, calibrated (gains (ant, chan, pol)) and
+    averaged over ``chan_bin`` channels with weights: (data, weight, flag), each (pol, chan / chan_bin, row).
+    Runs in a worker process: it opens the table itself."""
+    import casatools
+
+    tb = casatools.table()
+    tb.open(ms_path)
+    try:  # casatools hands back complex128 / float64: single precision halves the memory traffic below
+        data = tb.getcol("DATA", start, n).astype(np.complex64)  # (npol, nchan, nrow)
+        bad = tb.getcol("FLAG", start, n)
+        weight = (tb.getcol("WEIGHT_SPECTRUM", start, n) if has_wspec
+                  else np.broadcast_to(tb.getcol("WEIGHT", start, n)[:, None, :], data.shape)).astype(np.float32)
     finally:
         tb.close()
-    return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1)}
+    bad |= ~np.isfinite(data)
+    if gain is not None:
+        g = np.ascontiguousarray(gain.transpose(2, 1, 0))  # (pol, chan, ant)
+        g_bad = np.ascontiguousarray(gain_flag.transpose(2, 1, 0))
+        gg = g[:, :, a1] * np.conj(g[:, :, a2])
+        bad |= g_bad[:, :, a1] | g_bad[:, :, a2] | (gg == 0)
+    weight[bad] = 0
+    data[bad] = 0
+    data *= weight
+    if gain is not None:  # V / gg with calwt's weight w |gg|^2 is w V conj(gg) over w |gg|^2: no division
+        np.conjugate(gg, out=gg)
+        data *= gg
+        weight *= gg.real ** 2 + gg.imag ** 2
+    npol, nchan, nr = data.shape
+    nb = nchan // chan_bin
+    wsum = weight.reshape(npol, nb, chan_bin, nr).sum(axis=2)
+    acc = data.reshape(npol, nb, chan_bin, nr).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
+    return avg, wsum, wsum <= 0
+
+
+def _average_all(ms_path: str, blocks: dict, order: list, rows: dict, has_wspec: bool, chan_bin: int,
+                 gains, gain_flags, spw_of_dd, workers: int) -> dict:
+    """``_calibrated_average`` of every window, ``workers`` processes (the machine's cores) in turn."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [(ms_path, int(blocks[k][0]), int(blocks[k].size), rows["ANTENNA1"][blocks[k]], rows["ANTENNA2"][blocks[k]],
+              has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
+              None if gains is None else gain_flags[spw_of_dd[k]]) for k in order]
+    if workers <= 1 or len(tasks) < 2:
+        return dict(zip(order, (_calibrated_average(*t) for t in tasks)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return dict(zip(order, pool.map(_calibrated_average, *zip(*tasks))))
+
+
+def _put_rows(ot, row_values: dict, start: int, data, wsum, flags) -> None:
+    from contimg.calavg import sigma_from_weight
+
+    n = data.shape[-1]
+    ot.addrows(n)
+    for col, value in row_values.items():
+        ot.putcol(col, value, start, n)
+    row_w = wsum.mean(axis=1)
+    ot.putcol("DATA", data, start, n)
+    ot.putcol("FLAG", flags, start, n)
+    ot.putcol("WEIGHT_SPECTRUM", wsum, start, n)
+    ot.putcol("WEIGHT", row_w.astype(np.float32), start, n)
+    ot.putcol("SIGMA", sigma_from_weight(row_w).astype(np.float32), start, n)
+    ot.putcol("FLAG_ROW", flags.all(axis=(0, 1)), start, n)
+
+
+def _ensure_weight_spectrum(ot) -> None:
+    """Calibration makes weights vary over channels (bandpass), so the copy always carries them."""
+    if "WEIGHT_SPECTRUM" in ot.colnames():
+        return
+    desc = dict(ot.getcoldesc("DATA"), valueType="float", dataManagerGroup="Tiled_WEIGHT_SPECTRUM")
+    ot.addcols({"WEIGHT_SPECTRUM": desc}, {"*1": {"TYPE": "TiledShapeStMan", "NAME": "Tiled_WEIGHT_SPECTRUM",
+                                                  "SPEC": {}, "COLUMNS": ["WEIGHT_SPECTRUM"]}})
+
+
+def _rewrite_windows(out: str, freqs: list, widths: list, chan_bin: int, merged_spws: list | None) -> None:
+    """SPECTRAL_WINDOW after averaging; with ``merged_spws`` (ascending), one window holding them all,
+    and DATA_DESCRIPTION and FEED reduced to it."""
+    import casatools
+
+    tb = casatools.table()
+    binned = []
+    for f, wd in zip(freqs, widths):
+        nb = len(f) // chan_bin
+        binned.append((f.reshape(nb, chan_bin).mean(axis=1), wd.reshape(nb, chan_bin).sum(axis=1)))
+    tb.open(out + "/SPECTRAL_WINDOW", nomodify=False)
+    try:
+        if merged_spws is None:
+            for i, (fb, wb) in enumerate(binned):
+                _put_window(tb, i, fb, wb)
+        else:
+            fb = np.concatenate([binned[k][0] for k in merged_spws])
+            wb = np.concatenate([binned[k][1] for k in merged_spws])
+            _put_window(tb, 0, fb, wb)
+            tb.putcell("NAME", 0, "+".join(str(tb.getcell("NAME", k)) for k in merged_spws))
+            tb.putcell("REF_FREQUENCY", 0, float(fb[0]))
+            tb.removerows(list(range(1, tb.nrows())))
+    finally:
+        tb.close()
+    if merged_spws is None:
+        return
+    tb.open(out + "/DATA_DESCRIPTION", nomodify=False)
+    try:
+        tb.putcell("SPECTRAL_WINDOW_ID", 0, 0)
+        tb.removerows(list(range(1, tb.nrows())))
+    finally:
+        tb.close()
+    tb.open(out + "/FEED", nomodify=False)
+    try:
+        spw = tb.getcol("SPECTRAL_WINDOW_ID")
+        tb.removerows([int(r) for r in np.flatnonzero((spw != -1) & (spw != merged_spws[0]))])
+        if tb.nrows():
+            tb.putcol("SPECTRAL_WINDOW_ID", np.where(tb.getcol("SPECTRAL_WINDOW_ID") == -1, -1, 0))
+    finally:
+        tb.close()
+
+
+def _put_window(tb, i: int, fb: np.ndarray, wb: np.ndarray) -> None:
+    tb.putcell("NUM_CHAN", i, len(fb))
+    tb.putcell("TOTAL_BANDWIDTH", i, float(np.abs(wb).sum()))
+    for col, value in (("CHAN_FREQ", fb), ("CHAN_WIDTH", wb), ("EFFECTIVE_BW", np.abs(wb)), ("RESOLUTION", np.abs(wb))):
+        tb.putcell(col, i, value)
 
 
 def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,
@@ -231,6 +350,8 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
             "-data-column", column, "-reorder", "-use-wgridder", "-j", str(cfg.threads), "-temp-dir", str(tmpdir),
             "-nmiter", str(cfg.nmiter),
             "-no-update-model-required", "-quiet"]
+    if cfg.auto_mask_sigma > 0:
+        argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
     proc = subprocess.run(argv + [ms_path], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -289,7 +410,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts = time.perf_counter()
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
-            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin)
+            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg.max_merge_loss, cfg.threads)
         except UnsupportedTables as why:  # image the product itself, calibrated by CASA if there are tables
             shutil.rmtree(image_ms, ignore_errors=True)
             image_ms, column, prep = ms_path, "DATA", {"chan_bin": 1, "applied": bool(caltables)}
@@ -360,7 +481,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     return {
         "image": f"{out_prefix}.fits", "pbcor": f"{out_prefix}.pbcor.fits", "pb": f"{out_prefix}.pb.fits",
         "png": f"{out_prefix}.png", "casa_image": f"{out_prefix}.image" if made["casa_image"] is not None else None,
-        "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"], "caltables": caltables, "calset": calset,
+        "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"],
+        "merged_spws": bool(prep.get("merged_spws")), "merge_loss": prep.get("merge_loss"), "caltables": caltables, "calset": calset,
         "window": window, "cell_arcsec": cell, "size_px": size, **beam, **qa.as_dict(), "expected_rms_jy": expected,
         "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
