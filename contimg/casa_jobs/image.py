@@ -32,8 +32,11 @@ class ImagingError(RuntimeError):
     pass
 
 
-def describe_ms(ms_path: str) -> dict:
-    """What imaging needs from the MS: band, longest baseline, times, flags, pointing."""
+def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
+    """What imaging needs from the MS: band, longest baseline, times, flags, pointing.
+
+    ``with_flags=False`` skips the FLAG column (a third of a GB at full size): the longest baseline is
+    then that of any cross-correlation row, and the flag figures are None."""
     import casatools
 
     tb = casatools.table()
@@ -41,7 +44,7 @@ def describe_ms(ms_path: str) -> dict:
     try:
         a1, a2 = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2")
         times = tb.getcol("TIME")
-        flags = tb.getcol("FLAG")  # (npol, nchan, nrow)
+        flags = tb.getcol("FLAG") if with_flags else None  # (npol, nchan, nrow)
         uvw = tb.getcol("UVW")
         interval = float(np.median(tb.getcol("INTERVAL")))
         keywords = tb.getkeywords()
@@ -56,15 +59,15 @@ def describe_ms(ms_path: str) -> dict:
     field_dir = tb.getcol("PHASE_DIR")[:, 0, 0]
     tb.close()
     cross = a1 != a2
-    unflagged = int(np.count_nonzero(~flags[:, :, cross]))
-    good_rows = cross & ~flags.all(axis=(0, 1))
+    unflagged = int(np.count_nonzero(~flags[:, :, cross])) if with_flags else None
+    good_rows = cross & ~flags.all(axis=(0, 1)) if with_flags else cross
     lengths = np.linalg.norm(uvw[:, good_rows], axis=0)
     pointing = keywords.get(POINTING_KEYWORD)
     return {
         "freq_min_hz": float(freqs.min()), "freq_max_hz": float(freqs.max()), "freqs_hz": freqs,
         "channel_width_hz": float(np.median(np.abs(widths))), "interval_s": interval,
         "start_mjd": float(times.min() - interval / 2) / 86400.0, "end_mjd": float(times.max() + interval / 2) / 86400.0,
-        "flagged_fraction": float(flags[:, :, cross].mean()) if cross.any() else 1.0,
+        "flagged_fraction": None if not with_flags else float(flags[:, :, cross].mean()) if cross.any() else 1.0,
         "n_unflagged_cross": unflagged, "max_baseline_m": float(lengths.max()) if lengths.size else 0.0,
         "n_spw": len(widths_per_spw),
         "field_ra_deg": float(np.degrees(field_dir[0]) % 360.0), "field_dec_deg": float(np.degrees(field_dir[1])),
@@ -394,9 +397,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     ms_path = str(Path(ms_path).absolute())  # the job changes directory below
     caltables = [str(Path(t).absolute()) for t in caltables]
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    source_info = describe_ms(ms_path)
-    if source_info["n_unflagged_cross"] == 0:
-        raise ImagingError(f"{ms_path}: all cross-correlation data are flagged; nothing to image")
+    source_info = describe_ms(ms_path, with_flags=False)  # flags are counted on the imaging copy below
     imager = cfg.imager
     if imager == "wsclean" and shutil.which("wsclean") is None:
         warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
@@ -424,7 +425,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
         info = describe_ms(image_ms)
         if info["n_unflagged_cross"] == 0:
-            raise ImagingError(f"{ms_path}: all cross-correlation data are flagged after calibration; nothing to image")
+            raise ImagingError(f"{ms_path}: all cross-correlation data are flagged"
+                               f"{' (after calibration)' if caltables else ''}; nothing to image")
         cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
         size = image_size_px(cell, info["freq_min_hz"], cfg)
         expected = expected_image_noise_jy(info["n_unflagged_cross"], info["channel_width_hz"], info["interval_s"])
