@@ -160,9 +160,16 @@ def _main_table_desc(n_chan: int):
 
     desc = tables.required_ms_desc("MAIN")
     desc["UVW"].update(dataManagerType="TiledColumnStMan", dataManagerGroup="TiledUVW")
-    for key, group in (("FLAG", "TiledFlag"), ("FLAG_CATEGORY", "TiledFlagCategory"), ("WEIGHT", "TiledWgt"),
-                       ("SIGMA", "TiledSigma")):
+    for key, group in (("FLAG", "TiledFlag"), ("FLAG_CATEGORY", "TiledFlagCategory")):
         desc[key].update(dataManagerType="TiledShapeStMan", dataManagerGroup=group)
+    # WEIGHT and SIGMA have one value per pol (always XX, YY): fixed-shape columns in a tiled
+    # column manager cost 2 ms per SPW to write, against ~28 ms each as variable-shape cells
+    for key, group in (("WEIGHT", "TiledWgt"), ("SIGMA", "TiledSigma")):
+        desc[key].update(dataManagerType="TiledColumnStMan", dataManagerGroup=group, shape=np.int32([2]), option=5)
+    # the per-row scalars that change from row to row: casacore's default bucket (~400 bytes)
+    # makes a block write cost ~100 ns per value; 64 kB buckets cost a quarter of that
+    for key in ("ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FLAG_ROW"):
+        desc[key].update(dataManagerType="StandardStMan", dataManagerGroup="RowScalars")
     desc["FLAG_CATEGORY"].update(keywords={"CATEGORY": np.array("baddata")})
     for key in ("ARRAY_ID", "EXPOSURE", "FEED1", "FEED2", "FIELD_ID", "INTERVAL", "OBSERVATION_ID", "PROCESSOR_ID",
                 "SCAN_NUMBER", "STATE_ID", "TIME", "TIME_CENTROID"):
@@ -178,6 +185,7 @@ def _main_table_desc(n_chan: int):
         spec[group] = {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows])}  # casacore axis order: pol, chan, row
     rows = max(1, TILE_BYTES // (2 * n_chan))
     spec["TiledFlag"] = {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows * 8])}  # bools are stored as bits
+    spec["RowScalars"] = {"BUCKETSIZE": 1 << 16}
     return desc, tables.makedminfo(desc, spec)
 
 
@@ -245,6 +253,7 @@ def _warm_up() -> None:
     """Run once in each worker while the main process plans: pay the imports and casacore's
     measures tables before the first subband arrives."""
     import h5py  # noqa: F401
+    import pyuvdata.utils.io.ms  # noqa: F401  (for the subtables, ~1 s of imports off the writer's path)
     from casacore.measures import measures
 
     from contimg.calavg import rotation  # noqa: F401
@@ -389,9 +398,9 @@ def _write_spw(ms, spw: dict, src: SubbandInput, nblts: int) -> None:
     put("EXPOSURE", np.full(nblts, src.integration_s))
     put("ANTENNA1", src.ant1)
     put("ANTENNA2", src.ant2)
-    put("DATA_DESC_ID", np.full(nblts, k))
-    put("SCAN_NUMBER", np.ones(nblts, int))
-    put("STATE_ID", np.full(nblts, -1))
+    put("DATA_DESC_ID", np.full(nblts, k, np.int32))
+    put("SCAN_NUMBER", np.ones(nblts, np.int32))
+    put("STATE_ID", np.full(nblts, -1, np.int32))
 
 
 def _add_weight_spectrum(ms, n_chan: int, spws_written, nblts: int) -> None:
@@ -411,6 +420,15 @@ def _add_weight_spectrum(ms, n_chan: int, spws_written, nblts: int) -> None:
         weight = ms.getcol("WEIGHT", startrow=k * nblts, nrow=nblts)
         ms.putcol("WEIGHT_SPECTRUM", np.where(flags, np.float32(0), weight[:, None, :].astype(np.float32)),
                   startrow=k * nblts, nrow=nblts)
+
+
+def _without_rows(plan: ChunkPlan) -> ChunkPlan:
+    """The plan without its per-row arrays (43 MB at full size): what the subtables need, cheap to pickle."""
+    import dataclasses
+
+    none = np.zeros(0, int)
+    return dataclasses.replace(plan, subbands={k: dataclasses.replace(s, time_jd=none.astype(float), ant1=none, ant2=none)
+                                               for k, s in plan.subbands.items()})
 
 
 def _spw_inputs(plan: ChunkPlan, k: int) -> tuple[SubbandInput, bool]:
@@ -456,14 +474,14 @@ class _Preparer:
         free = list(range(len(self.slots)))
         pending = {}  # k -> (future, slot index)
 
-        def submit_ahead(k):
-            while free and len(pending) < self.workers + 1 and k + len(pending) < N_SUBBANDS:
+        def submit_ahead(k, limit=self.workers + 1):
+            while free and len(pending) < limit and k + len(pending) < N_SUBBANDS:
                 nxt = k + len(pending)
                 i = free.pop(0)
                 pending[nxt] = (self.pool.submit(prepare_spw, *_spw_inputs(plan, nxt), nxt, n_chan, frames[nxt], ra0,
                                                  dec0, self.slots[i].name), i)
 
-        submit_ahead(0)
+        submit_ahead(0, limit=1)  # one worker starts on SPW 0, the other is free for before_first's task
         if before_first:
             before_first()
         for k in range(N_SUBBANDS):
@@ -474,6 +492,16 @@ class _Preparer:
             yield spw
             del spw
             free.append(i)
+
+    def call(self, fn, *args):
+        """``fn(*args)`` in a worker (a future), or here when there is no pool (its result, as a done future)."""
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        from concurrent.futures import Future
+
+        done = Future()
+        done.set_result(fn(*args))
+        return done
 
     def close(self) -> None:
         if self.pool is not None:
@@ -521,13 +549,16 @@ def _convert(files, out: Path, scratch, preparer: _Preparer, timings: dict, t0: 
     n_flagged = n_vis = n_nan = 0
     worker_rss = 0.0
     written = []
+    subtables = []
     try:
-        def create():  # while the workers prepare the first SPWs
+        def create():  # while a worker prepares SPW 0
             ts = time.perf_counter()
             ms, _ = _init_ms(tmp, N_SUBBANDS * nblts, plan.n_chan)
             ms.putkeyword("CONTIMG_POINTING_DEC_DEG", float(plan.pointing_dec_deg))  # read by the imaging job
             ms.close()
-            _write_subtables(tmp, plan, freqs_asc, widths, spw_of_chan)
+            # the subtables by the other worker (pyuvdata already imported there); the main table is
+            # reopened only once they are written
+            subtables.append(preparer.call(_write_subtables, tmp, _without_rows(plan), freqs_asc, widths, spw_of_chan))
             timings["create"] = time.perf_counter() - ts
 
         ms = None
@@ -537,6 +568,7 @@ def _convert(files, out: Path, scratch, preparer: _Preparer, timings: dict, t0: 
                 if ms is None:
                     from casacore import tables
 
+                    subtables[0].result()
                     ms = tables.table(str(tmp), readonly=False, ack=False)
                 if spw["wspec"] is not None and "WEIGHT_SPECTRUM" not in ms.colnames():
                     _add_weight_spectrum(ms, plan.n_chan, written, nblts)
@@ -563,6 +595,8 @@ def _convert(files, out: Path, scratch, preparer: _Preparer, timings: dict, t0: 
                                   + "; ".join(f"{n}={checks[n]['value']} (limit {checks[n]['limit']})" for n in failed))
         _put_in_place(tmp, out)
     except BaseException:
+        for future in subtables:  # never delete the folder under a worker still writing into it
+            future.cancel() or future.exception()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     timings["total"] = time.perf_counter() - t0
