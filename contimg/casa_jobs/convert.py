@@ -427,8 +427,8 @@ def _without_rows(plan: ChunkPlan) -> ChunkPlan:
     import dataclasses
 
     none = np.zeros(0, int)
-    return dataclasses.replace(plan, subbands={k: dataclasses.replace(s, time_jd=none.astype(float), ant1=none, ant2=none)
-                                               for k, s in plan.subbands.items()})
+    slim = {k: dataclasses.replace(s, time_jd=none.astype(float), ant1=none, ant2=none) for k, s in plan.subbands.items()}
+    return dataclasses.replace(plan, subbands=slim)
 
 
 def _spw_inputs(plan: ChunkPlan, k: int) -> tuple[SubbandInput, bool]:
