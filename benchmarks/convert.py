@@ -69,7 +69,7 @@ def main() -> None:
         print(f"input: {len(files)} files, {size_gb:.2f} GB")
         print(f"copy of the input bytes (disk floor): {t_copy:6.1f} s")
         print(f"contimg converter:                    {ours[0]:6.1f} s, peak RSS {ours[1]:6.0f} MB (MS {ms_gb:.2f} GB,"
-              f" DATA+FLAG+WEIGHT_SPECTRUM, 16 SPWs, own times)")
+              f" DATA+FLAG+WEIGHT, 16 SPWs, own times)")
         print(f"pyuvdata read+concat+phase+write_ms:  {theirs[0]:6.1f} s, peak RSS {theirs[1]:6.0f} MB"
               f"{'' if theirs[2] == 0 else ' (FAILED)'} (DATA+FLAG+WEIGHT_SPECTRUM, one SPW, forced common times)")
         if theirs[2] == 0:

@@ -72,7 +72,9 @@ def test_casa_reads_the_expected_layout_and_the_checks_pass(lone_source):
     assert got["corr"] == [9, 12]  # XX, YY
     assert got["names"] == ["DSA-001", "DSA-117"]
     assert got["telescope"] == "OVRO_MMA" and got["mount"] == ["ALT-AZ"] and got["diam"] == pytest.approx(4.65)
-    assert {"DATA", "FLAG", "WEIGHT_SPECTRUM"} <= set(got["cols"])
+    assert {"DATA", "FLAG", "WEIGHT", "SIGMA"} <= set(got["cols"])
+    # the simulator's nsamples are uniform across each row's channels (as DSA-110's are): WEIGHT carries them
+    assert "WEIGHT_SPECTRUM" not in got["cols"] and report["weight_spectrum"] is False
     assert not {"MODEL_DATA", "CORRECTED_DATA"} & set(got["cols"])  # scratch columns: made by CASA when needed
     # field = ICRS of (HA=0, pointing dec) at the chunk midpoint, recomputed here with astropy
     mid = Time(report["mid_mjd"], format="mjd")
@@ -183,6 +185,50 @@ def test_missing_subband_is_flagged_and_nans_never_reach_the_data(tmp_path):
     assert all(not got[str(k)]["all_flagged"] for k in range(16) if k != 9)
     assert all(v["autos_flagged"] and v["finite"] for v in got.values())
     assert 0 < got["13"]["cross_flag_frac"] < 0.5, "subband 2 (SPW 13) had NaNs, flagged"
+
+
+def test_weight_spectrum_only_when_nsamples_vary_across_channels(tmp_path):
+    """Subband 3 (SPW 12, written after SPWs 0-11) gets nsamples that vary across channels: the
+    MS then has WEIGHT_SPECTRUM for every row, the uniform SPWs' filled from their WEIGHT."""
+    import h5py
+
+    simulate(tmp_path / "sim", START, n_antennas=8, n_chan_per_subband=4, n_integrations=3, dec_deg=DEC, seed=5,
+             faults="nan@0:9")
+    files = sorted((tmp_path / "sim").glob("*.hdf5"))
+    ns_file = {}
+    for f in files:
+        sb = int(f.stem[-2:])
+        with h5py.File(f, "r+") as h5:
+            if sb == 3:
+                ns = h5["Data/nsamples"][()]
+                ns[:, 0, :, 0] *= np.array([1.0, 0.5, 0.25, 0.75], np.float32)  # file order (descending)
+                ns[:, 0, :, 1] *= np.array([0.5, 1.0, 1.0, 1.0], np.float32)
+                h5["Data/nsamples"][...] = ns
+            ns_file[sb] = h5["Data/nsamples"][()][:, 0, ::-1, :]  # channels ascending, as in the MS
+    proc = convert(files, tmp_path / "out.ms", tmp_path / "casa", report=tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["weight_spectrum"] is True
+    got = run_in_child(f"""
+        import casatools, json, numpy as np
+        tb = casatools.table(); tb.open("{tmp_path}/out.ms")
+        out = dict(defined=all(tb.iscelldefined('WEIGHT_SPECTRUM', r) for r in range(tb.nrows())))
+        for c in ('WEIGHT_SPECTRUM', 'FLAG', 'WEIGHT', 'SIGMA', 'DATA_DESC_ID'):
+            out[c] = np.asarray(tb.getcol(c)).T.tolist()  # (row, chan, pol) / (row, pol)
+        tb.close(); print(json.dumps(out))
+    """, tmp_path / "casa")
+    assert got["defined"]
+    wspec, flags = np.array(got["WEIGHT_SPECTRUM"]), np.array(got["FLAG"], bool)
+    weight, sigma, dd = np.array(got["WEIGHT"]), np.array(got["SIGMA"]), np.array(got["DATA_DESC_ID"])
+    assert 0 < flags.mean() < 1
+    for k in range(16):
+        rows = dd == k
+        expected = np.where(flags[rows], 0, ns_file[15 - k])
+        np.testing.assert_allclose(wspec[rows], expected, rtol=1e-6)
+        good = (~flags[rows]).sum(axis=1)
+        mean_good = np.where(good > 0, expected.sum(axis=1) / np.maximum(good, 1), 0)
+        np.testing.assert_allclose(weight[rows], mean_good, rtol=1e-6)
+    assert not np.allclose(wspec[dd == 12][:, :, 0], wspec[dd == 12][:, :1, 0] * np.ones(4))  # varies in SPW 12
+    np.testing.assert_allclose(sigma, np.where(weight > 0, 1 / np.sqrt(np.maximum(weight, 1e-30)), 0), rtol=1e-6)
 
 
 def test_truncated_file_fails_naming_it_and_leaves_nothing(tmp_path):

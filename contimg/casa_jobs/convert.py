@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from contimg import __version__
-from contimg.calavg import sigma_from_weight
 from contimg.convert import ChunkPlan, ConversionError, SubbandInput, plan_chunk
-from contimg.instrument import N_SUBBANDS, TELESCOPE_NAME, load_stations
+from contimg.instrument import N_SUBBANDS, TELESCOPE_NAME, load_stations, subband_freqs_hz
 from contimg.jobreport import report
 
 ANT_POS_TOL_M = 0.05  # antenna positions must match the station table to 5 cm
@@ -33,14 +32,14 @@ PHASE_CENTRE_TOL_ARCSEC = 1.0
 UVW_LENGTH_TOL_M = 1e-3  # |uvw| is a rotation of the baseline vector: lengths agree to float64 rounding
 
 
-def _geometry(sub: SubbandInput, ra_rad: float, dec_rad: float, times_jd: np.ndarray):
-    """uvw for the fixed field (UVW column), and the old and new w, per blt, in metres.
+def sky_frames(subs: list[SubbandInput], ra_rad: float, dec_rad: float) -> list[tuple]:
+    """Per subband, the time-dependent part of its geometry, all subbands in one vectorised pass:
+    (unique times JD, GCRS->ITRS matrices (T, 3, 3), old centre (T, 3), field (T, 3)).
 
-    The phase rotation uses w = b . s with baselines rotated into the GCRS by erfa's full
-    terrestrial-to-celestial matrix (precession-nutation, UT1, polar motion from astropy's IERS
-    tables) and the apparent (aberrated) directions of the old centre (HA=0, pointing dec) and
-    of the field, as the sky imprinted the data. The UVW column is computed by casacore's own
-    measures (``to_uvw``, the code CASA uses, on casadata's tables) so that CASA agrees with it.
+    Erfa's full terrestrial-to-celestial matrix (precession-nutation, UT1, polar motion from
+    astropy's IERS tables) and the apparent (aberrated) directions, in the GCRS, of the old centre
+    (HA=0, pointing dec) and of the field, as the sky imprinted the data. Computed in the main
+    process, which loads the IERS tables anyway for the plan, so that the workers never do.
     """
     import erfa
     from astropy import units as u
@@ -48,23 +47,41 @@ def _geometry(sub: SubbandInput, ra_rad: float, dec_rad: float, times_jd: np.nda
     from astropy.time import Time
     from astropy.utils import iers
 
-    lat, lon, alt = sub.telescope_lat_lon_alt
+    lat, lon, alt = subs[0].telescope_lat_lon_alt
     loc = EarthLocation.from_geodetic(lon * u.rad, lat * u.rad, alt * u.m)
-    t_unique, tidx = np.unique(times_jd, return_inverse=True)
-    t = Time(t_unique, format="jd", scale="utc", location=loc)
+    uniq = [np.unique(s.time_jd) for s in subs]
+    t = Time(np.concatenate(uniq), format="jd", scale="utc", location=loc)
     xp, yp = iers.earth_orientation_table.get().pm_xy(t.jd1, t.jd2)
     tt, ut1 = t.tt, t.ut1
     rc2t = erfa.c2t06a(tt.jd1, tt.jd2, ut1.jd1, ut1.jd2, xp.to_value(u.rad), yp.to_value(u.rad))  # (T, 3, 3)
-    # rc2t maps GCRS -> ITRS; its transpose takes the (relative) antenna positions into GCRS axes
-    pos_gcrs = np.einsum("tji,aj->tai", rc2t, sub.antenna_positions_m)  # (T, A, 3)
-    index = {n: i for i, n in enumerate(sub.antenna_numbers)}
-    i1 = np.array([index[a] for a in sub.ant1])
-    i2 = np.array([index[a] for a in sub.ant2])
-    b = pos_gcrs[tidx, i2] - pos_gcrs[tidx, i1]  # (Nblts, 3), x_ant2 - x_ant1 (pyuvdata's sense)
     gcrs = GCRS(obstime=t)
     s_new = SkyCoord(ra=ra_rad * u.rad, dec=dec_rad * u.rad, frame="icrs").transform_to(gcrs).cartesian.xyz.value.T
-    s_old = SkyCoord(ha=np.zeros(len(t)) * u.rad, dec=np.full(len(t), np.radians(sub.pointing_dec_deg)) * u.rad,
+    dec_old = np.concatenate([np.full(len(q), np.radians(s.pointing_dec_deg)) for q, s in zip(uniq, subs)])
+    s_old = SkyCoord(ha=np.zeros(len(t)) * u.rad, dec=dec_old * u.rad,
                      frame=HADec(obstime=t, location=loc, pressure=0 * u.hPa)).transform_to(gcrs).cartesian.xyz.value.T
+    out, i = [], 0
+    for q in uniq:
+        out.append((q, rc2t[i:i + len(q)], s_old[i:i + len(q)], s_new[i:i + len(q)]))
+        i += len(q)
+    return out
+
+
+def _geometry(sub: SubbandInput, frames: tuple, ra_rad: float, dec_rad: float):
+    """uvw for the fixed field (UVW column), and the old and new w, per blt, in metres.
+
+    The phase rotation uses w = b . s with baselines rotated into the GCRS by the matrices of
+    ``frames`` (``sky_frames``) and the directions there. The UVW column is computed by
+    casacore's own measures (``to_uvw``, the code CASA uses, on casadata's tables) so that CASA
+    agrees with it.
+    """
+    t_unique, rc2t, s_old, s_new = frames
+    tidx = np.searchsorted(t_unique, sub.time_jd)
+    # rc2t maps GCRS -> ITRS; its transpose takes the (relative) antenna positions into GCRS axes
+    pos_gcrs = np.einsum("tji,aj->tai", rc2t, sub.antenna_positions_m)  # (T, A, 3)
+    lookup = np.full(int(np.max(sub.antenna_numbers)) + 1, -1)
+    lookup[sub.antenna_numbers] = np.arange(len(sub.antenna_numbers))
+    i1, i2 = lookup[sub.ant1], lookup[sub.ant2]
+    b = pos_gcrs[tidx, i2] - pos_gcrs[tidx, i1]  # (Nblts, 3), x_ant2 - x_ant1 (pyuvdata's sense)
     ant_uvw = _casacore_uvw(sub.antenna_positions_m, t_unique, ra_rad, dec_rad)  # (T, A, 3)
     uvw = ant_uvw[tidx, i2] - ant_uvw[tidx, i1]
     w_new = np.einsum("ij,ij->i", b, s_new[tidx])
@@ -89,23 +106,52 @@ def _casacore_uvw(ant_pos_rel_m: np.ndarray, times_jd: np.ndarray, ra_rad: float
     return out
 
 
-def _read_block(sub: SubbandInput):
-    import h5py
+def _read_chunk_ordered(dset) -> np.ndarray:
+    """A UVH5 data array (Nblts, [1,] Nfreqs, Npols) as a view (Nblts, G, cc, Q, cp) of channel
+    ``g * cc + i`` and pol ``q * cp + j``, read chunk column by chunk column.
 
-    with h5py.File(sub.path, "r") as h5:
-        vis = h5["Data/visdata"][()][:, 0]  # (Nblts, F, 2) complex64
-        flags = h5["Data/flags"][()][:, 0]
-        nsamples = h5["Data/nsamples"][()][:, 0].astype(np.float32)
-    return vis, flags, nsamples
+    The correlator's files are chunked a few channels and one pol wide; reading them whole
+    scatters every chunk element by element into (blt, chan, pol) order (3-15x slower than the
+    bytes warrant). Read instead in slabs one chunk wide in channel and pol, each of which lands
+    as one contiguous run per chunk, and let the first numpy pass over the data (which reads it
+    anyway) do the reordering through this view. Unchunked or oddly chunked data: one slab.
+    """
+    shape = dset.shape
+    n, n_f, n_p = shape[0], shape[-2], shape[-1]
+    cc, cp = (dset.chunks[-2], dset.chunks[-1]) if dset.chunks else (n_f, n_p)
+    if n_f % cc or n_p % cp:
+        cc, cp = n_f, n_p
+    g, q = n_f // cc, n_p // cp
+    buf = np.empty((g, q, n) + (1,) * (len(shape) - 3) + (cc, cp), dset.dtype)
+    lead = (slice(None),) * (len(shape) - 2)
+    for i in range(g):
+        for j in range(q):
+            if g == 1 and q == 1:
+                dset.read_direct(buf[0, 0])
+            else:
+                dset.read_direct(buf[i, j], lead + (slice(i * cc, (i + 1) * cc), slice(j * cp, (j + 1) * cp)))
+    return buf.reshape(g, q, n, cc, cp).transpose(2, 0, 3, 1, 4)
+
+
+def _as_groups(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``a`` (N, F, P), C-contiguous, viewed with the (N, G, cc, Q, cp) grouping of ``like``."""
+    n, g, cc, q, cp = like.shape
+    return a.reshape(n, g, cc, q, cp)
+
+
+def _reversed_channels(v: np.ndarray) -> np.ndarray:
+    """A (N, G, cc, Q, cp) view with the channel order reversed (files hold channels descending)."""
+    return v[:, ::-1, ::-1]
 
 
 TILE_BYTES = 1 << 20  # ~1 MB tiles: large contiguous writes, and CASA's per-row readers still cache well
 
 
 def _main_table_desc(n_chan: int):
-    """MAIN table description: the standard MS columns plus WEIGHT_SPECTRUM, each big column in
-    its own tiled data manager (a shared hypercube makes every block write a read-modify-write of
-    the shared tiles).
+    """MAIN table description: the standard MS columns plus DATA, each big column in its own tiled
+    data manager (a shared hypercube makes every block write a read-modify-write of the shared
+    tiles). WEIGHT_SPECTRUM is added only when some row's nsamples vary across its channels
+    (``_add_weight_spectrum``); otherwise WEIGHT carries the weights (docs/conventions.md).
 
     MODEL_DATA and CORRECTED_DATA are not written (2.7 GB of copies of DATA at full size): the
     calibration and imaging jobs work on their own averaged copies, and CASA's ``applycal`` (the
@@ -114,15 +160,22 @@ def _main_table_desc(n_chan: int):
 
     desc = tables.required_ms_desc("MAIN")
     desc["UVW"].update(dataManagerType="TiledColumnStMan", dataManagerGroup="TiledUVW")
-    for key, group in (("FLAG", "TiledFlag"), ("FLAG_CATEGORY", "TiledFlagCategory"), ("WEIGHT", "TiledWgt"),
-                       ("SIGMA", "TiledSigma")):
+    for key, group in (("FLAG", "TiledFlag"), ("FLAG_CATEGORY", "TiledFlagCategory")):
         desc[key].update(dataManagerType="TiledShapeStMan", dataManagerGroup=group)
+    # WEIGHT and SIGMA have one value per pol (always XX, YY): fixed-shape columns in a tiled
+    # column manager cost 2 ms per SPW to write, against ~28 ms each as variable-shape cells
+    for key, group in (("WEIGHT", "TiledWgt"), ("SIGMA", "TiledSigma")):
+        desc[key].update(dataManagerType="TiledColumnStMan", dataManagerGroup=group, shape=np.int32([2]), option=5)
+    # the per-row scalars that change from row to row: casacore's default bucket (~400 bytes)
+    # makes a block write cost ~100 ns per value; 64 kB buckets cost a quarter of that
+    for key in ("ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FLAG_ROW"):
+        desc[key].update(dataManagerType="StandardStMan", dataManagerGroup="RowScalars")
     desc["FLAG_CATEGORY"].update(keywords={"CATEGORY": np.array("baddata")})
     for key in ("ARRAY_ID", "EXPOSURE", "FEED1", "FEED2", "FIELD_ID", "INTERVAL", "OBSERVATION_ID", "PROCESSOR_ID",
                 "SCAN_NUMBER", "STATE_ID", "TIME", "TIME_CENTROID"):
         desc[key].update(dataManagerType="IncrementalStMan", dataManagerGroup=key)
     spec = {}
-    for name, value, vtype, bytes_per in (("DATA", 0j, "complex", 8), ("WEIGHT_SPECTRUM", 0.0, "float", 4)):
+    for name, value, vtype, bytes_per in (("DATA", 0j, "complex", 8),):
         group = f"Tiled_{name}"
         cd = tables.makearrcoldesc(name, value, valuetype=vtype, ndim=2, datamanagertype="TiledShapeStMan",
                                    datamanagergroup=group)
@@ -132,6 +185,7 @@ def _main_table_desc(n_chan: int):
         spec[group] = {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows])}  # casacore axis order: pol, chan, row
     rows = max(1, TILE_BYTES // (2 * n_chan))
     spec["TiledFlag"] = {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows * 8])}  # bools are stored as bits
+    spec["RowScalars"] = {"BUCKETSIZE": 1 << 16}
     return desc, tables.makedminfo(desc, spec)
 
 
@@ -195,98 +249,267 @@ def _write_subtables(path: Path, plan: ChunkPlan, freqs_asc: np.ndarray, widths:
             spw.putcell("REF_FREQUENCY", k, float(freqs_asc[spw_of_chan == k][0]))
 
 
-def prepare_spw(plan: ChunkPlan, k: int, ra0: float, dec0: float) -> dict:
+def _warm_up() -> None:
+    """Run once in each worker while the main process plans: pay the imports and casacore's
+    measures tables before the first subband arrives."""
+    import h5py  # noqa: F401
+    import pyuvdata.utils.io.ms  # noqa: F401  (for the subtables, ~1 s of imports off the writer's path)
+    from casacore.measures import measures
+
+    from contimg.calavg import rotation  # noqa: F401
+
+    measures().observatory(TELESCOPE_NAME)
+
+
+class _Slot:
+    """One shared-memory block holding a prepared SPW's DATA and FLAG, so that the ~100 MB per SPW
+    pass from worker to writer without pickling. The main process creates and unlinks the slots;
+    workers only attach to them."""
+
+    def __init__(self, nblts: int, n_chan: int, name: str | None = None):
+        from multiprocessing import shared_memory
+
+        self.shape = (nblts, n_chan, 2)
+        n = nblts * n_chan * 2
+        self.shm = shared_memory.SharedMemory(name=name, create=name is None, size=n * 9 if name is None else 0)
+        self.data = np.ndarray(self.shape, np.complex64, buffer=self.shm.buf)
+        self.flags = np.ndarray(self.shape, np.bool_, buffer=self.shm.buf, offset=n * 8)
+
+    @property
+    def name(self) -> str:
+        return self.shm.name
+
+    def close(self) -> None:
+        del self.data, self.flags
+        try:
+            self.shm.close()
+        except BufferError:  # an array on it still referenced (a traceback); freed with the process
+            pass
+
+
+def prepare_spw(src: SubbandInput, present: bool, k: int, n_chan: int, frames: tuple, ra0: float, dec0: float,
+                slot_name: str | None = None) -> dict:
     """Everything SPW ``k`` (subband ``15 - k``) writes, computed from its file alone.
 
-    Runs in a worker process: read once, rotate with the subband's own times from the moving
-    fringe-stop centre to the fixed field, flag NaN/Inf, zeros and autos, MS sign convention,
-    channels ascending.
+    ``src`` is the subband's file, or (``present`` false: the subband is missing) its nearest
+    neighbour, whose times and baselines the all-flagged rows take; ``frames`` its
+    ``sky_frames`` entry. Runs in a worker process: read once, rotate with the subband's own
+    times from the moving fringe-stop centre to the fixed field, flag NaN/Inf, zeros and autos,
+    MS sign convention, channels ascending. DATA and FLAG go into the shared-memory slot
+    ``slot_name`` (or new arrays in the result when None).
+
+    Weights: when every row's nsamples are the same in all its channels (DSA-110's files), the
+    result holds only WEIGHT (per row and pol: that value, 0 where all channels are flagged) and
+    ``wspec`` is None; otherwise also WEIGHT_SPECTRUM (nsamples, 0 where flagged), and WEIGHT is
+    the mean over the unflagged channels.
     """
-    from contimg.calavg import rotation
-    from contimg.instrument import subband_freqs_hz
+    nblts = len(src.time_jd)
+    args = (src, present, k, n_chan, frames, ra0, dec0)
+    if slot_name is None:
+        data, flags = np.empty((nblts, n_chan, 2), np.complex64), np.empty((nblts, n_chan, 2), bool)
+        return {**_prepare_into(*args, data, flags), "data": data, "flags": flags}
+    slot = _Slot(nblts, n_chan, slot_name)
+    try:
+        return _prepare_into(*args, slot.data, slot.flags)
+    finally:
+        slot.close()
+
+
+def _prepare_into(src: SubbandInput, present: bool, k: int, n_chan: int, frames: tuple, ra0: float, dec0: float,
+                  data: np.ndarray, flags: np.ndarray) -> dict:
+    import h5py
+
+    from contimg.calavg import rotation, sigma_from_weight
 
     t0 = time.perf_counter()
-    sb = N_SUBBANDS - 1 - k
-    n_chan = plan.n_chan
-    nblts = len(plan.template.time_jd)
-    sub = plan.subbands.get(sb)
-    f_asc = subband_freqs_hz(sb, n_chan)[::-1]
-    src = sub if sub is not None else plan.subbands[min(plan.subbands, key=lambda s: abs(s - sb))]
-    if sub is not None:
-        vis, flags, nsamples = _read_block(sub)
+    nblts = len(src.time_jd)
+    n_nan = 0
+    if present:
+        with h5py.File(src.path, "r") as h5:
+            vis = _read_chunk_ordered(h5["Data/visdata"])  # complex64, (N, G, cc, Q, cp) views, file order
+            flags_in = _read_chunk_ordered(h5["Data/flags"])
+            nsamples = _read_chunk_ordered(h5["Data/nsamples"])
+        t_read = time.perf_counter() - t0
+        uvw_new, w_old, w_new = _geometry(src, frames, ra0, dec0)
+        # MS convention: conj(vis * rot) = conj(vis) * conj(rot), channels ascending, written
+        # straight into the output (this pass also puts the chunk-ordered read in row order)
+        np.conjugate(_reversed_channels(vis), out=_as_groups(data, vis))
+        del vis
+        np.multiply(data, rotation(w_old - w_new, src.freqs_hz[::-1])[:, :, None], out=data)
+        finite = np.isfinite(data)  # a non-finite visibility stays non-finite under a unit rotation
+        if not finite.all():
+            bad = np.logical_not(finite, out=finite)
+            n_nan = int(np.count_nonzero(bad.view(np.uint16)))  # (blt, channel) pairs with a bad pol
+            data[bad] = 0
+        del finite
+        # exact zeros are correlator dropouts, never data (and the NaN/Inf just zeroed)
+        np.equal(data, 0, out=flags)
+        f5 = _as_groups(flags, flags_in)
+        np.logical_or(f5, _reversed_channels(flags_in), out=f5)
+        del flags_in, f5
+        flags[src.ant1 == src.ant2] = True  # autos kept but flagged for calibration and imaging
+        first = nsamples[:, :1, :1]  # channel 0 of each row and pol
+        uniform = bool((nsamples == first).all())
+        first = first.reshape(nblts, 2)
+        if not uniform:
+            nsamples = np.ascontiguousarray(_reversed_channels(nsamples)).reshape(nblts, n_chan, 2)
     else:  # a missing subband keeps its SPW, every row flagged
-        vis = np.zeros((nblts, n_chan, 2), np.complex64)
-        flags = np.ones((nblts, n_chan, 2), bool)
-        nsamples = np.zeros((nblts, n_chan, 2), np.float32)
-    t_read = time.perf_counter() - t0
-    uvw_new, w_old, w_new = _geometry(src, ra0, dec0, src.time_jd)
-    bad = ~np.isfinite(vis)
-    n_nan = int(np.count_nonzero(bad.any(axis=-1))) if sub is not None else 0
-    vis[bad] = 0
-    flags = flags | bad | (vis == 0)  # exact zeros are correlator dropouts, never data
-    flags[src.ant1 == src.ant2] = True  # autos kept but flagged for calibration and imaging
-    f_file = src.freqs_hz if sub is not None else f_asc[::-1]
-    # MS convention conj(vis * rot) = conj(vis) * conj(rot), channels ascending; in place and into
-    # one new buffer (~85 MB per subband at full size)
-    conj_rot = rotation(w_old - w_new, f_file)  # exp(-2 pi i (w_old - w_new) f / c) = conj(rot)
-    np.conjugate(vis, out=vis)
-    data = np.empty_like(vis)
-    np.multiply(vis[:, ::-1, :], conj_rot[:, ::-1, None], out=data)
-    del vis, conj_rot
-    flags = np.ascontiguousarray(flags[:, ::-1, :])
-    wspec = np.where(flags, np.float32(0), nsamples[:, ::-1, :]).astype(np.float32)
-    weight = wspec.mean(axis=1)
-    mjd_s = (src.time_jd - 2400000.5) * 86400.0
-    return {"k": k, "data": data, "flags": flags, "wspec": wspec, "weight": weight, "uvw": -uvw_new,
-            "time": mjd_s, "interval": src.integration_s, "ant1": src.ant1, "ant2": src.ant2, "freqs": f_asc,
-            "width": np.full(n_chan, plan.template.channel_width_hz), "n_nan": n_nan,
+        t_read = 0.0
+        uvw_new = _geometry(src, frames, ra0, dec0)[0]
+        data[...] = 0
+        flags[...] = True
+        uniform, first = True, np.zeros((nblts, 2), np.float32)
+    # per (row, pol): are all channels flagged? (both pols' bools side by side in one uint16)
+    all_flagged = np.bitwise_and.reduce(flags.view(np.uint16).reshape(nblts, n_chan), axis=1)
+    all_flagged = all_flagged.view(np.uint8).reshape(nblts, 2).astype(bool)
+    if uniform:
+        wspec = None
+        weight = np.where(all_flagged, np.float32(0), first).astype(np.float32)
+    else:
+        wspec = np.where(flags, np.float32(0), nsamples).astype(np.float32)
+        n_good = n_chan - np.count_nonzero(flags, axis=1)
+        weight = (wspec.sum(axis=1, dtype=np.float64) / np.maximum(n_good, 1)).astype(np.float32)
+    return {"k": k, "wspec": wspec, "weight": weight, "sigma": sigma_from_weight(weight),
+            "flag_row": all_flagged.all(axis=1), "uvw": -uvw_new, "n_nan": n_nan,
             "n_flagged": int(np.count_nonzero(flags)), "n_vis": flags.size,
             "seconds": {"read": t_read, "phase": time.perf_counter() - t0 - t_read},
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
-def _write_spw(ms, spw: dict, nblts: int) -> None:
+def _write_spw(ms, spw: dict, src: SubbandInput, nblts: int) -> None:
     k = spw["k"]
     row0 = k * nblts
     put = lambda col, value: ms.putcol(col, value, startrow=row0, nrow=nblts)  # noqa: E731
     put("DATA", spw["data"])
     put("FLAG", spw["flags"])
-    put("FLAG_ROW", spw["flags"].all(axis=(1, 2)))
-    put("WEIGHT_SPECTRUM", spw["wspec"])
+    put("FLAG_ROW", spw["flag_row"])
+    if "WEIGHT_SPECTRUM" in ms.colnames():
+        wspec = spw["wspec"]
+        if wspec is None:  # uniform in this SPW, but another SPW needed the column
+            wspec = np.where(spw["flags"], np.float32(0), spw["weight"][:, None, :])
+        put("WEIGHT_SPECTRUM", wspec)
     put("WEIGHT", spw["weight"])
-    put("SIGMA", sigma_from_weight(spw["weight"]))
+    put("SIGMA", spw["sigma"])
     put("UVW", spw["uvw"])  # MS convention (pyuvdata flip_conj)
-    put("TIME", spw["time"])
-    put("TIME_CENTROID", spw["time"])
-    put("INTERVAL", np.full(nblts, spw["interval"]))
-    put("EXPOSURE", np.full(nblts, spw["interval"]))
-    put("ANTENNA1", spw["ant1"])
-    put("ANTENNA2", spw["ant2"])
-    put("DATA_DESC_ID", np.full(nblts, k))
-    put("SCAN_NUMBER", np.ones(nblts, int))
-    put("STATE_ID", np.full(nblts, -1))
+    mjd_s = (src.time_jd - 2400000.5) * 86400.0
+    put("TIME", mjd_s)
+    put("TIME_CENTROID", mjd_s)
+    put("INTERVAL", np.full(nblts, src.integration_s))
+    put("EXPOSURE", np.full(nblts, src.integration_s))
+    put("ANTENNA1", src.ant1)
+    put("ANTENNA2", src.ant2)
+    put("DATA_DESC_ID", np.full(nblts, k, np.int32))
+    put("SCAN_NUMBER", np.ones(nblts, np.int32))
+    put("STATE_ID", np.full(nblts, -1, np.int32))
 
 
-def _prepared_in_order(plan: ChunkPlan, ra0: float, dec0: float, workers: int):
-    """Yield ``prepare_spw`` results for SPW 0..15 in order, ``workers`` processes computing ahead.
+def _add_weight_spectrum(ms, n_chan: int, spws_written, nblts: int) -> None:
+    """Add WEIGHT_SPECTRUM once an SPW's nsamples vary across channels, and fill it for the SPWs
+    already written (uniform ones: their WEIGHT in every unflagged channel)."""
+    from casacore import tables
 
-    At most ``workers + 1`` prepared SPWs exist at once, so memory stays bounded while the
-    writer (this process) and the workers (the other cores) overlap.
+    group = "Tiled_WEIGHT_SPECTRUM"
+    cd = tables.makearrcoldesc("WEIGHT_SPECTRUM", 0.0, valuetype="float", ndim=2, datamanagertype="TiledShapeStMan",
+                               datamanagergroup=group)
+    del cd["desc"]["shape"]
+    td = tables.maketabdesc(cd)
+    rows = max(1, TILE_BYTES // (2 * n_chan * 4))
+    ms.addcols(td, tables.makedminfo(td, {group: {"DEFAULTTILESHAPE": np.int32([2, n_chan, rows])}}))
+    for k in spws_written:
+        flags = ms.getcol("FLAG", startrow=k * nblts, nrow=nblts)
+        weight = ms.getcol("WEIGHT", startrow=k * nblts, nrow=nblts)
+        ms.putcol("WEIGHT_SPECTRUM", np.where(flags, np.float32(0), weight[:, None, :].astype(np.float32)),
+                  startrow=k * nblts, nrow=nblts)
+
+
+def _without_rows(plan: ChunkPlan) -> ChunkPlan:
+    """The plan without its per-row arrays (43 MB at full size): what the subtables need, cheap to pickle."""
+    import dataclasses
+
+    none = np.zeros(0, int)
+    slim = {k: dataclasses.replace(s, time_jd=none.astype(float), ant1=none, ant2=none) for k, s in plan.subbands.items()}
+    return dataclasses.replace(plan, subbands=slim)
+
+
+def _spw_inputs(plan: ChunkPlan, k: int) -> tuple[SubbandInput, bool]:
+    """SPW ``k``'s file, or for a missing subband the nearest present one (times and baselines)."""
+    sb = N_SUBBANDS - 1 - k
+    sub = plan.subbands.get(sb)
+    if sub is not None:
+        return sub, True
+    return plan.subbands[min(plan.subbands, key=lambda s: abs(s - sb))], False
+
+
+class _Preparer:
+    """``prepare_spw`` for SPW 0..15 in order, ``workers`` processes computing ahead.
+
+    The pool is started before the chunk is planned so that the workers' imports overlap the
+    planning. At most ``workers + 1`` prepared SPWs wait besides the one being written, each in
+    its own shared-memory slot, so memory stays bounded while the writer (the main process) and
+    the workers overlap.
     """
-    if workers <= 1:
-        for k in range(N_SUBBANDS):
-            yield prepare_spw(plan, k, ra0, dec0)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {}
-        for k in range(N_SUBBANDS):
-            while len(pending) < workers + 1 and (k + len(pending)) < N_SUBBANDS:
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = None
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            self._warm = [self.pool.submit(_warm_up) for _ in range(workers)]
+        self.slots: list[_Slot] = []
+
+    def run(self, plan: ChunkPlan, frames: list, ra0: float, dec0: float, before_first=None):
+        """Yield the prepared SPWs in order; ``before_first()`` runs here while the workers start on them."""
+        n_chan = plan.n_chan
+        if self.pool is None:
+            if before_first:
+                before_first()
+            for k in range(N_SUBBANDS):
+                yield prepare_spw(*_spw_inputs(plan, k), k, n_chan, frames[k], ra0, dec0)
+            return
+        nblts = len(plan.template.time_jd)
+        self.slots = [_Slot(nblts, n_chan) for _ in range(self.workers + 2)]
+        free = list(range(len(self.slots)))
+        pending = {}  # k -> (future, slot index)
+
+        def submit_ahead(k, limit=self.workers + 1):
+            while free and len(pending) < limit and k + len(pending) < N_SUBBANDS:
                 nxt = k + len(pending)
-                pending[nxt] = pool.submit(prepare_spw, plan, nxt, ra0, dec0)
-            yield pending.pop(k).result()
+                i = free.pop(0)
+                pending[nxt] = (self.pool.submit(prepare_spw, *_spw_inputs(plan, nxt), nxt, n_chan, frames[nxt], ra0,
+                                                 dec0, self.slots[i].name), i)
+
+        submit_ahead(0, limit=1)  # one worker starts on SPW 0, the other is free for before_first's task
+        if before_first:
+            before_first()
+        for k in range(N_SUBBANDS):
+            submit_ahead(k)
+            future, i = pending.pop(k)
+            spw = future.result()
+            spw.update(data=self.slots[i].data, flags=self.slots[i].flags)
+            yield spw
+            del spw
+            free.append(i)
+
+    def call(self, fn, *args):
+        """``fn(*args)`` in a worker (a future), or here when there is no pool (its result, as a done future)."""
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        from concurrent.futures import Future
+
+        done = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        for slot in self.slots:
+            slot.close()
+            slot.shm.unlink()
+        self.slots = []
 
 
 def convert_chunk(files, out: Path, scratch: Path | None = None, workers: int | None = None) -> dict:
@@ -298,8 +521,16 @@ def convert_chunk(files, out: Path, scratch: Path | None = None, workers: int | 
     t0 = time.perf_counter()
     timings = {"read": 0.0, "phase": 0.0, "write": 0.0}
     out = Path(out).absolute()
-    plan = plan_chunk(files)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    preparer = _Preparer(workers)
+    try:
+        return _convert(files, out, scratch, preparer, timings, t0)
+    finally:
+        preparer.close()
+
+
+def _convert(files, out: Path, scratch, preparer: _Preparer, timings: dict, t0: float) -> dict:
+    plan = plan_chunk(files)
     tmp_parent = Path(scratch) if scratch else out.parent
     tmp_parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -309,33 +540,52 @@ def convert_chunk(files, out: Path, scratch: Path | None = None, workers: int | 
     t = plan.template
     nblts = len(t.time_jd)
     ra0, dec0 = np.radians(plan.phase_center_ra_deg), np.radians(plan.phase_center_dec_deg)
-    freqs_asc, widths, spw_of_chan = [], [], []
+    frames = sky_frames([_spw_inputs(plan, k)[0] for k in range(N_SUBBANDS)], ra0, dec0)
+    timings["plan"] = time.perf_counter() - t0
+    spw_sb = [N_SUBBANDS - 1 - k for k in range(N_SUBBANDS)]
+    freqs_asc = np.concatenate([subband_freqs_hz(sb, plan.n_chan)[::-1] for sb in spw_sb])
+    widths = np.full(len(freqs_asc), t.channel_width_hz)
+    spw_of_chan = np.repeat(np.arange(N_SUBBANDS), plan.n_chan)
     n_flagged = n_vis = n_nan = 0
     worker_rss = 0.0
+    written = []
+    subtables = []
     try:
-        ms, tables = _init_ms(tmp, N_SUBBANDS * nblts, plan.n_chan)
+        def create():  # while a worker prepares SPW 0
+            ts = time.perf_counter()
+            ms, _ = _init_ms(tmp, N_SUBBANDS * nblts, plan.n_chan)
+            ms.putkeyword("CONTIMG_POINTING_DEC_DEG", float(plan.pointing_dec_deg))  # read by the imaging job
+            ms.close()
+            # the subtables by the other worker (pyuvdata already imported there); the main table is
+            # reopened only once they are written
+            subtables.append(preparer.call(_write_subtables, tmp, _without_rows(plan), freqs_asc, widths, spw_of_chan))
+            timings["create"] = time.perf_counter() - ts
+
+        ms = None
         try:
-            for spw in _prepared_in_order(plan, ra0, dec0, workers):
+            for spw in preparer.run(plan, frames, ra0, dec0, before_first=create):
                 ts = time.perf_counter()
-                _write_spw(ms, spw, nblts)
+                if ms is None:
+                    from casacore import tables
+
+                    subtables[0].result()
+                    ms = tables.table(str(tmp), readonly=False, ack=False)
+                if spw["wspec"] is not None and "WEIGHT_SPECTRUM" not in ms.colnames():
+                    _add_weight_spectrum(ms, plan.n_chan, written, nblts)
+                _write_spw(ms, spw, _spw_inputs(plan, spw["k"])[0], nblts)
+                written.append(spw["k"])
                 timings["write"] += time.perf_counter() - ts
                 for key in ("read", "phase"):
                     timings[key] += spw["seconds"][key]
-                freqs_asc.append(spw["freqs"])
-                widths.append(spw["width"])
-                spw_of_chan.append(np.full(len(spw["freqs"]), spw["k"]))
                 n_flagged += spw["n_flagged"]
                 n_vis += spw["n_vis"]
                 n_nan += spw["n_nan"]
                 worker_rss = max(worker_rss, spw["peak_rss_mb"])
                 del spw
-            ms.putkeyword("CONTIMG_POINTING_DEC_DEG", float(plan.pointing_dec_deg))  # read by the imaging job
+            has_wspec = "WEIGHT_SPECTRUM" in ms.colnames()
         finally:
-            ms.close()
-        ts = time.perf_counter()
-        freqs_asc, widths, spw_of_chan = map(np.concatenate, (freqs_asc, widths, spw_of_chan))
-        _write_subtables(tmp, plan, freqs_asc, widths, spw_of_chan)
-        timings["write"] += time.perf_counter() - ts
+            if ms is not None:
+                ms.close()
         ts = time.perf_counter()
         checks = run_checks(tmp, plan)
         timings["checks"] = time.perf_counter() - ts
@@ -345,6 +595,8 @@ def convert_chunk(files, out: Path, scratch: Path | None = None, workers: int | 
                                   + "; ".join(f"{n}={checks[n]['value']} (limit {checks[n]['limit']})" for n in failed))
         _put_in_place(tmp, out)
     except BaseException:
+        for future in subtables:  # never delete the folder under a worker still writing into it
+            future.cancel() or future.exception()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     timings["total"] = time.perf_counter() - t0
@@ -363,14 +615,15 @@ def convert_chunk(files, out: Path, scratch: Path | None = None, workers: int | 
         "phase_center_ra_deg": plan.phase_center_ra_deg,
         "phase_center_dec_deg": plan.phase_center_dec_deg,
         "pointing_dec_deg": plan.pointing_dec_deg,
+        "weight_spectrum": has_wspec,
         "flagged_fraction": n_flagged / max(n_vis, 1),
         "nan_flagged": n_nan,
         "checks": checks,
         "timings_s": timings,
         "bytes_in": plan.bytes_in,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "workers": workers,
-        "worker_peak_rss_mb": worker_rss if workers > 1 else None,
+        "workers": preparer.workers,
+        "worker_peak_rss_mb": worker_rss if preparer.workers > 1 else None,
         "code_version": __version__,
     }
 
