@@ -252,18 +252,19 @@ def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, r
     if uvw_dev > 0.01:
         raise CalibrationError(f"{ms}: the UVW column differs from CASA's uvw for its phase centre by "
                                f"{uvw_dev:.3f} m; not a Measurement Set this job can phase-shift")
-    _write_averaged_ms(ms, avg, results, geo["has_wspec"], np.radians(ra_deg), np.radians(dec_deg))
+    _write_averaged_ms(ms, avg, results, np.radians(ra_deg), np.radians(dec_deg))
     n = max(sum(r["samples"] for r in results.values()), 1)
     return {"flagged_fraction_input": sum(r["flagged_before"] for r in results.values()) / n,
             "rfi_flagged_fraction": sum(r["flagged_rfi"] for r in results.values()) / n,
             "uvw_column_vs_casa_m": uvw_dev}
 
 
-def _write_averaged_ms(ms: str, avg: str, results: dict, has_wspec: bool, ra_c: float, dec_c: float) -> None:
+def _write_averaged_ms(ms: str, avg: str, results: dict, ra_c: float, dec_c: float) -> None:
     """A copy of one row per baseline and SPW of ``ms``, filled with the averages; FIELD = the calibrator."""
     import casatools
 
     from contimg.calavg import sigma_from_weight
+    from contimg.casa_jobs.columns import ensure_weight_spectrum
 
     tb = casatools.table()
     tb.open(ms)
@@ -290,8 +291,8 @@ def _write_averaged_ms(ms: str, avg: str, results: dict, has_wspec: bool, ra_c: 
         wt = wsum.mean(axis=1)  # (nrow, npol)
         tb.putcol("DATA", np.transpose(vis, (2, 1, 0)))
         tb.putcol("FLAG", np.transpose(wsum <= 0, (2, 1, 0)))
-        if has_wspec:
-            tb.putcol("WEIGHT_SPECTRUM", np.transpose(wsum, (2, 1, 0)))
+        ensure_weight_spectrum(tb)  # weights vary over channels after flagging and averaging
+        tb.putcol("WEIGHT_SPECTRUM", np.transpose(wsum, (2, 1, 0)))
         tb.putcol("WEIGHT", wt.T)
         tb.putcol("SIGMA", sigma_from_weight(wt).T)
         tb.putcol("FLAG_ROW", np.all(wsum <= 0, axis=(1, 2)))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from contimg import __version__
+from contimg.casa_jobs.columns import ensure_weight_spectrum
 from contimg.imaging import ImagingConfig, cell_arcsec, channel_bin, expected_image_noise_jy, image_size_px
 from contimg.jobreport import report
 
@@ -174,7 +175,7 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     ot = casatools.table()
     ot.open(out, nomodify=False)
     try:
-        _ensure_weight_spectrum(ot)
+        ensure_weight_spectrum(ot)
         if merged:
             first = blocks[order[0]]
             merged_rows = {c: v[..., first] for c, v in rows.items()}
@@ -286,15 +287,6 @@ def _put_rows(ot, row_values: dict, start: int, data, wsum, flags) -> None:
     ot.putcol("WEIGHT", row_w.astype(np.float32), start, n)
     ot.putcol("SIGMA", sigma_from_weight(row_w).astype(np.float32), start, n)
     ot.putcol("FLAG_ROW", flags.all(axis=(0, 1)), start, n)
-
-
-def _ensure_weight_spectrum(ot) -> None:
-    """Calibration makes weights vary over channels (bandpass), so the copy always carries them."""
-    if "WEIGHT_SPECTRUM" in ot.colnames():
-        return
-    desc = dict(ot.getcoldesc("DATA"), valueType="float", dataManagerGroup="Tiled_WEIGHT_SPECTRUM")
-    ot.addcols({"WEIGHT_SPECTRUM": desc}, {"*1": {"TYPE": "TiledShapeStMan", "NAME": "Tiled_WEIGHT_SPECTRUM",
-                                                  "SPEC": {}, "COLUMNS": ["WEIGHT_SPECTRUM"]}})
 
 
 def _rewrite_windows(out: str, freqs: list, widths: list, chan_bin: int, merged_spws: list | None) -> None:
