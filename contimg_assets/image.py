@@ -106,6 +106,7 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             "dynamic_range": float(m["dynamic_range"]), "n_sources_5sigma": int(m["n_sources_5sigma"]),
             "bmaj_arcsec": float(m["bmaj_arcsec"]), "bmin_arcsec": float(m["bmin_arcsec"]), "bpa_deg": float(m["bpa_deg"]),
             "flagged_fraction": float(m["flagged_fraction"]), "timings_s": MetadataValue.json(m["timings_s"]),
+            "chan_bin": int(m.get("chan_bin", 1)), "subbands_in_one_window": bool(m.get("merged_spws")),
             "warnings": MetadataValue.json(m["warnings"]), "log": MetadataValue.path(m["log_path"]),
             "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
         },
