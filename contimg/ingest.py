@@ -8,6 +8,7 @@ corrupt, excluded) in the catalogue with its reason, so nothing is dropped silen
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from pathlib import Path
 from contimg.catalogue.ingest import get_group, record_file, upsert_group
 from contimg.grouping import FileEntry, Group, decide, group_files, is_temporary, parse_name, window_key
 
-__all__ = ["IngestSettings", "TickResult", "ChunkRequest", "scan_tick", "assemble_group", "NoFilesError"]
+__all__ = ["IngestSettings", "TickResult", "ChunkRequest", "scan_tick", "assemble_group", "NoFilesError",
+           "requested_before"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,30 @@ def _request(conn, ingest_dir: Path, g: Group, reason: str, result: TickResult) 
                     window_key=g.window, subband=parse_name(e.name)[1], size_bytes=e.size)
         result.recorded["duplicate"] = result.recorded.get("duplicate", 0) + 1
     result.requests.append(ChunkRequest(g.window, run_key, paths, reason))
+
+
+def requested_before(conn: sqlite3.Connection, cutoff: datetime) -> list[ChunkRequest]:
+    """Groups still ``requested`` whose request is older than ``cutoff`` (aware datetime), oldest first.
+
+    A chunk is marked requested (and its files known) while the sensor evaluates; the run is created
+    by the daemon afterwards. If the daemon dies in between, no later scan requests the chunk again.
+    The sensor re-requests these with the same run key when Dagster has no run for it (Dagster's run
+    key de-duplication makes a repeat harmless).
+    """
+    out = []
+    rows = conn.execute("SELECT window_key, run_key, files, requested_at FROM groups "
+                        "WHERE state = 'requested' AND run_key IS NOT NULL ORDER BY requested_at").fetchall()
+    for window, run_key, files, requested_at in rows:
+        try:
+            when = datetime.fromisoformat(requested_at)
+        except (TypeError, ValueError):
+            continue
+        if when.tzinfo is None:
+            when = when.astimezone()
+        if when < cutoff:
+            out.append(ChunkRequest(window, run_key, json.loads(files) if files else [],
+                                    f"re-requested: requested at {requested_at}, no run found"))
+    return out
 
 
 def calibrator_transit(paths: list[str], conn: sqlite3.Connection | None = None, window: str | None = None):

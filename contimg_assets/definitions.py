@@ -14,7 +14,7 @@ from contimg_assets.subband_group import subband_group
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 from schedules import build_mosaic_schedule
 from schedules.housekeeping import housekeeping_schedule
-from sensors import build_ingest_sensor
+from sensors import build_ingest_sensor, build_run_failure_sensor
 
 CHUNK_ASSETS = [subband_group, measurement_set, image]
 
@@ -33,7 +33,8 @@ mosaic_job = define_asset_job("nightly_mosaic_job", selection=AssetSelection.ass
 defs = Definitions(
     assets=[*CHUNK_ASSETS, caltable_set, nightly_mosaic],
     jobs=[chunk_job, calibrator_chunk_job, mosaic_job, housekeeping_job],
-    sensors=[build_ingest_sensor(chunk_job, calibrator_chunk_job)],
+    sensors=[build_ingest_sensor(chunk_job, calibrator_chunk_job),
+             build_run_failure_sensor([chunk_job, calibrator_chunk_job])],
     schedules=[build_mosaic_schedule(mosaic_job), housekeeping_schedule],
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
 )

@@ -2,9 +2,11 @@
 
 Dagster's PipesSubprocessClient waits forever and, on cancel, signals only the direct child;
 CASA leaves helper grandchildren. Here the child gets its own process group and a timeout; on
-timeout or cancellation the whole group gets SIGTERM, then SIGKILL. The full log stays in a file
-(linked in metadata); failures carry its tail. Metrics come back through Dagster Pipes (the
-child's ``contimg.jobreport.report``) or, failing that, the JSON report file.
+timeout or cancellation the whole group gets SIGINT (Python jobs clean their temporaries), then
+SIGTERM, then SIGKILL. The job runs under ``contimg.childguard``, which stops the group the same
+way if the step process dies first (run worker killed), so no job outlives its run. The full log
+stays in a file (linked in metadata); failures carry its tail. Metrics come back through Dagster
+Pipes (the child's ``contimg.jobreport.report``) or, failing that, the JSON report file.
 """
 
 from __future__ import annotations
@@ -27,11 +29,41 @@ from dagster import (
 )
 
 from contimg.casa_env import casa_child_env, child_command
+from contimg.childguard import guarded_command
+from contimg.drills import DRILL_MARK, hang_command, hang_drill_for
 from contimg.settings import Layout
 
-__all__ = ["CasaRunner", "JobResult", "tail"]
+__all__ = ["CasaRunner", "JobResult", "tail", "job_timeout_s"]
 
 TAIL_LINES = 40
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+def job_timeout_s(job: str, environ=None, default: float = DEFAULT_TIMEOUT_S) -> float:
+    """The timeout of ``job`` from ``CONTIMG_CASA_TIMEOUT_S``: ``N`` (every job) or ``job=N,...[,N]``.
+
+    Raises
+    ------
+    ValueError
+        On a malformed setting, quoting it.
+    """
+    env = os.environ if environ is None else environ
+    raw = (env.get("CONTIMG_CASA_TIMEOUT_S") or "").strip()
+    timeout = default
+    for item in filter(None, (s.strip() for s in raw.split(","))):
+        name, sep, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if seconds <= 0:
+            raise ValueError(f"CONTIMG_CASA_TIMEOUT_S={raw!r}: {item!r} is not a positive number of seconds "
+                             "(expected N or job=N,...)")
+        if not sep:
+            timeout = seconds
+        elif name.strip() == job:
+            return seconds
+    return timeout
 
 
 def tail(path: Path, n: int = TAIL_LINES) -> str:
@@ -43,8 +75,12 @@ def tail(path: Path, n: int = TAIL_LINES) -> str:
 
 
 def _kill_group(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM the child's process group, then SIGKILL what is left after ``grace_s``."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+    """SIGINT the child's process group, SIGTERM what is left after ``grace_s``, then SIGKILL.
+
+    SIGINT first: a Python job raises KeyboardInterrupt and its ``finally`` blocks remove the
+    temporaries of its atomic writes; a job stuck in C++ does not notice and gets SIGTERM.
+    """
+    for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -65,10 +101,23 @@ class JobResult(dict):
 
 
 class CasaRunner(ConfigurableResource):
-    """Runs ``python -m contimg.casa_jobs.<job>`` children for assets."""
+    """Runs ``python -m contimg.casa_jobs.<job>`` children for assets.
 
-    timeout_s: float = 1800.0
+    ``timeout_s`` unset takes ``CONTIMG_CASA_TIMEOUT_S`` (seconds for every job, or per job as
+    ``convert=900,image=600,1800``; default 1800 s). ``kill_grace_s`` is how long a job has to
+    exit after SIGINT before SIGTERM.
+
+    Fault-drill hook: ``CONTIMG_DRILL_HANG="JOB:WINDOW[@ATTEMPTS]"`` (see ``contimg.drills``) runs
+    a hanging stand-in instead of a matching job, on its first attempt(s) only, so the timeout ->
+    group kill -> ``Failure`` -> retry path is exercised in the real stream. The job log says
+    ``FAULT DRILL``. Never set it in production.
+    """
+
+    timeout_s: float | None = None
     kill_grace_s: float = 10.0
+
+    def timeout_for(self, job: str) -> float:
+        return float(self.timeout_s) if self.timeout_s is not None else job_timeout_s(job)
 
     def run(self, context, job: str, args: list, *, log_name: str, report_path: Path | None = None,
             layout: Layout | None = None, module: str | None = None) -> JobResult:
@@ -80,6 +129,14 @@ class CasaRunner(ConfigurableResource):
         if report_path is not None:
             Path(report_path).unlink(missing_ok=True)
             argv += ["--report", str(report_path)]
+        timeout_s = self.timeout_for(job)
+        attempt = int(getattr(context, "retry_number", 0) or 0)
+        drill = hang_drill_for(job, log_name, attempt)
+        if drill is not None:
+            context.log.warning(f"{DRILL_MARK}: {job} attempt {attempt + 1} ({log_name}) will hang until its "
+                                f"{timeout_s:.0f} s timeout (CONTIMG_DRILL_HANG)")
+            argv = hang_command(argv)
+        argv = guarded_command(argv)
         env = casa_child_env(layout.casa_state)
         t0 = time.perf_counter()
         with open_pipes_session(context=context, context_injector=PipesEnvContextInjector(),
@@ -92,10 +149,10 @@ class CasaRunner(ConfigurableResource):
                                         cwd=layout.scratch)
             context.log.info(f"{job}: pid {proc.pid}, log {log_path}")
             try:
-                proc.wait(timeout=self.timeout_s)
+                proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc, self.kill_grace_s)
-                raise Failure(description=f"{job} timed out after {self.timeout_s:.0f} s and was killed "
+                raise Failure(description=f"{job} timed out after {timeout_s:.0f} s and was killed "
                                           f"(process group {proc.pid}).\n--- log tail ---\n{tail(log_path)}",
                               metadata={"log": MetadataValue.path(str(log_path))}, allow_retries=True)
             except BaseException:  # run cancelled (DagsterExecutionInterruptedError) or interrupted

@@ -7,12 +7,32 @@ not even stat'ed); this only turns its result into run requests, a cursor and a 
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason,
+                     sensor)
 
 from contimg.grouping import utcnow
-from contimg.ingest import IngestSettings, calibrator_transit, scan_tick
+from contimg.ingest import IngestSettings, calibrator_transit, requested_before, scan_tick
 from contimg.ops.diskguard import guard
+
+RUN_KEY_TAG = "dagster/run_key"
+MAX_RE_REQUESTS_PER_TICK = 20
+
+
+def stranded(context: SensorEvaluationContext, conn, interval_s: float) -> list:
+    """Chunks marked requested long ago (3 ticks, at least a minute) for which Dagster has no run.
+
+    That happens when the daemon dies after a tick's evaluation but before it created the runs.
+    """
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=max(60.0, 3 * interval_s))
+    out = []
+    for r in requested_before(conn, cutoff)[:MAX_RE_REQUESTS_PER_TICK]:
+        if not context.instance.get_run_ids(filters=RunsFilter(tags={RUN_KEY_TAG: r.run_key}), limit=1):
+            context.log.warning(f"{r.window}: requested but no Dagster run found (daemon stopped mid-tick?); "
+                                f"requesting it again with run key {r.run_key}")
+            out.append(r)
+    return out
 
 
 def build_ingest_sensor(job, calibrator_job, *, minimum_interval_seconds: int | None = None):
@@ -33,7 +53,7 @@ def build_ingest_sensor(job, calibrator_job, *, minimum_interval_seconds: int | 
                 return SkipReason(decision.reason)
             tick = scan_tick(layout.ingest, conn, cursor, utcnow(), settings)
             requests = []
-            for r in tick.requests:
+            for r in tick.requests + stranded(context, conn, interval):
                 transit = calibrator_transit(r.files, conn, r.window)
                 tags = {"contimg/window": r.window, "contimg/n_files": str(len(r.files))}
                 if transit is not None:

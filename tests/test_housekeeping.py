@@ -219,8 +219,12 @@ def test_housekeeping_job_cleans_files_and_old_dagster_runs(layout, monkeypatch)
         assert log[0] == ("delete_scratch", str(old), result.run_id)
         assert log[1][0] == "delete_runs" and log[1][2] == result.run_id
 
-        # the schedule requests the job once a day
-        ctx = build_schedule_context(instance=instance,
-                                     scheduled_execution_time=datetime(2026, 1, 26, 4, 30, tzinfo=timezone.utc))
-        data = housekeeping_schedule.evaluate_tick(ctx)
+        # the schedule requests the job once a day. The context is closed here, inside the instance's
+        # block: for a persistent instance it opens (enters) its own DagsterInstance from the ref, which
+        # sets Dagster's current defs-state storage; left open, its exit runs whenever the context is
+        # garbage-collected and restores the storage of this (by then disposed) instance for the rest
+        # of the process, and every later materialize() fails (tests/conftest.py guards against this).
+        with build_schedule_context(instance=instance, scheduled_execution_time=datetime(
+                2026, 1, 26, 4, 30, tzinfo=timezone.utc)) as ctx:
+            data = housekeeping_schedule.evaluate_tick(ctx)
         assert len(data.run_requests) == 1 and housekeeping_schedule.job_name == "housekeeping_job"
