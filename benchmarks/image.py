@@ -1,12 +1,14 @@
 """Apply calibration + quick image of a full-size chunk: WSClean vs tclean, with the image quality kept.
 
-    python benchmarks/image.py [--chunk DIR] [--tclean-size PX]
+    python benchmarks/image.py [--chunks target,calibrator] [--tclean-size PX]
 
-DIR holds one simulated full-size chunk with gains injected and a calibrator (benchmarks/simulate.py).
-It is converted and its tables solved once (cached beside the chunk), then each imager runs as the
-`image` child job (applycal of the tables, imaging, effective primary beam, QA, FITS, PNG). Beside
-each time: fitted flux and position of every source above 10 sigma in the primary-beam-corrected
-image against the truth, and the rms against the radiometer expectation.
+Two full-size chunks are simulated with the same injected gains: a calibrator chunk (0834+555,
+8.8 Jy, at transit) and a target chunk an hour later with seven sources of 0.05-2 Jy out to the
+primary beam's half-power radius. They are converted and the tables solved on the calibrator once
+(cached under benchmarks/out), then each imager runs as the `image` child job (calibration applied
+into the imaging copy, imaging, effective primary beam, QA, FITS, PNG) on each chunk. Beside each
+time: fitted flux and position of every source above 10 sigma in the primary-beam-corrected image
+against the truth, and the rms against the radiometer expectation for the weighting used.
 """
 
 from __future__ import annotations
@@ -56,34 +58,82 @@ def measure(prefix: Path, truth: dict, rms: float) -> list[dict]:
     return out
 
 
+# The target field: a 2 Jy source and fainter ones out to the primary beam's half-power radius
+# (offsets on the sky from the meridian at mid-chunk, degrees east and north; flux at 1.4 GHz).
+TARGET_SKY = [("t2000", 0.30, -0.20, 2.0, -0.7), ("t0500", -0.80, 0.50, 0.5, -0.7), ("t1000", 1.25, 0.10, 1.0, -0.5),
+              ("t0300", 0.70, 1.00, 0.3, 0.0), ("t0200", -1.10, -0.70, 0.2, -0.7), ("t0100", 0.50, -1.10, 0.1, -0.7),
+              ("t0050", -0.30, 1.20, 0.05, 0.0)]
+
+
+def simulate_pair(root: Path) -> tuple[Path, Path]:
+    """A full-size calibrator chunk (0834+555 at transit, nothing else) and a target chunk an hour
+    later with TARGET_SKY, the same antennas and the same injected gains (both skies given, so the
+    simulator's random stream, and with it the gains, is the same); cached in ``root``."""
+    from astropy import units as u
+    from astropy.time import Time
+
+    from contimg.phasing import meridian_icrs
+
+    cal, target = root / "calibrator", root / "target"
+    common = ["--antennas", "96", "--channels-per-subband", "48", "--integrations", "24", "--seed", "7"]
+    if not (cal / "truth.json").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "empty.csv").write_text("ra_deg,dec_deg,flux_jy,spectral_index\n")
+        subprocess.run([sys.executable, "-m", "contimg.cli", "simulate", "--out", str(cal), "--start", "2025-06-15T00:00:00",
+                        "--calibrator", "0834+555", "--sky", str(root / "empty.csv"), *common], check=True)
+    if not (target / "truth.json").exists():
+        truth = json.loads((cal / "truth.json").read_text())
+        start = Time(truth["chunks"][0]["start"]) + 1 * u.hour
+        dec = truth["pointing_dec_deg"]
+        centre = meridian_icrs(start + truth["n_integrations"] * truth["integration_s"] / 2 * u.s, dec)
+        rows = ["ra_deg,dec_deg,flux_jy,spectral_index,name"]
+        for name, east, north, flux, alpha in TARGET_SKY:
+            c = centre.spherical_offsets_by(east * u.deg, north * u.deg)
+            rows.append(f"{c.ra.deg:.6f},{c.dec.deg:.6f},{flux},{alpha},{name}")
+        (root / "target.csv").write_text("\n".join(rows) + "\n")
+        subprocess.run([sys.executable, "-m", "contimg.cli", "simulate", "--out", str(target), "--start", start.isot,
+                        "--dec", str(dec), "--sky", str(root / "target.csv"), *common], check=True)
+    return cal, target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunk", type=Path, default=bench_dir() / "fullsize")
     parser.add_argument("--tclean-size", type=int, default=1024,
                         help="tclean image side (px): the full 1.3 x FWHM field takes tclean far longer than a chunk")
+    parser.add_argument("--chunks", default="target,calibrator", help="which chunks to image, in order")
     args = parser.parse_args()
-    if not any(args.chunk.glob("*.hdf5")):
-        subprocess.run([sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(args.chunk)], check=True)
-    truth = json.loads((args.chunk / "truth.json").read_text())
     work = bench_dir() / "image-work"
     work.mkdir(exist_ok=True)
     env = casa_env(work)
-    ms = work / "chunk.ms"
-    if not ms.exists():
-        wall, rss, rc = run_measured(child_command("convert", *sorted(args.chunk.glob("*.hdf5")), "--out", ms), env)
-        assert rc == 0, "convert failed"
-        print(f"convert (once, cached): {wall:.1f} s")
+    cal_dir, target_dir = simulate_pair(bench_dir() / "image-sim")
+    for name, d in (("calibrator", cal_dir), ("target", target_dir)):
+        if not (work / f"{name}.ms").exists():
+            wall, rss, rc = run_measured(child_command("convert", *sorted(d.glob("*.hdf5")), "--out", work / f"{name}.ms"), env)
+            assert rc == 0, f"convert of the {name} chunk failed"
+            print(f"convert {name} (once, cached): {wall:.1f} s")
     cal = work / "cal"
     if not (cal / "caltables.json").exists():
-        wall, rss, rc = run_measured(child_command("calibrate", ms, "--out", cal, "--calibrator", truth["sky"][0]["name"]), env)
+        wall, rss, rc = run_measured(child_command("calibrate", work / "calibrator.ms", "--out", cal, "--calibrator", "0834+555"), env)
         assert rc == 0, "calibrate failed"
         print(f"calibrate (once, cached): {wall:.1f} s")
     info = json.loads((cal / "caltables.json").read_text())
     tables = [str(cal / t["name"]) for t in sorted(info["tables"], key=lambda t: t["order"])]
-    runs = [("wsclean", {}), ("wsclean", {"max_size_px": args.tclean_size}), ("tclean", {"max_size_px": args.tclean_size})]
+    for chunk in args.chunks.split(","):
+        print(f"\n=== {chunk} chunk ===")
+        truth = json.loads(((target_dir if chunk == "target" else cal_dir) / "truth.json").read_text())
+        image_chunk(work, work / f"{chunk}.ms", chunk, truth, tables, info, env, args.tclean_size)
+    print(f"\nwork folder: {work}")
+
+
+def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int) -> None:
+    # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
+    # mgain 0.7) as the obvious alternative; then both imagers on a field tclean can make in minutes
+    previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7}
+    runs = [("wsclean", {}), ("wsclean", previous), ("wsclean", {"max_size_px": tclean_size}),
+            ("tclean", {"max_size_px": tclean_size})]
     rows = []
     for imager, overrides in runs:
-        out = work / f"{imager}-{overrides.get('max_size_px', 'full')}"
+        out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{'-previous' if overrides == previous else ''}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         argv = child_command("image", ms, "--out", out / "img", "--imager", imager, "--config", json.dumps(overrides),
@@ -98,16 +148,20 @@ def main() -> None:
         m = json.loads((out / "report.json").read_text())
         srcs = measure(out / "img", truth, m["rms_jy"])
         rows.append((imager, m, wall, rss, srcs))
-        print(f"\n{imager} {m['size_px']} px at {m['cell_arcsec']:.2f}\": wall {wall:.1f} s (apply {m['timings_s'].get('apply', 0):.1f}"
-              f" s, image {m['timings_s']['image']:.1f} s, pb {m['timings_s']['pb']:.1f} s), peak RSS {rss:.0f} MB;"
-              f" channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss {m['merge_loss'] or 0:.2e})")
+        t = m["timings_s"]
+        apply_image = t.get("apply", 0) + t.get("weights", 0) + t["image"]
+        print(f"\n{imager}{' (previous settings)' if overrides == previous else ''} {m['size_px']} px at {m['cell_arcsec']:.2f}\": apply + image {apply_image:.1f} s (apply "
+              f"{t.get('apply', 0):.1f} s, weights {t.get('weights', 0):.1f} s, image {t['image']:.1f} s), pb {t['pb']:.1f} s,"
+              f" job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
+        print(f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
+              f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "
+              f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}")
         print(f"  beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}; rms {m['rms_jy'] * 1e3:.3f} mJy/beam"
-              f" (radiometer, natural: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
+              f" (radiometer for this weighting: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
               f" warnings {m['warnings']}")
         for s in srcs:
             print(f"  {s['name']:>10}: {s['flux_jy']:.4f} Jy vs {s['true_jy']:.4f} ({s['flux_err_pct']:+.1f} %), "
                   f"offset {s['offset_arcsec']:.2f}\" ({s['offset_over_bmin']:.2f} BMIN)")
-    print(f"\nwork folder: {work}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from contimg.beam import C_M_S, fwhm_rad
 from contimg.instrument import SEFD_JY
 
 __all__ = ["ImagingConfig", "cell_arcsec", "image_size_px", "expected_image_noise_jy", "smearing_loss", "channel_bin",
-           "time_merge_loss"]
+           "time_merge_loss", "time_smearing_loss", "baseline_time_bins"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,13 @@ class ImagingConfig:
     min_size_px: int = 256
     niter: int = 1000
     threshold_sigma: float = 3.0  # clean down to this many times the noise (WSClean -auto-threshold)
-    # WSClean major-cycle gain. The snapshot PSF of the T-shaped array has ridges up to 0.4 of the
-    # peak. On a 24-antenna chunk 0.8 stopped with the residual rms 1.5-1.8x the radiometer's (0.9
-    # diverged) while 0.7 and 0.5 reached it (6 and 10 major cycles); on a full-size chunk 0.7 takes 7
-    # major cycles where 0.5 takes 11, with the same fluxes (1e-4) and rms. tclean bounds its minor
-    # cycles by the PSF sidelobe itself.
-    mgain: float = 0.7
+    # WSClean major-cycle gain; 0 = by weighting: 0.9 for Briggs, 0.7 for natural. Each major cycle
+    # costs a degrid + grid of the chunk, and mgain sets how many it takes (a source of peak S needs
+    # about log(S / threshold) / log(1 / (1 - mgain))). With Briggs 0, 0.9 gave the fluxes, positions
+    # and rms of 0.7 on the 24-antenna test chunk and on full-size chunks, in 4 major cycles instead
+    # of 7. The naturally weighted PSF of a sparse snapshot has a broad plateau: there 0.9 diverged on
+    # the 24-antenna chunk (rms 3400x) and 0.8 stopped at 1.5-1.8x the radiometer, while 0.7 reached it.
+    mgain: float = 0.0
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
@@ -52,9 +53,21 @@ class ImagingConfig:
     # copy puts them in one window on the subbands' mean uvw when that costs a source at the primary
     # beam's half-power radius at most this fraction of its peak (time_merge_loss): 2.7x faster imaging.
     max_merge_loss: float = 0.03
+    # Integrations averaged per baseline (after calibration) into the imaging copy: each baseline gets
+    # the longest run of integrations whose time smearing loses at most this fraction of a point
+    # source's peak at the primary beam's half-power radius (baseline_time_bins). Short baselines turn
+    # slowly in the uv plane, so a full-size chunk keeps ~40 % of its visibilities and WSClean grids
+    # ~2.5x fewer. 0 = no averaging in time.
+    max_time_smearing_loss: float = 0.03
+    # Briggs weights computed on the imaging copy (contimg.weighting; both imagers then weight it naturally)
+    # rather than by the imager: WSClean and tclean weight alike, and time averaging leaves the beam alone.
+    briggs_in_copy: bool = True
     pb_limit: float = 0.1  # primary-beam-corrected pixels below this beam response are blanked
     pb_time_samples: int = 12  # samples of the drift averaged for the chunk's effective beam
     threads: int = 2
+
+    def major_cycle_gain(self) -> float:
+        return self.mgain if self.mgain > 0 else (0.9 if self.weighting == "briggs" else 0.7)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -136,3 +149,30 @@ def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) 
     d_w = np.abs(d[:, 2])
     turns = (d_uv * radius_rad + d_w * radius_rad**2 / 2.0) * (np.asarray(freqs_hz, dtype=float)[:, None] / C_M_S)
     return float(1.0 - np.mean(np.cos(2.0 * np.pi * turns)))
+
+
+def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float) -> np.ndarray:
+    """Fractional loss of a point source's peak at ``radius_rad`` when a baseline whose (u, v) and w
+    change at these rates (wavelengths per second) is averaged over ``averaging_s``.
+
+    The visibility phase 2 pi (u l + v m + w (n - 1)) then drifts linearly by
+    dphi = 2 pi (|duv/dt| r + |dw/dt| r^2 / 2) T in the worst direction, and the mean of exp(i phi)
+    over the interval is sin(dphi / 2) / (dphi / 2) (Thompson, Moran & Swenson 6.4, for a ramp)."""
+    turns = (np.asarray(uv_rate_wl_s, float) * radius_rad + np.asarray(w_rate_wl_s, float) * radius_rad**2 / 2.0) \
+        * np.asarray(averaging_s, float)
+    return 1.0 - np.sinc(turns)  # np.sinc(x) = sin(pi x) / (pi x), and dphi / 2 = pi * turns
+
+
+def baseline_time_bins(uv_rate_wl_s, w_rate_wl_s, integration_s: float, max_bin: int, radius_rad: float,
+                       max_loss: float = 0.03) -> np.ndarray:
+    """Integrations to average per baseline: the largest k <= ``max_bin`` whose time smearing over
+    k integrations loses at most ``max_loss`` at ``radius_rad``, and never less than 1 (a baseline
+    that already smears more in one integration keeps its integrations as they are)."""
+    uv = np.asarray(uv_rate_wl_s, float)
+    w = np.asarray(w_rate_wl_s, float)
+    bins = np.ones(uv.shape, dtype=int)
+    growing = np.ones(uv.shape, dtype=bool)  # stop at the first k that smears too much (sinc's far lobes)
+    for k in range(2, max(int(max_bin), 1) + 1):
+        growing &= time_smearing_loss(uv, w, k * integration_s, radius_rad) <= max_loss
+        bins[growing] = k
+    return bins

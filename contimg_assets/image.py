@@ -107,6 +107,8 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             "bmaj_arcsec": float(m["bmaj_arcsec"]), "bmin_arcsec": float(m["bmin_arcsec"]), "bpa_deg": float(m["bpa_deg"]),
             "flagged_fraction": float(m["flagged_fraction"]), "timings_s": MetadataValue.json(m["timings_s"]),
             "chan_bin": int(m.get("chan_bin", 1)), "subbands_in_one_window": bool(m.get("merged_spws")),
+            "rows_kept_fraction": float(m.get("rows_kept_fraction", 1.0)), "max_time_bin": int(m.get("max_time_bin", 1)),
+            "weighting": str(m.get("weighting", "")), "mgain": float(m.get("mgain", 0.0)),
             "warnings": MetadataValue.json(m["warnings"]), "log": MetadataValue.path(m["log_path"]),
             "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
         },

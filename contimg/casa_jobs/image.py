@@ -17,15 +17,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from contimg import __version__
 from contimg.casa_jobs.columns import ensure_weight_spectrum
-from contimg.imaging import ImagingConfig, cell_arcsec, channel_bin, expected_image_noise_jy, image_size_px
 from contimg.jobreport import report
 
+# contimg.imaging (scipy, astropy: ~1 s to import) is imported where it is used: the averaging
+# workers are spawned and import this module first, and they do not need it.
 POINTING_KEYWORD = "CONTIMG_POINTING_DEC_DEG"
 
 
@@ -47,7 +49,10 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
         times = tb.getcol("TIME")
         flags = tb.getcol("FLAG") if with_flags else None  # (npol, nchan, nrow)
         uvw = tb.getcol("UVW")
-        interval = float(np.median(tb.getcol("INTERVAL")))
+        intervals = tb.getcol("INTERVAL")
+        exposure = tb.getcol("EXPOSURE")
+        exposure = np.where(exposure > 0, exposure, intervals)
+        interval = float(np.median(intervals))
         keywords = tb.getkeywords()
     finally:
         tb.close()
@@ -61,15 +66,17 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
     tb.close()
     cross = a1 != a2
     unflagged = int(np.count_nonzero(~flags[:, :, cross])) if with_flags else None
+    # rows averaged over several integrations count for their exposure (noise goes as 1 / sqrt(dnu t))
+    unflagged_s = float(np.count_nonzero(~flags[:, :, cross], axis=(0, 1)) @ exposure[cross]) if with_flags else None
     good_rows = cross & ~flags.all(axis=(0, 1)) if with_flags else cross
     lengths = np.linalg.norm(uvw[:, good_rows], axis=0)
     pointing = keywords.get(POINTING_KEYWORD)
     return {
         "freq_min_hz": float(freqs.min()), "freq_max_hz": float(freqs.max()), "freqs_hz": freqs,
         "channel_width_hz": float(np.median(np.abs(widths))), "interval_s": interval,
-        "start_mjd": float(times.min() - interval / 2) / 86400.0, "end_mjd": float(times.max() + interval / 2) / 86400.0,
+        "start_mjd": float((times - intervals / 2).min()) / 86400.0, "end_mjd": float((times + intervals / 2).max()) / 86400.0,
         "flagged_fraction": None if not with_flags else float(flags[:, :, cross].mean()) if cross.any() else 1.0,
-        "n_unflagged_cross": unflagged, "max_baseline_m": float(lengths.max()) if lengths.size else 0.0,
+        "n_unflagged_cross": unflagged, "unflagged_cross_seconds": unflagged_s, "max_baseline_m": float(lengths.max()) if lengths.size else 0.0,
         "n_spw": len(widths_per_spw),
         "field_ra_deg": float(np.degrees(field_dir[0]) % 360.0), "field_dec_deg": float(np.degrees(field_dir[1])),
         "pointing_dec_deg": float(pointing) if pointing is not None else None,
@@ -130,16 +137,21 @@ ROW_COLUMNS = ("UVW", "TIME", "TIME_CENTROID", "INTERVAL", "EXPOSURE", "ANTENNA1
                "DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "STATE_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")
 
 
-def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, max_merge_loss: float = 0.03,
-                    workers: int = 2) -> dict:
+def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg) -> dict:
     """A compact copy of ``ms_path`` for imaging: calibrated (B, G by division; weights x |g_i g_j|^2,
     as CASA's calwt; failed solutions flag the data), ``chan_bin`` channels averaged (weighted), in DATA.
 
     The subbands' spectral windows go into one window (rows on the subbands' mean time and uvw) when
     their rows line up and ``time_merge_loss`` allows it: WSClean grids each window in a pass of its
-    own, so one window images ~2.7x faster. The product MS is read, never written. Raises
-    UnsupportedTables when the tables need CASA.
+    own, so one window images ~2.7x faster. Each baseline is then averaged over as many integrations
+    as its time smearing allows (``cfg.max_time_smearing_loss``, contimg.bda). The image grid (cell,
+    size) follows from the copy's longest unflagged baseline and band; with Briggs weighting the copy
+    carries the imaging weights for that grid (contimg.weighting). The product MS is read, never
+    written. Raises UnsupportedTables when the tables need CASA. ``cfg`` is an ImagingConfig.
     """
+    from contimg.bda import average_baselines_in_time
+    from contimg.beam import fwhm_rad
+
     import casatools
 
     tb = casatools.table()
@@ -168,27 +180,45 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
             raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
         order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
         merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
-        merged = merge_loss is not None and merge_loss <= max_merge_loss
+        merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
     finally:
         tb.close()
-    averaged = _average_all(ms_path, blocks, order, rows, has_wspec, chan_bin, gains, gain_flags, spw_of_dd, workers)
+    averaged = _average_all(ms_path, blocks, order, rows, has_wspec, chan_bin, gains, gain_flags, spw_of_dd, cfg.threads)
+    n_flag = sum(int(np.count_nonzero(a[2])) for a in averaged.values())
+    n_all = sum(a[2].size for a in averaged.values())
+    binned = [f.reshape(-1, chan_bin).mean(axis=1) for f in freqs]  # channel frequencies of the copy
+    if merged:
+        first = blocks[order[0]]
+        merged_rows = {c: v[..., first] for c, v in rows.items()}
+        merged_rows["TIME"] = merged_rows["TIME_CENTROID"] = np.mean([rows["TIME"][blocks[k]] for k in order], axis=0)
+        merged_rows["UVW"] = np.mean([rows["UVW"][:, blocks[k]] for k in order], axis=0)
+        merged_rows["DATA_DESC_ID"] = np.zeros(first.size, np.int32)
+        data, wsum, _ = (np.concatenate([averaged[k][i] for k in order], axis=1) for i in range(3))
+        parts = [(merged_rows, data, wsum, np.concatenate([binned[spw_of_dd[k]] for k in order]))]
+    else:
+        parts = [({c: v[..., blocks[k]] for c, v in rows.items()}, averaged[k][0], averaged[k][1], binned[spw_of_dd[k]])
+                 for k in order]
+    del averaged
+    radius = 0.5 * fwhm_rad(min(float(f.min()) for f in freqs))
+    freq_max = max(float(f.max()) for f in freqs)
+    averaged_parts, rows_in, rows_out, max_bin = [], 0, 0, 0
+    for part_rows, data, wsum, part_freqs in parts:
+        part_rows, data, wsum, flags, figures = average_baselines_in_time(part_rows, data, wsum, freq_max, radius,
+                                                                          cfg.max_time_smearing_loss)
+        averaged_parts.append((part_rows, data, wsum, flags, part_freqs))
+        rows_in, rows_out = rows_in + figures["rows_in"], rows_out + figures["rows_out"]
+        max_bin = max(max_bin, figures["max_bin"])
+    del parts
+    cell, size = _image_grid(averaged_parts, cfg)
+    noise_over_natural = None
+    if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
+        noise_over_natural = _put_briggs_weights(averaged_parts, size, cell, cfg.robust)
     ot = casatools.table()
     ot.open(out, nomodify=False)
     try:
         ensure_weight_spectrum(ot)
-        if merged:
-            first = blocks[order[0]]
-            merged_rows = {c: v[..., first] for c, v in rows.items()}
-            merged_rows["TIME"] = merged_rows["TIME_CENTROID"] = np.mean([rows["TIME"][blocks[k]] for k in order], axis=0)
-            merged_rows["UVW"] = np.mean([rows["UVW"][:, blocks[k]] for k in order], axis=0)
-            merged_rows["DATA_DESC_ID"] = np.zeros(first.size, np.int32)
-            data, wsum, flags = (np.concatenate([averaged[k][i] for k in order], axis=1) for i in range(3))
-            _put_rows(ot, merged_rows, 0, data, wsum, flags)
-        else:
-            for k in order:
-                _put_rows(ot, {c: v[..., blocks[k]] for c, v in rows.items()}, ot.nrows(), *averaged[k])
-        n_flag = sum(int(np.count_nonzero(a[2])) for a in averaged.values())
-        n_all = sum(a[2].size for a in averaged.values())
+        for part_rows, data, wsum, flags, _ in averaged_parts:
+            _put_rows(ot, part_rows, ot.nrows(), data, wsum, flags)
     finally:
         ot.close()
     for name in subtables:  # norows empties the subtables too: bring them over whole
@@ -198,7 +228,47 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
         tb.close()
     _rewrite_windows(out, freqs, widths, chan_bin, [int(spw_of_dd[k]) for k in order] if merged else None)
     return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
-            "merged_spws": merged, "merge_loss": merge_loss}
+            "merged_spws": merged, "merge_loss": merge_loss, "rows_kept_fraction": rows_out / max(rows_in, 1),
+            "max_time_bin": max_bin, "cell_arcsec": cell, "size_px": size, "weights_noise_factor": noise_over_natural}
+
+
+def _image_grid(parts: list, cfg) -> tuple[float | None, int | None]:
+    """(cell arcsec, size px) for the copy: the longest baseline with unflagged data, the band's edges."""
+    from contimg.imaging import cell_arcsec, image_size_px
+
+    longest, f_min, f_max = 0.0, np.inf, 0.0
+    for part_rows, _, _, flags, part_freqs in parts:
+        good = (part_rows["ANTENNA1"] != part_rows["ANTENNA2"]) & ~flags.all(axis=(1, 2))
+        if good.any():
+            longest = max(longest, float(np.linalg.norm(part_rows["UVW"][:, good], axis=0).max()))
+            f_min, f_max = min(f_min, float(part_freqs.min())), max(f_max, float(part_freqs.max()))
+    if longest <= 0:
+        return None, None  # nothing to image: the caller says so
+    cell = cell_arcsec(longest, f_max, cfg.pixels_per_beam)
+    return cell, image_size_px(cell, f_min, cfg)
+
+
+def _put_briggs_weights(parts: list, size: int, cell: float, robust: float) -> float:
+    """Multiply each part's weights (row, chan, pol) by its Briggs factor on the image's uv grid (both
+    polarizations by the Stokes I factor); return the image noise over that of natural weighting."""
+    from contimg.beam import C_M_S
+    from contimg.weighting import briggs_factors, noise_factor
+
+    u, v, natural = [], [], []
+    for part_rows, _, wsum, _, part_freqs in parts:
+        per_m = part_freqs / C_M_S
+        cross = part_rows["ANTENNA1"] != part_rows["ANTENNA2"]
+        u.append(np.outer(part_rows["UVW"][0], per_m).ravel())
+        v.append(np.outer(part_rows["UVW"][1], per_m).ravel())
+        natural.append((wsum.sum(axis=2) * cross[:, None]).ravel())  # autocorrelations are not imaged
+    u, v, natural = np.concatenate(u), np.concatenate(v), np.concatenate(natural)
+    factor = briggs_factors(u, v, natural, 1.0 / (size * np.radians(cell / 3600.0)), size, robust)
+    start = 0
+    for _, _, wsum, _, _ in parts:
+        n = wsum.shape[0] * wsum.shape[1]
+        wsum *= factor[start:start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
+        start += n
+    return noise_factor(natural, factor)
 
 
 def _merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float | None:
@@ -223,39 +293,51 @@ def _merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float 
 def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
                         chan_bin: int, gain, gain_flag):
     """Rows [start, start + n) of one spectral window read, calibrated (gains (ant, chan, pol)) and
-    averaged over ``chan_bin`` channels with weights: (data, weight, flag), each (pol, chan / chan_bin, row).
-    Runs in a worker process: it opens the table itself."""
-    import casatools
+    averaged over ``chan_bin`` channels with weights: (data, weight, flag), each (row, chan / chan_bin, pol)
+    as the table stores them (the rows are the axis the time averaging reduces).
 
-    tb = casatools.table()
-    tb.open(ms_path)
-    try:  # casatools hands back complex128 / float64: single precision halves the memory traffic below
-        data = tb.getcol("DATA", start, n).astype(np.complex64)  # (npol, nchan, nrow)
+    Runs in a worker process that opens the table itself with python-casacore, which hands back the
+    stored complex64 (casatools converts to complex128: 2.5x slower per window); the worker never
+    imports casatools, the job's process never imports casacore."""
+    from casacore.tables import table
+
+    with table(ms_path, ack=False) as tb:  # (row, chan, pol), as stored
+        data = tb.getcol("DATA", start, n)
         bad = tb.getcol("FLAG", start, n)
         weight = (tb.getcol("WEIGHT_SPECTRUM", start, n) if has_wspec
                   else np.broadcast_to(tb.getcol("WEIGHT", start, n)[:, None, :], data.shape)).astype(np.float32)
-    finally:
-        tb.close()
-    bad |= ~np.isfinite(data)
-    if gain is not None:
-        g = np.ascontiguousarray(gain.transpose(2, 1, 0))  # (pol, chan, ant)
-        g_bad = np.ascontiguousarray(gain_flag.transpose(2, 1, 0))
-        gg = g[:, :, a1] * np.conj(g[:, :, a2])
-        bad |= g_bad[:, :, a1] | g_bad[:, :, a2] | (gg == 0)
-    weight[bad] = 0
-    data[bad] = 0
+    data = data.astype(np.complex64, copy=False)
+    finite = np.isfinite(data)
+    weight *= ~bad & finite  # flagged or non-finite samples carry no weight
+    if not finite.all():
+        data[~finite] = 0  # 0 x NaN is NaN: clear what the zero weight cannot
     data *= weight
     if gain is not None:  # V / gg with calwt's weight w |gg|^2 is w V conj(gg) over w |gg|^2: no division
-        np.conjugate(gg, out=gg)
-        data *= gg
-        weight *= gg.real ** 2 + gg.imag ** 2
-    npol, nchan, nr = data.shape
+        # one gain product per baseline, broadcast over the times: the rows repeat the same baselines
+        nr, nchan, npol = data.shape
+        nbl = _baseline_period(a1, a2) or nr
+        gg = gain[a1[:nbl]] * np.conj(gain[a2[:nbl]])  # (baseline, chan, pol)
+        gg[gain_flag[a1[:nbl]] | gain_flag[a2[:nbl]] | ~np.isfinite(gg)] = 0  # a failed solution flags
+        data.reshape(nr // nbl, nbl, nchan, npol)[...] *= np.conj(gg)
+        weight.reshape(nr // nbl, nbl, nchan, npol)[...] *= gg.real ** 2 + gg.imag ** 2
+    nr, nchan, npol = data.shape
     nb = nchan // chan_bin
-    wsum = weight.reshape(npol, nb, chan_bin, nr).sum(axis=2)
-    acc = data.reshape(npol, nb, chan_bin, nr).sum(axis=2)
+    wsum = weight.reshape(nr, nb, chan_bin, npol).sum(axis=2)
+    acc = data.reshape(nr, nb, chan_bin, npol).sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
     return avg, wsum, wsum <= 0
+
+
+def _baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
+    """n when the rows are the same n baselines in the same order at every time (the converter's
+    layout), else 0."""
+    repeats = np.flatnonzero((a1 == a1[0]) & (a2 == a2[0]))
+    n = int(repeats[1]) if repeats.size > 1 else len(a1)
+    if n == 0 or len(a1) % n:
+        return 0
+    k = len(a1) // n
+    return n if np.array_equal(a1, np.tile(a1[:n], k)) and np.array_equal(a2, np.tile(a2[:n], k)) else 0
 
 
 def _average_all(ms_path: str, blocks: dict, order: list, rows: dict, has_wspec: bool, chan_bin: int,
@@ -274,19 +356,20 @@ def _average_all(ms_path: str, blocks: dict, order: list, rows: dict, has_wspec:
 
 
 def _put_rows(ot, row_values: dict, start: int, data, wsum, flags) -> None:
+    """Append rows: ``data``, ``wsum``, ``flags`` are (row, chan, pol); casatools takes (pol, chan, row)."""
     from contimg.calavg import sigma_from_weight
 
-    n = data.shape[-1]
+    n = data.shape[0]
     ot.addrows(n)
     for col, value in row_values.items():
         ot.putcol(col, value, start, n)
-    row_w = wsum.mean(axis=1)
-    ot.putcol("DATA", data, start, n)
-    ot.putcol("FLAG", flags, start, n)
-    ot.putcol("WEIGHT_SPECTRUM", wsum, start, n)
+    row_w = wsum.mean(axis=1).T  # (pol, row)
+    ot.putcol("DATA", data.transpose(2, 1, 0), start, n)
+    ot.putcol("FLAG", flags.transpose(2, 1, 0), start, n)
+    ot.putcol("WEIGHT_SPECTRUM", wsum.transpose(2, 1, 0), start, n)
     ot.putcol("WEIGHT", row_w.astype(np.float32), start, n)
     ot.putcol("SIGMA", sigma_from_weight(row_w).astype(np.float32), start, n)
-    ot.putcol("FLAG_ROW", flags.all(axis=(0, 1)), start, n)
+    ot.putcol("FLAG_ROW", flags.all(axis=(1, 2)), start, n)
 
 
 def _rewrite_windows(out: str, freqs: list, widths: list, chan_bin: int, merged_spws: list | None) -> None:
@@ -379,6 +462,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     from astropy.wcs import WCS
 
     from contimg.fitsio import add_provenance
+    from contimg.imaging import cell_arcsec, channel_bin, expected_image_noise_jy, image_size_px
     from contimg.pbcor import effective_beam
     from contimg.qa import image_qa
     from contimg.thumbnail import write_png
@@ -403,7 +487,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts = time.perf_counter()
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
-            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg.max_merge_loss, cfg.threads)
+            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg)
         except UnsupportedTables as why:  # image the product itself, calibrated by CASA if there are tables
             shutil.rmtree(image_ms, ignore_errors=True)
             image_ms, column, prep = ms_path, "DATA", {"chan_bin": 1, "applied": bool(caltables)}
@@ -419,15 +503,25 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         if info["n_unflagged_cross"] == 0:
             raise ImagingError(f"{ms_path}: all cross-correlation data are flagged"
                                f"{' (after calibration)' if caltables else ''}; nothing to image")
-        cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
-        size = image_size_px(cell, info["freq_min_hz"], cfg)
-        expected = expected_image_noise_jy(info["n_unflagged_cross"], info["channel_width_hz"], info["interval_s"])
+        if prep.get("cell_arcsec"):  # the grid the copy's imaging weights were made for
+            cell, size = prep["cell_arcsec"], prep["size_px"]
+        else:
+            cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
+            size = image_size_px(cell, info["freq_min_hz"], cfg)
+        weighting, noise_over_natural = cfg.weighting, 1.0
+        imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain())  # chosen by the weighting asked for
+        if prep.get("weights_noise_factor"):  # the copy carries the imaging weights: the imager weights naturally
+            noise_over_natural, imager_cfg = prep["weights_noise_factor"], replace(imager_cfg, weighting="natural")
+            weighting = f"briggs {cfg.robust:g} (imaging weights in the copy)"
+        # in integrations' worth: rows averaged in time count for several
+        n_equivalent = info["unflagged_cross_seconds"] / info["interval_s"]
+        expected = noise_over_natural * expected_image_noise_jy(n_equivalent, info["channel_width_hz"], info["interval_s"])
         ts = time.perf_counter()
         work = tmpdir / "img"
         if imager == "wsclean":
-            made = run_wsclean(image_ms, work, size, cell, cfg, column, cfg.threshold_sigma, tmpdir)
+            made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma, tmpdir)
         else:
-            made = run_tclean(image_ms, work, size, cell, cfg, column, cfg.threshold_sigma * expected)
+            made = run_tclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected)
         timings["image"] = time.perf_counter() - ts
         ts = time.perf_counter()
         with fits.open(made["image"]) as hdul:
@@ -477,7 +571,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         "png": f"{out_prefix}.png", "casa_image": f"{out_prefix}.image" if made["casa_image"] is not None else None,
         "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"],
         "merged_spws": bool(prep.get("merged_spws")), "merge_loss": prep.get("merge_loss"), "caltables": caltables, "calset": calset,
-        "window": window, "cell_arcsec": cell, "size_px": size, **beam, **qa.as_dict(), "expected_rms_jy": expected,
+        "window": window, "cell_arcsec": cell, "size_px": size, "weighting": weighting, "mgain": imager_cfg.mgain,
+        "rows_kept_fraction": prep.get("rows_kept_fraction", 1.0), "max_time_bin": prep.get("max_time_bin", 1), **beam, **qa.as_dict(), "expected_rms_jy": expected,
         "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
     }
@@ -494,10 +589,10 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=None, help="JSON overrides of ImagingConfig")
     parser.add_argument("--report", default=None)
     args = parser.parse_args(argv)
+    from contimg.imaging import ImagingConfig
+
     cfg = ImagingConfig.from_json(args.config)
     if args.imager:
-        from dataclasses import replace
-
         cfg = replace(cfg, imager=args.imager)
     try:
         metrics = make_image(args.ms, args.out, args.caltable, args.calset, args.window, cfg)
