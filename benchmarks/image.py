@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +130,6 @@ def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, inf
     previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7}
     runs = [("wsclean", {}), ("wsclean", previous), ("wsclean", {"max_size_px": tclean_size}),
             ("tclean", {"max_size_px": tclean_size})]
-    rows = []
     for imager, overrides in runs:
         out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{'-previous' if overrides == previous else ''}"
         shutil.rmtree(out, ignore_errors=True)
@@ -140,24 +138,22 @@ def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, inf
                              "--report", out / "report.json", "--calset", info.get("set_name") or "bench")
         for t in tables:
             argv += ["--caltable", t]
-        t0 = time.perf_counter()
         wall, rss, rc = run_measured(argv, env)
         if rc != 0:
             print(f"{imager} {overrides}: failed")
             continue
         m = json.loads((out / "report.json").read_text())
         srcs = measure(out / "img", truth, m["rms_jy"])
-        rows.append((imager, m, wall, rss, srcs))
         t = m["timings_s"]
-        apply_image = t.get("apply", 0) + t.get("weights", 0) + t["image"]
+        apply_image = t.get("apply", 0) + t["image"]
         print(f"\n{imager}{' (previous settings)' if overrides == previous else ''} {m['size_px']} px at {m['cell_arcsec']:.2f}\": apply + image {apply_image:.1f} s (apply "
-              f"{t.get('apply', 0):.1f} s, weights {t.get('weights', 0):.1f} s, image {t['image']:.1f} s), pb {t['pb']:.1f} s,"
+              f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s), pb {t['pb']:.1f} s,"
               f" job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
         print(f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
               f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "
               f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}")
         print(f"  beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}; rms {m['rms_jy'] * 1e3:.3f} mJy/beam"
-              f" (radiometer for this weighting: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
+              f" (radiometer, {'for these weights' if 'in the copy' in m['weighting'] else 'natural'}: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
               f" warnings {m['warnings']}")
         for s in srcs:
             print(f"  {s['name']:>10}: {s['flux_jy']:.4f} Jy vs {s['true_jy']:.4f} ({s['flux_err_pct']:+.1f} %), "
