@@ -320,13 +320,21 @@ def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np
         gg[gain_flag[a1[:nbl]] | gain_flag[a2[:nbl]] | ~np.isfinite(gg)] = 0  # a failed solution flags
         data.reshape(nr // nbl, nbl, nchan, npol)[...] *= np.conj(gg)
         weight.reshape(nr // nbl, nbl, nchan, npol)[...] *= gg.real ** 2 + gg.imag ** 2
-    nr, nchan, npol = data.shape
-    nb = nchan // chan_bin
-    wsum = weight.reshape(nr, nb, chan_bin, npol).sum(axis=2)
-    acc = data.reshape(nr, nb, chan_bin, npol).sum(axis=2)
+    wsum, acc = _channel_sum(weight, chan_bin), _channel_sum(data, chan_bin)
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
     return avg, wsum, wsum <= 0
+
+
+def _channel_sum(a: np.ndarray, chan_bin: int) -> np.ndarray:
+    """Sums of ``chan_bin`` adjacent channels of ``a`` (row, chan, pol), as one matrix product: numpy's
+    sum over a short middle axis took 0.22 s a subband, the product 0.02 s."""
+    nr, nchan, npol = a.shape
+    nb = nchan // chan_bin
+    k = np.arange(nchan * npol)  # (chan, pol) flattened, pol fastest
+    summing = np.zeros((nchan * npol, nb * npol), a.dtype)
+    summing[k, (k // npol // chan_bin) * npol + k % npol] = 1
+    return (a.reshape(nr, nchan * npol) @ summing).reshape(nr, nb, npol)
 
 
 def _baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
