@@ -147,8 +147,14 @@ def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) 
     d = uvw - uvw.mean(axis=0)
     d_uv = np.hypot(d[:, 0], d[:, 1])
     d_w = np.abs(d[:, 2])
-    turns = (d_uv * radius_rad + d_w * radius_rad**2 / 2.0) * (np.asarray(freqs_hz, dtype=float)[:, None] / C_M_S)
+    turns = _worst_direction_turns(d_uv, d_w, radius_rad) * (np.asarray(freqs_hz, dtype=float)[:, None] / C_M_S)
     return float(1.0 - np.mean(np.cos(2.0 * np.pi * turns)))
+
+
+def _worst_direction_turns(d_uv, d_w, radius_rad: float) -> np.ndarray:
+    """Phase error in turns, in the worst direction at ``radius_rad``, of a visibility whose (u, v) is
+    off by ``d_uv`` and w by ``d_w``: |d(u,v)| r + |dw| r^2 / 2 (the w term through n - 1 ~ -r^2 / 2)."""
+    return np.asarray(d_uv, float) * radius_rad + np.abs(np.asarray(d_w, float)) * radius_rad**2 / 2.0
 
 
 def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float) -> np.ndarray:
@@ -158,8 +164,7 @@ def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float
     The visibility phase 2 pi (u l + v m + w (n - 1)) then drifts linearly by
     dphi = 2 pi (|duv/dt| r + |dw/dt| r^2 / 2) T in the worst direction, and the mean of exp(i phi)
     over the interval is sin(dphi / 2) / (dphi / 2) (Thompson, Moran & Swenson 6.4, for a ramp)."""
-    turns = (np.asarray(uv_rate_wl_s, float) * radius_rad + np.asarray(w_rate_wl_s, float) * radius_rad**2 / 2.0) \
-        * np.asarray(averaging_s, float)
+    turns = _worst_direction_turns(uv_rate_wl_s, w_rate_wl_s, radius_rad) * np.asarray(averaging_s, float)
     return 1.0 - np.sinc(turns)  # np.sinc(x) = sin(pi x) / (pi x), and dphi / 2 = pi * turns
 
 

@@ -10,16 +10,10 @@ import pytest
 from contimg.bda import average_baselines_in_time
 from contimg.imaging import baseline_time_bins, time_smearing_loss
 from contimg.weighting import briggs_factors, noise_factor
+from tests.geometry import textbook_uvw
 
 C = 299_792_458.0
 OMEGA = 7.2921159e-5
-
-
-def _textbook_uvw(baselines_xyz_m, hour_angle, dec):
-    """uvw (m) of equatorial baselines (X to H=0, Y east, Z to the pole), Thompson, Moran & Swenson eq. 4.1."""
-    bx, by, bz = baselines_xyz_m
-    sh, ch, sd, cd = np.sin(hour_angle), np.cos(hour_angle), np.sin(dec), np.cos(dec)
-    return np.array([sh * bx + ch * by, -sd * ch * bx + sd * sh * by + cd * bz, cd * ch * bx - cd * sh * by + sd * bz])
 
 
 def test_time_smearing_loss_matches_a_numerical_average_of_the_phase():
@@ -54,7 +48,7 @@ def _drift_rows(n_t=24, n_ant=12, seed=1):
     dt = 12.88
     ha = (np.arange(n_t) - (n_t - 1) / 2) * dt * OMEGA
     dec = np.radians(55.0)
-    uvw = np.concatenate([_textbook_uvw(xyz[:, a2] - xyz[:, a1], h, dec) for h in ha], axis=1)
+    uvw = np.concatenate([textbook_uvw(xyz[:, a2] - xyz[:, a1], h, dec) for h in ha], axis=1)
     n_bl = a1.size
     rows = {"TIME": np.repeat(5e9 + np.arange(n_t) * dt, n_bl), "INTERVAL": np.full(n_t * n_bl, dt),
             "EXPOSURE": np.full(n_t * n_bl, dt), "UVW": uvw, "ANTENNA1": np.tile(a1, n_t), "ANTENNA2": np.tile(a2, n_t),

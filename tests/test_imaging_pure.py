@@ -20,6 +20,7 @@ from contimg.pbcor import effective_beam
 from contimg.phasing import lst_rad
 from contimg.qa import fit_point_source, image_qa, robust_rms
 from contimg.thumbnail import write_png
+from tests.geometry import textbook_uvw
 
 # The lowest ratio of the synthesized beam's minor axis to lambda_min / B_max we expect: Briggs 0
 # on the DSA-110 layout gives ~0.85 (11" for 0.2 m / 3.2 km = 12.9", measured-anchors.md); uniform
@@ -221,13 +222,6 @@ def test_smearing_loss_matches_a_numerical_integration_and_sets_the_channel_bin(
     assert channel_bin(48, 244140.625, 1.311e9, 2600.0, max_loss=1e-6) == 1
 
 
-def _textbook_uvw(baselines_xyz_m: np.ndarray, hour_angle: float, dec: float) -> np.ndarray:
-    """uvw (m) of equatorial baselines (X to H=0, Y east, Z to the pole), Thompson, Moran & Swenson eq. 4.1."""
-    bx, by, bz = baselines_xyz_m
-    sh, ch, sd, cd = np.sin(hour_angle), np.cos(hour_angle), np.sin(dec), np.cos(dec)
-    return np.array([sh * bx + ch * by, -sd * ch * bx + sd * sh * by + cd * bz, cd * ch * bx - cd * sh * by + sd * bz])
-
-
 def test_time_merge_loss_bounds_the_peak_loss_of_a_source_imaged_on_the_mean_uvw():
     """Subbands stamped seconds apart put in one row on their mean uvw: a point source at radius r,
     phased to with the mean uvw instead of each subband's own, loses 1 - mean cos(phase error) of its
@@ -242,7 +236,7 @@ def test_time_merge_loss_bounds_the_peak_loss_of_a_source_imaged_on_the_mean_uvw
     freqs = np.linspace(1.32e9, 1.49e9, 16)
     for spread_s in (2.7, 30.0):
         offsets = rng.uniform(0, spread_s, 16)
-        uvw = np.stack([_textbook_uvw(baselines, 0.01 + omega * dt, dec) for dt in offsets])
+        uvw = np.stack([textbook_uvw(baselines, 0.01 + omega * dt, dec) for dt in offsets])
         predicted = time_merge_loss(uvw, freqs, r)
         worst = 0.0
         for angle in np.linspace(0, 2 * np.pi, 72, endpoint=False):
@@ -252,5 +246,5 @@ def test_time_merge_loss_bounds_the_peak_loss_of_a_source_imaged_on_the_mean_uvw
             worst = max(worst, 1.0 - float(np.mean(np.cos(2 * np.pi * error_turns))))
         assert worst <= predicted <= 2.5 * worst, (spread_s, predicted, worst)
     assert predicted > 0.03, "subbands half a minute apart must not share rows"
-    same = np.stack([_textbook_uvw(baselines, 0.01, dec)] * 16)
+    same = np.stack([textbook_uvw(baselines, 0.01, dec)] * 16)
     assert time_merge_loss(same, freqs, r) == 0.0

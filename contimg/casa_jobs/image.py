@@ -50,8 +50,7 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
         flags = tb.getcol("FLAG") if with_flags else None  # (npol, nchan, nrow)
         uvw = tb.getcol("UVW")
         intervals = tb.getcol("INTERVAL")
-        exposure = tb.getcol("EXPOSURE")
-        exposure = np.where(exposure > 0, exposure, intervals)
+        exposure = tb.getcol("EXPOSURE") if with_flags else None
         interval = float(np.median(intervals))
         keywords = tb.getkeywords()
     finally:
@@ -67,7 +66,10 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
     cross = a1 != a2
     unflagged = int(np.count_nonzero(~flags[:, :, cross])) if with_flags else None
     # rows averaged over several integrations count for their exposure (noise goes as 1 / sqrt(dnu t))
-    unflagged_s = float(np.count_nonzero(~flags[:, :, cross], axis=(0, 1)) @ exposure[cross]) if with_flags else None
+    unflagged_s = None
+    if with_flags:
+        exposure = np.where(exposure > 0, exposure, intervals)
+        unflagged_s = float(np.count_nonzero(~flags[:, :, cross], axis=(0, 1)) @ exposure[cross])
     good_rows = cross & ~flags.all(axis=(0, 1)) if with_flags else cross
     lengths = np.linalg.norm(uvw[:, good_rows], axis=0)
     pointing = keywords.get(POINTING_KEYWORD)
@@ -186,7 +188,7 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     averaged = _average_all(ms_path, blocks, order, rows, has_wspec, chan_bin, gains, gain_flags, spw_of_dd, cfg.threads)
     n_flag = sum(int(np.count_nonzero(a[2])) for a in averaged.values())
     n_all = sum(a[2].size for a in averaged.values())
-    binned = [f.reshape(-1, chan_bin).mean(axis=1) for f in freqs]  # channel frequencies of the copy
+    binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
     if merged:
         first = blocks[order[0]]
         merged_rows = {c: v[..., first] for c, v in rows.items()}
@@ -194,9 +196,10 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
         merged_rows["UVW"] = np.mean([rows["UVW"][:, blocks[k]] for k in order], axis=0)
         merged_rows["DATA_DESC_ID"] = np.zeros(first.size, np.int32)
         data, wsum, _ = (np.concatenate([averaged[k][i] for k in order], axis=1) for i in range(3))
-        parts = [(merged_rows, data, wsum, np.concatenate([binned[spw_of_dd[k]] for k in order]))]
+        parts = [(merged_rows, data, wsum, np.concatenate([binned[spw_of_dd[k]][0] for k in order]))]
     else:
-        parts = [({c: v[..., blocks[k]] for c, v in rows.items()}, averaged[k][0], averaged[k][1], binned[spw_of_dd[k]])
+        parts = [({c: v[..., blocks[k]] for c, v in rows.items()}, averaged[k][0], averaged[k][1],
+                  binned[spw_of_dd[k]][0])
                  for k in order]
     del averaged
     radius = 0.5 * fwhm_rad(min(float(f.min()) for f in freqs))
@@ -226,7 +229,7 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
         tb.open(f"{ms_path}/{name}")
         tb.copy(f"{out}/{name}", deep=True, valuecopy=True, returnobject=False)
         tb.close()
-    _rewrite_windows(out, freqs, widths, chan_bin, [int(spw_of_dd[k]) for k in order] if merged else None)
+    _rewrite_windows(out, binned, [int(spw_of_dd[k]) for k in order] if merged else None)
     return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
             "merged_spws": merged, "merge_loss": merge_loss, "rows_kept_fraction": rows_out / max(rows_in, 1),
             "max_time_bin": max_bin, "cell_arcsec": cell, "size_px": size, "weights_noise_factor": noise_over_natural}
@@ -380,16 +383,17 @@ def _put_rows(ot, row_values: dict, start: int, data, wsum, flags) -> None:
     ot.putcol("FLAG_ROW", flags.all(axis=(1, 2)), start, n)
 
 
-def _rewrite_windows(out: str, freqs: list, widths: list, chan_bin: int, merged_spws: list | None) -> None:
-    """SPECTRAL_WINDOW after averaging; with ``merged_spws`` (ascending), one window holding them all,
-    and DATA_DESCRIPTION and FEED reduced to it."""
+def _binned_channels(freqs: list, widths: list, chan_bin: int) -> list:
+    """Per window, the (frequencies, widths) of its channels after averaging ``chan_bin`` of them."""
+    return [(f.reshape(-1, chan_bin).mean(axis=1), wd.reshape(-1, chan_bin).sum(axis=1)) for f, wd in zip(freqs, widths)]
+
+
+def _rewrite_windows(out: str, binned: list, merged_spws: list | None) -> None:
+    """SPECTRAL_WINDOW after averaging (``binned``: _binned_channels); with ``merged_spws`` (ascending),
+    one window holding them all, and DATA_DESCRIPTION and FEED reduced to it."""
     import casatools
 
     tb = casatools.table()
-    binned = []
-    for f, wd in zip(freqs, widths):
-        nb = len(f) // chan_bin
-        binned.append((f.reshape(nb, chan_bin).mean(axis=1), wd.reshape(nb, chan_bin).sum(axis=1)))
     tb.open(out + "/SPECTRAL_WINDOW", nomodify=False)
     try:
         if merged_spws is None:
