@@ -304,51 +304,15 @@ def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np
     imports casatools, the job's process never imports casacore."""
     from casacore.tables import table
 
+    from contimg.applycal import baseline_gains, calibrate_and_bin
+
     with table(ms_path, ack=False) as tb:  # (row, chan, pol), as stored
-        data = tb.getcol("DATA", start, n)
-        bad = tb.getcol("FLAG", start, n)
-        weight = (tb.getcol("WEIGHT_SPECTRUM", start, n) if has_wspec
-                  else np.broadcast_to(tb.getcol("WEIGHT", start, n)[:, None, :], data.shape)).astype(np.float32)
-    data = data.astype(np.complex64, copy=False)
-    finite = np.isfinite(data)
-    weight *= ~bad & finite  # flagged or non-finite samples carry no weight
-    if not finite.all():
-        data[~finite] = 0  # 0 x NaN is NaN: clear what the zero weight cannot
-    data *= weight
-    if gain is not None:  # V / gg with calwt's weight w |gg|^2 is w V conj(gg) over w |gg|^2: no division
-        # one gain product per baseline, broadcast over the times: the rows repeat the same baselines
-        nr, nchan, npol = data.shape
-        nbl = _baseline_period(a1, a2) or nr
-        gg = gain[a1[:nbl]] * np.conj(gain[a2[:nbl]])  # (baseline, chan, pol)
-        gg[gain_flag[a1[:nbl]] | gain_flag[a2[:nbl]] | ~np.isfinite(gg)] = 0  # a failed solution flags
-        data.reshape(nr // nbl, nbl, nchan, npol)[...] *= np.conj(gg)
-        weight.reshape(nr // nbl, nbl, nchan, npol)[...] *= gg.real ** 2 + gg.imag ** 2
-    wsum, acc = _channel_sum(weight, chan_bin), _channel_sum(data, chan_bin)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
-    return avg, wsum, wsum <= 0
-
-
-def _channel_sum(a: np.ndarray, chan_bin: int) -> np.ndarray:
-    """Sums of ``chan_bin`` adjacent channels of ``a`` (row, chan, pol), as one matrix product: numpy's
-    sum over a short middle axis took 0.22 s a subband, the product 0.02 s."""
-    nr, nchan, npol = a.shape
-    nb = nchan // chan_bin
-    k = np.arange(nchan * npol)  # (chan, pol) flattened, pol fastest
-    summing = np.zeros((nchan * npol, nb * npol), a.dtype)
-    summing[k, (k // npol // chan_bin) * npol + k % npol] = 1
-    return (a.reshape(nr, nchan * npol) @ summing).reshape(nr, nb, npol)
-
-
-def _baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
-    """n when the rows are the same n baselines in the same order at every time (the converter's
-    layout), else 0."""
-    repeats = np.flatnonzero((a1 == a1[0]) & (a2 == a2[0]))
-    n = int(repeats[1]) if repeats.size > 1 else len(a1)
-    if n == 0 or len(a1) % n:
-        return 0
-    k = len(a1) // n
-    return n if np.array_equal(a1, np.tile(a1[:n], k)) and np.array_equal(a2, np.tile(a2[:n], k)) else 0
+        data = tb.getcol("DATA", start, n).astype(np.complex64, copy=False)
+        flag = tb.getcol("FLAG", start, n)
+        weight = tb.getcol("WEIGHT_SPECTRUM", start, n).astype(np.float32) if has_wspec else None
+        row_weight = None if has_wspec else tb.getcol("WEIGHT", start, n)  # (row, pol)
+    gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
+    return calibrate_and_bin(data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl)
 
 
 def _average_all(ms_path: str, blocks: dict, order: list, rows: dict, has_wspec: bool, chan_bin: int,
