@@ -151,7 +151,8 @@ def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, inf
               f" job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
         print(f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
               f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "
-              f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}")
+              f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}"
+              f" (effective uv cells {m.get('effective_uv_cells') or 0:.3g})")
         print(f"  beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}; rms {m['rms_jy'] * 1e3:.3f} mJy/beam"
               f" (radiometer, {'for these weights' if 'in the copy' in m['weighting'] else 'natural'}: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
               f" warnings {m['warnings']}")

@@ -9,7 +9,7 @@ import pytest
 
 from contimg.bda import average_baselines_in_time
 from contimg.imaging import baseline_time_bins, time_smearing_loss
-from contimg.weighting import briggs_factors, noise_factor
+from contimg.weighting import briggs_factors, briggs_weighting, noise_factor
 from tests.geometry import textbook_uvw
 
 C = 299_792_458.0
@@ -153,3 +153,26 @@ def test_noise_factor_matches_a_monte_carlo_of_the_weighted_sum():
     briggs = (trials @ (w * d)) / (w * d).sum()
     assert noise_factor(w, d) == pytest.approx(briggs.std() / natural.std(), rel=0.05)
     assert noise_factor(w, d) > 1.0
+
+
+def test_effective_uv_cells_set_the_psf_rms():
+    """The PSF of the imaging weights (an FFT of their uv grid, sample and conjugate) has an rms over the
+    image of 1 / sqrt(effective uv cells) (Parseval): the figure that picks WSClean's minor-loop depth."""
+    u, v, w = _random_uv(6000, seed=9)
+    cell, n = 40.0, 256
+    keep = np.hypot(u, v) < 0.45 * n * cell  # on the grid, as an image's uv plane always is
+    u, v, w = u[keep], v[keep], w[keep]
+    rows = []
+    for robust in (-5.0, 0.0, 5.0):
+        factor, cells = briggs_weighting(u, v, w, cell, n, robust)
+        grid = np.zeros((n, n))
+        iu, iv = np.rint(u / cell).astype(int), np.rint(v / cell).astype(int)
+        for sign in (1, -1):
+            x, y = sign * iu + n // 2, sign * iv + n // 2
+            inside = (x >= 0) & (x < n) & (y >= 0) & (y < n)
+            np.add.at(grid, (y[inside], x[inside]), (w * factor)[inside])
+        psf = np.fft.fft2(np.fft.ifftshift(grid)).real
+        psf /= psf[0, 0]
+        assert np.sqrt(np.mean(psf**2)) == pytest.approx(1 / np.sqrt(cells), rel=1e-6), robust
+        rows.append(cells)
+    assert rows[0] > rows[1] > rows[2], "uniform weighting spreads the weight over the most cells"

@@ -164,7 +164,9 @@ def test_briggs_weights_in_the_copy_give_both_imagers_one_beam_and_the_expected_
         assert proc.returncode == 0, proc.stderr[-3000:]
         made[imager] = (prefix, json.loads((root / f"briggs-{imager}.json").read_text()))
     for imager, (prefix, m) in made.items():
-        assert m["weighting"].startswith("briggs 0 (imaging weights in the copy)") and m["mgain"] == 0.9
+        assert m["weighting"].startswith("briggs 0 (imaging weights in the copy)")
+        # 24 antennas, 12 integrations: a sparse uv plane (~3e3 effective cells), so the shallower minor loop
+        assert 1e3 < m["effective_uv_cells"] < 1e4 and m["mgain"] == 0.9
         assert m["rms_jy"] == pytest.approx(m["expected_rms_jy"], rel=RMS_RTOL)
         results, header = measure(prefix, truth)
         for s in truth["sky"]:

@@ -213,9 +213,9 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
         max_bin = max(max_bin, figures["max_bin"])
     del parts
     cell, size = _image_grid(averaged_parts, cfg)
-    noise_over_natural = None
+    noise_over_natural, uv_cells = None, None
     if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
-        noise_over_natural = _put_briggs_weights(averaged_parts, size, cell, cfg.robust)
+        noise_over_natural, uv_cells = _put_briggs_weights(averaged_parts, size, cell, cfg.robust)
     ot = casatools.table()
     ot.open(out, nomodify=False)
     try:
@@ -232,7 +232,8 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     _rewrite_windows(out, binned, [int(spw_of_dd[k]) for k in order] if merged else None)
     return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
             "merged_spws": merged, "merge_loss": merge_loss, "rows_kept_fraction": rows_out / max(rows_in, 1),
-            "max_time_bin": max_bin, "cell_arcsec": cell, "size_px": size, "weights_noise_factor": noise_over_natural}
+            "max_time_bin": max_bin, "cell_arcsec": cell, "size_px": size, "weights_noise_factor": noise_over_natural,
+            "effective_uv_cells": uv_cells}
 
 
 def _image_grid(parts: list, cfg) -> tuple[float | None, int | None]:
@@ -251,11 +252,12 @@ def _image_grid(parts: list, cfg) -> tuple[float | None, int | None]:
     return cell, image_size_px(cell, f_min, cfg)
 
 
-def _put_briggs_weights(parts: list, size: int, cell: float, robust: float) -> float:
+def _put_briggs_weights(parts: list, size: int, cell: float, robust: float) -> tuple[float, float]:
     """Multiply each part's weights (row, chan, pol) by its Briggs factor on the image's uv grid (both
-    polarizations by the Stokes I factor); return the image noise over that of natural weighting."""
+    polarizations by the Stokes I factor); return the image noise over that of natural weighting and
+    the effective number of uv cells (contimg.weighting.briggs_weighting)."""
     from contimg.beam import C_M_S
-    from contimg.weighting import briggs_factors, noise_factor
+    from contimg.weighting import briggs_weighting, noise_factor
 
     u, v, natural = [], [], []
     for part_rows, _, wsum, _, part_freqs in parts:
@@ -265,13 +267,13 @@ def _put_briggs_weights(parts: list, size: int, cell: float, robust: float) -> f
         v.append(np.outer(part_rows["UVW"][1], per_m).ravel())
         natural.append((wsum.sum(axis=2) * cross[:, None]).ravel())  # autocorrelations are not imaged
     u, v, natural = np.concatenate(u), np.concatenate(v), np.concatenate(natural)
-    factor = briggs_factors(u, v, natural, 1.0 / (size * np.radians(cell / 3600.0)), size, robust)
+    factor, uv_cells = briggs_weighting(u, v, natural, 1.0 / (size * np.radians(cell / 3600.0)), size, robust)
     start = 0
     for _, _, wsum, _, _ in parts:
         n = wsum.shape[0] * wsum.shape[1]
         wsum *= factor[start:start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
         start += n
-    return noise_factor(natural, factor)
+    return noise_factor(natural, factor), uv_cells
 
 
 def _merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float | None:
@@ -398,9 +400,12 @@ def _put_window(tb, i: int, fb: np.ndarray, wb: np.ndarray) -> None:
 
 
 def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,
-                threshold_sigma: float, tmpdir: Path) -> dict:
+                threshold_jy: float, tmpdir: Path) -> dict:
+    # An absolute threshold, as tclean gets: WSClean's -auto-threshold takes the rms of the current
+    # residual, which in the first major cycle is the dirty image's sidelobes (15x the noise on a
+    # 24-antenna chunk), so a deep minor loop (mgain 0.96) ended the clean after one cycle.
     argv = ["wsclean", "-name", str(prefix), "-size", str(size), str(size), "-scale", f"{cell:.4f}asec",
-            "-pol", "I", "-niter", str(cfg.niter), "-mgain", str(cfg.mgain), "-auto-threshold", str(threshold_sigma),
+            "-pol", "I", "-niter", str(cfg.niter), "-mgain", str(cfg.mgain), "-threshold", f"{threshold_jy:.6g}",
             "-data-column", column, "-reorder", "-use-wgridder", "-j", str(cfg.threads), "-temp-dir", str(tmpdir),
             "-nmiter", str(cfg.nmiter),
             "-no-update-model-required", "-quiet"]
@@ -485,7 +490,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
             cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
             size = image_size_px(cell, info["freq_min_hz"], cfg)
         weighting, noise_over_natural = cfg.weighting, 1.0
-        imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain())  # chosen by the weighting asked for
+        imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain(prep.get("effective_uv_cells")))
         if prep.get("weights_noise_factor"):  # the copy carries the imaging weights: the imager weights naturally
             noise_over_natural, imager_cfg = prep["weights_noise_factor"], replace(imager_cfg, weighting="natural")
             weighting = f"briggs {cfg.robust:g} (imaging weights in the copy)"
@@ -495,7 +500,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts = time.perf_counter()
         work = tmpdir / "img"
         if imager == "wsclean":
-            made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma, tmpdir)
+            made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected, tmpdir)
         else:
             made = run_tclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected)
         timings["image"] = time.perf_counter() - ts
@@ -548,7 +553,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"],
         "merged_spws": bool(prep.get("merged_spws")), "merge_loss": prep.get("merge_loss"), "caltables": caltables, "calset": calset,
         "window": window, "cell_arcsec": cell, "size_px": size, "weighting": weighting, "mgain": imager_cfg.mgain,
-        "rows_kept_fraction": prep.get("rows_kept_fraction", 1.0), "max_time_bin": prep.get("max_time_bin", 1), **beam, **qa.as_dict(), "expected_rms_jy": expected,
+        "rows_kept_fraction": prep.get("rows_kept_fraction", 1.0), "max_time_bin": prep.get("max_time_bin", 1), "effective_uv_cells": prep.get("effective_uv_cells"), **beam, **qa.as_dict(), "expected_rms_jy": expected,
         "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
     }
