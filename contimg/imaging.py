@@ -33,15 +33,15 @@ class ImagingConfig:
     # WSClean major-cycle gain; 0 = chosen by the data (major_cycle_gain). Each major cycle costs a
     # degrid + grid of the chunk, and mgain sets how many it takes (a source of peak S needs about
     # log(S / threshold) / log(1 / (1 - mgain))). A deep minor loop is safe only when the PSF's
-    # sidelobes are low, i.e. the uv plane is well filled: with Briggs 0 on a full-size chunk
-    # (8e4 effective uv cells) 0.96 took two major cycles where 0.9 took three (target field) or four
-    # (8.8 Jy calibrator) for the same rms, peaks and fluxes (within 0.5 %), and 0.98 did as well.
-    # On sparse chunks it cleans the sidelobes' errors: 24 antennas (3e3 cells) gave 1.4x the rms at
-    # 0.98, 16 antennas 2x at 0.96, while 0.9 reached the radiometer on both. The naturally weighted
-    # PSF of a sparse snapshot has a broad plateau: there 0.9 diverged (rms 3400x) and 0.8 stopped
-    # at 1.5-1.8x the radiometer, while 0.7 reached it.
+    # sidelobes are low, i.e. the uv plane is well filled. Measured with Briggs 0: a full-size chunk
+    # (8e4 effective uv cells) reached the same rms, peaks and fluxes (within 0.5 %) in two major
+    # cycles at 0.98 where 0.9 took three (target field) or four (8.8 Jy calibrator) and 0.96 three
+    # (calibrator). Sparse chunks need 0.9: 24 antennas (3e3 cells) gave 1.4x the rms at 0.98 and
+    # 3.6x the islands at 0.964; 16 antennas (1.8e3 cells) 1.8x the rms at 0.953 and 2x at 0.96.
+    # The naturally weighted PSF of a sparse snapshot has a broad plateau: there 0.9 diverged
+    # (rms 3400x) and 0.8 stopped at 1.5-1.8x the radiometer, while 0.7 reached it.
     mgain: float = 0.0
-    deep_clean_min_uv_cells: float = 2e4  # Briggs: mgain 0.96 from this many effective uv cells, else 0.9
+    deep_clean_min_uv_cells: float = 2e4  # Briggs: mgain 0.98 from this many effective uv cells, else 0.9
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
@@ -72,14 +72,14 @@ class ImagingConfig:
     threads: int = 2
 
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
-        """mgain, or by the data: 0.7 naturally weighted; with Briggs weights, 0.96 when the copy's
-        ``effective_uv_cells`` (contimg.weighting.briggs_weighting) reach deep_clean_min_uv_cells,
-        else (or unknown: the imager weights) 0.9."""
+        """mgain, or by the data: 0.7 naturally weighted; with Briggs weights 0.98 when the copy's
+        ``effective_uv_cells`` (contimg.weighting.briggs_weighting; the PSF's rms is 1 / sqrt of it)
+        reach deep_clean_min_uv_cells, else (or unknown: the imager weights) 0.9."""
         if self.mgain > 0:
             return self.mgain
         if self.weighting != "briggs":
             return 0.7
-        return 0.96 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
+        return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
