@@ -29,7 +29,9 @@ class ImagingConfig:
     max_size_px: int = 4096
     min_size_px: int = 256
     niter: int = 1000
-    threshold_sigma: float = 3.0  # clean down to this many times the radiometer noise expected for the data
+    # clean down to this many times the noise: the radiometer's expected for the data (the floor) and,
+    # for WSClean, the residual's own (-auto-threshold), whichever is larger
+    threshold_sigma: float = 3.0
     # WSClean major-cycle gain; 0 = chosen by the data (major_cycle_gain). Each major cycle costs a
     # degrid + grid of the chunk, and mgain sets how many it takes (a source of peak S needs about
     # log(S / threshold) / log(1 / (1 - mgain))). A deep minor loop is safe only when the PSF's
@@ -41,7 +43,11 @@ class ImagingConfig:
     # The naturally weighted PSF of a sparse snapshot has a broad plateau: there 0.9 diverged
     # (rms 3400x) and 0.8 stopped at 1.5-1.8x the radiometer, while 0.7 reached it.
     mgain: float = 0.0
-    deep_clean_min_uv_cells: float = 2e4  # Briggs: mgain 0.98 from this many effective uv cells, else 0.9
+    # Briggs: mgain 0.98 from this many effective uv cells, else 0.9. Where a bright source's
+    # sidelobes set the dirty image's rms (about S / sqrt(cells)), the first minor loop's stop,
+    # 2 % of S, must stay above the -auto-threshold of 3 x that rms, or the clean ends after one
+    # cycle (it did on the 24-antenna chunk): (3 / 0.02)^2 = 2.25e4 cells.
+    deep_clean_min_uv_cells: float = 2.25e4
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
