@@ -172,20 +172,30 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     gains, gain_flags = load_gains(caltables, n_ant, [len(f) for f in freqs]) if caltables else (None, None)
     tb.open(ms_path)
     try:
-        tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
-        subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
-        rows = {c: tb.getcol(c) for c in ROW_COLUMNS}
+        layout = {c: tb.getcol(c) for c in ("ANTENNA1", "ANTENNA2", "DATA_DESC_ID")}
         has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
-        dd = rows["DATA_DESC_ID"]
-        blocks = {k: np.flatnonzero(dd == k) for k in range(len(spw_of_dd)) if np.any(dd == k)}
-        if not all(b[-1] - b[0] + 1 == b.size for b in blocks.values()):
-            raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
-        order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
-        merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
-        merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
     finally:
         tb.close()
-    averaged = _average_all(ms_path, blocks, order, rows, has_wspec, chan_bin, gains, gain_flags, spw_of_dd, cfg.threads)
+    dd = layout["DATA_DESC_ID"]
+    blocks = {k: np.flatnonzero(dd == k) for k in range(len(spw_of_dd)) if np.any(dd == k)}
+    if not all(b[-1] - b[0] + 1 == b.size for b in blocks.values()):
+        raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
+    order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
+    pool, pending = _start_averaging(ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec, chan_bin,
+                                     gains, gain_flags, spw_of_dd, cfg.threads)
+    try:  # while the workers average: the copy's skeleton, the row columns, the one-window test
+        tb.open(ms_path)
+        try:
+            tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
+            subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
+            rows = {c: layout[c] if c in layout else tb.getcol(c) for c in ROW_COLUMNS}
+        finally:
+            tb.close()
+        merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
+        merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
+        averaged = dict(zip(order, (f.result() for f in pending)))
+    finally:
+        pool.shutdown(cancel_futures=True)
     n_flag = sum(int(np.count_nonzero(a[2])) for a in averaged.values())
     n_all = sum(a[2].size for a in averaged.values())
     binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
@@ -337,19 +347,19 @@ def _read_buffer(name: str, shape: tuple, dtype) -> np.ndarray:
     return _BUFFERS[key]
 
 
-def _average_all(ms_path: str, blocks: dict, order: list, rows: dict, has_wspec: bool, chan_bin: int,
-                 gains, gain_flags, spw_of_dd, workers: int) -> dict:
-    """``_calibrated_average`` of every window, ``workers`` processes (the machine's cores) in turn."""
+def _start_averaging(ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
+                     chan_bin: int, gains, gain_flags, spw_of_dd, workers: int) -> tuple:
+    """``_calibrated_average`` of every window submitted to ``workers`` spawned processes (always
+    spawned, even one: this process holds casatools, the workers casacore). Returns the pool (the
+    caller shuts it down) and the futures in ``order``."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    tasks = [(ms_path, int(blocks[k][0]), int(blocks[k].size), rows["ANTENNA1"][blocks[k]], rows["ANTENNA2"][blocks[k]],
-              has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
-              None if gains is None else gain_flags[spw_of_dd[k]]) for k in order]
-    # always in spawned processes, even one: this process holds casatools, the workers casacore
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        return dict(zip(order, pool.map(_calibrated_average, *zip(*tasks))))
+    pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(order))), mp_context=multiprocessing.get_context("spawn"))
+    futures = [pool.submit(_calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
+                           has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
+                           None if gains is None else gain_flags[spw_of_dd[k]]) for k in order]
+    return pool, futures
 
 
 def _put_rows(ot, row_values: dict, start: int, data, wsum, flags) -> None:
