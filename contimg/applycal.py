@@ -57,12 +57,13 @@ def calibrate_and_bin(data: np.ndarray, flag: np.ndarray, chan_bin: int, row_wei
     nr, nchan, npol = data.shape
     nbl = n_baselines or nr
     finite = np.isfinite(data)
-    if weight is None and not flag.any() and finite.all():
+    all_finite = bool(finite.all())
+    if weight is None and all_finite and not flag.any():
         return _bin_unflagged(data, row_weight, chan_bin, gg, nbl)
     if weight is None:
         weight = np.broadcast_to(row_weight[:, None, :], data.shape)
     weight = weight * (~flag & finite)  # a new array: the caller's weights stay
-    if not finite.all():
+    if not all_finite:
         data[~finite] = 0  # 0 x NaN is NaN: clear what the zero weight cannot
     data *= weight
     if gg is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["briggs_factors", "briggs_weighting", "noise_factor"]
+__all__ = ["briggs_weighting", "noise_factor"]
 
 
 def _cells(u_wl: np.ndarray, v_wl: np.ndarray, cell_wl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,22 +27,19 @@ def _cells(u_wl: np.ndarray, v_wl: np.ndarray, cell_wl: float, n: int) -> tuple[
     return out[0], out[1]
 
 
-def briggs_factors(u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int,
-                   robust: float) -> np.ndarray:
-    """Factor 1 / (1 + W_k f^2) by which each sample's natural ``weight`` is multiplied (same shape).
-
-    ``u_wl``, ``v_wl``: sample coordinates in wavelengths; ``cell_wl``: the uv cell (1 / image
-    width in radians); ``n``: cells per side (the image's pixels per side). Samples of weight 0
-    (flagged) or outside the grid get factor 1 and count for nothing."""
-    return briggs_weighting(u_wl, v_wl, weight, cell_wl, n, robust)[0]
-
-
 def briggs_weighting(u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int,
                      robust: float) -> tuple[np.ndarray, float]:
-    """(``briggs_factors``, effective number of uv cells). The second is (sum_k W'_k)^2 / sum_k W'_k^2
-    over the cells' Briggs-weighted sums W'_k = W_k / (1 + W_k f^2), sample and conjugate: how many
-    independent uv samples the image has. The PSF's rms over the image is 1 / sqrt of it (Parseval),
-    so its sidelobes fall as it grows (a drift-scan snapshot of 96 antennas: ~8e4; of 24: ~3e3)."""
+    """(factors, effective number of uv cells).
+
+    Factors: 1 / (1 + W_k f^2), by which each sample's natural ``weight`` is multiplied (same shape).
+    ``u_wl``, ``v_wl``: sample coordinates in wavelengths; ``cell_wl``: the uv cell (1 / image
+    width in radians); ``n``: cells per side (the image's pixels per side). Samples of weight 0
+    (flagged) or outside the grid get factor 1 and count for nothing.
+
+    Effective uv cells: (sum_k W'_k)^2 / sum_k W'_k^2 over the cells' Briggs-weighted sums
+    W'_k = W_k / (1 + W_k f^2), sample and conjugate: how many independent uv samples the image
+    has. The PSF's rms over the image is 1 / sqrt of it (Parseval), so its sidelobes fall as it
+    grows (a drift-scan snapshot of 96 antennas: ~8e4; of 24: ~3e3)."""
     u_wl, v_wl, weight = (np.asarray(a, float).ravel() for a in (u_wl, v_wl, weight))
     own, conj = _cells(u_wl, v_wl, cell_wl, n)
     grid = np.zeros(n * n)

@@ -9,7 +9,7 @@ import pytest
 
 from contimg.bda import average_baselines_in_time
 from contimg.imaging import baseline_time_bins, time_smearing_loss
-from contimg.weighting import briggs_factors, briggs_weighting, noise_factor
+from contimg.weighting import briggs_weighting, noise_factor
 from tests.geometry import textbook_uvw
 
 C = 299_792_458.0
@@ -120,9 +120,9 @@ def _random_uv(n, seed=0):
 def test_briggs_limits_are_natural_and_uniform():
     u, v, w = _random_uv(20000)
     cell, n = 40.0, 512
-    nat = briggs_factors(u, v, w, cell, n, robust=5.0)
+    nat = briggs_weighting(u, v, w, cell, n, robust=5.0)[0]
     assert np.ptp(nat) / nat.max() < 1e-2, "robust +5: natural weighting (a constant factor)"
-    uni = briggs_factors(u, v, w, cell, n, robust=-5.0)
+    uni = briggs_weighting(u, v, w, cell, n, robust=-5.0)[0]
     # uniform: the summed imaging weight is the same in every occupied cell (sample + conjugate grid)
     iu, iv = np.rint(u / cell).astype(int), np.rint(v / cell).astype(int)
     cells = {}
@@ -138,15 +138,15 @@ def test_briggs_weights_do_not_depend_on_how_a_cell_is_split_into_samples():
     u, v, w = _random_uv(5000, seed=3)
     cell, n = 40.0, 512
     split_u, split_v, split_w = np.r_[u, u], np.r_[v, v], np.r_[w, w] / 2  # every sample as two halves
-    whole = briggs_factors(u, v, w, cell, n, robust=0.0) * w
-    halves = briggs_factors(split_u, split_v, split_w, cell, n, robust=0.0) * split_w
+    whole = briggs_weighting(u, v, w, cell, n, robust=0.0)[0] * w
+    halves = briggs_weighting(split_u, split_v, split_w, cell, n, robust=0.0)[0] * split_w
     assert np.allclose(halves[:5000] + halves[5000:], whole, rtol=1e-9)
 
 
 def test_noise_factor_matches_a_monte_carlo_of_the_weighted_sum():
     rng = np.random.default_rng(5)
     u, v, w = _random_uv(4000, seed=5)
-    d = briggs_factors(u, v, w, 40.0, 512, robust=0.0)
+    d = briggs_weighting(u, v, w, 40.0, 512, robust=0.0)[0]
     sigma = 1.0 / np.sqrt(w)  # natural weight = 1 / variance
     trials = rng.normal(0, 1, (4000, w.size)) * sigma
     natural = (trials @ w) / w.sum()
