@@ -51,6 +51,11 @@ class ImagingConfig:
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
+    # WSClean's w-gridder accuracy (ducc's epsilon; WSClean's default 1e-4). At 1e-3 a full-size chunk's
+    # gridding and prediction took ~16 % less CPU, the image differed from the 1e-4 one by 0.6 % of its
+    # noise (rms; the largest pixel, beside the 8.8 Jy calibrator: 1.1 mJy, 1.3e-4 of its peak) and every
+    # flux agreed within 0.1 %; 1e-2 put 2 mJy (6 sigma) errors beside a 1.9 Jy source.
+    wgridder_accuracy: float = 1e-3
     # WSClean -auto-mask: below this many sigma, clean only where brighter emission was already found
     # (0 = off).
     auto_mask_sigma: float = 0.0

@@ -79,3 +79,19 @@ def test_flags_nans_and_failed_solutions_carry_no_weight(sample):
     assert f[5, 0, 0] and v[5, 0, 0] == 0
     on_2 = (a1 == 2) | (a2 == 2)
     assert f[on_2].all() and not f[~on_2].all(axis=(1, 2)).any()
+
+
+def test_whole_rows_flagged_take_the_fast_path_with_the_same_answer(sample):
+    """Autocorrelations and dead antennas flag whole rows: those fold into the row weights."""
+    a1, a2, data, row_weight, gain = sample
+    flag = np.zeros(data.shape, bool)
+    flag[a1 == a2] = True  # the converter flags the autocorrelations
+    flag[(a1 == 4) | (a2 == 4)] = True  # and a dead antenna
+    good = np.zeros(gain.shape, bool)
+    want_v, want_w = textbook(data, flag, row_weight[:, None, :], gain, good, a1, a2)
+    gg, n = baseline_gains(gain, good, a1, a2)
+    v, w, f = calibrate_and_bin(data.copy(), flag, BIN, row_weight=row_weight, gg=gg, n_baselines=n)
+    np.testing.assert_allclose(v, want_v, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(w, want_w, rtol=2e-5, atol=1e-7)
+    np.testing.assert_array_equal(f, flag.reshape(len(a1), N_CHAN // BIN, BIN, N_POL).all(axis=2))
+    assert (v[flag.all(axis=(1, 2))] == 0).all()

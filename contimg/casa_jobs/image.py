@@ -438,8 +438,8 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
             "-pol", "I", "-niter", str(cfg.niter), "-mgain", str(cfg.mgain), "-threshold", f"{threshold_jy:.6g}",
             "-auto-threshold", str(cfg.threshold_sigma),
             "-data-column", column, "-reorder", "-use-wgridder", "-j", str(cfg.threads), "-temp-dir", str(tmpdir),
-            "-nmiter", str(cfg.nmiter),
-            "-no-update-model-required", "-quiet"]
+            "-wgridder-accuracy", f"{cfg.wgridder_accuracy:g}", "-nmiter", str(cfg.nmiter),
+            "-no-update-model-required", "-no-dirty", "-quiet"]
     if cfg.auto_mask_sigma > 0:
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
