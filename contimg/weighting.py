@@ -16,43 +16,38 @@ import numpy as np
 __all__ = ["briggs_weighting", "noise_factor"]
 
 
-def _cells(u_wl: np.ndarray, v_wl: np.ndarray, cell_wl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Linear uv-cell index of each sample and of its conjugate (-1 outside the n x n grid)."""
-    out = []
-    for sign in (1.0, -1.0):
-        iu = np.rint(sign * u_wl / cell_wl).astype(np.int64) + n // 2
-        iv = np.rint(sign * v_wl / cell_wl).astype(np.int64) + n // 2
-        inside = (iu >= 0) & (iu < n) & (iv >= 0) & (iv < n)
-        out.append(np.where(inside, iv * n + iu, -1))
-    return out[0], out[1]
-
-
 def briggs_weighting(u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int,
                      robust: float) -> tuple[np.ndarray, float]:
     """(factors, effective number of uv cells).
 
     Factors: 1 / (1 + W_k f^2), by which each sample's natural ``weight`` is multiplied (same shape).
     ``u_wl``, ``v_wl``: sample coordinates in wavelengths; ``cell_wl``: the uv cell (1 / image
-    width in radians); ``n``: cells per side (the image's pixels per side). Samples of weight 0
-    (flagged) or outside the grid get factor 1 and count for nothing.
+    width in radians); ``n``: cells per side (the image's pixels per side). Samples off the grid
+    (beyond (n - 1) // 2 cells from its centre, where their conjugates would fall off it) get factor
+    1 and count for nothing, as do samples of weight 0 (flagged).
 
     Effective uv cells: (sum_k W'_k)^2 / sum_k W'_k^2 over the cells' Briggs-weighted sums
     W'_k = W_k / (1 + W_k f^2), sample and conjugate: how many independent uv samples the image
     has. The PSF's rms over the image is 1 / sqrt of it (Parseval), so its sidelobes fall as it
     grows (a drift-scan snapshot of 96 antennas: ~8e4; of 24: ~3e3)."""
     u_wl, v_wl, weight = (np.asarray(a, float).ravel() for a in (u_wl, v_wl, weight))
-    own, conj = _cells(u_wl, v_wl, cell_wl, n)
-    grid = np.zeros(n * n)
-    for idx in (own, conj):
-        ok = (idx >= 0) & (weight > 0)
-        grid += np.bincount(idx[ok], weights=weight[ok], minlength=n * n)
+    iu, iv = np.rint(u_wl / cell_wl), np.rint(v_wl / cell_wl)
+    limit = (n - 1) // 2
+    on = (np.abs(iu) <= limit) & (np.abs(iv) <= limit)
+    # a square grid of odd side centred on uv = 0, no larger than the samples need: the conjugate
+    # of cell k is then cell side^2 - 1 - k, so one histogram, reversed, counts the conjugates
+    half = int(min(limit, max(np.abs(iu[on]).max(initial=0), np.abs(iv[on]).max(initial=0))))
+    side = 2 * half + 1
+    cell = np.where(on, (iv + half) * side + (iu + half), 0).astype(np.intp)
+    own = np.bincount(cell, weights=np.where(on, weight, 0.0), minlength=side * side)
+    grid = own + own[::-1]
     total = grid.sum()
     if total <= 0:
         return np.ones_like(weight), 0.0
     f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(grid**2) / total)
-    density = np.where(own >= 0, grid[np.maximum(own, 0)], 0.0)
+    factor = np.where(on, 1.0 / (1.0 + grid[cell] * f2), 1.0)
     weighted = grid / (1.0 + grid * f2)
-    return 1.0 / (1.0 + density * f2), float(weighted.sum() ** 2 / np.sum(weighted**2))
+    return factor, float(weighted.sum() ** 2 / np.sum(weighted**2))
 
 
 def noise_factor(weight: np.ndarray, factor: np.ndarray) -> float:
