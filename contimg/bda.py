@@ -13,13 +13,12 @@ Visibilities and weights are (row, chan, pol), as the table stores them; row col
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
 
-from contimg.beam import C_M_S
-from contimg.imaging import baseline_time_bins
-
-__all__ = ["baseline_runs", "average_baselines_in_time"]
+__all__ = ["baseline_runs", "TimeAveraging", "plan_time_averaging", "average_baselines_in_time"]
 
 # Row columns that are means (times, uvw) or sums (durations) over a group; the others (antennas,
 # ids) are the same for every row of a group and are taken from its first row.
@@ -50,19 +49,58 @@ def baseline_runs(rows: dict) -> tuple[np.ndarray, np.ndarray]:
     return order, np.flatnonzero(new)
 
 
-def average_baselines_in_time(rows: dict, data: np.ndarray, wsum: np.ndarray, freq_max_hz: float, radius_rad: float,
-                              max_loss: float) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Average each baseline over the integrations ``baseline_time_bins`` allows at ``radius_rad``.
+@dataclass(frozen=True)
+class TimeAveraging:
+    """Which rows average into which: built by ``plan_time_averaging`` from the row columns alone, so
+    one plan serves every window whose rows line up with the ones it was made from (the averaging
+    workers apply it to their window's data; the copy's row columns get it once)."""
 
-    ``data`` (row, chan, pol) are weighted means with weights ``wsum`` (0 = flagged). Returns the new
-    row columns, data, weights, flags (weight 0) and figures {rows_in, rows_out, max_bin}. Groups are
-    consecutive integrations of one baseline; the last group of a run may be shorter. Rows come out
-    sorted by time, then baseline.
-    """
-    n_in = data.shape[0]
+    order: np.ndarray  # rows sorted by baseline, then time
+    group_starts: np.ndarray  # positions in ``order`` where a group starts
+    summing: sparse.csr_matrix  # (groups x rows): 1 where a row belongs to a group
+    by_time: np.ndarray  # the groups' output order: by time, then baseline
+    figures: dict  # rows_in, rows_out, max_bin
+
+    def rows(self, rows: dict) -> dict:
+        """The averaged row columns: means (times, uvw), sums (durations) or the group's first value."""
+        count = np.diff(np.r_[self.group_starts, self.order.size])
+        out = {}
+        for col, value in rows.items():
+            v = np.asarray(value)[..., self.order]
+            if col in MEAN_COLUMNS:
+                out[col] = np.add.reduceat(v.astype(float), self.group_starts, axis=-1) / count
+            elif col in SUM_COLUMNS:
+                out[col] = np.add.reduceat(v.astype(float), self.group_starts, axis=-1)
+            else:
+                out[col] = v[..., self.group_starts]
+        return {c: v[..., self.by_time] for c, v in out.items()}
+
+    def average(self, data: np.ndarray, wsum: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(data, weights, flags) of the groups: ``data`` (row, chan, pol) are weighted means with
+        weights ``wsum`` (0 = flagged); the groups' weights add."""
+        n = self.order.size
+        # one sparse (groups x rows) product: np.add.reduceat over the row axis walks the inner axes
+        # group by group (1.2 s for a full-size chunk; this takes 0.05 s)
+        w_all = (self.summing @ wsum.reshape(n, -1)).reshape((-1,) + wsum.shape[1:])
+        acc = (self.summing @ (data * wsum).reshape(n, -1)).reshape((-1,) + data.shape[1:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg = np.where(w_all > 0, acc / w_all, 0).astype(data.dtype)
+        avg, w_all = avg[self.by_time], w_all[self.by_time].astype(wsum.dtype)
+        return avg, w_all, w_all <= 0
+
+
+def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_loss: float) -> TimeAveraging:
+    """Each baseline's runs of integrations cut into groups of the length ``baseline_time_bins`` allows
+    at ``radius_rad`` (the last group of a run may be shorter). Groups are consecutive integrations
+    of one baseline; they come out sorted by time, then baseline."""
+    from contimg.beam import C_M_S  # here, not at the top: the averaging workers unpickle plans
+    from contimg.imaging import baseline_time_bins  # and should not pay for astropy (0.7 s)
+
     order, starts = baseline_runs(rows)
+    n_in = order.size
     if n_in == 0:
-        return rows, data, wsum, wsum <= 0, {"rows_in": 0, "rows_out": 0, "max_bin": 1}
+        return TimeAveraging(order, order, sparse.csr_matrix((0, 0), dtype=np.float32), order,
+                             {"rows_in": 0, "rows_out": 0, "max_bin": 1})
     run_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n_in]))
     time = np.asarray(rows["TIME"], float)[order]
     uvw = np.asarray(rows["UVW"], float)[:, order]
@@ -82,26 +120,24 @@ def average_baselines_in_time(rows: dict, data: np.ndarray, wsum: np.ndarray, fr
     position = np.arange(n_in) - starts[run_of_row]
     group_starts = np.flatnonzero(position % bins[run_of_row] == 0)
     count = np.diff(np.r_[group_starts, n_in])
-
-    # sum each group's rows as one sparse (groups x rows) product: np.add.reduceat over the row axis
-    # walks the inner axes group by group (1.2 s for a full-size chunk; this takes 0.05 s)
     group = np.repeat(np.arange(group_starts.size), count)
     summing = sparse.csr_matrix((np.ones(n_in, np.float32), (group, order)), shape=(group_starts.size, n_in))
-    w_all = (summing @ wsum.reshape(n_in, -1)).reshape((-1,) + wsum.shape[1:])
-    acc = (summing @ (data * wsum).reshape(n_in, -1)).reshape((-1,) + data.shape[1:])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg = np.where(w_all > 0, acc / w_all, 0).astype(data.dtype)
-    out = {}
-    for col, value in rows.items():
-        v = np.asarray(value)[..., order]
-        if col in MEAN_COLUMNS:
-            out[col] = np.add.reduceat(v.astype(float), group_starts, axis=-1) / count
-        elif col in SUM_COLUMNS:
-            out[col] = np.add.reduceat(v.astype(float), group_starts, axis=-1)
-        else:
-            out[col] = v[..., group_starts]
-    by_time = np.lexsort((out["ANTENNA2"], out["ANTENNA1"], out["TIME"]))
-    out = {c: v[..., by_time] for c, v in out.items()}
-    avg, w_all = avg[by_time], w_all[by_time].astype(wsum.dtype)
-    return out, avg, w_all, w_all <= 0, {"rows_in": int(n_in), "rows_out": int(group_starts.size),
-                                         "max_bin": int(bins.max())}
+    first = order[group_starts]
+    mean_time = np.add.reduceat(time, group_starts) / count
+    by_time = np.lexsort((np.asarray(rows["ANTENNA2"])[first], np.asarray(rows["ANTENNA1"])[first], mean_time))
+    return TimeAveraging(order, group_starts, summing, by_time,
+                         {"rows_in": int(n_in), "rows_out": int(group_starts.size), "max_bin": int(bins.max())})
+
+
+def average_baselines_in_time(rows: dict, data: np.ndarray, wsum: np.ndarray, freq_max_hz: float, radius_rad: float,
+                              max_loss: float) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Average each baseline over the integrations ``baseline_time_bins`` allows at ``radius_rad``
+    (``plan_time_averaging``, applied to the rows and to the data).
+
+    ``data`` (row, chan, pol) are weighted means with weights ``wsum`` (0 = flagged). Returns the new
+    row columns, data, weights, flags (weight 0) and figures {rows_in, rows_out, max_bin}.
+    """
+    plan = plan_time_averaging(rows, freq_max_hz, radius_rad, max_loss)
+    if plan.order.size == 0:
+        return rows, data, wsum, wsum <= 0, plan.figures
+    return (plan.rows(rows), *plan.average(data, wsum), plan.figures)

@@ -178,27 +178,35 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     if not all(b[-1] - b[0] + 1 == b.size for b in blocks.values()):
         raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
     order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
+    tb.open(ms_path)
+    try:
+        plans, rows = _time_averaging_plans(tb, layout, blocks, order, freqs, cfg.max_time_smearing_loss)
+    finally:
+        tb.close()
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
     pool, pending = _start_averaging(ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec, chan_bin,
-                                     gains, gain_flags, spw_of_dd, cfg.threads, scratch)
+                                     gains, gain_flags, spw_of_dd, plans, cfg.threads, scratch)
     try:
         # while the workers average: the copy's skeleton, the row columns, the one-window test
         tb.open(ms_path)
         try:
             tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
             subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
-            rows = {c: layout[c] if c in layout else tb.getcol(c) for c in ROW_COLUMNS}
+            if rows is None:
+                rows = _read_rows(tb, layout)
         finally:
             tb.close()
         merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
         merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
-        averaged = dict(zip(order, (_unstash(f.result()) for f in pending)))
-        n_flag = sum(int(np.count_nonzero(a[2])) for a in averaged.values())
-        n_all = sum(a[2].size for a in averaged.values())
+        results = [f.result() for f in pending]
+        averaged = {k: _unstash(paths) for k, (paths, _, _) in zip(order, results)}
+        n_flag, n_all = (sum(r[i] for r in results) for i in (1, 2))
         binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
-        parts = _windows_as_parts(rows, blocks, order, averaged, [binned[spw_of_dd[k]][0] for k in order], merged)
+        parts = _windows_as_parts(rows, blocks, order, averaged, plans, [binned[spw_of_dd[k]][0] for k in order], merged)
         del averaged
-        parts, time_figures = _average_parts_in_time(parts, freqs, cfg.max_time_smearing_loss)
+        figures = [plans[order[0]].figures] if merged else [plans[k].figures for k in order]
+        time_figures = {"rows_kept_fraction": sum(f["rows_out"] for f in figures) / max(sum(f["rows_in"] for f in figures), 1),
+                        "max_time_bin": max(f["max_bin"] for f in figures)}
         cell, size = _image_grid(parts, cfg)
         noise_over_natural, uv_cells = None, None
         if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
@@ -226,38 +234,56 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
             "weights_noise_factor": noise_over_natural, "effective_uv_cells": uv_cells}
 
 
-def _windows_as_parts(rows: dict, blocks: dict, order: list, averaged: dict, freqs: list, merged: bool) -> list:
-    """The averaged windows as parts of the copy, each (row columns, data, weights, channel frequencies):
-    one part holding every window's channels on their rows' mean time and uvw when ``merged``, else
-    one part per window. ``freqs`` are the windows' binned channel frequencies, in ``order``."""
+def _windows_as_parts(rows: dict, blocks: dict, order: list, averaged: dict, plans: dict, freqs: list,
+                      merged: bool) -> list:
+    """The windows, averaged in time by the workers with ``plans``, as parts of the copy, each (row
+    columns, data, weights, flags, channel frequencies): one part holding every window's channels on
+    their rows' mean time and uvw when ``merged``, else one part per window. ``freqs`` are the
+    windows' binned channel frequencies, in ``order``."""
     if not merged:
-        return [({c: v[..., blocks[k]] for c, v in rows.items()}, averaged[k][0], averaged[k][1], f)
+        return [(plans[k].rows({c: v[..., blocks[k]] for c, v in rows.items()}), *averaged[k], f)
                 for k, f in zip(order, freqs)]
     first = blocks[order[0]]
     merged_rows = {c: v[..., first] for c, v in rows.items()}
     merged_rows["TIME"] = merged_rows["TIME_CENTROID"] = np.mean([rows["TIME"][blocks[k]] for k in order], axis=0)
     merged_rows["UVW"] = np.mean([rows["UVW"][:, blocks[k]] for k in order], axis=0)
     merged_rows["DATA_DESC_ID"] = np.zeros(first.size, np.int32)
-    data, wsum = (np.concatenate([averaged[k][i] for k in order], axis=1) for i in range(2))
-    return [(merged_rows, data, wsum, np.concatenate(freqs))]
+    data, wsum, flags = (np.concatenate([averaged[k][i] for k in order], axis=1) for i in range(3))
+    return [(plans[order[0]].rows(merged_rows), data, wsum, flags, np.concatenate(freqs))]
 
 
-def _average_parts_in_time(parts: list, freqs: list, max_loss: float) -> tuple[list, dict]:
-    """Each part's baselines averaged in time (contimg.bda) for a loss of at most ``max_loss`` at the
-    primary beam's half-power radius: parts (row columns, data, weights, flags, channel frequencies)
-    and the figures {rows_kept_fraction, max_time_bin}."""
-    from contimg.bda import average_baselines_in_time
+def _time_averaging_plans(tb, layout: dict, blocks: dict, order: list, freqs: list, max_loss: float) -> tuple[dict, dict | None]:
+    """Per window, the contimg.bda.TimeAveraging the workers apply to it (so that they hand back a
+    third of the rows), planned from the row columns of the open product table ``tb`` for a loss of
+    at most ``max_loss`` at the primary beam's half-power radius. Windows whose rows line up share
+    one plan, made from the first window's rows; otherwise each gets its own, from all the rows,
+    which are returned too (else None)."""
+    from contimg.bda import plan_time_averaging
     from contimg.beam import fwhm_rad
 
     radius = 0.5 * fwhm_rad(min(float(f.min()) for f in freqs))
     freq_max = max(float(f.max()) for f in freqs)
-    out, rows_in, rows_out, max_bin = [], 0, 0, 0
-    for part_rows, data, wsum, part_freqs in parts:
-        part_rows, data, wsum, flags, figures = average_baselines_in_time(part_rows, data, wsum, freq_max, radius, max_loss)
-        out.append((part_rows, data, wsum, flags, part_freqs))
-        rows_in, rows_out = rows_in + figures["rows_in"], rows_out + figures["rows_out"]
-        max_bin = max(max_bin, figures["max_bin"])
-    return out, {"rows_kept_fraction": rows_out / max(rows_in, 1), "max_time_bin": max_bin}
+    if _windows_line_up(layout, blocks, order):
+        first = blocks[order[0]]
+        rows = {c: layout[c][first] if c in layout else tb.getcol(c, int(first[0]), first.size) for c in ROW_COLUMNS}
+        plan = plan_time_averaging(rows, freq_max, radius, max_loss)
+        return {k: plan for k in order}, None
+    rows = _read_rows(tb, layout)
+    return {k: plan_time_averaging({c: v[..., blocks[k]] for c, v in rows.items()}, freq_max, radius, max_loss)
+            for k in order}, rows
+
+
+def _windows_line_up(layout: dict, blocks: dict, order: list) -> bool:
+    """Whether every window holds the same baselines in the same row order (as the converter writes)."""
+    first = blocks[order[0]]
+    a1, a2 = layout["ANTENNA1"][first], layout["ANTENNA2"][first]
+    return all(blocks[k].size == first.size and np.array_equal(layout["ANTENNA1"][blocks[k]], a1)
+               and np.array_equal(layout["ANTENNA2"][blocks[k]], a2) for k in order[1:])
+
+
+def _read_rows(tb, layout: dict) -> dict:
+    """The row columns (ROW_COLUMNS) of the open table ``tb``, reusing those already in ``layout``."""
+    return {c: layout[c] if c in layout else tb.getcol(c) for c in ROW_COLUMNS}
 
 
 def _image_grid(parts: list, cfg) -> tuple[float | None, int | None]:
@@ -320,11 +346,12 @@ def _merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float 
 
 
 def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
-                        chan_bin: int, gain, gain_flag, stash_prefix: str) -> list[str]:
-    """Rows [start, start + n) of one spectral window read, calibrated (gains (ant, chan, pol)) and
-    averaged over ``chan_bin`` channels with weights: (data, weight, flag), each (row, chan / chan_bin, pol)
-    as the table stores them (the rows are the axis the time averaging reduces), stashed under
-    ``stash_prefix`` (their paths returned).
+                        chan_bin: int, gain, gain_flag, plan, stash_prefix: str) -> tuple[list[str], int, int]:
+    """Rows [start, start + n) of one spectral window read, calibrated (gains (ant, chan, pol)),
+    averaged over ``chan_bin`` channels with weights, then in time by ``plan`` (a
+    contimg.bda.TimeAveraging): (data, weight, flag), each (row, chan / chan_bin, pol) as the table
+    stores them, stashed under ``stash_prefix``. Returns their paths and the numbers of flagged and
+    all samples after calibration (before the time averaging).
 
     Runs in a worker process that opens the table itself with python-casacore, which hands back the
     stored complex64 (casatools converts to complex128: 2.5x slower per window); the worker never
@@ -344,8 +371,8 @@ def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np
         weight = tb.getcol("WEIGHT_SPECTRUM", start, n).astype(np.float32) if has_wspec else None
         row_weight = None if has_wspec else tb.getcol("WEIGHT", start, n)  # (row, pol)
     gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
-    averaged = calibrate_and_bin(data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl)
-    return _stash(stash_prefix, *averaged)
+    avg, wsum, flags = calibrate_and_bin(data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl)
+    return _stash(stash_prefix, *plan.average(avg, wsum)), int(np.count_nonzero(flags)), flags.size
 
 
 def _stash(prefix: str, *arrays: np.ndarray) -> list[str]:
@@ -376,7 +403,7 @@ def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
 
 
 def _start_averaging(ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
-                     chan_bin: int, gains, gain_flags, spw_of_dd, workers: int, scratch: str) -> tuple:
+                     chan_bin: int, gains, gain_flags, spw_of_dd, plans: dict, workers: int, scratch: str) -> tuple:
     """``_calibrated_average`` of every window submitted to ``workers`` spawned processes (always
     spawned, even one: this process holds casatools, the workers casacore), stashing into the folder
     ``scratch``. Returns the pool (the caller shuts it down) and the futures in ``order``."""
@@ -386,7 +413,8 @@ def _start_averaging(ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2
     pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(order))), mp_context=multiprocessing.get_context("spawn"))
     futures = [pool.submit(_calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
                            has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
-                           None if gains is None else gain_flags[spw_of_dd[k]], f"{scratch}/window{k}") for k in order]
+                           None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
+               for k in order]
     return pool, futures
 
 
