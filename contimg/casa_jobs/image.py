@@ -202,11 +202,12 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
         averaged = {k: _unstash(paths) for k, (paths, _, _) in zip(order, results)}
         n_flag, n_all = (sum(r[i] for r in results) for i in (1, 2))
         binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
-        parts = _windows_as_parts(rows, blocks, order, averaged, plans, [binned[spw_of_dd[k]][0] for k in order], merged)
+        window_freqs = [binned[spw_of_dd[k]][0] for k in order]
+        parts = _windows_as_parts(rows, blocks, order, averaged, plans, window_freqs, merged)
         del averaged
         figures = [plans[order[0]].figures] if merged else [plans[k].figures for k in order]
-        time_figures = {"rows_kept_fraction": sum(f["rows_out"] for f in figures) / max(sum(f["rows_in"] for f in figures), 1),
-                        "max_time_bin": max(f["max_bin"] for f in figures)}
+        rows_in, rows_out = (sum(f[key] for f in figures) for key in ("rows_in", "rows_out"))
+        time_figures = {"rows_kept_fraction": rows_out / max(rows_in, 1), "max_time_bin": max(f["max_bin"] for f in figures)}
         cell, size = _image_grid(parts, cfg)
         noise_over_natural, uv_cells = None, None
         if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
@@ -252,7 +253,8 @@ def _windows_as_parts(rows: dict, blocks: dict, order: list, averaged: dict, pla
     return [(plans[order[0]].rows(merged_rows), data, wsum, flags, np.concatenate(freqs))]
 
 
-def _time_averaging_plans(tb, layout: dict, blocks: dict, order: list, freqs: list, max_loss: float) -> tuple[dict, dict | None]:
+def _time_averaging_plans(tb, layout: dict, blocks: dict, order: list, freqs: list,
+                          max_loss: float) -> tuple[dict, dict | None]:
     """Per window, the contimg.bda.TimeAveraging the workers apply to it (so that they hand back a
     third of the rows), planned from the row columns of the open product table ``tb`` for a loss of
     at most ``max_loss`` at the primary beam's half-power radius. Windows whose rows line up share
@@ -371,7 +373,8 @@ def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np
         weight = tb.getcol("WEIGHT_SPECTRUM", start, n).astype(np.float32) if has_wspec else None
         row_weight = None if has_wspec else tb.getcol("WEIGHT", start, n)  # (row, pol)
     gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
-    avg, wsum, flags = calibrate_and_bin(data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl)
+    avg, wsum, flags = calibrate_and_bin(data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg,
+                                         n_baselines=nbl)
     return _stash(stash_prefix, *plan.average(avg, wsum)), int(np.count_nonzero(flags)), flags.size
 
 
