@@ -144,11 +144,11 @@ def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, inf
             continue
         m = json.loads((out / "report.json").read_text())
         srcs = measure(out / "img", truth, m["rms_jy"])
-        t = m["timings_s"]
+        t, cpu = m["timings_s"], m["cpu_s"]
         apply_image = t.get("apply", 0) + t["image"]
         print(f"\n{imager}{' (previous settings)' if overrides == previous else ''} {m['size_px']} px at {m['cell_arcsec']:.2f}\": apply + image {apply_image:.1f} s (apply "
-              f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s), pb {t['pb']:.1f} s,"
-              f" job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
+              f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s; CPU {cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), "
+              f"pb {t['pb']:.1f} s, job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
         print(f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
               f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "
               f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}"

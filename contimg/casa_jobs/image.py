@@ -536,6 +536,13 @@ def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingC
     return {"image": Path(f"{prefix}-image.fits"), "residual": Path(f"{prefix}-residual.fits"), "casa_image": image}
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (WSClean, the averaging
+    workers): steadier than the wall clock on a shared machine whose speed wanders."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str | None, window: str | None,
                cfg: ImagingConfig) -> dict:
     from astropy.io import fits
@@ -547,7 +554,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     from contimg.qa import image_qa
     from contimg.thumbnail import write_png
 
-    timings, warnings = {}, []
+    timings, cpu, warnings = {}, {}, []
     t0 = time.perf_counter()
     out_prefix = Path(out_prefix).absolute()
     ms_path = str(Path(ms_path).absolute())  # the job changes directory below
@@ -564,7 +571,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.tmp-", dir=out_prefix.parent))
     os.chdir(tmpdir)  # CASA drops TempLattice*/imagesolver* scratch in the working directory
     try:
-        ts = time.perf_counter()
+        ts, cs = time.perf_counter(), _cpu_seconds()
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
             prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg)
@@ -578,6 +585,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
             else:
                 warnings.append(f"imaged the product MS without channel averaging ({why})")
         timings["apply" if caltables else "prepare"] = time.perf_counter() - ts
+        cpu["apply" if caltables else "prepare"] = _cpu_seconds() - cs
         data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
         info = describe_ms(image_ms)
         if info["n_unflagged_cross"] == 0:
@@ -596,13 +604,14 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         # in integrations' worth: rows averaged in time count for several
         n_equivalent = info["unflagged_cross_seconds"] / info["interval_s"]
         expected = noise_over_natural * expected_image_noise_jy(n_equivalent, info["channel_width_hz"], info["interval_s"])
-        ts = time.perf_counter()
+        ts, cs = time.perf_counter(), _cpu_seconds()
         work = tmpdir / "img"
         if imager == "wsclean":
             made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected, tmpdir)
         else:
             made = run_tclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected)
         timings["image"] = time.perf_counter() - ts
+        cpu["image"] = _cpu_seconds() - cs
         ts = time.perf_counter()
         with fits.open(made["image"]) as hdul:
             header = hdul[0].header.copy()
@@ -653,7 +662,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         "merged_spws": bool(prep.get("merged_spws")), "merge_loss": prep.get("merge_loss"), "caltables": caltables, "calset": calset,
         "window": window, "cell_arcsec": cell, "size_px": size, "weighting": weighting, "mgain": imager_cfg.mgain,
         "rows_kept_fraction": prep.get("rows_kept_fraction", 1.0), "max_time_bin": prep.get("max_time_bin", 1), "effective_uv_cells": prep.get("effective_uv_cells"), **beam, **qa.as_dict(), "expected_rms_jy": expected,
-        "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "warnings": warnings,
+        "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "cpu_s": cpu, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
     }
 
