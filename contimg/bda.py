@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-__all__ = ["baseline_runs", "TimeAveraging", "plan_time_averaging", "average_baselines_in_time"]
+__all__ = ["baseline_runs", "TimeAveraging", "plan_time_averaging"]
 
 # Row columns that are means (times, uvw) or sums (durations) over a group; the others (antennas,
 # ids) are the same for every row of a group and are taken from its first row.
@@ -128,16 +128,3 @@ def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_l
     return TimeAveraging(order, group_starts, summing, by_time,
                          {"rows_in": int(n_in), "rows_out": int(group_starts.size), "max_bin": int(bins.max())})
 
-
-def average_baselines_in_time(rows: dict, data: np.ndarray, wsum: np.ndarray, freq_max_hz: float, radius_rad: float,
-                              max_loss: float) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Average each baseline over the integrations ``baseline_time_bins`` allows at ``radius_rad``
-    (``plan_time_averaging``, applied to the rows and to the data).
-
-    ``data`` (row, chan, pol) are weighted means with weights ``wsum`` (0 = flagged). Returns the new
-    row columns, data, weights, flags (weight 0) and figures {rows_in, rows_out, max_bin}.
-    """
-    plan = plan_time_averaging(rows, freq_max_hz, radius_rad, max_loss)
-    if plan.order.size == 0:
-        return rows, data, wsum, wsum <= 0, plan.figures
-    return (plan.rows(rows), *plan.average(data, wsum), plan.figures)

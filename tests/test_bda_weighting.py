@@ -7,7 +7,7 @@ a direct Fourier sum at the source, a Monte Carlo of the weighted noise.
 import numpy as np
 import pytest
 
-from contimg.bda import average_baselines_in_time, plan_time_averaging
+from contimg.bda import plan_time_averaging
 from contimg.imaging import baseline_time_bins, time_smearing_loss
 from contimg.weighting import briggs_weighting, noise_factor
 from tests.geometry import textbook_uvw
@@ -75,7 +75,8 @@ def test_per_baseline_averaging_keeps_a_source_at_the_half_power_radius():
     phase = 2 * np.pi * np.einsum("jr,j->r", rows["UVW"], lmn)[None, :] * freqs[:, None] / C
     data = np.repeat(np.exp(1j * phase).T[:, :, None], 2, axis=2).astype(np.complex64)  # (row, chan, pol)
     wsum = np.ones(data.shape, np.float32)
-    out, avg, w, flags, figures = average_baselines_in_time(rows, data, wsum, freqs.max(), r, max_loss=0.03)
+    plan = plan_time_averaging(rows, freqs.max(), r, max_loss=0.03)
+    out, (avg, w, flags), figures = plan.rows(rows), plan.average(data, wsum), plan.figures
     assert figures["rows_out"] < 0.8 * figures["rows_in"] and figures["max_bin"] > 1
     assert w.sum() == pytest.approx(wsum.sum()) and not flags.any()
     assert np.sum(out["EXPOSURE"]) == pytest.approx(np.sum(rows["EXPOSURE"]))
@@ -89,8 +90,8 @@ def test_per_baseline_averaging_keeps_a_source_at_the_half_power_radius():
     pair = (rows["ANTENNA1"][first][longest], rows["ANTENNA2"][first][longest])
     kept = (out["ANTENNA1"] == pair[0]) & (out["ANTENNA2"] == pair[1])
     assert kept.sum() == 24, "a 2 km baseline smears more than 3 % in one integration: all 24 kept"
-    none = average_baselines_in_time(rows, data, wsum, freqs.max(), r, max_loss=0.0)
-    assert none[4]["rows_out"] == none[4]["rows_in"], "max_loss 0: nothing averaged"
+    none = plan_time_averaging(rows, freqs.max(), r, max_loss=0.0).figures
+    assert none["rows_out"] == none["rows_in"], "max_loss 0: nothing averaged"
 
 
 def test_one_plan_serves_subbands_whose_rows_line_up():
@@ -123,7 +124,8 @@ def test_averaging_never_joins_a_time_gap_or_flagged_samples():
     wsum = np.ones(data.shape, np.float32)
     wsum[:n_bl] = 0  # the first integration flagged
     data[:n_bl] = 100.0  # whatever a flagged sample holds must not leak in
-    out, avg, w, flags, _ = average_baselines_in_time(rows, data, wsum, 1.5e9, np.radians(1.0), max_loss=0.5)
+    plan = plan_time_averaging(rows, 1.5e9, np.radians(1.0), max_loss=0.5)
+    out, (avg, w, flags) = plan.rows(rows), plan.average(data, wsum)
     times = np.unique(rows["TIME"])  # the gap lies between times[2] and times[3]
     assert not np.any((out["TIME"] > times[2]) & (out["TIME"] < times[3])), "no group spans the gap"
     assert np.allclose(avg[w > 0], 1.0)

@@ -171,15 +171,11 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     try:
         layout = {c: tb.getcol(c) for c in ("ANTENNA1", "ANTENNA2", "DATA_DESC_ID")}
         has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
-    finally:
-        tb.close()
-    dd = layout["DATA_DESC_ID"]
-    blocks = {k: np.flatnonzero(dd == k) for k in range(len(spw_of_dd)) if np.any(dd == k)}
-    if not all(b[-1] - b[0] + 1 == b.size for b in blocks.values()):
-        raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
-    order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
-    tb.open(ms_path)
-    try:
+        dd = layout["DATA_DESC_ID"]
+        blocks = {k: np.flatnonzero(dd == k) for k in range(len(spw_of_dd)) if np.any(dd == k)}
+        if not all(b[-1] - b[0] + 1 == b.size for b in blocks.values()):
+            raise UnsupportedTables(f"{ms_path}: rows of a spectral window are not contiguous")
+        order = sorted(blocks, key=lambda k: float(np.min(freqs[spw_of_dd[k]])))  # ascending frequency
         plans, rows = _time_averaging_plans(tb, layout, blocks, order, freqs, cfg.max_time_smearing_loss)
     finally:
         tb.close()
@@ -275,12 +271,13 @@ def _time_averaging_plans(tb, layout: dict, blocks: dict, order: list, freqs: li
             for k in order}, rows
 
 
-def _windows_line_up(layout: dict, blocks: dict, order: list) -> bool:
-    """Whether every window holds the same baselines in the same row order (as the converter writes)."""
+def _windows_line_up(rows: dict, blocks: dict, order: list) -> bool:
+    """Whether every window holds the same baselines in the same row order (as the converter writes);
+    ``rows`` holds at least ANTENNA1 and ANTENNA2 of every row."""
     first = blocks[order[0]]
-    a1, a2 = layout["ANTENNA1"][first], layout["ANTENNA2"][first]
-    return all(blocks[k].size == first.size and np.array_equal(layout["ANTENNA1"][blocks[k]], a1)
-               and np.array_equal(layout["ANTENNA2"][blocks[k]], a2) for k in order[1:])
+    a1, a2 = rows["ANTENNA1"][first], rows["ANTENNA2"][first]
+    return all(blocks[k].size == first.size and np.array_equal(rows["ANTENNA1"][blocks[k]], a1)
+               and np.array_equal(rows["ANTENNA2"][blocks[k]], a2) for k in order[1:])
 
 
 def _read_rows(tb, layout: dict) -> dict:
@@ -334,15 +331,10 @@ def _merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float 
     from contimg.beam import fwhm_rad
     from contimg.imaging import time_merge_loss
 
-    if len(order) < 2:
+    if len(order) < 2 or not _windows_line_up(rows, blocks, order):
         return None
     first = blocks[order[0]]
-    a1, a2 = rows["ANTENNA1"][first], rows["ANTENNA2"][first]
-    for k in order[1:]:
-        b = blocks[k]
-        if b.size != first.size or not (np.array_equal(rows["ANTENNA1"][b], a1) and np.array_equal(rows["ANTENNA2"][b], a2)):
-            return None
-    cross = a1 != a2
+    cross = rows["ANTENNA1"][first] != rows["ANTENNA2"][first]
     uvw = np.stack([rows["UVW"][:, blocks[k]][:, cross] for k in order])
     return time_merge_loss(uvw, np.array(freqs_hz), 0.5 * fwhm_rad(min(freqs_hz)))
 
