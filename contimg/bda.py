@@ -93,8 +93,8 @@ def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_l
     """Each baseline's runs of integrations cut into groups of the length ``baseline_time_bins`` allows
     at ``radius_rad`` (the last group of a run may be shorter). Groups are consecutive integrations
     of one baseline; they come out sorted by time, then baseline."""
-    from contimg.beam import C_M_S  # here, not at the top: the averaging workers unpickle plans
-    from contimg.imaging import baseline_time_bins  # and should not pay for astropy (0.7 s)
+    from contimg.constants import C_M_S
+    from contimg.imaging import baseline_time_bins  # here: workers unpickle plans, and need no astropy
 
     order, starts = baseline_runs(rows)
     n_in = order.size

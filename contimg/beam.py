@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import j1
 
+from contimg.constants import C_M_S
 from contimg.instrument import DISH_DIAMETER_M
 
-__all__ = ["airy_power", "fwhm_rad"]
-
-C_M_S = 299_792_458.0
+__all__ = ["airy_power", "fwhm_rad", "C_M_S"]
 
 
 def airy_power(theta_rad, freq_hz, dish_m: float = DISH_DIAMETER_M) -> np.ndarray:

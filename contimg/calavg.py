@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contimg.beam import C_M_S
+from contimg.constants import C_M_S
 
 __all__ = ["rotation", "rotate_to", "grid_index", "average_in_time", "sigma_from_weight"]
 

@@ -151,6 +151,15 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     carries the imaging weights for that grid (contimg.weighting). The product MS is read, never
     written. Raises UnsupportedTables when the tables need CASA. ``cfg`` is an ImagingConfig.
     """
+    pool = _averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
+    try:
+        return _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool)
+    finally:
+        # after a success every task has ended: the idle workers may exit in the background
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool) -> dict:
     import casatools
 
     tb = casatools.table()
@@ -180,8 +189,8 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     finally:
         tb.close()
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
-    pool, pending = _start_averaging(ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec, chan_bin,
-                                     gains, gain_flags, spw_of_dd, plans, cfg.threads, scratch)
+    pending = _submit_averaging(pool, ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec, chan_bin,
+                                gains, gain_flags, spw_of_dd, plans, scratch)
     try:
         # while the workers average: the copy's skeleton, the row columns, the one-window test
         tb.open(ms_path)
@@ -217,8 +226,10 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
         # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
         stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
         pool.submit(_write_rows, out, stashed).result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing into the scratch folder
+        raise
     finally:
-        pool.shutdown(cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)
     for name in subtables:  # norows empties the subtables too: bring them over whole
         shutil.rmtree(f"{out}/{name}")
@@ -305,7 +316,7 @@ def _put_briggs_weights(parts: list, size: int, cell: float, robust: float) -> t
     """Multiply each part's weights (row, chan, pol) by its Briggs factor on the image's uv grid (both
     polarizations by the Stokes I factor); return the image noise over that of natural weighting and
     the effective number of uv cells (contimg.weighting.briggs_weighting)."""
-    from contimg.beam import C_M_S
+    from contimg.constants import C_M_S
     from contimg.weighting import briggs_weighting, noise_factor
 
     u, v, natural = [], [], []
@@ -397,20 +408,38 @@ def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
     return buf
 
 
-def _start_averaging(ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
-                     chan_bin: int, gains, gain_flags, spw_of_dd, plans: dict, workers: int, scratch: str) -> tuple:
-    """``_calibrated_average`` of every window submitted to ``workers`` spawned processes (always
-    spawned, even one: this process holds casatools, the workers casacore), stashing into the folder
-    ``scratch``. Returns the pool (the caller shuts it down) and the futures in ``order``."""
+def _averaging_pool(workers: int):
+    """A pool of ``workers`` spawned processes (always spawned, even one: this process holds
+    casatools, the workers casacore), started at once and importing what their tasks need."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(order))), mp_context=multiprocessing.get_context("spawn"))
-    futures = [pool.submit(_calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
-                           has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
-                           None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
-               for k in order]
-    return pool, futures
+    n = max(1, workers)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_import_worker_modules)
+    for _ in range(n):  # a pool spawns a process per task submitted while none is idle
+        pool.submit(int)
+    return pool
+
+
+def _import_worker_modules() -> None:
+    """Worker start-up: the modules of the averaging and writing tasks (~0.6 s, scipy.sparse for the
+    time-averaging plans the most), imported while the job's process reads the layout."""
+    import casacore.tables  # noqa: F401
+
+    import contimg.applycal  # noqa: F401
+    import contimg.bda  # noqa: F401
+    import contimg.calavg  # noqa: F401
+
+
+def _submit_averaging(pool, ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
+                      chan_bin: int, gains, gain_flags, spw_of_dd, plans: dict, scratch: str) -> list:
+    """``_calibrated_average`` of every window submitted to ``pool``, stashing into the folder
+    ``scratch``. Returns the futures in ``order``."""
+    return [pool.submit(_calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
+                        has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
+                        None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
+            for k in order]
 
 
 def _write_rows(out: str, parts: list) -> None:
