@@ -203,7 +203,8 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
             tb.close()
         merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
         merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
-        results = [f.result() for f in pending]
+        reports = [f.result() for f in pending]
+        results = [r[0] for r in reports]
         averaged = {k: _unstash(paths) for k, (paths, _, _) in zip(order, results)}
         n_flag, n_all = (sum(r[i] for r in results) for i in (1, 2))
         binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
@@ -225,7 +226,7 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
             ot.close()
         # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
         stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
-        pool.submit(_write_rows, out, stashed).result()
+        reports.append(pool.submit(_in_worker, _write_rows, out, stashed).result())
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing into the scratch folder
         raise
@@ -239,7 +240,8 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     _rewrite_windows(out, binned, [int(spw_of_dd[k]) for k in order] if merged else None)
     return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
             "merged_spws": merged, "merge_loss": merge_loss, **time_figures, "cell_arcsec": cell, "size_px": size,
-            "weights_noise_factor": noise_over_natural, "effective_uv_cells": uv_cells}
+            "weights_noise_factor": noise_over_natural, "effective_uv_cells": uv_cells,
+            "workers_cpu_s": _workers_cpu_seconds(reports)}
 
 
 def _windows_as_parts(rows: dict, blocks: dict, order: list, averaged: dict, plans: dict, freqs: list,
@@ -408,6 +410,20 @@ def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
     return buf
 
 
+def _in_worker(fn, *args):
+    """``fn(*args)`` run in a pool worker: (its result, the worker's pid, the worker's CPU seconds so
+    far). The workers exit after the job's step, so their CPU is reported rather than waited for."""
+    return fn(*args), os.getpid(), time.process_time()
+
+
+def _workers_cpu_seconds(reports: list) -> float:
+    """The CPU seconds of the workers that sent ``reports`` (_in_worker's), each counted once."""
+    latest = {}
+    for _, pid, cpu in reports:
+        latest[pid] = max(cpu, latest.get(pid, 0.0))
+    return sum(latest.values())
+
+
 def _averaging_pool(workers: int):
     """A pool of ``workers`` spawned processes (always spawned, even one: this process holds
     casatools, the workers casacore), started at once and importing what their tasks need."""
@@ -434,9 +450,9 @@ def _import_worker_modules() -> None:
 
 def _submit_averaging(pool, ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
                       chan_bin: int, gains, gain_flags, spw_of_dd, plans: dict, scratch: str) -> list:
-    """``_calibrated_average`` of every window submitted to ``pool``, stashing into the folder
-    ``scratch``. Returns the futures in ``order``."""
-    return [pool.submit(_calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
+    """``_calibrated_average`` of every window submitted to ``pool`` (through ``_in_worker``),
+    stashing into the folder ``scratch``. Returns the futures in ``order``."""
+    return [pool.submit(_in_worker, _calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
                         has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
                         None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
             for k in order]
@@ -532,12 +548,21 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
     if cfg.auto_mask_sigma > 0:
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
-    proc = subprocess.run(argv + [ms_path], capture_output=True, text=True)
+    log = tmpdir / "wsclean.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv + [ms_path], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # wait4: WSClean's own CPU time, none of another child's
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise ImagingError(f"wsclean failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-1500:]}")
+        raise ImagingError(f"wsclean failed ({proc.returncode}): {log.read_text(errors='replace')[-1500:]}")
     residual = Path(f"{prefix}-residual.fits")  # absent when niter is 0: the image is then the residual
     return {"image": Path(f"{prefix}-image.fits"), "residual": residual if residual.exists() else Path(f"{prefix}-image.fits"),
-            "casa_image": None}
+            "casa_image": None, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,
@@ -558,10 +583,10 @@ def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingC
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and of its children that have ended (WSClean, the averaging
-    workers): steadier than the wall clock on a shared machine whose speed wanders."""
+    """CPU time of this process; its children's (WSClean, the averaging workers) are reported with
+    their results. Steadier than the wall clock on a shared machine whose speed wanders."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system
 
 
 def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str | None, window: str | None,
@@ -606,7 +631,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
             else:
                 warnings.append(f"imaged the product MS without channel averaging ({why})")
         timings["apply" if caltables else "prepare"] = time.perf_counter() - ts
-        cpu["apply" if caltables else "prepare"] = _cpu_seconds() - cs
+        cpu["apply" if caltables else "prepare"] = _cpu_seconds() - cs + prep.get("workers_cpu_s", 0.0)
         data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
         info = describe_ms(image_ms)
         if info["n_unflagged_cross"] == 0:
@@ -632,7 +657,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         else:
             made = run_tclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected)
         timings["image"] = time.perf_counter() - ts
-        cpu["image"] = _cpu_seconds() - cs
+        cpu["image"] = _cpu_seconds() - cs + made.get("cpu_s", 0.0)
         ts = time.perf_counter()
         with fits.open(made["image"]) as hdul:
             header = hdul[0].header.copy()
