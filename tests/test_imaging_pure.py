@@ -16,7 +16,7 @@ from contimg.beam import airy_power
 from contimg.fitsio import add_provenance, beam_arcsec, write_fits_atomic
 from contimg.imaging import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
 from contimg.instrument import SITE
-from contimg.pbcor import effective_beam
+from contimg.pbcor import effective_beam, upsample_bilinear
 from contimg.phasing import lst_rad
 from contimg.qa import fit_point_source, image_qa, robust_rms
 from contimg.thumbnail import write_png
@@ -113,6 +113,17 @@ def test_effective_beam_is_the_drift_average():
     x, y = (int(round(float(v))) for v in wcs.celestial.world_to_pixel(east))
     mid_beam = np.mean([airy_power(east.separation(centre).rad, f) for f in freqs])
     assert abs(pb[y, x] - mid_beam) / mid_beam > 0.01
+
+
+def test_separable_upsampling_is_scipys_bilinear_interpolation():
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(5)
+    for ny, nx, step in [(50, 37, 4), (64, 64, 8), (101, 7, 3)]:  # sides off and on the coarse grid
+        coarse = rng.normal(size=(len(range(0, ny + step - 1, step)), len(range(0, nx + step - 1, step))))
+        yi, xi = np.mgrid[0:ny, 0:nx]
+        scipy_bilinear = map_coordinates(coarse, [yi / step, xi / step], order=1, mode="nearest")
+        assert np.allclose(upsample_bilinear(coarse, step, (ny, nx)), scipy_bilinear, rtol=0, atol=1e-12)
 
 
 def _gauss(shape, x0, y0, amp, bmaj_px, bmin_px, bpa_deg):
