@@ -15,12 +15,21 @@ from astropy.wcs import WCS
 from contimg.beam import airy_power
 from contimg.phasing import meridian_icrs
 
-__all__ = ["effective_beam", "upsample_bilinear"]
+__all__ = ["drift_pointings", "effective_beam", "upsample_bilinear"]
 
 
-def effective_beam(wcs: WCS, shape: tuple[int, int], start_mjd: float, end_mjd: float, pointing_dec_deg: float,
-                   freqs_hz, n_times: int = 12, max_grid: int = 256) -> np.ndarray:
-    """Time- and band-averaged Airy response (shape ``shape`` = (ny, nx)) on the celestial grid ``wcs``.
+def drift_pointings(start_mjd: float, end_mjd: float, pointing_dec_deg: float, n_times: int = 12) -> np.ndarray:
+    """(ICRS RA, Dec) in radians, shape (2, ``n_times``), where the dish points (HA = 0, pointing dec)
+    at ``n_times`` evenly spaced moments of the chunk. (The first use in a process loads astropy's
+    IERS tables: 1.5 s.)"""
+    times = Time(start_mjd + (np.arange(n_times) + 0.5) / n_times * (end_mjd - start_mjd), format="mjd", scale="utc")
+    track = meridian_icrs(times, pointing_dec_deg)
+    return np.array([track.ra.rad, track.dec.rad])
+
+
+def effective_beam(wcs: WCS, shape: tuple[int, int], pointings: np.ndarray, freqs_hz, max_grid: int = 256) -> np.ndarray:
+    """Airy response averaged over the ``pointings`` (``drift_pointings``) and the band (shape
+    ``shape`` = (ny, nx)) on the celestial grid ``wcs``.
 
     The beam changes over degrees, so it is evaluated on a grid of at most ``max_grid`` points a
     side and interpolated (bilinear) to the image pixels.
@@ -33,15 +42,13 @@ def effective_beam(wcs: WCS, shape: tuple[int, int], start_mjd: float, end_mjd: 
     ra, dec = wcs.celestial.pixel_to_world_values(xx, yy)
     ra, dec = np.radians(ra), np.radians(dec)
     valid = np.isfinite(ra) & np.isfinite(dec)
-    times = Time(start_mjd + (np.arange(n_times) + 0.5) / n_times * (end_mjd - start_mjd), format="mjd", scale="utc")
-    pointings = meridian_icrs(times, pointing_dec_deg)
     freqs = np.atleast_1d(np.asarray(freqs_hz, dtype=float))
     coarse = np.zeros(xx.shape)
-    for p_ra, p_dec in zip(pointings.ra.rad, pointings.dec.rad):
+    for p_ra, p_dec in zip(*pointings):
         cos_t = np.sin(dec) * np.sin(p_dec) + np.cos(dec) * np.cos(p_dec) * np.cos(ra - p_ra)
         theta = np.where(valid, np.arccos(np.clip(cos_t, -1.0, 1.0)), np.pi)
         coarse += np.mean([airy_power(theta, f) for f in freqs], axis=0)
-    coarse /= n_times
+    coarse /= len(pointings[0])
     if step == 1:
         return coarse[:ny, :nx]
     return upsample_bilinear(coarse, step, (ny, nx))

@@ -16,7 +16,7 @@ from contimg.beam import airy_power
 from contimg.fitsio import add_provenance, beam_arcsec, write_fits_atomic
 from contimg.imaging import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
 from contimg.instrument import SITE
-from contimg.pbcor import effective_beam, upsample_bilinear
+from contimg.pbcor import drift_pointings, effective_beam, upsample_bilinear
 from contimg.phasing import lst_rad
 from contimg.qa import fit_point_source, image_qa, robust_rms
 from contimg.thumbnail import write_png
@@ -99,8 +99,8 @@ def test_effective_beam_is_the_drift_average():
     n, cell = 600, 30.0
     wcs = _sin_wcs(centre.ra.deg, centre.dec.deg, n, cell)
     freqs = np.array([1.32e9, 1.40e9, 1.49e9])
-    pb = effective_beam(wcs, (n, n), start.mjd, start.mjd + duration_s / 86400, dec_deg, freqs, n_times=12,
-                        max_grid=128)
+    pb = effective_beam(wcs, (n, n), drift_pointings(start.mjd, start.mjd + duration_s / 86400, dec_deg, n_times=12),
+                        freqs, max_grid=128)
     times = start + (np.arange(240) + 0.5) / 240 * duration_s * u.s
     pts = pointing(times)
     rng = np.random.default_rng(3)
