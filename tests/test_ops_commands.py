@@ -70,6 +70,8 @@ def stream(tmp_path_factory):
 def env(stream, monkeypatch):
     for k in ("CONTIMG_ROOT", "CONTIMG_IMAGING_CONFIG"):
         monkeypatch.setenv(k, stream["env"][k])
+    # a free-disk threshold any test machine clears (the default, 20 GB, is a production headroom)
+    monkeypatch.setenv("CONTIMG_MIN_FREE_GB", "1")
     for var in ("CONTIMG_INGEST_DIR", "CONTIMG_PRODUCTS_DIR", "CONTIMG_SCRATCH_DIR", "CONTIMG_STATE_DIR"):
         monkeypatch.delenv(var, raising=False)
     return stream
@@ -89,7 +91,7 @@ def sql(layout, query, *params):
         con.close()
 
 
-def test_status_json_matches_catalogue_and_disk(env, capsys):
+def test_status_json_matches_catalogue_and_disk(env, capsys, monkeypatch):
     layout = env["layout"]
     code, out, _ = run_cli(capsys, "status", "--json")
     assert code == 0
@@ -107,8 +109,14 @@ def test_status_json_matches_catalogue_and_disk(env, capsys):
     assert "no valid calibration tables" in fails[("group", WIN_B)]
     assert "no valid calibration tables" in fails[("image", WIN_B)]
     st = os.statvfs(layout.products)
-    assert info["free_disk_gb"][str(layout.products)] == pytest.approx(st.f_bavail * st.f_frsize / 1e9, abs=0.5)
+    free_gb = st.f_bavail * st.f_frsize / 1e9
+    assert info["free_disk_gb"][str(layout.products)] == pytest.approx(free_gb, abs=0.5)
+    # the guard's verdict follows the threshold against that free space (the env fixture sets 1 GB)
     assert info["disk_guard"]["hold"] is False
+    monkeypatch.setenv("CONTIMG_MIN_FREE_GB", str(round(2 * free_gb + 10)))
+    code, out, _ = run_cli(capsys, "status", "--json")
+    guard = json.loads(out)["disk_guard"]
+    assert code == 0 and guard["hold"] is True and "below CONTIMG_MIN_FREE_GB" in guard["reason"]
 
 
 def test_status_text_and_range(env, capsys):
