@@ -27,7 +27,8 @@ def drift_pointings(start_mjd: float, end_mjd: float, pointing_dec_deg: float, n
     return np.array([track.ra.rad, track.dec.rad])
 
 
-def effective_beam(wcs: WCS, shape: tuple[int, int], pointings: np.ndarray, freqs_hz, max_grid: int = 256) -> np.ndarray:
+def effective_beam(wcs: WCS, shape: tuple[int, int], pointings: np.ndarray, freqs_hz,
+                   max_grid: int = 256) -> np.ndarray:
     """Airy response averaged over the ``pointings`` (``drift_pointings``) and the band (shape
     ``shape`` = (ny, nx)) on the celestial grid ``wcs``.
 

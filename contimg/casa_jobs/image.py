@@ -190,8 +190,8 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     finally:
         tb.close()
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
-    pending = _submit_averaging(pool, ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec, chan_bin,
-                                gains, gain_flags, spw_of_dd, plans, scratch)
+    pending = _submit_averaging(pool, ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec,
+                                chan_bin, gains, gain_flags, spw_of_dd, plans, scratch)
     try:
         # while the workers average: the copy's skeleton, the row columns, the one-window test
         tb.open(ms_path)
@@ -453,8 +453,8 @@ def _submit_averaging(pool, ms_path: str, blocks: dict, order: list, a1: np.ndar
                       chan_bin: int, gains, gain_flags, spw_of_dd, plans: dict, scratch: str) -> list:
     """``_calibrated_average`` of every window submitted to ``pool`` (through ``_in_worker``),
     stashing into the folder ``scratch``. Returns the futures in ``order``."""
-    return [pool.submit(_in_worker, _calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size), a1[blocks[k]], a2[blocks[k]],
-                        has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
+    return [pool.submit(_in_worker, _calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size),
+                        a1[blocks[k]], a2[blocks[k]], has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
                         None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
             for k in order]
 
@@ -660,15 +660,16 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts, cs = time.perf_counter(), _cpu_seconds()
         work = tmpdir / "img"
         pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
+        threshold = cfg.threshold_sigma * expected
         with ThreadPoolExecutor(1) as beside:  # WSClean leaves part of a core idle: the beam's pointings meanwhile
-            pointings = beside.submit(_thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing,
-                                      cfg.pb_time_samples)
+            track = beside.submit(_thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing,
+                                  cfg.pb_time_samples)
             if imager == "wsclean":
-                made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected, tmpdir)
+                made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir)
             else:
-                made = run_tclean(image_ms, work, size, cell, imager_cfg, column, cfg.threshold_sigma * expected)
+                made = run_tclean(image_ms, work, size, cell, imager_cfg, column, threshold)
             timings["image"] = time.perf_counter() - ts
-            pointings, pointings_cpu = pointings.result()
+            pointings, pointings_cpu = track.result()
         cpu["image"] = _cpu_seconds() - cs - pointings_cpu + made.get("cpu_s", 0.0)
         ts = time.perf_counter()
         with fits.open(made["image"]) as hdul:
