@@ -60,7 +60,7 @@ def upsample_bilinear(coarse: np.ndarray, step: int, shape: tuple[int, int]) -> 
     of ``shape``, as ``scipy.ndimage.map_coordinates(order=1, mode="nearest")`` at (y / step, x / step).
 
     Bilinear interpolation is separable: A_y @ coarse @ A_x.T with 1-D interpolation matrices of two
-    weights a row, two matrix products (0.2 s for 3420 px where map_coordinates took 2.5 s)."""
+    weights a row, two matrix products (0.11 s for 3420 px where map_coordinates took 1.07 s)."""
     def weights(n: int, m: int) -> np.ndarray:
         c = np.arange(n) / step
         k = np.minimum(np.floor(c).astype(int), m - 1)

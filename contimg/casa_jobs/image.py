@@ -153,14 +153,19 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     written. Raises UnsupportedTables when the tables need CASA. ``cfg`` is an ImagingConfig.
     """
     pool = _averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
+    scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
     try:
-        return _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool)
+        made = _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing the scratch folder or the copy
+        raise
     finally:
-        # after a success every task has ended: the idle workers may exit in the background
-        pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    pool.shutdown(wait=False)  # every task has ended: the idle workers exit in the background
+    return made
 
 
-def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool) -> dict:
+def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool, scratch: str) -> dict:
     import casatools
 
     tb = casatools.table()
@@ -189,50 +194,44 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
         plans, rows = _time_averaging_plans(tb, layout, blocks, order, freqs, cfg.max_time_smearing_loss)
     finally:
         tb.close()
-    scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
     pending = _submit_averaging(pool, ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec,
                                 chan_bin, gains, gain_flags, spw_of_dd, plans, scratch)
+    # while the workers average: the copy's skeleton, the row columns, the one-window test
+    tb.open(ms_path)
     try:
-        # while the workers average: the copy's skeleton, the row columns, the one-window test
-        tb.open(ms_path)
-        try:
-            tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
-            subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
-            if rows is None:
-                rows = _read_rows(tb, layout)
-        finally:
-            tb.close()
-        merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
-        merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
-        reports = [f.result() for f in pending]
-        results = [r[0] for r in reports]
-        averaged = {k: _unstash(paths) for k, (paths, _, _) in zip(order, results)}
-        n_flag, n_all = (sum(r[i] for r in results) for i in (1, 2))
-        binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
-        window_freqs = [binned[spw_of_dd[k]][0] for k in order]
-        parts = _windows_as_parts(rows, blocks, order, averaged, plans, window_freqs, merged)
-        del averaged
-        figures = [plans[order[0]].figures] if merged else [plans[k].figures for k in order]
-        rows_in, rows_out = (sum(f[key] for f in figures) for key in ("rows_in", "rows_out"))
-        time_figures = {"rows_kept_fraction": rows_out / max(rows_in, 1), "max_time_bin": max(f["max_bin"] for f in figures)}
-        cell, size = _image_grid(parts, cfg)
-        noise_over_natural, uv_cells = None, None
-        if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
-            noise_over_natural, uv_cells = _put_briggs_weights(parts, size, cell, cfg.robust)
-        ot = casatools.table()
-        ot.open(out, nomodify=False)
-        try:
-            ensure_weight_spectrum(ot)
-        finally:
-            ot.close()
-        # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
-        stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
-        reports.append(pool.submit(_in_worker, _write_rows, out, stashed).result())
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing into the scratch folder
-        raise
+        tb.copy(out, deep=True, valuecopy=True, norows=True, returnobject=False)
+        subtables = [k for k, v in tb.getkeywords().items() if isinstance(v, str) and v.startswith("Table: ")]
+        if rows is None:
+            rows = _read_rows(tb, layout)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        tb.close()
+    merge_loss = _merge_loss(rows, blocks, order, [float(np.mean(freqs[spw_of_dd[k]])) for k in order])
+    merged = merge_loss is not None and merge_loss <= cfg.max_merge_loss
+    reports = [f.result() for f in pending]
+    results = [r[0] for r in reports]
+    averaged = {k: _unstash(paths) for k, (paths, _, _) in zip(order, results)}
+    n_flag, n_all = (sum(r[i] for r in results) for i in (1, 2))
+    binned = _binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
+    window_freqs = [binned[spw_of_dd[k]][0] for k in order]
+    parts = _windows_as_parts(rows, blocks, order, averaged, plans, window_freqs, merged)
+    del averaged
+    figures = [plans[order[0]].figures] if merged else [plans[k].figures for k in order]
+    rows_in, rows_out = (sum(f[key] for f in figures) for key in ("rows_in", "rows_out"))
+    time_figures = {"rows_kept_fraction": rows_out / max(rows_in, 1),
+                    "max_time_bin": max(f["max_bin"] for f in figures)}
+    cell, size = _image_grid(parts, cfg)
+    noise_over_natural, uv_cells = None, None
+    if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
+        noise_over_natural, uv_cells = _put_briggs_weights(parts, size, cell, cfg.robust)
+    ot = casatools.table()
+    ot.open(out, nomodify=False)
+    try:
+        ensure_weight_spectrum(ot)
+    finally:
+        ot.close()
+    # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
+    stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
+    reports.append(pool.submit(_in_worker, _write_rows, out, stashed).result())
     for name in subtables:  # norows empties the subtables too: bring them over whole
         shutil.rmtree(f"{out}/{name}")
         tb.open(f"{ms_path}/{name}")
@@ -454,7 +453,8 @@ def _submit_averaging(pool, ms_path: str, blocks: dict, order: list, a1: np.ndar
     """``_calibrated_average`` of every window submitted to ``pool`` (through ``_in_worker``),
     stashing into the folder ``scratch``. Returns the futures in ``order``."""
     return [pool.submit(_in_worker, _calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size),
-                        a1[blocks[k]], a2[blocks[k]], has_wspec, chan_bin, None if gains is None else gains[spw_of_dd[k]],
+                        a1[blocks[k]], a2[blocks[k]], has_wspec, chan_bin,
+                        None if gains is None else gains[spw_of_dd[k]],
                         None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
             for k in order]
 
