@@ -34,19 +34,21 @@ def briggs_weighting(u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cel
     iu, iv = np.rint(u_wl / cell_wl), np.rint(v_wl / cell_wl)
     limit = (n - 1) // 2
     on = (np.abs(iu) <= limit) & (np.abs(iv) <= limit)
-    # a square grid of odd side centred on uv = 0, no larger than the samples need: the conjugate
-    # of cell k is then cell side^2 - 1 - k, so one histogram, reversed, counts the conjugates
-    half = int(min(limit, max(np.abs(iu[on]).max(initial=0), np.abs(iv[on]).max(initial=0))))
+    # a square grid of odd side centred on uv = 0, no larger than the samples need (all of it when
+    # some fall off): the conjugate of cell k is then cell side^2 - 1 - k, so one histogram,
+    # reversed, counts the conjugates
+    half = int(min(limit, max(np.abs(iu).max(initial=0), np.abs(iv).max(initial=0))))
     side = 2 * half + 1
     cell = np.where(on, (iv + half) * side + (iu + half), 0).astype(np.intp)
     own = np.bincount(cell, weights=np.where(on, weight, 0.0), minlength=side * side)
     grid = own + own[::-1]
-    total = grid.sum()
+    filled = grid[grid > 0]  # the sums below over these cells only: most of a snapshot's grid is empty
+    total = filled.sum()
     if total <= 0:
         return np.ones_like(weight), 0.0
-    f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(grid**2) / total)
+    f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(filled**2) / total)
     factor = np.where(on, 1.0 / (1.0 + grid[cell] * f2), 1.0)
-    weighted = grid / (1.0 + grid * f2)
+    weighted = filled / (1.0 + filled * f2)
     return factor, float(weighted.sum() ** 2 / np.sum(weighted**2))
 
 
