@@ -80,6 +80,10 @@ class ImagingConfig:
     briggs_in_copy: bool = True
     pb_limit: float = 0.1  # primary-beam-corrected pixels below this beam response are blanked
     pb_time_samples: int = 12  # samples of the drift averaged for the chunk's effective beam
+    # WSClean starts from a PSF and dirty image gridded by ducc0 (contimg.gridding: the same w-gridder,
+    # 1.7x faster than the copy inside Debian's WSClean 3.1) when the imaging copy was made; False:
+    # WSClean grids them itself.
+    initial_images_by_ducc0: bool = True
     threads: int = 2
 
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:

@@ -140,7 +140,8 @@ ROW_COLUMNS = ("UVW", "TIME", "TIME_CENTROID", "INTERVAL", "EXPOSURE", "ANTENNA1
                "DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "STATE_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")
 
 
-def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg) -> dict:
+def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg,
+                    initial_images: bool = False) -> dict:
     """A compact copy of ``ms_path`` for imaging: calibrated (B, G by division; weights x |g_i g_j|^2,
     as CASA's calwt; failed solutions flag the data), ``chan_bin`` channels averaged (weighted), in DATA.
 
@@ -151,11 +152,15 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     size) follows from the copy's longest unflagged baseline and band; with Briggs weighting the copy
     carries the imaging weights for that grid (contimg.weighting). The product MS is read, never
     written. Raises UnsupportedTables when the tables need CASA. ``cfg`` is an ImagingConfig.
+
+    With ``initial_images``, the copy's PSF and dirty image for WSClean (contimg.gridding) are made
+    from its arrays while a worker writes them: ``initial_images`` (or None) and the wall and CPU
+    seconds they took (``initial_images_s``, ``initial_images_cpu_s``) come back too.
     """
     pool = _averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
     try:
-        made = _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch)
+        made = _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch, initial_images)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing the scratch folder or the copy
         raise
@@ -165,7 +170,8 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     return made
 
 
-def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool, scratch: str) -> dict:
+def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool, scratch: str,
+                     initial_images: bool) -> dict:
     import casatools
 
     tb = casatools.table()
@@ -238,7 +244,9 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
         ot.close()
     # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
     stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
-    reports.append(pool.submit(_in_worker, _write_rows, out, stashed).result())
+    writing = pool.submit(_in_worker, _write_rows, out, stashed)
+    initial = _initial_images(parts, size, cell, cfg) if initial_images and cell is not None else {}
+    reports.append(writing.result())
     for name in subtables:  # norows empties the subtables too: bring them over whole
         shutil.rmtree(f"{out}/{name}")
         tb.open(f"{ms_path}/{name}")
@@ -248,7 +256,7 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
             "merged_spws": merged, "merge_loss": merge_loss, **time_figures, "cell_arcsec": cell, "size_px": size,
             "weights_noise_factor": noise_over_natural, "effective_uv_cells": uv_cells,
-            "workers_cpu_s": _workers_cpu_seconds(reports)}
+            "workers_cpu_s": _workers_cpu_seconds(reports), **initial}
 
 
 def _windows_as_parts(rows: dict, first_rows: dict | None, blocks: dict, order: list, averaged: dict, plans: dict,
@@ -320,8 +328,21 @@ def _image_grid(parts: list, cfg) -> tuple[float | None, int | None]:
             f_min, f_max = min(f_min, float(part_freqs.min())), max(f_max, float(part_freqs.max()))
     if longest <= 0:
         return None, None  # nothing to image: the caller says so
-    cell = cell_arcsec(longest, f_max, cfg.pixels_per_beam)
+    cell = round(cell_arcsec(longest, f_max, cfg.pixels_per_beam), 4)  # as the imagers are told it (run_wsclean)
     return cell, image_size_px(cell, f_min, cfg)
+
+
+def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
+    """contimg.gridding.initial_images of the copy's ``parts`` (after their imaging weights), with
+    the wall and CPU seconds it took (this process: ducc0's threads)."""
+    from contimg.gridding import initial_images
+
+    ts, cs = time.perf_counter(), _cpu_seconds()
+    grid_parts = [(rows["UVW"], freqs, data, weights, flags, rows["ANTENNA1"] != rows["ANTENNA2"])
+                  for rows, data, weights, flags, freqs in parts]
+    images = initial_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads)
+    return {"initial_images": images, "initial_images_s": time.perf_counter() - ts,
+            "initial_images_cpu_s": _cpu_seconds() - cs}
 
 
 def _put_briggs_weights(parts: list, size: int, cell: float, robust: float) -> tuple[float, float]:
@@ -545,7 +566,9 @@ def _put_window(tb, i: int, fb: np.ndarray, wb: np.ndarray) -> None:
 
 
 def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,
-                threshold_jy: float, tmpdir: Path) -> dict:
+                threshold_jy: float, tmpdir: Path, initial=None) -> dict:
+    """WSClean's quick image of ``ms_path``; it starts from ``initial`` (contimg.gridding.InitialImages,
+    of this MS on this grid) when given, else makes its own PSF and dirty image."""
     # WSClean cleans to the larger of the absolute threshold (threshold_sigma x the radiometer noise,
     # as tclean gets) and threshold_sigma x the rms of the current residual (-auto-threshold): the
     # radiometer is the floor, the residual's own noise (1.2x the radiometer at full size) the
@@ -560,6 +583,9 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
     if cfg.auto_mask_sigma > 0:
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
+    if initial is not None:
+        _write_for_reuse(prefix, initial)
+        argv += ["-reuse-psf", str(prefix), "-reuse-dirty", str(prefix)]
     log = tmpdir / "wsclean.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv + [ms_path], stdout=out, stderr=subprocess.STDOUT)
@@ -575,6 +601,20 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: Imaging
     residual = Path(f"{prefix}-residual.fits")  # absent when niter is 0: the image is then the residual
     return {"image": Path(f"{prefix}-image.fits"), "residual": residual if residual.exists() else Path(f"{prefix}-image.fits"),
             "casa_image": None, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def _write_for_reuse(prefix: Path, images) -> None:
+    """``images`` (contimg.gridding.InitialImages) as the ``{prefix}-psf.fits`` and ``{prefix}-dirty.fits``
+    WSClean loads with -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no WCS; WSClean writes its
+    products' headers itself)."""
+    from astropy.io import fits
+
+    from contimg.gridding import wsclean_keywords
+
+    for kind, plane in (("psf", images.psf), ("dirty", images.dirty)):
+        hdu = fits.PrimaryHDU(plane[None, None])
+        hdu.header.update(wsclean_keywords(images))
+        hdu.writeto(f"{prefix}-{kind}.fits", overwrite=True)
 
 
 def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg: ImagingConfig, column: str,
@@ -638,7 +678,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts, cs = time.perf_counter(), _cpu_seconds()
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
-            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg)
+            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg,
+                                   initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0)
         except UnsupportedTables as why:  # image the product itself, calibrated by CASA if there are tables
             shutil.rmtree(image_ms, ignore_errors=True)
             image_ms, column, prep = ms_path, "DATA", {"chan_bin": 1, "applied": bool(caltables)}
@@ -648,8 +689,10 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
                 column = "CORRECTED_DATA"
             else:
                 warnings.append(f"imaged the product MS without channel averaging ({why})")
-        timings["apply" if caltables else "prepare"] = time.perf_counter() - ts
-        cpu["apply" if caltables else "prepare"] = _cpu_seconds() - cs + prep.get("workers_cpu_s", 0.0)
+        # the initial images (made with the copy) are imaging: their time counts there
+        initial_s, initial_cpu = prep.get("initial_images_s", 0.0), prep.get("initial_images_cpu_s", 0.0)
+        timings["apply" if caltables else "prepare"] = time.perf_counter() - ts - initial_s
+        cpu["apply" if caltables else "prepare"] = _cpu_seconds() - cs + prep.get("workers_cpu_s", 0.0) - initial_cpu
         data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
         info = describe_ms(image_ms)
         if info["n_unflagged_cross"] == 0:
@@ -676,12 +719,15 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
             track = beside.submit(_thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing,
                                   cfg.pb_time_samples)
             if imager == "wsclean":
-                made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir)
+                made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir,
+                                   initial=prep.get("initial_images"))
             else:
                 made = run_tclean(image_ms, work, size, cell, imager_cfg, column, threshold)
-            timings["image"] = time.perf_counter() - ts
+            timings["image"] = time.perf_counter() - ts + initial_s
+            if initial_s:
+                timings["image_initial"] = initial_s  # of which the PSF and dirty image by ducc0
             pointings, pointings_cpu = track.result()
-        cpu["image"] = _cpu_seconds() - cs - pointings_cpu + made.get("cpu_s", 0.0)
+        cpu["image"] = _cpu_seconds() - cs - pointings_cpu + made.get("cpu_s", 0.0) + initial_cpu
         ts = time.perf_counter()
         with fits.open(made["image"]) as hdul:
             header = hdul[0].header.copy()
@@ -729,6 +775,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"],
         "merged_spws": bool(prep.get("merged_spws")), "merge_loss": prep.get("merge_loss"), "caltables": caltables, "calset": calset,
         "window": window, "cell_arcsec": cell, "size_px": size, "weighting": weighting, "mgain": imager_cfg.mgain,
+        "initial_images": "ducc0" if prep.get("initial_images") is not None and imager == "wsclean" else imager,
         "rows_kept_fraction": prep.get("rows_kept_fraction", 1.0), "max_time_bin": prep.get("max_time_bin", 1), "effective_uv_cells": prep.get("effective_uv_cells"), **beam, **qa.as_dict(), "expected_rms_jy": expected,
         "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "cpu_s": cpu, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
