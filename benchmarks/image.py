@@ -127,11 +127,14 @@ def main() -> None:
 def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int) -> None:
     # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
     # mgain 0.7) as the obvious alternative; then both imagers on a field tclean can make in minutes
-    previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7}
-    runs = [("wsclean", {}), ("wsclean", previous), ("wsclean", {"max_size_px": tclean_size}),
-            ("tclean", {"max_size_px": tclean_size})]
-    for imager, overrides in runs:
-        out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{'-previous' if overrides == previous else ''}"
+    # (and WSClean making its own PSF and dirty image: the default hands it ducc0's, contimg.gridding)
+    previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7, "initial_images_by_ducc0": False}
+    runs = [("wsclean", {}, ""), ("wsclean", {"initial_images_by_ducc0": False}, "WSClean's own PSF and dirty image"),
+            ("wsclean", previous, "previous settings"), ("wsclean", {"max_size_px": tclean_size}, ""),
+            ("tclean", {"max_size_px": tclean_size}, "")]
+    slugs = {"": "", "WSClean's own PSF and dirty image": "-own-initial", "previous settings": "-previous"}
+    for imager, overrides, label in runs:
+        out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{slugs[label]}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         argv = child_command("image", ms, "--out", out / "img", "--imager", imager, "--config", json.dumps(overrides),
@@ -146,8 +149,11 @@ def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, inf
         srcs = measure(out / "img", truth, m["rms_jy"])
         t, cpu = m["timings_s"], m["cpu_s"]
         apply_image = t.get("apply", 0) + t["image"]
-        print(f"\n{imager}{' (previous settings)' if overrides == previous else ''} {m['size_px']} px at {m['cell_arcsec']:.2f}\": apply + image {apply_image:.1f} s (apply "
-              f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s; CPU {cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), "
+        initial = (f" of which the PSF and dirty image by ducc0 {t['image_initial']:.1f} s"
+                   if "image_initial" in t else "")
+        print(f"\n{imager}{f' ({label})' if label else ''} {m['size_px']} px at {m['cell_arcsec']:.2f}\": apply + image {apply_image:.1f} s (apply "
+              f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s{initial}; "
+              f"CPU {cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), "
               f"pb {t['pb']:.1f} s, job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
         print(f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
               f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "

@@ -36,7 +36,8 @@ class InitialImages:
     max_weight: float
 
 
-def stokes_i(data: np.ndarray, weight: np.ndarray, flags: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stokes_i(data: np.ndarray, weight: np.ndarray, flags: np.ndarray,
+             cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(vis, weight), each (row, chan): WSClean's Stokes I of ``data``, ``weight`` and ``flags``
     (row, chan, pol) on rows where ``cross`` (not autocorrelations); weight 0 where left out."""
     a, b = 0, data.shape[2] - 1

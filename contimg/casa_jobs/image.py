@@ -678,8 +678,10 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts, cs = time.perf_counter(), _cpu_seconds()
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
-            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg,
-                                   initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0)
+            # contimg.gridding weights naturally: WSClean must too (the copy carries any Briggs weights)
+            weights_in_copy = cfg.weighting == "natural" or cfg.briggs_in_copy
+            initial = imager == "wsclean" and cfg.initial_images_by_ducc0 and weights_in_copy
+            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg, initial_images=initial)
         except UnsupportedTables as why:  # image the product itself, calibrated by CASA if there are tables
             shutil.rmtree(image_ms, ignore_errors=True)
             image_ms, column, prep = ms_path, "DATA", {"chan_bin": 1, "applied": bool(caltables)}
