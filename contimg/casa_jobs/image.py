@@ -154,8 +154,9 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     written. Raises UnsupportedTables when the tables need CASA. ``cfg`` is an ImagingConfig.
 
     With ``initial_images``, the copy's PSF and dirty image for WSClean (contimg.gridding) are made
-    from its arrays while a worker writes them: ``initial_images`` (or None) and the wall and CPU
-    seconds they took (``initial_images_s``, ``initial_images_cpu_s``) come back too.
+    from its arrays while a worker writes them, when its uv plane is filled well enough
+    (``cfg.initial_images_min_uv_cells``): ``initial_images`` (or None) and the wall and CPU seconds
+    they took (``initial_images_s``, ``initial_images_cpu_s``) come back too.
     """
     pool = _averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
@@ -245,7 +246,8 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
     stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
     writing = pool.submit(_in_worker, _write_rows, out, stashed)
-    initial = _initial_images(parts, size, cell, cfg) if initial_images and cell is not None else {}
+    well_filled = (uv_cells or 0.0) >= cfg.initial_images_min_uv_cells
+    initial = _initial_images(parts, size, cell, cfg) if initial_images and cell is not None and well_filled else {}
     reports.append(writing.result())
     for name in subtables:  # norows empties the subtables too: bring them over whole
         shutil.rmtree(f"{out}/{name}")
