@@ -28,7 +28,9 @@ from contimg.sim import simulate
 WIN_A, WIN_B = "2026-01-25T00:00", "2026-01-25T00:05"
 WORKSPACE = Path(__file__).parents[1] / "workspace.yaml"
 DAEMON_RUN_TIMEOUT_S = 300  # daemon start, code server load, queue poll, then the chunk's three stages
-IDEMPOTENT_RTOL = 1e-6      # re-imaging the same MS; allows last-digit float noise only
+# re-imaging the same MS: float noise only. WSClean's threaded gridding sums in a varying order: the same
+# 8-antenna chunk imaged four times gave rms figures up to 6e-7 apart (pixels 9e-8 Jy), and 1e-6 failed once
+IDEMPOTENT_RTOL = 1e-5
 SMALL_IMAGING = json.dumps({"max_size_px": 256, "min_size_px": 256, "niter": 50, "pb_time_samples": 2})
 
 
@@ -259,7 +261,7 @@ def test_reprocessed_window_runs_on_the_daemon_and_gives_the_same_products(env, 
     second_image = sql(layout, "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? "
                                "AND status = 'ok'", WIN_A)
     assert second_image[0][0] == first_image[0][0] and second_image[0][3] == first_image[0][3]
-    # same inputs, same code: the figures agree to float precision (deterministic gridding and cleaning)
+    # same inputs, same code: the figures agree to float precision
     assert second_image[0][1:3] == pytest.approx(first_image[0][1:3], rel=IDEMPOTENT_RTOL)
     assert sql(layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'",
                WIN_A) == first_ms
