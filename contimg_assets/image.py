@@ -109,6 +109,7 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             "chan_bin": int(m.get("chan_bin", 1)), "subbands_in_one_window": bool(m.get("merged_spws")),
             "rows_kept_fraction": float(m.get("rows_kept_fraction", 1.0)), "max_time_bin": int(m.get("max_time_bin", 1)),
             "weighting": str(m.get("weighting", "")), "mgain": float(m.get("mgain", 0.0)),
+            "initial_images": str(m.get("initial_images", m["imager"])),  # ducc0's PSF and dirty image, or the imager's
             "effective_uv_cells": float(m.get("effective_uv_cells") or 0.0),
             "warnings": MetadataValue.json(m["warnings"]), "log": MetadataValue.path(m["log_path"]),
             "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
