@@ -154,9 +154,9 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     written. Raises UnsupportedTables when the tables need CASA. ``cfg`` is an ImagingConfig.
 
     With ``initial_images``, the copy's PSF and dirty image for WSClean (contimg.gridding) are made
-    from its arrays while a worker writes them, when its uv plane is filled well enough
-    (``cfg.initial_images_min_uv_cells``): ``initial_images`` (or None) and the wall and CPU seconds
-    they took (``initial_images_s``, ``initial_images_cpu_s``) come back too.
+    from its arrays while a worker writes them, when WSClean will weight the copy naturally and its uv
+    plane is filled well enough (``cfg.initial_images_min_uv_cells``): ``initial_images`` (or None)
+    and the wall and CPU seconds they took (``initial_images_s``, ``initial_images_cpu_s``) come back too.
     """
     pool = _averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
@@ -246,8 +246,12 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     # written by an averaging worker with python-casacore: casatools' putcol took 1.3 s, this 0.2 s
     stashed = [(part[0], _stash(f"{scratch}/part{i}", *part[1:4])) for i, part in enumerate(parts)]
     writing = pool.submit(_in_worker, _write_rows, out, stashed)
+    # contimg.gridding weights naturally, so WSClean must (the copy carries any Briggs weights), and only
+    # a well-filled uv plane's exact PSF agrees with WSClean's later residuals (ImagingConfig)
+    naturally = cfg.weighting == "natural" or noise_over_natural is not None
     well_filled = (uv_cells or 0.0) >= cfg.initial_images_min_uv_cells
-    initial = _initial_images(parts, size, cell, cfg) if initial_images and cell is not None and well_filled else {}
+    wanted = initial_images and cell is not None and naturally and well_filled
+    initial = _initial_images(parts, size, cell, cfg) if wanted else {}
     reports.append(writing.result())
     for name in subtables:  # norows empties the subtables too: bring them over whole
         shutil.rmtree(f"{out}/{name}")
@@ -680,10 +684,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         ts, cs = time.perf_counter(), _cpu_seconds()
         image_ms, column = str(tmpdir / "imaging.ms"), "DATA"
         try:  # calibrated and averaged in one read of the product, which is never written
-            # contimg.gridding weights naturally: WSClean must too (the copy carries any Briggs weights)
-            weights_in_copy = cfg.weighting == "natural" or cfg.briggs_in_copy
-            initial = imager == "wsclean" and cfg.initial_images_by_ducc0 and weights_in_copy
-            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg, initial_images=initial)
+            prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg,
+                                   initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0)
         except UnsupportedTables as why:  # image the product itself, calibrated by CASA if there are tables
             shutil.rmtree(image_ms, ignore_errors=True)
             image_ms, column, prep = ms_path, "DATA", {"chan_bin": 1, "applied": bool(caltables)}
@@ -779,7 +781,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         "imager": imager, "calibrated": bool(caltables), "data_column": data_column, "chan_bin": prep["chan_bin"],
         "merged_spws": bool(prep.get("merged_spws")), "merge_loss": prep.get("merge_loss"), "caltables": caltables, "calset": calset,
         "window": window, "cell_arcsec": cell, "size_px": size, "weighting": weighting, "mgain": imager_cfg.mgain,
-        "initial_images": "ducc0" if prep.get("initial_images") is not None and imager == "wsclean" else imager,
+        "initial_images": "ducc0" if prep.get("initial_images") is not None else imager,
         "rows_kept_fraction": prep.get("rows_kept_fraction", 1.0), "max_time_bin": prep.get("max_time_bin", 1), "effective_uv_cells": prep.get("effective_uv_cells"), **beam, **qa.as_dict(), "expected_rms_jy": expected,
         "flagged_fraction": info["flagged_fraction"], "timings_s": timings, "cpu_s": cpu, "warnings": warnings,
         "config": cfg.to_json(), "code_version": __version__, "mid_mjd": 0.5 * (info["start_mjd"] + info["end_mjd"]),
