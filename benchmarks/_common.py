@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from contimg.casa_env import casa_child_env
+from contimg.childjobs.env import casa_child_env
 
 
 def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float, int]:

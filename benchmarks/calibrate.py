@@ -31,13 +31,13 @@ def main() -> None:
     env = casa_env(work)
     try:
         ms = work / "cal.ms"
-        wall, _, rc = run_measured([sys.executable, "-m", "contimg.casa_jobs.convert", *map(str, sorted(args.chunk.glob("*.hdf5"))),
+        wall, _, rc = run_measured([sys.executable, "-m", "contimg.convert.job", *map(str, sorted(args.chunk.glob("*.hdf5"))),
                                     "--out", str(ms)], env)
         if rc:
             sys.exit(rc)
         print(f"(conversion, not part of the solve: {wall:.1f} s)")
         report = work / "cal.json"
-        wall, rss, rc = run_measured([sys.executable, "-m", "contimg.casa_jobs.calibrate", str(ms), "--out",
+        wall, rss, rc = run_measured([sys.executable, "-m", "contimg.calibrate.job", str(ms), "--out",
                                       str(work / "tables"), "--report", str(report)], env)
         if rc:
             sys.exit(rc)

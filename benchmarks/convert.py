@@ -23,7 +23,7 @@ from _common import bench_dir, casa_env, run_measured  # noqa: E402
 PYUVDATA_PATH = textwrap.dedent("""
     import sys, glob, warnings, numpy as np
     from pyuvdata import UVData
-    from contimg.convert import plan_chunk
+    from contimg.convert.plan import plan_chunk
     warnings.simplefilter("ignore")
     files = sorted(glob.glob(sys.argv[1] + "/*.hdf5")); out = sys.argv[2]
     plan = plan_chunk(files)
@@ -61,7 +61,7 @@ def main() -> None:
             shutil.copyfile(f, copy / f.name)
         t_copy = time.perf_counter() - t0
         shutil.rmtree(copy)
-        ours = run_measured([sys.executable, "-m", "contimg.casa_jobs.convert", *map(str, files), "--out",
+        ours = run_measured([sys.executable, "-m", "contimg.convert.job", *map(str, files), "--out",
                              str(work / "ours.ms")], env)
         ms_gb = sum(p.stat().st_size for p in (work / "ours.ms").rglob("*") if p.is_file()) / 1e9
         shutil.rmtree(work / "ours.ms", ignore_errors=True)

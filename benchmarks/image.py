@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_dir, casa_env, run_measured  # noqa: E402
 
-from contimg.casa_env import child_command  # noqa: E402
+from contimg.childjobs.env import child_command  # noqa: E402
 
 
 def measure(prefix: Path, truth: dict, rms: float) -> list[dict]:
@@ -34,7 +34,7 @@ def measure(prefix: Path, truth: dict, rms: float) -> list[dict]:
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from contimg.qa import fit_point_source
+    from contimg.image.qa import fit_point_source
 
     with fits.open(f"{prefix}.pbcor.fits") as hdul:
         h, data = hdul[0].header, hdul[0].data[0, 0]
@@ -71,7 +71,7 @@ def simulate_pair(root: Path) -> tuple[Path, Path]:
     from astropy import units as u
     from astropy.time import Time
 
-    from contimg.phasing import meridian_icrs
+    from contimg.core.phasing import meridian_icrs
 
     cal, target = root / "calibrator", root / "target"
     common = ["--antennas", "96", "--channels-per-subband", "48", "--integrations", "24", "--seed", "7"]
@@ -127,7 +127,7 @@ def main() -> None:
 def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int) -> None:
     # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
     # mgain 0.7) as the obvious alternative; then both imagers on a field tclean can make in minutes
-    # (and WSClean making its own PSF and dirty image: the default hands it ducc0's, contimg.gridding)
+    # (and WSClean making its own PSF and dirty image: the default hands it ducc0's, contimg.image.gridding)
     previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7, "initial_images_by_ducc0": False}
     runs = [("wsclean", {}, ""), ("wsclean", {"initial_images_by_ducc0": False}, "WSClean's own PSF and dirty image"),
             ("wsclean", previous, "previous settings"), ("wsclean", {"max_size_px": tclean_size}, ""),

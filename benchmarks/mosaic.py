@@ -24,7 +24,7 @@ from astropy.wcs import WCS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import bench_dir, run_measured  # noqa: E402
-from contimg.beam import airy_power  # noqa: E402
+from contimg.core.beam import airy_power  # noqa: E402
 
 DEC_DEG = 55.0
 FREQ_HZ = 1.405e9

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from contimg.catalogue import connect
 from contimg.catalogue.db import transaction
-from contimg.ingest import IngestSettings, scan_tick
+from contimg.ingest.scan import IngestSettings, scan_tick
 
 
 def make_folder(root: Path, n_files: int) -> None:

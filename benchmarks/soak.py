@@ -43,9 +43,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_dir  # noqa: E402
 
-from contimg.casa_env import casa_child_env  # noqa: E402
-from contimg.settings import Layout, window_slug  # noqa: E402
-from contimg.stream import DaemonKillDrill, casa_processes, run_stream  # noqa: E402
+from contimg.childjobs.env import casa_child_env  # noqa: E402
+from contimg.core.settings import Layout, window_slug  # noqa: E402
+from contimg_assets.instance.stream import DaemonKillDrill, casa_processes, run_stream  # noqa: E402
 
 START = "2026-01-25T00:00:00"
 HALF_WRITTEN_MARKERS = (".tmp", ".old-", ".deleting-", "_incomplete")

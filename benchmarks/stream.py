@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_dir, casa_env, run_measured  # noqa: E402
 
-from contimg.casa_env import child_command  # noqa: E402
+from contimg.childjobs.env import child_command  # noqa: E402
 
 CHUNK_S = 309.237645312
 

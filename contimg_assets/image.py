@@ -10,8 +10,8 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import current_ms, upsert_group
-from contimg.imaging import ImagingConfig
-from contimg.settings import window_slug
+from contimg.image.rules import ImagingConfig
+from contimg.core.settings import window_slug
 from contimg_assets.caltable_set import caltable_set
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
@@ -23,8 +23,8 @@ RMS_FACTOR_LIMIT = 3.0
 
 
 def active_caltables(conn, mid_mjd: float):
-    """{set_name, window, tables in apply order} valid at ``mid_mjd``, or None (see contimg.registry)."""
-    from contimg.registry import active_set
+    """{set_name, window, tables in apply order} valid at ``mid_mjd``, or None (see contimg.catalogue.registry)."""
+    from contimg.catalogue.registry import active_set
 
     return active_set(conn, mid_mjd)
 

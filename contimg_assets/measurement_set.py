@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from contimg import __version__
 from contimg.catalogue.ingest import get_group, record_measurement_set, record_timing, upsert_group
-from contimg.settings import window_slug
+from contimg.core.settings import window_slug
 from contimg_assets.partitions import FIVE_MIN
 from contimg_assets.subband_group import subband_group
 from contimg_resources import CasaRunner, Catalogue, StorageLayout

@@ -7,7 +7,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 
 from contimg import __version__
 from contimg.catalogue.mosaics import WINDOWS_PER_DAY, day_images, record_mosaic, record_mosaic_failure
-from contimg.mosaic import DEFAULT_PB_FLOOR, build_mosaic, read_input
+from contimg.mosaic.build import DEFAULT_PB_FLOOR, build_mosaic, read_input
 from contimg_assets.image import image
 from contimg_assets.partitions import DAILY
 from contimg_resources import Catalogue, StorageLayout

@@ -6,7 +6,7 @@ import time
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from contimg import __version__
-from contimg.ingest import IngestSettings, NoFilesError, assemble_group
+from contimg.ingest.scan import IngestSettings, NoFilesError, assemble_group
 from contimg.catalogue.ingest import record_timing
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import Catalogue, StorageLayout

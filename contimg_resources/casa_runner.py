@@ -3,7 +3,7 @@
 Dagster's PipesSubprocessClient waits forever and, on cancel, signals only the direct child;
 CASA leaves helper grandchildren. Here the child gets its own process group and a timeout; on
 timeout or cancellation the whole group gets SIGINT (Python jobs clean their temporaries), then
-SIGTERM, then SIGKILL. The job runs under ``contimg.childguard``, which stops the group the same
+SIGTERM, then SIGKILL. The job runs under ``contimg.childjobs.guard``, which stops the group the same
 way if the step process dies first (run worker killed), so no job outlives its run. The full log
 stays in a file (linked in metadata); failures carry its tail. Metrics come back through Dagster
 Pipes (the child's ``contimg.jobreport.report``) or, failing that, the JSON report file.
@@ -28,10 +28,10 @@ from dagster import (
     open_pipes_session,
 )
 
-from contimg.casa_env import casa_child_env, child_command
-from contimg.childguard import guarded_command
-from contimg.drills import DRILL_MARK, hang_command, hang_drill_for
-from contimg.settings import Layout
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.childjobs.guard import guarded_command
+from contimg.childjobs.drills import DRILL_MARK, hang_command, hang_drill_for
+from contimg.core.settings import Layout
 
 __all__ = ["CasaRunner", "JobResult", "tail", "job_timeout_s"]
 
@@ -101,13 +101,13 @@ class JobResult(dict):
 
 
 class CasaRunner(ConfigurableResource):
-    """Runs ``python -m contimg.casa_jobs.<job>`` children for assets.
+    """Runs ``python -m contimg.<stage>.job`` children for assets.
 
     ``timeout_s`` unset takes ``CONTIMG_CASA_TIMEOUT_S`` (seconds for every job, or per job as
     ``convert=900,image=600,1800``; default 1800 s). ``kill_grace_s`` is how long a job has to
     exit after SIGINT before SIGTERM.
 
-    Fault-drill hook: ``CONTIMG_DRILL_HANG="JOB:WINDOW[@ATTEMPTS]"`` (see ``contimg.drills``) runs
+    Fault-drill hook: ``CONTIMG_DRILL_HANG="JOB:WINDOW[@ATTEMPTS]"`` (see ``contimg.childjobs.drills``) runs
     a hanging stand-in instead of a matching job, on its first attempt(s) only, so the timeout ->
     group kill -> ``Failure`` -> retry path is exercised in the real stream. The job log says
     ``FAULT DRILL``. Never set it in production.

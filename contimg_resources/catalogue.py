@@ -9,7 +9,7 @@ from dagster import ConfigurableResource
 
 from contimg.catalogue import connect
 from contimg.catalogue.duck import open_duckdb
-from contimg.settings import Layout
+from contimg.core.settings import Layout
 
 
 class Catalogue(ConfigurableResource):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from contimg.settings import Layout
+from contimg.core.settings import Layout
 
 
 class StorageLayout(ConfigurableResource):

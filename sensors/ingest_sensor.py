@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 from dagster import (DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason,
                      sensor)
 
-from contimg.grouping import utcnow
-from contimg.ingest import IngestSettings, calibrator_transit, requested_before, scan_tick
+from contimg.ingest.grouping import utcnow
+from contimg.ingest.scan import IngestSettings, calibrator_transit, requested_before, scan_tick
 from contimg.ops.diskguard import guard
 
 RUN_KEY_TAG = "dagster/run_key"

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from contimg.casa_env import casa_child_env
+from contimg.childjobs.env import casa_child_env
 
 
 def run_in_child(code: str, casa_state_dir: Path, timeout_s: float = 600) -> dict:

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from contimg.settings import Layout
+from contimg.core.settings import Layout
 
 
 @pytest.fixture

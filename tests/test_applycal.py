@@ -1,11 +1,11 @@
-"""Calibration applied and channels averaged for the imaging copy (contimg.applycal), checked
+"""Calibration applied and channels averaged for the imaging copy (contimg.image.applycal), checked
 against the textbook per-sample form: V / (g_i conj g_j) with weight w |g_i g_j|^2, then a weighted
 mean over each channel bin."""
 
 import numpy as np
 import pytest
 
-from contimg.applycal import baseline_gains, baseline_period, calibrate_and_bin
+from contimg.image.applycal import baseline_gains, baseline_period, calibrate_and_bin
 
 N_ANT, N_TIME, N_CHAN, N_POL, BIN = 6, 4, 12, 2, 3
 

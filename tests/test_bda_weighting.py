@@ -7,9 +7,9 @@ a direct Fourier sum at the source, a Monte Carlo of the weighted noise.
 import numpy as np
 import pytest
 
-from contimg.bda import plan_time_averaging
-from contimg.imaging import baseline_time_bins, time_smearing_loss
-from contimg.weighting import briggs_weighting, noise_factor
+from contimg.image.bda import plan_time_averaging
+from contimg.image.rules import baseline_time_bins, time_smearing_loss
+from contimg.image.weighting import briggs_weighting, noise_factor
 from tests.geometry import textbook_uvw
 
 C = 299_792_458.0

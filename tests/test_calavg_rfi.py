@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from contimg.calavg import average_in_time, grid_index, rotate_to
-from contimg.rfi import flag_outliers
+from contimg.calibrate.calavg import average_in_time, grid_index, rotate_to
+from contimg.calibrate.rfi import flag_outliers
 
 
 def test_rfi_pass_flags_narrowband_and_burst_rfi_and_spares_noise():

@@ -10,8 +10,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from contimg.casa_env import casa_child_env, child_command
-from contimg.qa import fit_point_source
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.image.qa import fit_point_source
 from contimg.sim import Source, simulate
 from tests.casa_helpers import run_in_child
 
@@ -46,7 +46,7 @@ def test_solution_reproduces_the_injected_gains(solved):
 def test_calibrator_far_from_the_pointing_centre_gives_the_same_gains(tmp_path):
     """0.7 deg off in dec (and up to 0.6 deg in RA over the drift): the solve phases the data to the
     calibrator before averaging, and the model carries the beam's tilt across the band."""
-    from contimg.calibrators import find_calibrator
+    from contimg.calibrate.calibrators import find_calibrator
 
     root, truth, report = _solve(tmp_path, dec_deg=find_calibrator("0834+555").dec_deg - 0.7)
     assert abs(report["plan"]["beam_spectral_index"]) > 0.2  # the tilt is real at this offset
@@ -103,7 +103,7 @@ def _assert_gains_match(root, truth, report):
 def test_applying_the_tables_restores_a_target_flux(solved, tmp_path):
     root, truth, report = solved
     # a target chunk an hour later with the same antennas and gains (same seed, explicit sky)
-    from contimg.phasing import meridian_icrs
+    from contimg.core.phasing import meridian_icrs
     from astropy.time import Time
 
     start = Time(truth["chunks"][0]["start"]) + 1 * u.hour

@@ -11,10 +11,10 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.beam import airy_power
-from contimg.casa_env import casa_child_env, child_command
-from contimg.instrument import SITE
-from contimg.phasing import meridian_icrs
+from contimg.core.beam import airy_power
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.core.instrument import SITE
+from contimg.core.phasing import meridian_icrs
 from contimg.sim import Source, simulate
 from tests.casa_helpers import run_in_child
 
@@ -132,7 +132,7 @@ def test_casa_dirty_image_puts_the_source_at_its_position_and_apparent_flux(lone
     for f in truth["chunks"][0]["files"]:
         t0 = Time(f["start"])
         times.append(t0 + (np.arange(N_INT) + 0.5) * 96 * 0.134217728 * u.s)
-    from contimg.instrument import subband_freqs_hz
+    from contimg.core.instrument import subband_freqs_hz
 
     freqs = np.concatenate([subband_freqs_hz(sb, 4) for sb in range(16)])
     beam = []

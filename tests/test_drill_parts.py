@@ -22,8 +22,8 @@ from dagster._core.launcher.default_run_launcher import GRPC_INFO_TAG
 from contimg.catalogue import connect
 from contimg.catalogue.ingest import get_group, upsert_group
 from contimg.catalogue.runs import record_run_failure
-from contimg.childguard import guarded_command
-from contimg.drills import DRILL_MARK, hang_drill_for, parse_hang_drills
+from contimg.childjobs.guard import guarded_command
+from contimg.childjobs.drills import DRILL_MARK, hang_drill_for, parse_hang_drills
 from contimg_resources import CasaRunner
 from contimg_resources.casa_runner import job_timeout_s
 from contimg_resources.run_launcher import LocalRunLauncher
@@ -53,7 +53,7 @@ def test_guard_stops_the_job_group_when_its_parent_dies_and_the_job_cleans_up(tm
     job_argv = [sys.executable, "-m", "tests.jobs.tempwork", str(pidfile), str(work)]
     # a stand-in for the step process: starts the guarded job in a new session, then waits forever
     parent_code = ("import subprocess, sys, time\n"
-                   "from contimg.childguard import guarded_command\n"
+                   "from contimg.childjobs.guard import guarded_command\n"
                    f"subprocess.Popen(guarded_command({job_argv!r}), start_new_session=True)\n"
                    "time.sleep(600)\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -24,9 +24,9 @@ import pytest
 from astropy.io import fits
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from contimg.settings import Layout, window_slug
+from contimg.core.settings import Layout, window_slug
 from contimg.sim import simulate
-from contimg.stream import DaemonKillDrill, casa_processes, run_stream
+from contimg_assets.instance.stream import DaemonKillDrill, casa_processes, run_stream
 from tests.casa_helpers import run_in_child
 from tests.test_stream_e2e import _mentions, casa_children
 

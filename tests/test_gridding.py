@@ -1,4 +1,4 @@
-"""contimg.gridding without CASA: WSClean's Stokes I, and a point source's dirty image where astropy's
+"""contimg.image.gridding without CASA: WSClean's Stokes I, and a point source's dirty image where astropy's
 WCS puts it. (WSClean's own PSF and dirty image of a simulated chunk: tests/test_image.py.)"""
 
 import numpy as np
@@ -7,8 +7,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
-from contimg.constants import C_M_S
-from contimg.gridding import initial_images, stokes_i, wsclean_keywords
+from contimg.core.constants import C_M_S
+from contimg.image.gridding import initial_images, stokes_i, wsclean_keywords
 
 
 def test_stokes_i_takes_wscleans_weight_and_drops_flagged_autos_and_nans():

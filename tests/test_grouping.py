@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from contimg.grouping import FileEntry, decide, group_files, is_temporary, parse_name, window_key
+from contimg.ingest.grouping import FileEntry, decide, group_files, is_temporary, parse_name, window_key
 
 
 def entries(stamps_sbs, size=100):

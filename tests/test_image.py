@@ -11,10 +11,10 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from contimg.casa_env import casa_child_env, child_command
-from contimg.gridding import initial_images, wsclean_keywords
-from contimg.phasing import meridian_icrs
-from contimg.qa import fit_point_source
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.image.gridding import initial_images, wsclean_keywords
+from contimg.core.phasing import meridian_icrs
+from contimg.image.qa import fit_point_source
 from contimg.sim import Source, simulate
 from tests.casa_helpers import run_in_child
 
@@ -24,7 +24,7 @@ FLUX_RTOL = 0.05
 POSITION_FRACTION_OF_BEAM = 0.2
 RMS_RTOL = 0.30
 # natural weighting so the radiometer expectation applies directly; a 1024 px field keeps the test quick;
-# WSClean starts from ducc0's PSF and dirty image (contimg.gridding) although this 24-antenna field is sparser
+# WSClean starts from ducc0's PSF and dirty image (contimg.image.gridding) although this 24-antenna field is sparser
 # than the default's threshold for them: every check below holds with them (the 8-antenna stream does not)
 CONFIG = json.dumps({"weighting": "natural", "max_size_px": 1024, "niter": 2000, "initial_images_min_uv_cells": 0})
 
@@ -136,7 +136,7 @@ def test_wsclean_and_tclean_agree(chunk, images):
 
 
 def test_initial_images_match_wscleans_own(chunk, tmp_path):
-    """The PSF and dirty image contimg.gridding hands WSClean are the ones WSClean makes of the same MS
+    """The PSF and dirty image contimg.image.gridding hands WSClean are the ones WSClean makes of the same MS
     itself: every spectral window of the chunk (16 parts), with the MS's weights and flags."""
     root, _ = chunk
     ms, arrays = root / "chunk.ms", tmp_path / "ms.npz"

@@ -12,14 +12,14 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from contimg.beam import airy_power
-from contimg.fitsio import add_provenance, beam_arcsec, write_fits_atomic
-from contimg.imaging import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
-from contimg.instrument import SITE
-from contimg.pbcor import drift_pointings, effective_beam, upsample_bilinear
-from contimg.phasing import lst_rad
-from contimg.qa import fit_point_source, image_qa, robust_rms
-from contimg.thumbnail import write_png
+from contimg.core.beam import airy_power
+from contimg.image.fitsio import add_provenance, beam_arcsec, write_fits_atomic
+from contimg.image.rules import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
+from contimg.core.instrument import SITE
+from contimg.image.pbcor import drift_pointings, effective_beam, upsample_bilinear
+from contimg.core.phasing import lst_rad
+from contimg.image.qa import fit_point_source, image_qa, robust_rms
+from contimg.image.thumbnail import write_png
 from tests.geometry import textbook_uvw
 
 # The lowest ratio of the synthesized beam's minor axis to lambda_min / B_max we expect: Briggs 0
@@ -215,7 +215,7 @@ def test_thumbnail_is_a_png(tmp_path):
 def test_smearing_loss_matches_a_numerical_integration_and_sets_the_channel_bin():
     """Bandwidth smearing of a Gaussian beam over a rectangular band, integrated numerically here:
     the peak response is the mean over the band of the beam displaced radially by r * dnu / nu."""
-    from contimg.imaging import channel_bin, smearing_loss
+    from contimg.image.rules import channel_bin, smearing_loss
 
     nu, r, theta = 1.311e9, np.radians(1.45), np.radians(16.0 / 3600)
     for width in (0.244e6, 0.732e6, 2.0e6):
@@ -224,7 +224,7 @@ def test_smearing_loss_matches_a_numerical_integration_and_sets_the_channel_bin(
         assert smearing_loss(width, nu, r, theta) == pytest.approx(numeric, rel=1e-3, abs=1e-6)
     b = channel_bin(48, 244140.625, 1.311e9, 2600.0, max_loss=0.03)
     assert 48 % b == 0 and b > 1
-    from contimg.beam import fwhm_rad
+    from contimg.core.beam import fwhm_rad
 
     res = 299_792_458.0 / 1.311e9 / 2600.0
     assert smearing_loss(b * 244140.625, 1.311e9, 0.5 * fwhm_rad(1.311e9), res) <= 0.03
@@ -238,7 +238,7 @@ def test_time_merge_loss_bounds_the_peak_loss_of_a_source_imaged_on_the_mean_uvw
     phased to with the mean uvw instead of each subband's own, loses 1 - mean cos(phase error) of its
     peak. time_merge_loss takes each visibility's worst direction, so it bounds that loss from above
     in every direction, and stays within a small factor of the worst one."""
-    from contimg.imaging import time_merge_loss
+    from contimg.image.rules import time_merge_loss
 
     c, omega = 299_792_458.0, 7.2921159e-5
     rng = np.random.default_rng(3)

@@ -106,7 +106,7 @@ def test_late_duplicate_and_misnamed_files_are_recorded_with_reasons(env, sim_ch
     # a late re-send of chunk 0's sb03 with a later stamp
     from datetime import timedelta
 
-    from contimg.grouping import parse_name
+    from contimg.ingest.grouping import parse_name
 
     stamp, sb = parse_name(sim_chunks[0][3].name)
     late = layout.ingest / f"{(stamp + timedelta(seconds=7)).isoformat()}_sb{sb:02d}.hdf5"

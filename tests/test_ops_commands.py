@@ -22,7 +22,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
 from contimg.cli import main
-from contimg.settings import Layout
+from contimg.core.settings import Layout
 from contimg.sim import simulate
 
 WIN_A, WIN_B = "2026-01-25T00:00", "2026-01-25T00:05"
@@ -321,7 +321,7 @@ def test_calibration_in_status_products_and_history(layout, capsys):
     from contimg.catalogue.images import record_image
     from contimg.catalogue.ingest import record_measurement_set
     from contimg.catalogue.duck import open_duckdb
-    from contimg.registry import register_set, retire_set
+    from contimg.catalogue.registry import register_set, retire_set
     from tests.test_housekeeping import image_metrics, ms_metrics
 
     conn = connect(layout.catalogue)

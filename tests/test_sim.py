@@ -11,7 +11,7 @@ from astropy import units as u
 from astropy.coordinates import AltAz, EarthLocation, HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.instrument import SITE, load_stations
+from contimg.core.instrument import SITE, load_stations
 from contimg.sim import Source, simulate
 
 START = "2026-01-25T00:00:00"
@@ -226,7 +226,7 @@ CAL_FLUX_RTOL = 1e-3
 
 
 def test_calibrator_transits_in_the_middle_of_the_chosen_chunk(tmp_path):
-    from contimg.calibrators import find_calibrator
+    from contimg.calibrate.calibrators import find_calibrator
 
     n_int = 4
     requested = Time("2026-01-25T00:00:00")

@@ -9,9 +9,9 @@ import pytest
 from astropy.io import fits
 from dagster import AssetKey, DagsterInstance
 
-from contimg.settings import Layout
+from contimg.core.settings import Layout
 from contimg.sim import simulate
-from contimg.stream import run_stream
+from contimg_assets.instance.stream import run_stream
 
 ENV = {
     "CONTIMG_SENSOR_INTERVAL_S": "5",
@@ -33,7 +33,7 @@ def casa_children(root) -> list[str]:
     """CASA/WSClean processes working on this test's files."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()
-            if ("contimg.casa_jobs" in line or "wsclean" in line) and str(root) in line]
+            if (".job " in line or "wsclean" in line) and str(root) in line]
 
 
 @pytest.mark.e2e

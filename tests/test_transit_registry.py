@@ -5,12 +5,12 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.calibrators import CalibratorListError, find_calibrator, load_vla_calibrators, parse_vla_calibrators
+from contimg.calibrate.calibrators import CalibratorListError, find_calibrator, load_vla_calibrators, parse_vla_calibrators
 from contimg.catalogue import connect
-from contimg.instrument import SITE
-from contimg.registry import CalSet, active_set, register_set, retire_set, select_active
+from contimg.core.instrument import SITE
+from contimg.catalogue.registry import CalSet, active_set, register_set, retire_set, select_active
 from contimg.sim import transit_start
-from contimg.transit import find_transits
+from contimg.calibrate.transit import find_transits
 
 CHUNK_DAYS = 309.24 / 86400
 

@@ -31,7 +31,7 @@ from typing import Iterable
 
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
-from contimg.settings import Layout
+from contimg.core.settings import Layout
 
 __all__ = ["HousekeepingSettings", "Action", "Plan", "ms_retention", "old_entries", "product_temporaries",
            "stale_groups", "make_plan", "apply_plan", "record_action", "IN_FLIGHT_STATES"]

@@ -16,7 +16,7 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.instrument import (
+from contimg.core.instrument import (
     CHUNK_DURATION_S,
     INTEGRATION_S,
     N_CHAN_PER_SUBBAND,
@@ -29,7 +29,7 @@ from contimg.instrument import (
     select_stations,
     subband_freqs_hz,
 )
-from contimg.phasing import meridian_icrs
+from contimg.core.phasing import meridian_icrs
 from contimg.sim.faults import Fault, apply_after_write, parse_faults
 from contimg.sim.model import baseline_uvw, ha_frame, sky_visibilities
 from contimg.sim.sky import Source, default_sky
@@ -149,7 +149,7 @@ def simulate(
     sources = list(sky) if sky is not None else None
     cal_info = None
     if calibrator:
-        from contimg.calibrators import find_calibrator
+        from contimg.calibrate.calibrators import find_calibrator
 
         cal = find_calibrator(calibrator)
         if cal.flux_jy is None:

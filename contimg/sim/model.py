@@ -15,8 +15,8 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.beam import C_M_S, airy_power
-from contimg.instrument import SITE
+from contimg.core.beam import C_M_S, airy_power
+from contimg.core.instrument import SITE
 from contimg.sim.sky import Source
 
 __all__ = ["ha_frame", "source_directions", "pointing_direction", "baseline_uvw", "sky_visibilities"]

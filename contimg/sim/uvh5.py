@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from contimg.instrument import DISH_DIAMETER_M, POLARIZATION_ARRAY, SITE, TELESCOPE_NAME
+from contimg.core.instrument import DISH_DIAMETER_M, POLARIZATION_ARRAY, SITE, TELESCOPE_NAME
 
 __all__ = ["SubbandFile", "write_subband"]
 

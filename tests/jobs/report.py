@@ -2,7 +2,7 @@
 
 import sys
 
-from contimg.jobreport import report
+from contimg.childjobs.report import report
 
 args = sys.argv[1:]
 report({"answer": 42, "args": args[: args.index("--report")] if "--report" in args else args},

@@ -1,0 +1,1 @@
+"""Calibration: calibrators and their transits, the solve plan, averaging and flagging for the solve."""

@@ -1,0 +1,5 @@
+import sys
+
+from contimg.calibrate.job.main import main
+
+sys.exit(main())

@@ -1,0 +1,2 @@
+"""How child jobs run: their CASA environment and command line, the guard that ties them to their parent,
+fault drills, and the report they hand back."""

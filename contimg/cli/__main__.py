@@ -1,0 +1,5 @@
+import sys
+
+from contimg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""``contimg image``: apply calibration and make the quick continuum image of one MS (a CASA child job)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.core.settings import Layout
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("ms", type=Path, help="the chunk's Measurement Set")
+    parser.add_argument("--out", required=True, help="output prefix: PREFIX.fits, PREFIX.pbcor.fits, PREFIX.pb.fits, PREFIX.png")
+    parser.add_argument("--caltables", default=None,
+                        help="a folder of caltables written by `contimg calibrate` (applied in its apply order), "
+                             "a caltable set name in the registry, or a comma-separated list of tables in apply order")
+    parser.add_argument("--imager", choices=["wsclean", "tclean"], default=None)
+    parser.add_argument("--config", default=None, help="JSON overrides of contimg.imaging.ImagingConfig")
+    parser.add_argument("--report", type=Path, default=None)
+
+
+def caltables_from(arg: str | None, catalogue_path: Path | None = None) -> tuple[list[str], str | None]:
+    """Tables in apply order and the set name, from a `contimg calibrate` folder, a list, or a registry set name."""
+    if not arg:
+        return [], None
+    path = Path(arg)
+    if not path.exists() and "," not in arg and catalogue_path is not None and Path(catalogue_path).exists():
+        from contimg.catalogue.db import connect
+
+        conn = connect(catalogue_path)
+        try:
+            rows = conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (arg,)).fetchall()
+        finally:
+            conn.close()
+        if rows:
+            return [r[0] for r in rows], arg
+    if path.is_dir() and (path / "caltables.json").exists():
+        import json
+
+        info = json.loads((path / "caltables.json").read_text())
+        tables = sorted(info["tables"], key=lambda t: t["order"])
+        return [str(path / t["name"]) for t in tables], info.get("set_name")
+    tables = [t for t in arg.split(",") if t]
+    missing = [t for t in tables if not Path(t).exists()]
+    if missing:
+        raise FileNotFoundError(f"caltable(s) not found: {', '.join(missing)}")
+    return tables, None
+
+
+def run(args) -> int:
+    layout = Layout.from_env()
+    tables, calset = caltables_from(args.caltables, layout.catalogue)
+    argv = child_command("image", args.ms, "--out", args.out)
+    for t in tables:
+        argv += ["--caltable", t]
+    if calset:
+        argv += ["--calset", calset]
+    if args.imager:
+        argv += ["--imager", args.imager]
+    if args.config:
+        argv += ["--config", args.config]
+    if args.report:
+        argv += ["--report", str(args.report)]
+    return subprocess.call(argv, env=casa_child_env(layout.casa_state))

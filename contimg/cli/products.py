@@ -1,0 +1,28 @@
+"""contimg products: current products (MS, calibration tables, images, mosaics) with their paths."""
+
+from __future__ import annotations
+
+from contimg.ops import queries as q
+from contimg.ops.tables import render_table, to_json
+from contimg.core.settings import Layout
+
+COLUMNS = ["type", "date", "window_key", "status", "size_bytes", "path"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--date", help="UTC date YYYY-MM-DD (default: all dates)")
+    parser.add_argument("--type", choices=q.PRODUCT_TYPES, help="product type (default: all)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    con = q.open_catalogue(Layout.from_env().catalogue)
+    try:
+        rows = q.products(con, args.date, args.type)
+    finally:
+        con.close()
+    if args.json:
+        print(to_json(rows))
+    else:
+        print(render_table(rows, COLUMNS, empty="no products match"))
+    return 0

@@ -1,0 +1,217 @@
+"""Quick-image settings and the rules that derive cell, size and noise from the data (pure).
+
+All settings live in :class:`ImagingConfig` with documented defaults; ``from_json`` lets the
+asset or the CLI override any of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from contimg.core.beam import C_M_S, fwhm_rad
+from contimg.core.instrument import SEFD_JY
+
+__all__ = ["ImagingConfig", "cell_arcsec", "image_size_px", "expected_image_noise_jy", "smearing_loss", "channel_bin",
+           "time_merge_loss", "time_smearing_loss", "baseline_time_bins"]
+
+
+@dataclass(frozen=True)
+class ImagingConfig:
+    # "wsclean" (fast default, ~8-18x faster than tclean on a full chunk) or "tclean" (CASA reference).
+    imager: str = "wsclean"
+    weighting: str = "briggs"  # "briggs" or "natural"
+    robust: float = 0.0
+    pixels_per_beam: float = 4.0  # cell = resolution / this: samples the beam's minor axis with >= 3 pixels
+    field_fwhm: float = 1.3  # image side = this x primary-beam FWHM at the lowest frequency
+    max_size_px: int = 4096
+    min_size_px: int = 256
+    niter: int = 1000
+    # clean down to this many times the noise: the radiometer's expected for the data (the floor) and,
+    # for WSClean, the residual's own (-auto-threshold), whichever is larger
+    threshold_sigma: float = 3.0
+    # WSClean major-cycle gain; 0 = chosen by the data (major_cycle_gain). Each major cycle costs a
+    # degrid + grid of the chunk, and mgain sets how many it takes (a source of peak S needs about
+    # log(S / threshold) / log(1 / (1 - mgain))). A deep minor loop is safe only when the PSF's
+    # sidelobes are low, i.e. the uv plane is well filled. Measured with Briggs 0: a full-size chunk
+    # (8e4 effective uv cells) reached the same rms, peaks and fluxes (within 0.5 %) in two major
+    # cycles at 0.98 where 0.9 took three (target field) or four (8.8 Jy calibrator) and 0.96 three
+    # (calibrator). Sparse chunks need 0.9: 24 antennas (3e3 cells) gave 1.4x the rms at 0.98 and
+    # 3.6x the islands at 0.964; 16 antennas (1.8e3 cells) 1.8x the rms at 0.953 and 2x at 0.96.
+    # The naturally weighted PSF of a sparse snapshot has a broad plateau: there 0.9 diverged
+    # (rms 3400x) and 0.8 stopped at 1.5-1.8x the radiometer, while 0.7 reached it.
+    mgain: float = 0.0
+    # Briggs: mgain 0.98 from this many effective uv cells, else 0.9. Where a bright source's
+    # sidelobes set the dirty image's rms (about S / sqrt(cells)), the first minor loop's stop,
+    # 2 % of S, must stay above the -auto-threshold of 3 x that rms, or the clean ends after one
+    # cycle (it did on the 24-antenna chunk): (3 / 0.02)^2 = 2.25e4 cells.
+    deep_clean_min_uv_cells: float = 2.25e4
+    # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
+    # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
+    nmiter: int = 20
+    # WSClean's w-gridder accuracy (ducc's epsilon; WSClean's default 1e-4). At 1e-3 a full-size chunk's
+    # gridding and prediction took ~16 % less CPU, the image differed from the 1e-4 one by 0.6 % of its
+    # noise (rms; the largest pixel, beside the 8.8 Jy calibrator: 1.1 mJy, 1.3e-4 of its peak) and every
+    # flux agreed within 0.1 %; 1e-2 put 2 mJy (6 sigma) errors beside a 1.9 Jy source.
+    wgridder_accuracy: float = 1e-3
+    # WSClean -auto-mask: below this many sigma, clean only where brighter emission was already found
+    # (0 = off).
+    auto_mask_sigma: float = 0.0
+    # Channels averaged (after calibration) into the imaging copy: 0 = the largest bin whose bandwidth
+    # smearing loses at most max_smearing_loss of a point source's peak at the primary beam's
+    # half-power radius (6 channels for DSA-110 at full resolution, 5 % at the image edge); 1 = none.
+    chan_average: int = 0
+    max_smearing_loss: float = 0.03
+    # Subbands carry their own time stamps (seconds apart), so each is a spectral window of its own;
+    # WSClean grids every spectral window in a pass of its own (16 FFT sets per inversion). The imaging
+    # copy puts them in one window on the subbands' mean uvw when that costs a source at the primary
+    # beam's half-power radius at most this fraction of its peak (time_merge_loss): 2.7x faster imaging.
+    max_merge_loss: float = 0.03
+    # Integrations averaged per baseline (after calibration) into the imaging copy: each baseline gets
+    # the longest run of integrations whose time smearing loses at most this fraction of a point
+    # source's peak at the primary beam's half-power radius (baseline_time_bins). Short baselines turn
+    # slowly in the uv plane, so a full-size chunk keeps ~40 % of its visibilities and WSClean grids
+    # ~2.5x fewer. 0 = no averaging in time.
+    max_time_smearing_loss: float = 0.03
+    # Briggs weights computed on the imaging copy (contimg.image.weighting; both imagers then weight it naturally)
+    # rather than by the imager: WSClean and tclean weight alike, and time averaging leaves the beam alone.
+    briggs_in_copy: bool = True
+    pb_limit: float = 0.1  # primary-beam-corrected pixels below this beam response are blanked
+    pb_time_samples: int = 12  # samples of the drift averaged for the chunk's effective beam
+    # WSClean starts from a PSF and dirty image gridded by ducc0 (contimg.image.gridding: the same w-gridder,
+    # 1.7x faster than the copy inside Debian's WSClean 3.1) when the imaging copy was made; False:
+    # WSClean grids them itself.
+    initial_images_by_ducc0: bool = True
+    # ... from this many effective uv cells (a full-size chunk has 8e4; the natural weights' are not
+    # counted: 0 = always). WSClean grids its later residual images at the Nyquist size and resamples
+    # them (its small inversion); the PSF handed to it is exact. The two differ by ~1e-4 of the peak in
+    # a full-size chunk's field but by up to 6e-3 near a sparse field's edge, where the minor loop then
+    # subtracts sidelobes its residual does not have: an 8-antenna chunk (450 cells) came out at 3.1x the
+    # radiometer's rms, 1.9x with WSClean's own images.
+    initial_images_min_uv_cells: float = 2.25e4
+    threads: int = 2
+
+    def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
+        """mgain, or by the data: 0.7 naturally weighted; with Briggs weights 0.98 when the copy's
+        ``effective_uv_cells`` (contimg.weighting.briggs_weighting; the PSF's rms is 1 / sqrt of it)
+        reach deep_clean_min_uv_cells, else (or unknown: the imager weights) 0.9."""
+        if self.mgain > 0:
+            return self.mgain
+        if self.weighting != "briggs":
+            return 0.7
+        return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "ImagingConfig":
+        return replace(cls(), **json.loads(text)) if text else cls()
+
+
+def cell_arcsec(max_baseline_m: float, max_freq_hz: float, pixels_per_beam: float = 4.0) -> float:
+    """Cell size sampling the finest resolution (lambda_min / B_max) with ``pixels_per_beam`` pixels."""
+    if max_baseline_m <= 0:
+        raise ValueError(f"max_baseline_m must be positive, got {max_baseline_m}")
+    resolution_rad = C_M_S / max_freq_hz / max_baseline_m
+    return float(np.degrees(resolution_rad) * 3600.0 / pixels_per_beam)
+
+
+def image_size_px(cell: float, min_freq_hz: float, config: ImagingConfig = ImagingConfig()) -> int:
+    """Even image side (pixels) covering ``field_fwhm`` primary-beam FWHMs, within the configured bounds."""
+    side_arcsec = config.field_fwhm * np.degrees(fwhm_rad(min_freq_hz)) * 3600.0
+    n = int(np.ceil(side_arcsec / cell / 2.0) * 2)
+    return int(np.clip(n, config.min_size_px, config.max_size_px))
+
+
+def expected_image_noise_jy(n_unflagged_cross_vis: int, channel_width_hz: float, integration_s: float,
+                            sefd_jy: float = SEFD_JY) -> float:
+    """Radiometer noise of a naturally weighted Stokes I image.
+
+    Each unflagged cross-correlation visibility (one polarisation, one channel, one integration)
+    has sigma = SEFD / sqrt(2 dnu tau) per real part; Stokes I averages XX and YY, and an image
+    pixel averages the real parts of all of them: sigma_I = sigma_vis / sqrt(N_vis).
+    """
+    if n_unflagged_cross_vis <= 0:
+        raise ValueError("no unflagged visibilities")
+    sigma_vis = sefd_jy / np.sqrt(2.0 * channel_width_hz * integration_s)
+    return float(sigma_vis / np.sqrt(n_unflagged_cross_vis))
+
+
+def smearing_loss(bin_width_hz: float, freq_hz: float, radius_rad: float, resolution_rad: float) -> float:
+    """Fractional loss of a point source's peak from averaging ``bin_width_hz`` of bandwidth, at
+    ``radius_rad`` from the phase centre: the source is smeared radially over b = r dnu / nu, and the
+    peak is the mean of a Gaussian beam (FWHM ``resolution_rad``) over that segment,
+    ``sqrt(pi) erf(g b / 2) / (g b)`` with b in beams and g = 2 sqrt(ln 2) (Thompson, Moran & Swenson 6.4)."""
+    from math import erf, log, pi, sqrt
+
+    b = bin_width_hz / freq_hz * radius_rad / resolution_rad
+    if b <= 0:
+        return 0.0
+    g = 2.0 * sqrt(log(2.0))
+    return float(1.0 - sqrt(pi) * erf(g * b / 2.0) / (g * b))
+
+
+def channel_bin(n_chan: int, channel_width_hz: float, freq_min_hz: float, max_baseline_m: float,
+                max_loss: float = 0.03) -> int:
+    """The largest divisor of ``n_chan`` whose averaged channel smears a source at the primary beam's
+    half-power radius (at the lowest frequency) by at most ``max_loss``; 1 if none does."""
+    radius = 0.5 * fwhm_rad(freq_min_hz)
+    resolution = C_M_S / freq_min_hz / max_baseline_m
+    best = 1
+    for b in range(1, n_chan + 1):
+        if n_chan % b == 0 and smearing_loss(b * channel_width_hz, freq_min_hz, radius, resolution) <= max_loss:
+            best = b
+    return best
+
+
+def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) -> float:
+    """Fractional peak loss of a point source at ``radius_rad`` when spectral windows measured at
+    slightly different times share one row (and so one uvw, their mean).
+
+    ``uvw_m`` (n_spw, 3, n_row) holds each window's true uvw for the same baseline and integration;
+    ``freqs_hz`` (n_spw,) a representative frequency per window. Labelling a visibility with the
+    mean uvw instead of its own shifts its phase by 2 pi (du l + dv m + dw (n - 1)) for a source at
+    (l, m); in the worst direction at radius r that is 2 pi (|d(u,v)| r + |dw| r^2 / 2) wavelengths.
+    The loss is 1 - the mean cosine of that phase over windows and rows (a source's peak is the mean
+    of its visibilities' real parts after phasing to it)."""
+    uvw = np.asarray(uvw_m, dtype=float)
+    d = uvw - uvw.mean(axis=0)
+    d_uv = np.hypot(d[:, 0], d[:, 1])
+    d_w = np.abs(d[:, 2])
+    turns = _worst_direction_turns(d_uv, d_w, radius_rad) * (np.asarray(freqs_hz, dtype=float)[:, None] / C_M_S)
+    return float(1.0 - np.mean(np.cos(2.0 * np.pi * turns)))
+
+
+def _worst_direction_turns(d_uv, d_w, radius_rad: float) -> np.ndarray:
+    """Phase error in turns, in the worst direction at ``radius_rad``, of a visibility whose (u, v) is
+    off by ``d_uv`` and w by ``d_w``: |d(u,v)| r + |dw| r^2 / 2 (the w term through n - 1 ~ -r^2 / 2)."""
+    return np.asarray(d_uv, float) * radius_rad + np.abs(np.asarray(d_w, float)) * radius_rad**2 / 2.0
+
+
+def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float) -> np.ndarray:
+    """Fractional loss of a point source's peak at ``radius_rad`` when a baseline whose (u, v) and w
+    change at these rates (wavelengths per second) is averaged over ``averaging_s``.
+
+    The visibility phase 2 pi (u l + v m + w (n - 1)) then drifts linearly by
+    dphi = 2 pi (|duv/dt| r + |dw/dt| r^2 / 2) T in the worst direction, and the mean of exp(i phi)
+    over the interval is sin(dphi / 2) / (dphi / 2) (Thompson, Moran & Swenson 6.4, for a ramp)."""
+    turns = _worst_direction_turns(uv_rate_wl_s, w_rate_wl_s, radius_rad) * np.asarray(averaging_s, float)
+    return 1.0 - np.sinc(turns)  # np.sinc(x) = sin(pi x) / (pi x), and dphi / 2 = pi * turns
+
+
+def baseline_time_bins(uv_rate_wl_s, w_rate_wl_s, integration_s: float, max_bin: int, radius_rad: float,
+                       max_loss: float = 0.03) -> np.ndarray:
+    """Integrations to average per baseline: the largest k <= ``max_bin`` whose time smearing over
+    k integrations loses at most ``max_loss`` at ``radius_rad``, and never less than 1 (a baseline
+    that already smears more in one integration keeps its integrations as they are)."""
+    uv = np.asarray(uv_rate_wl_s, float)
+    w = np.asarray(w_rate_wl_s, float)
+    bins = np.ones(uv.shape, dtype=int)
+    growing = np.ones(uv.shape, dtype=bool)  # stop at the first k that smears too much (sinc's far lobes)
+    for k in range(2, max(int(max_bin), 1) + 1):
+        growing &= time_smearing_loss(uv, w, k * integration_s, radius_rad) <= max_loss
+        bins[growing] = k
+    return bins

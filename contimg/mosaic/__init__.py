@@ -1,0 +1,1 @@
+"""The nightly primary-beam-weighted mosaic."""
