@@ -36,7 +36,7 @@ def _is_checkout() -> bool:
 
 
 def _installed_from_this_tree(dist: metadata.Distribution) -> bool:
-    """True if ``dist`` is a regular (not editable) install whose ``contimg`` package is this one."""
+    """Tell whether ``dist`` is a regular (not editable) install whose ``contimg`` package is this one."""
     direct_url = dist.read_text("direct_url.json")
     if direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"):
         return False   # an editable install's version is the one of its install day, not of this code
@@ -48,7 +48,7 @@ def _installed_from_this_tree(dist: metadata.Distribution) -> bool:
 
 @functools.cache
 def package_version() -> str:
-    """The package version: from git in a checkout, else from a wheel's metadata, else ``0+unknown``."""
+    """Return the package version: from git in a checkout, else from a wheel's metadata, else ``0+unknown``."""
     if _is_checkout():
         try:
             from setuptools_scm import get_version

@@ -87,7 +87,8 @@ print(json.dumps({name: code_version_for("contimg_assets." + name, job) for name
 
 def versions_in(tree: Path) -> dict:
     out = subprocess.run([sys.executable, "-c", VERSIONS_SCRIPT, str(tree), json.dumps(ASSET_CHILD_JOBS)],
-                         capture_output=True, text=True, cwd=tree, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)})
+                         capture_output=True, text=True, cwd=tree,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)})
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

@@ -82,5 +82,6 @@ def test_wheel_install_reports_its_metadata_and_an_editable_one_does_not(tmp_pat
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: contimg\nVersion: 1.2.3\n")
     assert run_contimg_from(tmp_path) == (str(init), "1.2.3", "unknown")
-    (dist_info / "direct_url.json").write_text(json.dumps({"url": f"file://{tmp_path}", "dir_info": {"editable": True}}))
+    editable = {"url": f"file://{tmp_path}", "dir_info": {"editable": True}}
+    (dist_info / "direct_url.json").write_text(json.dumps(editable))
     assert run_contimg_from(tmp_path) == (str(init), "0+unknown", "unknown")
