@@ -21,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["__version__", "package_version", "git_commit", "UNKNOWN_VERSION", "UNKNOWN_COMMIT"]
 
-UNKNOWN_VERSION = "0+unknown"   # setuptools-scm's fallback_version in pyproject.toml: the same words
+UNKNOWN_VERSION = "0+unknown"   # PEP 440, sorts below every real version; "unknown" says why
 UNKNOWN_COMMIT = "unknown"
 GIT_TIMEOUT_S = 10.0   # a local `git rev-parse` takes milliseconds; a hung git must not hang imaging
 
