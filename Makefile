@@ -1,9 +1,10 @@
-# The README's two commands: `make demo` and `make test`. Everything else here serves them.
+# The README's two commands: `make demo` and `make test`. Everything else here serves them
+# (`make test-fast` and `make lint` while developing).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export CONTIMG_ROOT ?= $(CURDIR)/data
 
-.PHONY: setup demo test ui system-deps clean-data
+.PHONY: setup demo test test-fast lint ui system-deps clean-data
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +22,16 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# Everything but the real-CASA and whole-stream (daemon) tests: minutes, not the better part of an hour.
+test-fast: setup
+	$(PY) -m pytest -m "not casa and not e2e"
+
+# ruff's rules and format, as configured in pyproject.toml; changes nothing (`ruff check --fix .` and
+# `ruff format .` do).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The Dagster UI on loopback over the demo's instance and products.
 ui: setup

@@ -9,11 +9,12 @@ from contimg.catalogue.ingest import current_ms, record_timing, upsert_group
 from contimg.catalogue.registry import DEFAULT_VALIDITY_H, register_set
 from contimg.core.settings import window_slug
 from contimg_assets.measurement_set import measurement_set
+from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 
 
-@asset(partitions_def=FIVE_MIN, deps=[measurement_set], pool="casa", group_name="stream", code_version=__version__,
+@asset(partitions_def=FIVE_MIN, deps=[measurement_set], pool="casa", group_name="stream", code_version=code_version_for(__name__, "contimg.calibrate.job"),
        kinds={"casa"}, description="Calibration tables (B, G) from a calibrator transit; only for calibrator windows.")
 def caltable_set(context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue,
                  casa: CasaRunner) -> MaterializeResult:

@@ -14,6 +14,7 @@ from contimg.image.rules import ImagingConfig
 from contimg.core.settings import window_slug
 from contimg_assets.caltable_set import caltable_set
 from contimg_assets.measurement_set import measurement_set
+from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 
@@ -43,7 +44,7 @@ def _thumbnail_md(png: str) -> str:
     return f"![thumbnail](data:image/png;base64,{data})"
 
 
-@asset(partitions_def=FIVE_MIN, deps=[measurement_set, caltable_set], pool="casa", group_name="stream", code_version=__version__,
+@asset(partitions_def=FIVE_MIN, deps=[measurement_set, caltable_set], pool="casa", group_name="stream", code_version=code_version_for(__name__, "contimg.image.job"),
        kinds={"casa", "fits"}, retry_policy=RetryPolicy(max_retries=6, delay=30, backoff=Backoff.LINEAR),
        check_specs=[AssetCheckSpec("image_quality", asset="image", blocking=True,
                                    description="rms near the radiometer noise, and calibrated with valid tables")],

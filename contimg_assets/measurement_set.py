@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from contimg import __version__
 from contimg.catalogue.ingest import get_group, record_measurement_set, record_timing, upsert_group
 from contimg.core.settings import window_slug
+from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import FIVE_MIN
 from contimg_assets.subband_group import subband_group
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
@@ -15,7 +16,7 @@ def _dir_size(path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-@asset(partitions_def=FIVE_MIN, deps=[subband_group], pool="casa", group_name="stream", code_version=__version__,
+@asset(partitions_def=FIVE_MIN, deps=[subband_group], pool="casa", group_name="stream", code_version=code_version_for(__name__, "contimg.convert.job"),
        kinds={"casa"}, description="One Measurement Set per chunk: 16 SPWs ascending, phased to the meridian field.")
 def measurement_set(context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue,
                     casa: CasaRunner) -> MaterializeResult:

@@ -9,13 +9,14 @@ from contimg import __version__
 from contimg.catalogue.mosaics import WINDOWS_PER_DAY, day_images, record_mosaic, record_mosaic_failure
 from contimg.mosaic.build import DEFAULT_PB_FLOOR, build_mosaic, read_input
 from contimg_assets.image import image
+from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import DAILY
 from contimg_resources import Catalogue, StorageLayout
 
 DEFAULT_MIN_COVERAGE = 0.9  # CONTIMG_MIN_COVERAGE: the coverage check warns below this fraction of 288 windows
 
 
-@asset(partitions_def=DAILY, deps=[image], group_name="nightly", code_version=__version__, kinds={"fits"},
+@asset(partitions_def=DAILY, deps=[image], group_name="nightly", code_version=code_version_for(__name__), kinds={"fits"},
        op_tags={"contimg/stage": "mosaic"},
        check_specs=[AssetCheckSpec("coverage", asset="nightly_mosaic",
                                    description="warns when fewer than CONTIMG_MIN_COVERAGE of the day's 288 windows are in")],

@@ -8,11 +8,12 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from contimg import __version__
 from contimg.ingest.scan import IngestSettings, NoFilesError, assemble_group
 from contimg.catalogue.ingest import record_timing
+from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import Catalogue, StorageLayout
 
 
-@asset(partitions_def=FIVE_MIN, group_name="stream", code_version=__version__, kinds={"hdf5"},
+@asset(partitions_def=FIVE_MIN, group_name="stream", code_version=code_version_for(__name__), kinds={"hdf5"},
        description="The chunk's UVH5 subband files, each opened and checked; corrupt ones recorded and left out.")
 def subband_group(context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue) -> MaterializeResult:
     window = context.partition_key

@@ -23,8 +23,13 @@ import json
 import os
 import socket
 
-from dagster import DagsterEventType
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster import DagsterEventType, DefaultRunLauncher
+
+# The only private Dagster imports outside the tests (tests/test_layers.py allows this one module): the
+# health-check result types of RunLauncher.check_run_worker_health and the tag holding a run's code-server
+# address have no public name in Dagster 1.13. Importing them, rather than copying their values, makes a
+# Dagster upgrade that moves them fail here at load time instead of silently reporting every run healthy.
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.launcher.default_run_launcher import GRPC_INFO_TAG
 
 __all__ = ["LocalRunLauncher", "run_worker_pid", "process_alive_since"]

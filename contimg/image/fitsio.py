@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from contimg import __version__
+from contimg import __version__, git_commit
 from contimg.core.instrument import SITE
 
 __all__ = ["add_provenance", "write_fits_atomic", "beam_arcsec"]
@@ -49,7 +49,8 @@ def add_provenance(header: fits.Header, *, rms_jy: float, peak_jy: float, expect
             ("CALSET", calset or "NONE", "caltable set applied"),
             ("NCALTAB", len(caltables), "number of caltables applied"),
             ("DATACOL", data_column, "MS column imaged"),
-            ("CIVERS", __version__, "contimg version"),
+            ("CIVERS", __version__, "contimg package version (from git)"),
+            ("CICOMMIT", git_commit(), "contimg git commit"),
             ("WINDOW", window or "", "partition key"),
             ("IMAGER", imager, "imager"),
             ("PBLIMIT", float(pb_limit), "pbcor blanked below this beam level")):

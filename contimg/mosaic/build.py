@@ -34,6 +34,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from contimg import __version__, git_commit
 from contimg.image.qa import robust_rms
 
 __all__ = ["MosaicInput", "MosaicResult", "read_input", "strip_wcs", "build_mosaic", "DEFAULT_PB_FLOOR",
@@ -272,6 +273,8 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
         header["NIMAGES"] = (len(used), "images in the mosaic")
         header["PBFLOOR"] = (pb_floor, "primary-beam floor")
         header["BEAMRULE"] = ("median", "BMAJ/BMIN/BPA: median of the inputs")
+        header["CIVERS"] = (__version__, "contimg package version (from git)")
+        header["CICOMMIT"] = (git_commit(), "contimg git commit")
         header.add_history("PB-weighted linear mosaic: sum(w I/PB)/sum(w), w = PB^2/rms^2")
         tmp_main, tmp_noise = work / "mosaic.fits", work / "noise.fits"
         nh = header.copy()

@@ -5,20 +5,30 @@ backfill, exactly as the UI's partition backfill does; the daemon's run queue la
 instance's concurrency limits. Each run replaces the window's products atomically and the catalogue keeps
 the earlier rows as ``superseded``.
 
-Dagster is imported inside the functions only: the rest of ``contimg`` never imports it.
+Submission goes through Dagster's public CLI (``dagster job backfill``) and the runs are read back with
+public ``DagsterInstance`` methods. Dagster is imported inside the functions only, so ``contimg --help``
+and the read-only commands start without it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
+from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.tables import render_table, to_json
-from contimg.core.settings import Layout
 
 JOB_NAME = "chunk_job"
 CALIBRATOR_JOB_NAME = "calibrator_chunk_job"   # also re-solves the calibration tables of a calibrator chunk
+SUBMISSION_TAG = "contimg/submission"   # unique per submit_backfill call: finds its runs among all others
+BACKFILL_TAG, PARTITION_TAG = "dagster/backfill", "dagster/partition"   # set by Dagster on every backfill run
+# the CLI loads the code location (a code server process) before it submits: seconds, a minute on a busy host
+BACKFILL_CLI_TIMEOUT_S = 300.0
 
 
 def add_arguments(parser) -> None:
@@ -55,9 +65,9 @@ def expand_windows(spec: str, partitions_def) -> list[str]:
     return list(partitions_def.get_partition_keys_in_range(PartitionKeyRange(keys[0], keys[1])))
 
 
-def _workspace_opts():
-    from dagster_shared.cli import WorkspaceOpts
-
+def _code_location_args() -> list[str]:
+    """``dagster`` CLI arguments naming the code location: ``CONTIMG_WORKSPACE``, the repository's
+    ``workspace.yaml``, or else the definitions module (an installed package without the file)."""
     workspace = os.environ.get("CONTIMG_WORKSPACE")
     if workspace is None:
         import contimg_assets
@@ -65,35 +75,52 @@ def _workspace_opts():
         candidate = Path(contimg_assets.__file__).resolve().parents[1] / "workspace.yaml"
         workspace = str(candidate) if candidate.exists() else None
     if workspace:
-        return WorkspaceOpts(workspace=[workspace])
-    return WorkspaceOpts(module_name=["contimg_assets.definitions"], attribute="defs")
+        return ["-w", workspace]
+    return ["-m", "contimg_assets.definitions", "-a", "defs"]
 
 
 def submit_backfill(windows: list[str], *, job_name: str = JOB_NAME, tags: dict | None = None) -> dict:
     """Submit one backfill of ``job_name`` for ``windows`` on the instance in ``DAGSTER_HOME``.
 
+    Dagster's own CLI (``dagster job backfill``) submits it, as the UI does; the runs are found through a
+    tag unique to this submission (``contimg/submission``), so a backfill submitted at the same time by
+    someone else is never taken for this one.
+
     Returns
     -------
     dict
-        ``backfill_id`` and the submitted ``run_ids``.
+        ``job``, ``backfill_id``, ``windows``, the submitted ``run_ids`` and each window's ``run_status``.
+
+    Raises
+    ------
+    RuntimeError
+        If the CLI fails (its exit status and the end of its output are in the message) or submits no run.
     """
-    import json
-
     from dagster import DagsterInstance, RunsFilter
-    from dagster._cli.job import execute_backfill_command
 
+    token = uuid.uuid4().hex
+    cmd = [sys.executable, "-m", "dagster", "job", "backfill", *_code_location_args(), "-j", job_name,
+           "--partitions", ",".join(windows), "--tags", json.dumps({**(tags or {}), SUBMISSION_TAG: token}),
+           "--noprompt"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BACKFILL_CLI_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise RuntimeError(f"dagster job backfill of {job_name} did not finish in {BACKFILL_CLI_TIMEOUT_S:.0f} s") \
+            from err
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+        raise RuntimeError(f"dagster job backfill of {job_name} for {len(windows)} window(s) failed "
+                           f"(exit {proc.returncode}): {tail}")
     with DagsterInstance.get() as instance:
-        before = {b.backfill_id for b in instance.get_backfills(limit=20)}
-        execute_backfill_command(workspace_opts=_workspace_opts(), partitions=",".join(windows), noprompt=True,
-                                 job_name=job_name, tags=json.dumps(tags or {}), print_fn=lambda *_: None,
-                                 instance=instance)
-        new = [b for b in instance.get_backfills(limit=20) if b.backfill_id not in before]
-        if not new:
-            raise RuntimeError("Dagster accepted no backfill (see the instance's logs)")
-        backfill_id = new[0].backfill_id
-        runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
-        return {"job": job_name, "backfill_id": backfill_id, "windows": list(windows), "run_ids": [r.run_id for r in runs],
-                "run_status": {r.tags.get("dagster/partition"): r.status.value for r in runs}}
+        runs = [r.dagster_run for r in instance.get_run_records(filters=RunsFilter(tags={SUBMISSION_TAG: token}))]
+    backfill_ids = {r.tags.get(BACKFILL_TAG) for r in runs}
+    if not runs or len(backfill_ids) != 1 or None in backfill_ids:
+        raise RuntimeError(f"Dagster submitted no backfill of {job_name} (runs {[r.run_id for r in runs]}; "
+                           f"CLI output: {proc.stdout.strip()[-2000:]})")
+    runs.sort(key=lambda r: r.tags.get(PARTITION_TAG, ""))
+    return {"job": job_name, "backfill_id": backfill_ids.pop(), "windows": list(windows),
+            "run_ids": [r.run_id for r in runs],
+            "run_status": {r.tags.get(PARTITION_TAG): r.status.value for r in runs}}
 
 
 def calibrator_windows(con, lo: str, hi: str) -> set:
