@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contimg.ops import queries as q
 from contimg.ops.tables import render_table, to_json
+from contimg.core.config import read
 from contimg.core.settings import Layout
 
 JOB_NAME = "chunk_job"
@@ -58,14 +59,14 @@ def expand_windows(spec: str, partitions_def) -> list[str]:
 def _workspace_opts():
     from dagster_shared.cli import WorkspaceOpts
 
-    workspace = os.environ.get("CONTIMG_WORKSPACE")
+    workspace = read("CONTIMG_WORKSPACE")
     if workspace is None:
         import contimg_assets
 
         candidate = Path(contimg_assets.__file__).resolve().parents[1] / "workspace.yaml"
         workspace = str(candidate) if candidate.exists() else None
     if workspace:
-        return WorkspaceOpts(workspace=[workspace])
+        return WorkspaceOpts(workspace=[str(workspace)])
     return WorkspaceOpts(module_name=["contimg_assets.definitions"], attribute="defs")
 
 
