@@ -16,11 +16,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    con = q.open_catalogue(Layout.from_env().catalogue)
-    try:
+    with q.reading(Layout.from_env().catalogue, missing_ok=True) as con:  # no catalogue yet: no products
         rows = q.products(con, args.date, args.type)
-    finally:
-        con.close()
     if args.json:
         print(to_json(rows))
     else:
