@@ -18,7 +18,7 @@ def run_contimg(tmp_path, *argv, **env_extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTIMG_")}
     env.update(CONTIMG_ROOT=str(tmp_path / "root"), PYTHONPATH=str(REPO), **env_extra)
     return subprocess.run([sys.executable, "-m", "contimg.cli", *map(str, argv)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
 
 
 def the_error_line(proc, command: str, exit_status: int = 1) -> str:

@@ -276,5 +276,5 @@ def test_no_setting_is_read_outside_the_one_place():
 def test_readme_lists_every_setting():
     readme = (REPO / "README.md").read_text()
     table = readme.split("### Settings (environment)", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \|", table, flags=re.M))
+    listed = set(re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \|", table, flags=re.MULTILINE))
     assert listed == set(SETTINGS)

@@ -28,9 +28,7 @@ def last_error_line(stderr_text: str, job: str) -> str:
     lines = [line.strip() for line in stderr_text.splitlines() if line.strip()]
     if not lines:
         return "it wrote no error message"
-    line = lines[-1]
-    prefix = f"{job}: error: "
-    return line[len(prefix):] if line.startswith(prefix) else line
+    return lines[-1].removeprefix(f"{job}: error: ")
 
 
 def run_child_job(job: str, args: list, layout: Layout) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.tables import render_table, to_csv, to_json
-from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:

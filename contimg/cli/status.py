@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.ops.tables import render_table, to_json
-from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
