@@ -156,9 +156,11 @@ class ImagingConfig:
         try:
             overrides = json.loads(text)
         except json.JSONDecodeError as err:
-            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING, f"not JSON ({err.msg} at character {err.pos})") from None
+            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING,
+                                f"not JSON ({err.msg} at character {err.pos})") from None
         if not isinstance(overrides, dict):
-            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING, f"a JSON {type(overrides).__name__}, not an object")
+            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING,
+                                f"a JSON {type(overrides).__name__}, not an object")
         return cls.from_mapping(overrides)
 
 
