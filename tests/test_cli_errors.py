@@ -161,3 +161,9 @@ def test_a_wrong_command_line_is_one_line_with_status_2(tmp_path):
     assert "--since" in line
     line = the_error_line(run_contimg(tmp_path, "status", "--since", "notatime"), "status")
     assert "'notatime'" in line
+
+
+def test_an_unknown_command_is_one_line_with_status_2(tmp_path):
+    proc = run_contimg(tmp_path, "frobnicate")
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("contimg: error: unknown command 'frobnicate'")

@@ -91,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     ``CONTIMG_DEBUG=1`` raises the error instead, with its traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help"):
         build_parser().print_help()
-        return 0 if not argv or argv[0] in ("-h", "--help") else EXIT_USAGE
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"contimg: error: unknown command {argv[0]!r}; allowed: {', '.join(COMMANDS)} (see contimg --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
     name = argv[0]
     try:
         debug = read("CONTIMG_DEBUG")
