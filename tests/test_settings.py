@@ -278,3 +278,18 @@ def test_readme_lists_every_setting():
     table = readme.split("### Settings (environment)", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \|", table, flags=re.MULTILINE))
     assert listed == set(SETTINGS)
+
+
+def test_the_deploy_example_env_file_is_accepted_as_systemd_reads_it():
+    """systemd's EnvironmentFile keeps everything after "=" (an inline "# comment" too: systemd/systemd#12527);
+    only whole lines starting with # or ; are comments. Read that way, the example must pass every check."""
+    env = {}
+    for line in (REPO / "deploy" / "contimg.env.example").read_text().splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        key, _, value = line.partition("=")
+        env[key.strip()] = value.strip()
+    assert {"CONTIMG_ROOT", "CONTIMG_PARTITION_START", "CONTIMG_MIN_FREE_GB"} <= set(env)
+    s = Settings.from_env(env)
+    assert (s.partition_start, s.min_free_gb, s.ms_keep_days) == ("2026-01-01T00:00", 20.0, 2)
