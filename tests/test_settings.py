@@ -276,8 +276,9 @@ def test_no_setting_is_read_outside_the_one_place():
 def test_readme_lists_every_setting():
     readme = (REPO / "README.md").read_text()
     table = readme.split("### Settings (environment)", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \|", table, flags=re.MULTILINE))
-    assert listed == set(SETTINGS)
+    rows = {m[0]: m[1] for m in re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \| [^|]* \| ([^|]*) \|", table, flags=re.MULTILINE)}
+    assert set(rows) == set(SETTINGS)
+    assert {name: rows[name] for name in rows} == {name: SETTINGS[name].allowed for name in rows}, "allowed column"
 
 
 def test_the_deploy_example_env_file_is_accepted_as_systemd_reads_it():

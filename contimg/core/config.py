@@ -66,14 +66,14 @@ class SettingsError(ValueError):
 def _number(text: str, *, integer: bool) -> float | int:
     if integer:
         if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueError(f"{text!r} is not a whole number")
+            raise ValueError("not a whole number")
         return int(text)
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError("not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
+        raise ValueError("not a finite number")
     return value
 
 
@@ -97,14 +97,14 @@ def parse_flag(text: str) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ValueError(f"{text!r} is not a yes/no value")
+    raise ValueError("not a yes/no value")
 
 
 def _partition_start(text: str) -> str:
     try:
         start = datetime.strptime(text, PARTITION_FMT)
     except ValueError:
-        raise ValueError(f"{text!r} is not a UTC minute YYYY-MM-DDTHH:MM") from None
+        raise ValueError("not a UTC minute YYYY-MM-DDTHH:MM") from None
     if start.minute % WINDOW_MINUTES:
         raise ValueError(f"minute {start.minute:02d} is not on the {WINDOW_MINUTES}-minute grid")
     return start.strftime(PARTITION_FMT)
@@ -154,7 +154,7 @@ def _casa_timeouts(text: str) -> CasaTimeouts:
         try:
             seconds = positive(value.strip())
         except ValueError as err:
-            raise ValueError(f"item {item!r}: {err} (seconds must be a number > 0)") from None
+            raise ValueError(f"item {item!r}: {err}") from None
         if not sep:
             if all_s is not None:
                 raise ValueError(f"item {item!r}: a second timeout for every job")
@@ -221,13 +221,13 @@ _S = [
             "first 5-minute partition"),
     Setting("CONTIMG_SENSOR_INTERVAL_S", 30, "30", "a whole number of seconds >= 1", _ranged(integer=True, lo=1),
             "ingest and failure sensors' interval"),
-    Setting("CONTIMG_GROUP_TOLERANCE_S", 60.0, "60", f"seconds, >= 0 and below {CHUNK_S:g} (a chunk's length)",
+    Setting("CONTIMG_GROUP_TOLERANCE_S", 60.0, "60", f"a number of seconds >= 0 and below {CHUNK_S:g} (a chunk's length)",
             _ranged(lo=0.0, hi=CHUNK_S, hi_open=True), "subband stamps of one chunk lie within this of its first"),
-    Setting("CONTIMG_GRACE_MINUTES", 10.0, "10", "minutes, >= 0", _ranged(lo=0.0),
+    Setting("CONTIMG_GRACE_MINUTES", 10.0, "10", "a number of minutes >= 0", _ranged(lo=0.0),
             "wait this long for missing subbands, then run with what is there ..."),
     Setting("CONTIMG_MIN_SUBBANDS", 12, "12", f"a whole number from 1 to {N_SUBBANDS}",
             _ranged(integer=True, lo=1, hi=N_SUBBANDS), "... if at least this many, else mark the chunk `incomplete`"),
-    Setting("CONTIMG_MIN_FREE_GB", 20.0, "20", "GB, >= 0", _ranged(lo=0.0),
+    Setting("CONTIMG_MIN_FREE_GB", 20.0, "20", "a number of GB >= 0", _ranged(lo=0.0),
             "the disk guard holds new runs below this much free space"),
     Setting("CONTIMG_ALLOW_UNCALIBRATED", False, "0", "0 or 1 (also false or true)", parse_flag,
             "1: image chunks with no valid calibration (said in metadata and FITS)"),
@@ -245,13 +245,13 @@ _S = [
     Setting("CONTIMG_DRILL_HANG", (), "unset (no drill)",
             "JOB:MATCH[@ATTEMPTS], comma-separated; ATTEMPTS a whole number >= 1 or all", _hang_drills,
             "fault drills only: that job hangs until its timeout (`contimg/childjobs/drills.py`)"),
-    Setting("CONTIMG_SCRATCH_MAX_AGE_H", 24.0, "24", "hours, >= 0", _ranged(lo=0.0),
+    Setting("CONTIMG_SCRATCH_MAX_AGE_H", 24.0, "24", "a number of hours >= 0", _ranged(lo=0.0),
             "housekeeping deletes scratch entries older than this"),
     Setting("CONTIMG_MS_KEEP_DAYS", 2, "2", "a whole number of days >= 0", _ranged(integer=True, lo=0),
             "measurement sets of the N most recent UTC days are kept"),
-    Setting("CONTIMG_STALE_GROUP_H", 6.0, "6", "hours, >= 0", _ranged(lo=0.0),
+    Setting("CONTIMG_STALE_GROUP_H", 6.0, "6", "a number of hours >= 0", _ranged(lo=0.0),
             "in-flight chunks untouched this long are marked failed"),
-    Setting("CONTIMG_RUN_RETENTION_DAYS", 30.0, "30", "days, >= 0", _ranged(lo=0.0),
+    Setting("CONTIMG_RUN_RETENTION_DAYS", 30.0, "30", "a number of days >= 0", _ranged(lo=0.0),
             "Dagster runs (and their event logs) kept this long"),
     Setting("CONTIMG_WORKSPACE", None, "`workspace.yaml` of the repository", "the path of an existing file", _file,
             "the Dagster workspace `contimg reprocess` submits to"),
