@@ -1,7 +1,6 @@
 """image: the chunk's quick continuum image, calibrated with the registry's active tables (a CASA child job)."""
 
 import base64
-import os
 from pathlib import Path
 
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Backoff, Failure,
@@ -10,6 +9,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import current_ms, upsert_group
+from contimg.core.config import read
 from contimg.image.rules import ImagingConfig
 from contimg.core.settings import window_slug
 from contimg_assets.caltable_set import caltable_set
@@ -53,8 +53,8 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
     window = context.partition_key
     layout = storage.layout()
     slug = window_slug(window)
-    cfg = ImagingConfig.from_json(os.environ.get("CONTIMG_IMAGING_CONFIG"))
-    allow_uncal = os.environ.get("CONTIMG_ALLOW_UNCALIBRATED", "0") == "1"
+    cfg = read("CONTIMG_IMAGING_CONFIG") or ImagingConfig()
+    allow_uncal = read("CONTIMG_ALLOW_UNCALIBRATED")
     conn = catalogue.connect()
     try:
         ms = current_ms(conn, window)

@@ -1,19 +1,18 @@
 """nightly_mosaic: the day's images in one primary-beam-weighted mosaic (gap tolerant)."""
 
-import os
-
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
                      MaterializeResult, MetadataValue, asset)
 
 from contimg import __version__
 from contimg.catalogue.mosaics import WINDOWS_PER_DAY, day_images, record_mosaic, record_mosaic_failure
-from contimg.mosaic.build import DEFAULT_PB_FLOOR, build_mosaic, read_input
+from contimg.core.config import SETTINGS, read
+from contimg.mosaic.build import build_mosaic, read_input
 from contimg_assets.image import image
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import DAILY
 from contimg_resources import Catalogue, StorageLayout
 
-DEFAULT_MIN_COVERAGE = 0.9  # CONTIMG_MIN_COVERAGE: the coverage check warns below this fraction of 288 windows
+DEFAULT_MIN_COVERAGE = SETTINGS["CONTIMG_MIN_COVERAGE"].default  # 0.9: warn below this fraction of 288 windows
 
 
 @asset(partitions_def=DAILY, deps=[image], group_name="nightly", code_version=code_version_for(__name__), kinds={"fits"},
@@ -25,8 +24,8 @@ def nightly_mosaic(context: AssetExecutionContext, storage: StorageLayout, catal
     date = context.partition_key
     run_id = context.run.run_id
     layout = storage.layout()
-    min_cov = float(os.environ.get("CONTIMG_MIN_COVERAGE", DEFAULT_MIN_COVERAGE))
-    pb_floor = float(os.environ.get("CONTIMG_PB_FLOOR", DEFAULT_PB_FLOOR))
+    min_cov = read("CONTIMG_MIN_COVERAGE")
+    pb_floor = read("CONTIMG_PB_FLOOR")
     conn = catalogue.connect()
     try:
         ok, excluded, gaps = day_images(conn, date)

@@ -7,12 +7,12 @@ forward once a year (README); the catalogue keeps the whole history.
 
 from __future__ import annotations
 
-import os
-
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
+from contimg.core.config import read
+
 WINDOW_FMT = "%Y-%m-%dT%H:%M"
-PARTITION_START = os.environ.get("CONTIMG_PARTITION_START", "2026-01-01T00:00")
+PARTITION_START = read("CONTIMG_PARTITION_START")
 
 FIVE_MIN = TimeWindowPartitionsDefinition(
     cron_schedule="*/5 * * * *", start=PARTITION_START, fmt=WINDOW_FMT, timezone="UTC"

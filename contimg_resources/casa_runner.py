@@ -31,6 +31,7 @@ from dagster import (
 from contimg.childjobs.env import casa_child_env, child_command
 from contimg.childjobs.guard import guarded_command
 from contimg.childjobs.drills import DRILL_MARK, hang_command, hang_drill_for
+from contimg.core.config import read
 from contimg.core.settings import Layout
 
 __all__ = ["CasaRunner", "JobResult", "tail", "job_timeout_s"]
@@ -44,26 +45,10 @@ def job_timeout_s(job: str, environ=None, default: float = DEFAULT_TIMEOUT_S) ->
 
     Raises
     ------
-    ValueError
-        On a malformed setting, quoting it.
+    SettingsError
+        On a malformed setting, quoting it (parsed in ``contimg.core.config``).
     """
-    env = os.environ if environ is None else environ
-    raw = (env.get("CONTIMG_CASA_TIMEOUT_S") or "").strip()
-    timeout = default
-    for item in filter(None, (s.strip() for s in raw.split(","))):
-        name, sep, value = item.rpartition("=")
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1.0
-        if seconds <= 0:
-            raise ValueError(f"CONTIMG_CASA_TIMEOUT_S={raw!r}: {item!r} is not a positive number of seconds "
-                             "(expected N or job=N,...)")
-        if not sep:
-            timeout = seconds
-        elif name.strip() == job:
-            return seconds
-    return timeout
+    return read("CONTIMG_CASA_TIMEOUT_S", environ).for_job(job, default)
 
 
 def tail(path: Path, n: int = TAIL_LINES) -> str:

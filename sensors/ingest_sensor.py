@@ -6,12 +6,12 @@ not even stat'ed); this only turns its result into run requests, a cursor and a 
 
 
 import json
-import os
 from datetime import datetime, timedelta, timezone
 
 from dagster import (DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason,
                      sensor)
 
+from contimg.core.config import read
 from contimg.ingest.grouping import utcnow
 from contimg.ingest.scan import IngestSettings, calibrator_transit, requested_before, scan_tick
 from contimg.ops.diskguard import guard
@@ -37,7 +37,7 @@ def stranded(context: SensorEvaluationContext, conn, interval_s: float) -> list:
 
 def build_ingest_sensor(job, calibrator_job, *, minimum_interval_seconds: int | None = None):
     """Chunks with a calibrator transit go to ``calibrator_job`` (which also solves caltables), others to ``job``."""
-    interval = minimum_interval_seconds or int(os.environ.get("CONTIMG_SENSOR_INTERVAL_S", 30))
+    interval = minimum_interval_seconds or read("CONTIMG_SENSOR_INTERVAL_S")
 
     @sensor(jobs=[job, calibrator_job], minimum_interval_seconds=interval, default_status=DefaultSensorStatus.RUNNING,
             required_resource_keys={"storage", "catalogue"},

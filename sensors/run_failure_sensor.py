@@ -6,18 +6,17 @@ failed by run monitoring, a run that never started, an unexpected error) through
 """
 
 
-import os
-
 from dagster import DefaultSensorStatus, RunFailureSensorContext, SkipReason, run_failure_sensor
 
 from contimg.catalogue.runs import record_run_failure
+from contimg.core.config import read
 from contimg_resources import Catalogue
 
 WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def build_run_failure_sensor(jobs, *, minimum_interval_seconds: int | None = None):
-    interval = minimum_interval_seconds or int(os.environ.get("CONTIMG_SENSOR_INTERVAL_S", 30))
+    interval = minimum_interval_seconds or read("CONTIMG_SENSOR_INTERVAL_S")
 
     @run_failure_sensor(name="record_failed_runs", monitored_jobs=list(jobs), minimum_interval_seconds=interval,
                         default_status=DefaultSensorStatus.RUNNING,

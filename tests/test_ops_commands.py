@@ -197,9 +197,17 @@ def test_error_exits(env, capsys, tmp_path, monkeypatch):
         main(["products", "--type", "visibilities"])
     assert exc.value.code == 2
     monkeypatch.setenv("CONTIMG_ROOT", str(tmp_path / "nothing"))
-    for cmd in (["status", "--json"], ["products"], ["qa"], ["cleanup", "--dry-run"], ["reprocess", WIN_A]):
+    for cmd in (["cleanup", "--dry-run"], ["reprocess", WIN_A]):
         code, out, err = run_cli(capsys, *cmd)
         assert code == 1 and "no catalogue at" in err, cmd
+    # issue #20: the read-only views describe a fresh install (no catalogue yet) as an empty platform
+    code, out, err = run_cli(capsys, "status", "--json")
+    assert code == 0 and err == "", err
+    assert json.loads(out)["catalogue_exists"] is False and json.loads(out)["groups_by_state"] == {}
+    code, out, err = run_cli(capsys, "products", "--json")
+    assert (code, json.loads(out), err) == (0, [], "")
+    code, out, err = run_cli(capsys, "qa", "--json")
+    assert code == 0 and json.loads(out)["images"] == [] and err == ""
     assert not (tmp_path / "nothing").exists()   # a read command never creates a catalogue
 
 

@@ -28,6 +28,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from contimg.core.config import SETTINGS, SettingsError, read
+
 __all__ = ["HangDrill", "parse_hang_drills", "hang_drill_for", "hang_command", "DRILL_MARK"]
 
 DRILL_MARK = "FAULT DRILL"
@@ -52,29 +54,30 @@ def parse_hang_drills(spec: str | None) -> list[HangDrill]:
 
     Raises
     ------
-    ValueError
-        On a malformed item, quoting it.
+    SettingsError
+        On a malformed item, quoting it (a ValueError naming ``CONTIMG_DRILL_HANG``).
     """
+    allowed = SETTINGS["CONTIMG_DRILL_HANG"].allowed
     drills = []
     for item in filter(None, (s.strip() for s in (spec or "").split(","))):
         job, sep, rest = item.partition(":")
         match, _, attempts = rest.partition("@")
         if not sep or not job.isidentifier() or not match:
-            raise ValueError(f"bad CONTIMG_DRILL_HANG item {item!r}: expected JOB:MATCH[@ATTEMPTS]")
+            raise SettingsError("CONTIMG_DRILL_HANG", spec, allowed, f"item {item!r} is not JOB:MATCH[@ATTEMPTS]")
         if attempts in ("", "all"):
             n = None if attempts == "all" else 1
         elif attempts.isdigit() and int(attempts) > 0:
             n = int(attempts)
         else:
-            raise ValueError(f"bad CONTIMG_DRILL_HANG item {item!r}: ATTEMPTS must be a positive number or 'all'")
+            raise SettingsError("CONTIMG_DRILL_HANG", spec, allowed,
+                                f"item {item!r}: ATTEMPTS must be a whole number >= 1 or 'all'")
         drills.append(HangDrill(job, match, n))
     return drills
 
 
 def hang_drill_for(job: str, log_name: str, attempt: int, environ=None) -> HangDrill | None:
     """The drill of ``CONTIMG_DRILL_HANG`` that applies to this job attempt, or None."""
-    env = os.environ if environ is None else environ
-    for drill in parse_hang_drills(env.get("CONTIMG_DRILL_HANG")):
+    for drill in read("CONTIMG_DRILL_HANG", environ):
         if drill.matches(job, log_name, attempt):
             return drill
     return None

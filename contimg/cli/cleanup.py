@@ -6,6 +6,8 @@ Dagster run states and runs in the scheduled ``housekeeping_job``; see ``contimg
 
 from __future__ import annotations
 
+import sqlite3
+
 from contimg.catalogue import connect
 from contimg.ops.housekeeping import HousekeepingSettings, apply_plan, make_plan
 from contimg.ops.tables import human_bytes, render_table, to_json
@@ -20,7 +22,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     layout = Layout.from_env()
-    conn = connect(layout.catalogue, create=False)
+    try:
+        conn = connect(layout.catalogue, create=False)
+    except sqlite3.DatabaseError as err:
+        raise RuntimeError(f"cannot read the catalogue {layout.catalogue} ({err})") from err
     try:
         plan = make_plan(layout, conn, HousekeepingSettings.from_env())
         out = plan.to_dict()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from contimg.childjobs.env import casa_child_env, child_command
+from contimg.cli._child import run_child_job
 from contimg.core.settings import Layout
 
 
@@ -18,10 +17,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"subband file(s) not found: {', '.join(missing)}")
     layout = Layout.from_env()
-    argv = child_command("convert", *args.files, "--out", args.out)
+    argv = [*args.files, "--out", args.out]
     if args.report:
         argv += ["--report", str(args.report)]
     if args.scratch:
         argv += ["--scratch", str(args.scratch)]
-    return subprocess.call(argv, env=casa_child_env(layout.casa_state))
+    return run_child_job("convert", argv, layout)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from contimg.childjobs.env import casa_child_env, child_command
+from contimg.cli._child import run_child_job
+from contimg.core.config import SettingsError
 from contimg.core.settings import Layout
 
 
@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
                         help="a folder of caltables written by `contimg calibrate` (applied in its apply order), "
                              "a caltable set name in the registry, or a comma-separated list of tables in apply order")
     parser.add_argument("--imager", choices=["wsclean", "tclean"], default=None)
-    parser.add_argument("--config", default=None, help="JSON overrides of contimg.imaging.ImagingConfig")
+    parser.add_argument("--config", default=None, help="JSON overrides of contimg.image.rules.ImagingConfig")
     parser.add_argument("--report", type=Path, default=None)
 
 
@@ -48,10 +48,34 @@ def caltables_from(arg: str | None, catalogue_path: Path | None = None) -> tuple
     return tables, None
 
 
+def check_ms(ms: Path) -> None:
+    """Refuse a path that is not a Measurement Set before a child job is started on it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing is at ``ms``.
+    ValueError
+        If ``ms`` is not a casacore table folder (no ``table.dat`` in it).
+    """
+    if not ms.exists():
+        raise FileNotFoundError(f"no Measurement Set at {ms}")
+    if not (ms / "table.dat").is_file():
+        raise ValueError(f"{ms} is not a Measurement Set (expected a casacore table folder with table.dat)")
+
+
 def run(args) -> int:
+    from contimg.image.rules import ImagingConfig
+
+    check_ms(args.ms)
+    if args.config:
+        try:
+            ImagingConfig.from_json(args.config)
+        except SettingsError as err:
+            raise SettingsError("--config", args.config, err.allowed, err.problem) from None
     layout = Layout.from_env()
     tables, calset = caltables_from(args.caltables, layout.catalogue)
-    argv = child_command("image", args.ms, "--out", args.out)
+    argv = ["--out", args.out]
     for t in tables:
         argv += ["--caltable", t]
     if calset:
@@ -62,4 +86,4 @@ def run(args) -> int:
         argv += ["--config", args.config]
     if args.report:
         argv += ["--report", str(args.report)]
-    return subprocess.call(argv, env=casa_child_env(layout.casa_state))
+    return run_child_job("image", [args.ms, *argv], layout)

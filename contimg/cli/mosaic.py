@@ -24,8 +24,8 @@ def run(args) -> int:
         inputs = [read_input(p) for p in args.images]
         res = build_mosaic(inputs, args.out, pb_floor=args.pb_floor, cell_arcsec=args.cell_arcsec,
                            scratch=args.scratch, png=not args.no_png)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"contimg mosaic: {err}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as err:  # bad inputs: the usage status, 2, as before
+        print(f"contimg mosaic: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(f"wrote {res.path} ({res.n_images} images, {res.shape[1]} x {res.shape[0]} px at {res.cell_arcsec:.2f} arcsec), "
           f"noise map {res.noise_path}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.tables import render_table, to_json
-from contimg.core.settings import Layout
 
 COLUMNS = ["type", "date", "window_key", "status", "size_bytes", "path"]
 
@@ -16,11 +16,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    con = q.open_catalogue(Layout.from_env().catalogue)
-    try:
+    with q.reading(Layout.from_env().catalogue, missing_ok=True) as con:  # no catalogue yet: no products
         rows = q.products(con, args.date, args.type)
-    finally:
-        con.close()
     if args.json:
         print(to_json(rows))
     else:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.tables import render_table, to_csv, to_json
-from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
@@ -15,12 +15,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    con = q.open_catalogue(Layout.from_env().catalogue)
-    try:
+    with q.reading(Layout.from_env().catalogue, missing_ok=True) as con:  # no catalogue yet: no images
         lo, hi = q.resolve_range(con, args.since, args.until)
         rows = q.qa_rows(con, lo, hi)
-    finally:
-        con.close()
     fmt = "json" if args.json else args.format
     if fmt == "json":
         print(to_json({"since": lo, "until": hi, "images": rows}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 
@@ -22,16 +23,61 @@ def add_arguments(parser) -> None:
     parser.add_argument("--faults", default="", help="e.g. truncate@0:3,missing@1:7,duplicate@0:2,nan@2:5,badname@1:9")
 
 
+def check_arguments(args) -> None:
+    """Refuse arguments that cannot simulate anything, before the output folder is made.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, the value received and what is allowed.
+    FileNotFoundError
+        If ``--sky`` names no file.
+    """
+    from astropy.time import Time
+
+    from contimg.sim.faults import parse_faults
+
+    try:
+        Time(args.start, scale="utc")
+    except ValueError:
+        raise ValueError(f"--start {args.start!r} is not a time; allowed: a UTC time in ISO format, "
+                         "e.g. 2026-01-25T00:00:00") from None
+    for option, value, low in (("--chunks", args.chunks, 1), ("--antennas", args.antennas, 3),
+                               ("--channels-per-subband", args.channels_per_subband, 1),
+                               ("--integrations", args.integrations, 1)):
+        if value < low:
+            raise ValueError(f"{option} {value}: allowed: a whole number >= {low}")
+    if not 0 <= args.transit_chunk < args.chunks:
+        raise ValueError(f"--transit-chunk {args.transit_chunk}: allowed: 0 to --chunks - 1 ({args.chunks - 1})")
+    if args.dec is not None and not -90.0 <= args.dec <= 90.0:
+        raise ValueError(f"--dec {args.dec:g}: allowed: a declination from -90 to 90 deg")
+    if args.sky is not None and not args.sky.is_file():
+        raise FileNotFoundError(f"--sky {args.sky}: no such file")
+    for fault in parse_faults(args.faults):
+        if fault.chunk >= args.chunks:
+            raise ValueError(f"--faults {args.faults!r}: {fault} names chunk {fault.chunk}; allowed: 0 to "
+                             f"{args.chunks - 1}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+
+
 def run(args) -> int:
     from contimg.sim import read_sky_csv, simulate
 
+    check_arguments(args)
     sky = read_sky_csv(args.sky) if args.sky else None
-    truth = simulate(
-        args.out, args.start, n_chunks=args.chunks, n_antennas=args.antennas,
-        n_chan_per_subband=args.channels_per_subband, n_integrations=args.integrations, dec_deg=args.dec,
-        sky=sky, calibrator=args.calibrator, transit_chunk=args.transit_chunk, seed=args.seed,
-        noise=not args.no_noise, gains=not args.no_gains, faults=args.faults,
-    )
+    made_out = not args.out.exists()
+    try:
+        truth = simulate(
+            args.out, args.start, n_chunks=args.chunks, n_antennas=args.antennas,
+            n_chan_per_subband=args.channels_per_subband, n_integrations=args.integrations, dec_deg=args.dec,
+            sky=sky, calibrator=args.calibrator, transit_chunk=args.transit_chunk, seed=args.seed,
+            noise=not args.no_noise, gains=not args.no_gains, faults=args.faults,
+        )
+    except BaseException:
+        if made_out:  # a failed simulation leaves no half-written folder of its own behind
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     n_files = sum(1 for _ in Path(args.out).glob("*.hdf5"))
     print(f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; first chunk starts {truth['chunks'][0]['start']}")
     if truth["calibrator"]:

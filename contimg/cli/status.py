@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.ops.tables import render_table, to_json
-from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
@@ -19,13 +19,25 @@ def add_arguments(parser) -> None:
 
 
 def collect(layout: Layout, since: str | None, until: str | None, n_failures: int = 10) -> dict:
-    """Everything ``contimg status`` shows, as one dict (the ``--json`` output)."""
-    con = q.open_catalogue(layout.catalogue)
-    try:
+    """Everything ``contimg status`` shows, as one dict (the ``--json`` output).
+
+    Before anything was processed (no catalogue yet) it describes an empty platform: no chunks, no
+    images, no calibration, no failures (``catalogue_exists`` false), and the free disk as it is.
+
+    Raises
+    ------
+    ValueError
+        If ``since``/``until`` do not parse or are not in order.
+    RuntimeError
+        If the catalogue exists but cannot be read.
+    """
+    exists = layout.catalogue.exists()
+    with q.reading(layout.catalogue, missing_ok=True) as con:
         lo, hi = q.resolve_range(con, since, until)
         guard = check_free_space([layout.products, layout.scratch], min_free_gb_from_env())
         return {
             "catalogue": str(layout.catalogue),
+            "catalogue_exists": exists,
             "range": {"since": lo, "until": hi},
             "groups_by_state": q.groups_by_state(con, lo, hi),
             "backlog": q.backlog(con),
@@ -35,8 +47,6 @@ def collect(layout: Layout, since: str | None, until: str | None, n_failures: in
             "free_disk_gb": {k: round(v, 2) for k, v in guard.free_gb.items()},
             "disk_guard": {"hold": guard.hold, "reason": guard.reason, "last_event": q.last_guard_event(con)},
         }
-    finally:
-        con.close()
 
 
 def run(args) -> int:
@@ -45,7 +55,8 @@ def run(args) -> int:
         print(to_json(info))
         return 0
     r = info["range"]
-    print(f"catalogue {info['catalogue']}\nchunks {r['since']} .. {r['until']} (UTC, end exclusive)\n")
+    made = "" if info["catalogue_exists"] else " (not made yet: nothing processed)"
+    print(f"catalogue {info['catalogue']}{made}\nchunks {r['since']} .. {r['until']} (UTC, end exclusive)\n")
     states = [{"state": k, "chunks": v} for k, v in info["groups_by_state"].items()]
     print(render_table(states, ["state", "chunks"], empty="no chunks in this range"))
     b = info["backlog"]

@@ -1,14 +1,16 @@
 """Where everything lives: one root (``CONTIMG_ROOT``) and four folders that can each be moved.
 
 All paths used by the engine, the child jobs, the Dagster resources and the CLI come from
-:class:`Layout`; nothing else hard-codes a directory.
+:class:`Layout`; nothing else hard-codes a directory. The variables are parsed in
+:mod:`contimg.core.config` with every other setting.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from contimg.core.config import directories
 
 __all__ = ["Layout", "window_slug", "window_date"]
 
@@ -39,15 +41,15 @@ class Layout:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Layout":
-        env = os.environ if environ is None else environ
-        root = Path(env.get("CONTIMG_ROOT", "data")).expanduser().absolute()
-        pick = lambda var, sub: Path(env.get(var) or root / sub).expanduser().absolute()  # noqa: E731
-        return cls(
-            ingest=pick("CONTIMG_INGEST_DIR", "ingest"),
-            products=pick("CONTIMG_PRODUCTS_DIR", "products"),
-            scratch=pick("CONTIMG_SCRATCH_DIR", "scratch"),
-            state=pick("CONTIMG_STATE_DIR", "state"),
-        )
+        """The directories of ``CONTIMG_ROOT`` and ``CONTIMG_{INGEST,PRODUCTS,SCRATCH,STATE}_DIR``.
+
+        Raises
+        ------
+        SettingsError
+            If one of them cannot be a directory (see :func:`contimg.core.config.directories`).
+        """
+        d = directories(environ)
+        return cls(ingest=d.ingest, products=d.products, scratch=d.scratch, state=d.state)
 
     @classmethod
     def under(cls, root: Path) -> "Layout":

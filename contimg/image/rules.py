@@ -1,17 +1,23 @@
 """Quick-image settings and the rules that derive cell, size and noise from the data (pure).
 
-All settings live in :class:`ImagingConfig` with documented defaults; ``from_json`` lets the
-asset or the CLI override any of them.
+All settings live in :class:`ImagingConfig` with documented defaults; ``from_json``/``from_mapping`` let
+the asset or the CLI override any of them. Every field is checked (type, range, allowed strings) when a
+config is made, and an unknown key is refused: a typo never images with the defaults.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from dataclasses import asdict, dataclass, replace
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
 from contimg.core.beam import C_M_S, fwhm_rad
+from contimg.core.config import SettingsError
 from contimg.core.instrument import SEFD_JY
 
 __all__ = ["ImagingConfig", "cell_arcsec", "image_size_px", "expected_image_noise_jy", "smearing_loss", "channel_bin",
@@ -103,12 +109,126 @@ class ImagingConfig:
             return 0.7
         return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
 
+    def __post_init__(self):
+        problems = [p for name, value in asdict(self).items() if (p := _field_problem(name, value))]
+        if not problems and self.min_size_px > self.max_size_px:
+            problem = f"min_size_px={self.min_size_px} is above max_size_px={self.max_size_px} (set both)"
+            problems.append(("min_size_px", problem))
+        if problems:
+            raise SettingsError("ImagingConfig", {p[0]: getattr(self, p[0]) for p in problems},
+                                ALLOWED_IMAGING, "; ".join(p[1] for p in problems))
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str | None) -> "ImagingConfig":
-        return replace(cls(), **json.loads(text)) if text else cls()
+    def from_mapping(cls, overrides: Mapping[str, Any] | None) -> ImagingConfig:
+        """The defaults with ``overrides`` (field name -> value) applied, every field checked.
+
+        Raises
+        ------
+        SettingsError
+            If a key is not a field, or a value has the wrong type or is out of range. Every problem
+            is named in the one message (the key, the value received and what is allowed).
+        """
+        overrides = dict(overrides or {})
+        known = {f.name for f in fields(cls)}
+        problems = [_unknown_key(k, known) for k in overrides if k not in known]
+        problems += [p[1] for k, v in overrides.items() if k in known and (p := _field_problem(k, v))]
+        if problems:
+            raise SettingsError("ImagingConfig", overrides, ALLOWED_IMAGING, "; ".join(problems))
+        try:
+            return replace(cls(), **overrides)
+        except SettingsError as err:  # the fields together (min_size_px <= max_size_px)
+            raise SettingsError("ImagingConfig", overrides, ALLOWED_IMAGING, err.problem) from None
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ImagingConfig:
+        """:meth:`from_mapping` of a JSON object; None or empty text gives the defaults.
+
+        Raises
+        ------
+        SettingsError
+            If ``text`` is not a JSON object, or as :meth:`from_mapping`.
+        """
+        if text is None or not text.strip():
+            return cls()
+        try:
+            overrides = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING,
+                                f"not JSON ({err.msg} at character {err.pos})") from None
+        if not isinstance(overrides, dict):
+            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING,
+                                f"a JSON {type(overrides).__name__}, not an object")
+        return cls.from_mapping(overrides)
+
+
+ALLOWED_IMAGING = "a JSON object of ImagingConfig fields, each of its type and in its range"
+
+# What each ImagingConfig field may hold: (type, lower, upper, lower open, upper open) or a set of strings.
+# Bounds are where the imagers or the rules stop making sense, not tuned limits.
+_INT, _FLOAT, _BOOL = "an integer", "a number", "true or false"
+IMAGING_FIELD_RULES: dict[str, tuple] = {
+    "imager": ({"wsclean", "tclean"},),
+    "weighting": ({"briggs", "natural"},),
+    "robust": (_FLOAT, -2.0, 2.0, False, False),          # Briggs' robustness runs from -2 (uniform) to 2 (natural)
+    "pixels_per_beam": (_FLOAT, 0.0, None, True, False),
+    "field_fwhm": (_FLOAT, 0.0, None, True, False),
+    "max_size_px": (_INT, 1, None, False, False),
+    "min_size_px": (_INT, 1, None, False, False),
+    "niter": (_INT, 0, None, False, False),
+    "threshold_sigma": (_FLOAT, 0.0, None, False, False),
+    "mgain": (_FLOAT, 0.0, 1.0, False, False),            # 0 = chosen by the data
+    "deep_clean_min_uv_cells": (_FLOAT, 0.0, None, False, False),
+    "nmiter": (_INT, 1, None, False, False),
+    "wgridder_accuracy": (_FLOAT, 0.0, 1.0, True, True),  # a relative error
+    "auto_mask_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off
+    "chan_average": (_INT, 0, None, False, False),        # 0 = chosen by the data, 1 = none
+    "max_smearing_loss": (_FLOAT, 0.0, 1.0, False, True),  # fractions of a peak
+    "max_merge_loss": (_FLOAT, 0.0, 1.0, False, True),
+    "max_time_smearing_loss": (_FLOAT, 0.0, 1.0, False, True),
+    "briggs_in_copy": (_BOOL,),
+    "pb_limit": (_FLOAT, 0.0, 1.0, True, True),           # a primary-beam response
+    "pb_time_samples": (_INT, 1, None, False, False),
+    "initial_images_by_ducc0": (_BOOL,),
+    "initial_images_min_uv_cells": (_FLOAT, 0.0, None, False, False),
+    "threads": (_INT, 1, None, False, False),
+}
+
+
+def _unknown_key(key: Any, known: set) -> str:
+    close = difflib.get_close_matches(str(key), sorted(known), n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return f"unknown key {key!r} (not an ImagingConfig field{hint})"
+
+
+def _field_problem(name: str, value: Any) -> tuple[str, str] | None:
+    """(name, "name=value is not allowed: ...") when ``value`` cannot be ImagingConfig's ``name``; else None."""
+    rule = IMAGING_FIELD_RULES[name]
+    if isinstance(rule[0], set):
+        if value in rule[0]:
+            return None
+        return name, f"{name}={value!r} is not allowed (one of {', '.join(sorted(rule[0]))})"
+    kind = rule[0]
+    if kind == _BOOL:
+        ok = isinstance(value, bool)
+    elif kind == _INT:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    lo, hi, lo_open, hi_open = (rule[1:] + (None, None, False, False))[:4]
+    bounds = []
+    if lo is not None:
+        bounds.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        bounds.append(f"{'<' if hi_open else '<='} {hi:g}")
+    allowed = kind + (f" {' and '.join(bounds)}" if bounds else "")
+    if ok and lo is not None and (value < lo or (lo_open and value == lo)):
+        ok = False
+    if ok and hi is not None and (value > hi or (hi_open and value == hi)):
+        ok = False
+    return None if ok else (name, f"{name}={value!r} is not allowed ({allowed})")
 
 
 def cell_arcsec(max_baseline_m: float, max_freq_hz: float, pixels_per_beam: float = 4.0) -> float:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contimg.catalogue.ingest import get_group, record_file, upsert_group
+from contimg.core.config import read
 from contimg.ingest.grouping import FileEntry, Group, decide, group_files, is_temporary, parse_name, window_key
 
 __all__ = ["IngestSettings", "TickResult", "ChunkRequest", "scan_tick", "assemble_group", "NoFilesError",
@@ -32,11 +33,17 @@ class IngestSettings:
 
     @classmethod
     def from_env(cls, environ=None) -> "IngestSettings":
-        env = os.environ if environ is None else environ
+        """Read ``CONTIMG_GROUP_TOLERANCE_S``, ``CONTIMG_GRACE_MINUTES`` and ``CONTIMG_MIN_SUBBANDS``.
+
+        Raises
+        ------
+        SettingsError
+            If one is not allowed (see :data:`contimg.core.config.SETTINGS`).
+        """
         return cls(
-            tolerance_s=float(env.get("CONTIMG_GROUP_TOLERANCE_S", 60)),
-            grace_s=60.0 * float(env.get("CONTIMG_GRACE_MINUTES", 10)),
-            min_subbands=int(env.get("CONTIMG_MIN_SUBBANDS", 12)),
+            tolerance_s=read("CONTIMG_GROUP_TOLERANCE_S", environ),
+            grace_s=60.0 * read("CONTIMG_GRACE_MINUTES", environ),
+            min_subbands=read("CONTIMG_MIN_SUBBANDS", environ),
         )
 
 

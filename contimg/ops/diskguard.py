@@ -8,7 +8,6 @@ catalogue (``disk_guard_events``) so that ``contimg status`` and SQL show when a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
@@ -17,12 +16,13 @@ from typing import Callable, Iterable
 
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
+from contimg.core.config import SETTINGS, read
 
 __all__ = ["GuardDecision", "DEFAULT_MIN_FREE_GB", "min_free_gb_from_env", "free_space_gb", "check_free_space",
            "record_guard_event", "last_guard_event", "guard"]
 
 # 288 MS a day at 2-5 GB each is ~1 TB/day; 20 GB is a few chunks' worth of headroom (MS + image + scratch).
-DEFAULT_MIN_FREE_GB = 20.0
+DEFAULT_MIN_FREE_GB = SETTINGS["CONTIMG_MIN_FREE_GB"].default  # 20.0
 BYTES_PER_GB = 1e9
 
 
@@ -44,18 +44,10 @@ def min_free_gb_from_env(environ: dict | None = None) -> float:
 
     Raises
     ------
-    ValueError
+    SettingsError
         If the setting is not a non-negative number.
     """
-    env = os.environ if environ is None else environ
-    raw = env.get("CONTIMG_MIN_FREE_GB", str(DEFAULT_MIN_FREE_GB))
-    try:
-        value = float(raw)
-    except ValueError as err:
-        raise ValueError(f"CONTIMG_MIN_FREE_GB={raw!r} is not a number of GB") from err
-    if value < 0:
-        raise ValueError(f"CONTIMG_MIN_FREE_GB={raw!r} must be >= 0")
-    return value
+    return float(read("CONTIMG_MIN_FREE_GB", environ))
 
 
 def free_space_gb(paths: Iterable[Path], *, usage: Callable = shutil.disk_usage) -> dict:

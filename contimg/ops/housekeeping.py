@@ -31,6 +31,7 @@ from typing import Iterable
 
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
+from contimg.core.config import read
 from contimg.core.settings import Layout
 
 __all__ = ["HousekeepingSettings", "Action", "Plan", "ms_retention", "old_entries", "product_temporaries",
@@ -56,28 +57,13 @@ class HousekeepingSettings:
 
         Raises
         ------
-        ValueError
-            If a setting is not a number or is negative.
+        SettingsError
+            If a setting is not a number or is negative (see :data:`contimg.core.config.SETTINGS`).
         """
-        env = os.environ if environ is None else environ
-
-        def num(var, default, cast=float):
-            raw = env.get(var)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = cast(raw)
-            except ValueError as err:
-                raise ValueError(f"{var}={raw!r} is not a number") from err
-            if value < 0:
-                raise ValueError(f"{var}={raw!r} must be >= 0")
-            return value
-
-        d = cls()
-        return cls(scratch_max_age_s=num("CONTIMG_SCRATCH_MAX_AGE_H", d.scratch_max_age_s / 3600) * 3600,
-                   ms_keep_days=num("CONTIMG_MS_KEEP_DAYS", d.ms_keep_days, int),
-                   stale_group_s=num("CONTIMG_STALE_GROUP_H", d.stale_group_s / 3600) * 3600,
-                   run_retention_days=num("CONTIMG_RUN_RETENTION_DAYS", d.run_retention_days))
+        return cls(scratch_max_age_s=read("CONTIMG_SCRATCH_MAX_AGE_H", environ) * 3600,
+                   ms_keep_days=read("CONTIMG_MS_KEEP_DAYS", environ),
+                   stale_group_s=read("CONTIMG_STALE_GROUP_H", environ) * 3600,
+                   run_retention_days=read("CONTIMG_RUN_RETENTION_DAYS", environ))
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,18 @@ Time ranges are on window keys (``YYYY-MM-DDTHH:MM``, UTC), which sort as text: 
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
+
+from contimg.catalogue.db import connect
 from contimg.catalogue.duck import open_duckdb
 
-__all__ = ["open_catalogue", "parse_utc", "window_key_of", "resolve_range", "table_exists", "columns_of",
+__all__ = ["open_catalogue", "reading", "parse_utc", "window_key_of", "resolve_range", "table_exists", "columns_of",
            "fetch_dicts", "groups_by_state", "backlog", "last_image", "active_calibration", "recent_failures",
            "products", "qa_rows", "last_guard_event", "PRODUCT_TYPES", "IN_FLIGHT_STATES"]
 
@@ -27,12 +33,49 @@ def open_catalogue(path: Path):
     ------
     FileNotFoundError
         If there is no catalogue at ``path``; the message says which settings locate it.
+    RuntimeError
+        If the file at ``path`` cannot be read as a catalogue (not SQLite, unreadable), naming it.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no catalogue at {path}: nothing processed yet, or set CONTIMG_ROOT / "
                                 f"CONTIMG_STATE_DIR to the platform's state directory")
-    return open_duckdb(path)
+    try:
+        return open_duckdb(path)
+    except duckdb.Error as err:
+        detail = " ".join(str(err).split())
+        raise RuntimeError(f"cannot read the catalogue {path} ({type(err).__name__}: {detail})") from err
+
+
+@contextmanager
+def reading(path: Path, *, missing_ok: bool = False) -> Iterator:
+    """A DuckDB connection over the catalogue at ``path``, closed on exit.
+
+    With ``missing_ok``, a catalogue that does not exist yet (a fresh install: nothing processed) reads
+    as an empty one: the schema is made in a temporary file, so every query answers "nothing" and the
+    state directory is left untouched.
+
+    Raises
+    ------
+    FileNotFoundError, RuntimeError
+        As :func:`open_catalogue` (FileNotFoundError only without ``missing_ok``).
+    """
+    path = Path(path)
+    if path.exists() or not missing_ok:
+        con = open_catalogue(path)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="contimg-empty-catalogue-") as tmp:
+        empty = Path(tmp) / "catalogue.sqlite3"
+        connect(empty).close()
+        con = open_catalogue(empty)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def parse_utc(text: str) -> datetime:

@@ -44,9 +44,21 @@ def _prepare_root(layout: Layout) -> None:
 
 
 def run(args) -> int:
+    """Simulate, run the stream, print what it made.
+
+    Raises
+    ------
+    ValueError
+        If an argument cannot make a demo (checked before the root is touched).
+    RuntimeError
+        If the root holds data the demo did not make, or the stream did not finish cleanly.
+    """
     from contimg.sim import simulate
     from contimg_assets.instance.stream import run_stream
 
+    for option, value in (("--chunks", args.chunks), ("--interval", args.interval), ("--timeout", args.timeout)):
+        if not value > 0:
+            raise ValueError(f"{option} {value:g}: allowed: a number > 0")
     layout = Layout.from_env()
     _prepare_root(layout)
     sim_dir = layout.scratch / "correlator"
@@ -75,7 +87,7 @@ def run(args) -> int:
     print(f"\nOpen the Dagster UI on this instance with `make ui` (http://127.0.0.1:3000).")
     print(f"SQL over the catalogue: see docs/sql.md (catalogue: {layout.catalogue}).")
     if outcome.timed_out or not outcome.images:
-        print("demo: the stream did not finish cleanly; see the logs in", layout.logs, file=sys.stderr)
-        return 1
+        why = f"timed out after {args.timeout:g} s" if outcome.timed_out else "no image was made"
+        raise RuntimeError(f"the stream did not finish cleanly ({why}); see the logs in {layout.logs}")
     return 0
 

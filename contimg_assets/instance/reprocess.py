@@ -19,6 +19,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from contimg.core.config import read
 from contimg.core.settings import Layout
 from contimg.ops import queries as q
 from contimg.ops.tables import render_table, to_json
@@ -68,14 +69,14 @@ def expand_windows(spec: str, partitions_def) -> list[str]:
 def _code_location_args() -> list[str]:
     """``dagster`` CLI arguments naming the code location: ``CONTIMG_WORKSPACE``, the repository's
     ``workspace.yaml``, or else the definitions module (an installed package without the file)."""
-    workspace = os.environ.get("CONTIMG_WORKSPACE")
+    workspace = read("CONTIMG_WORKSPACE")
     if workspace is None:
         import contimg_assets
 
         candidate = Path(contimg_assets.__file__).resolve().parents[1] / "workspace.yaml"
         workspace = str(candidate) if candidate.exists() else None
     if workspace:
-        return ["-w", workspace]
+        return ["-w", str(workspace)]
     return ["-m", "contimg_assets.definitions", "-a", "defs"]
 
 

@@ -1,0 +1,368 @@
+"""Every ``CONTIMG_*`` setting, parsed with its type and range in one place.
+
+Each variable is one :class:`Setting` in :data:`SETTINGS`: its default, what is allowed and the parser
+that turns the text into a typed value. :func:`read` reads one variable, :class:`Settings` reads them
+all (``Settings.from_env``; the ``contimg`` command does this first, so a wrong value stops it before it
+does anything). A value that is not allowed raises :class:`SettingsError`, whose message names the
+variable, quotes the value received and says what is allowed; nothing falls back to a default
+silently. An unset or empty variable takes the default.
+
+The engine's readers (``Layout.from_env``, ``IngestSettings.from_env``, ``HousekeepingSettings.from_env``,
+``min_free_gb_from_env``, ``job_timeout_s``, ``hang_drill_for``) and the Dagster side (partitions,
+sensors, the image and mosaic assets) all read through :func:`read`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SettingsError", "Setting", "SETTINGS", "CasaTimeouts", "Directories", "Settings", "read", "directories",
+           "parse_flag"]
+
+# Subbands of a DSA-110 chunk: 16 spectral windows (contimg.core.instrument); a chunk needs at least one.
+N_SUBBANDS = 16
+# Partition windows are 5 minutes long; the partition start must be one of their edges.
+WINDOW_MINUTES = 5
+PARTITION_FMT = "%Y-%m-%dT%H:%M"
+CHUNK_S = 300.0  # a chunk's nominal length: two stamps this far apart are different chunks
+TRUE_WORDS = ("1", "true")
+FALSE_WORDS = ("0", "false")
+
+
+class SettingsError(ValueError):
+    """A setting (a ``CONTIMG_*`` variable or an :class:`~contimg.image.rules.ImagingConfig` field) has a value
+    that is not allowed.
+
+    Attributes
+    ----------
+    name : str
+        The variable (or field) that holds the value.
+    value : object
+        The value received, as given.
+    allowed : str
+        What is allowed, in words.
+    problem : str or None
+        What is wrong with this value, when more can be said than "not allowed".
+    """
+
+    def __init__(self, name: str, value: Any, allowed: str, problem: str | None = None):
+        self.name, self.value, self.allowed, self.problem = name, value, allowed, problem
+        what = f": {problem}" if problem else " is not allowed"
+        super().__init__(f"{name}={value!r}{what}; allowed: {allowed}")
+
+
+# ----------------------------------------------------------------------------------------------- parsers
+# A parser takes the stripped text and returns the value, or raises ValueError saying what is wrong.
+
+
+def _number(text: str, *, integer: bool) -> float | int:
+    if integer:
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError("not a whole number")
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _ranged(*, integer: bool = False, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+            hi_open: bool = False) -> Callable[[str], float | int]:
+    def parse(text: str):
+        value = _number(text, integer=integer)
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise ValueError(f"must be {'>' if lo_open else '>='} {lo:g}")
+        if hi is not None and (value > hi or (hi_open and value == hi)):
+            raise ValueError(f"must be {'<' if hi_open else '<='} {hi:g}")
+        return value
+
+    return parse
+
+
+def parse_flag(text: str) -> bool:
+    """``1``/``true`` -> True, ``0``/``false`` -> False (any case); anything else raises ValueError."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("not a yes/no value")
+
+
+def _partition_start(text: str) -> str:
+    try:
+        start = datetime.strptime(text, PARTITION_FMT)
+    except ValueError:
+        raise ValueError("not a UTC minute YYYY-MM-DDTHH:MM") from None
+    if start.minute % WINDOW_MINUTES:
+        raise ValueError(f"minute {start.minute:02d} is not on the {WINDOW_MINUTES}-minute grid")
+    return start.strftime(PARTITION_FMT)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON ({err.msg} at character {err.pos})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON {type(value).__name__}, not an object")  # noqa: TRY004 (a value, reported as such)
+    return value
+
+
+def _imaging_config(text: str):
+    from contimg.image.rules import ImagingConfig
+
+    try:
+        return ImagingConfig.from_mapping(_json_object(text))
+    except SettingsError as err:  # the fields' own problems, under this variable's name
+        raise ValueError(err.problem or str(err)) from None
+
+
+@dataclass(frozen=True)
+class CasaTimeouts:
+    """``CONTIMG_CASA_TIMEOUT_S``: seconds for every child job (``all_s``) and per job (``per_job_s``)."""
+
+    all_s: float | None = None
+    per_job_s: Mapping[str, float] = field(default_factory=dict)
+
+    def for_job(self, job: str, default_s: float) -> float:
+        """The timeout of ``job``: its own, else the one for every job, else ``default_s``."""
+        if job in self.per_job_s:
+            return self.per_job_s[job]
+        return self.all_s if self.all_s is not None else default_s
+
+
+def _casa_timeouts(text: str) -> CasaTimeouts:
+    all_s, per_job = None, {}
+    positive = _ranged(lo=0.0, lo_open=True)
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            raise ValueError("an empty item")
+        name, sep, value = item.rpartition("=")
+        name = name.strip()
+        try:
+            seconds = positive(value.strip())
+        except ValueError as err:
+            raise ValueError(f"item {item!r}: {err}") from None
+        if not sep:
+            if all_s is not None:
+                raise ValueError(f"item {item!r}: a second timeout for every job")
+            all_s = seconds
+        elif not name.isidentifier():
+            raise ValueError(f"item {item!r}: {name!r} is not a job name")
+        elif name in per_job:
+            raise ValueError(f"item {item!r}: a second timeout for {name}")
+        else:
+            per_job[name] = seconds
+    return CasaTimeouts(all_s, per_job)
+
+
+def _hang_drills(text: str) -> tuple:
+    from contimg.childjobs.drills import parse_hang_drills
+
+    return tuple(parse_hang_drills(text))
+
+
+def _directory(text: str) -> Path:
+    if "\0" in text:
+        raise ValueError("a NUL character in the path")
+    path = Path(text).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} exists and is not a directory")
+    return path
+
+
+def _file(text: str) -> Path:
+    path = Path(text).expanduser().absolute()
+    if not path.is_file():
+        raise ValueError(f"no file at {path}")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``CONTIMG_*`` variable: its default (typed), what is allowed, its parser and what it means."""
+
+    name: str
+    default: Any
+    default_text: str
+    allowed: str
+    parse: Callable[[str], Any]
+    meaning: str
+
+
+_S = [
+    Setting("CONTIMG_ROOT", Path("data"), "`data`", "a directory path (made when needed)", _directory,
+            "the platform's root: ingest/, products/, scratch/, state/ under it"),
+    Setting("CONTIMG_INGEST_DIR", None, "`ROOT/ingest`", "a directory path", _directory,
+            "where correlator files arrive"),
+    Setting("CONTIMG_PRODUCTS_DIR", None, "`ROOT/products`", "a directory path", _directory,
+            "measurement sets, caltables, images, mosaics"),
+    Setting("CONTIMG_SCRATCH_DIR", None, "`ROOT/scratch`", "a directory path", _directory,
+            "temporary work"),
+    Setting("CONTIMG_STATE_DIR", None, "`ROOT/state`", "a directory path", _directory,
+            "catalogue, logs, the demo's Dagster home"),
+    Setting("CONTIMG_PARTITION_START", "2026-01-01T00:00", "`2026-01-01T00:00`",
+            f"a UTC minute YYYY-MM-DDTHH:MM on the {WINDOW_MINUTES}-minute grid", _partition_start,
+            "first 5-minute partition"),
+    Setting("CONTIMG_SENSOR_INTERVAL_S", 30, "30", "a whole number of seconds >= 1", _ranged(integer=True, lo=1),
+            "ingest and failure sensors' interval"),
+    Setting("CONTIMG_GROUP_TOLERANCE_S", 60.0, "60", f"a number of seconds >= 0 and below {CHUNK_S:g} (a chunk's length)",
+            _ranged(lo=0.0, hi=CHUNK_S, hi_open=True), "subband stamps of one chunk lie within this of its first"),
+    Setting("CONTIMG_GRACE_MINUTES", 10.0, "10", "a number of minutes >= 0", _ranged(lo=0.0),
+            "wait this long for missing subbands, then run with what is there ..."),
+    Setting("CONTIMG_MIN_SUBBANDS", 12, "12", f"a whole number from 1 to {N_SUBBANDS}",
+            _ranged(integer=True, lo=1, hi=N_SUBBANDS), "... if at least this many, else mark the chunk `incomplete`"),
+    Setting("CONTIMG_MIN_FREE_GB", 20.0, "20", "a number of GB >= 0", _ranged(lo=0.0),
+            "the disk guard holds new runs below this much free space"),
+    Setting("CONTIMG_ALLOW_UNCALIBRATED", False, "0", "0 or 1 (also false or true)", parse_flag,
+            "1: image chunks with no valid calibration (said in metadata and FITS)"),
+    Setting("CONTIMG_IMAGING_CONFIG", None, "unset (the defaults)",
+            "a JSON object of ImagingConfig fields, each in its range", _imaging_config,
+            "overrides of `contimg.image.rules.ImagingConfig` (imager, weighting, sizes, niter, ...)"),
+    Setting("CONTIMG_MIN_COVERAGE", 0.9, "0.9", "a fraction from 0 to 1", _ranged(lo=0.0, hi=1.0),
+            "the mosaic's coverage check warns below this fraction of 288 windows"),
+    Setting("CONTIMG_PB_FLOOR", 0.1, "0.1", "a primary-beam response above 0 and below 1",
+            _ranged(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+            "the nightly mosaic uses each image where its beam >= this"),
+    Setting("CONTIMG_CASA_TIMEOUT_S", CasaTimeouts(), "1800",
+            "N (every job) or job=N,...[,N], seconds > 0", _casa_timeouts,
+            "CASA child job timeout: `N` for every job, or `image=600,convert=900,1800`"),
+    Setting("CONTIMG_DRILL_HANG", (), "unset (no drill)",
+            "JOB:MATCH[@ATTEMPTS], comma-separated; ATTEMPTS a whole number >= 1 or all", _hang_drills,
+            "fault drills only: that job hangs until its timeout (`contimg/childjobs/drills.py`)"),
+    Setting("CONTIMG_SCRATCH_MAX_AGE_H", 24.0, "24", "a number of hours >= 0", _ranged(lo=0.0),
+            "housekeeping deletes scratch entries older than this"),
+    Setting("CONTIMG_MS_KEEP_DAYS", 2, "2", "a whole number of days >= 0", _ranged(integer=True, lo=0),
+            "measurement sets of the N most recent UTC days are kept"),
+    Setting("CONTIMG_STALE_GROUP_H", 6.0, "6", "a number of hours >= 0", _ranged(lo=0.0),
+            "in-flight chunks untouched this long are marked failed"),
+    Setting("CONTIMG_RUN_RETENTION_DAYS", 30.0, "30", "a number of days >= 0", _ranged(lo=0.0),
+            "Dagster runs (and their event logs) kept this long"),
+    Setting("CONTIMG_WORKSPACE", None, "`workspace.yaml` of the repository", "the path of an existing file", _file,
+            "the Dagster workspace `contimg reprocess` submits to"),
+    Setting("CONTIMG_DEBUG", False, "0", "0 or 1 (also false or true)", parse_flag,
+            "1: `contimg` shows the traceback of an error instead of its one-line message"),
+]
+SETTINGS: dict[str, Setting] = {s.name: s for s in _S}
+
+
+def read(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The typed value of setting ``name`` from ``environ`` (default ``os.environ``); its default when unset or empty.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not one of :data:`SETTINGS` (a programming error, not a user's).
+    SettingsError
+        If the value is not allowed; the message names the variable, the value and what is allowed.
+    """
+    setting = SETTINGS[name]
+    env = os.environ if environ is None else environ
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return setting.default
+    try:
+        return setting.parse(raw.strip())
+    except SettingsError as err:
+        if err.name == name:
+            raise
+        raise SettingsError(name, raw, setting.allowed, err.problem or str(err)) from err
+    except ValueError as err:
+        raise SettingsError(name, raw, setting.allowed, str(err)) from err
+
+
+@dataclass(frozen=True)
+class Directories:
+    """The platform's four directories (absolute), from ``CONTIMG_ROOT`` and the per-directory variables."""
+
+    root: Path
+    ingest: Path
+    products: Path
+    scratch: Path
+    state: Path
+
+
+def directories(environ: Mapping[str, str] | None = None) -> Directories:
+    """:class:`Directories` from the environment: each folder's own variable, else ``CONTIMG_ROOT/<folder>``.
+
+    Raises
+    ------
+    SettingsError
+        If a variable holds something that cannot be a directory (an existing file, a NUL character).
+    """
+    root = read("CONTIMG_ROOT", environ).expanduser().absolute()  # the default, ./data, from where we run
+
+    def pick(var: str, sub: str) -> Path:
+        own = read(var, environ)
+        return own if own is not None else root / sub
+
+    return Directories(root=root, ingest=pick("CONTIMG_INGEST_DIR", "ingest"),
+                       products=pick("CONTIMG_PRODUCTS_DIR", "products"),
+                       scratch=pick("CONTIMG_SCRATCH_DIR", "scratch"), state=pick("CONTIMG_STATE_DIR", "state"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed; :meth:`from_env` reads and checks them all at once."""
+
+    directories: Directories
+    partition_start: str
+    sensor_interval_s: int
+    group_tolerance_s: float
+    grace_s: float
+    min_subbands: int
+    min_free_gb: float
+    allow_uncalibrated: bool
+    imaging: Any  # contimg.image.rules.ImagingConfig (imported lazily: the image stage sits above core)
+    min_coverage: float
+    pb_floor: float
+    casa_timeouts: CasaTimeouts
+    drill_hang: tuple
+    scratch_max_age_s: float
+    ms_keep_days: int
+    stale_group_s: float
+    run_retention_days: float
+    workspace: Path | None
+    debug: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every ``CONTIMG_*`` setting.
+
+        Raises
+        ------
+        SettingsError
+            On the first variable (in :data:`SETTINGS` order) whose value is not allowed.
+        """
+        from contimg.image.rules import ImagingConfig
+
+        def r(name):
+            return read(name, environ)
+
+        return cls(
+            directories=directories(environ), partition_start=r("CONTIMG_PARTITION_START"),
+            sensor_interval_s=r("CONTIMG_SENSOR_INTERVAL_S"), group_tolerance_s=r("CONTIMG_GROUP_TOLERANCE_S"),
+            grace_s=60.0 * r("CONTIMG_GRACE_MINUTES"), min_subbands=r("CONTIMG_MIN_SUBBANDS"),
+            min_free_gb=r("CONTIMG_MIN_FREE_GB"), allow_uncalibrated=r("CONTIMG_ALLOW_UNCALIBRATED"),
+            imaging=r("CONTIMG_IMAGING_CONFIG") or ImagingConfig(), min_coverage=r("CONTIMG_MIN_COVERAGE"),
+            pb_floor=r("CONTIMG_PB_FLOOR"), casa_timeouts=r("CONTIMG_CASA_TIMEOUT_S"),
+            drill_hang=r("CONTIMG_DRILL_HANG"), scratch_max_age_s=3600.0 * r("CONTIMG_SCRATCH_MAX_AGE_H"),
+            ms_keep_days=r("CONTIMG_MS_KEEP_DAYS"), stale_group_s=3600.0 * r("CONTIMG_STALE_GROUP_H"),
+            run_retention_days=r("CONTIMG_RUN_RETENTION_DAYS"), workspace=r("CONTIMG_WORKSPACE"),
+            debug=r("CONTIMG_DEBUG"),
+        )
