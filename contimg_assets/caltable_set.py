@@ -6,7 +6,8 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from contimg import __version__
 from contimg.catalogue.ingest import current_ms, record_timing, upsert_group
-from contimg.catalogue.registry import DEFAULT_VALIDITY_H, register_set
+from contimg.calibrate.registry_rules import DEFAULT_VALIDITY_H
+from contimg.catalogue.registry import register_set
 from contimg.core.settings import window_slug
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
