@@ -5,7 +5,12 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.calibrate.calibrators import CalibratorListError, find_calibrator, load_vla_calibrators, parse_vla_calibrators
+from contimg.calibrate.calibrators import (
+    CalibratorListError,
+    find_calibrator,
+    load_vla_calibrators,
+    parse_vla_calibrators,
+)
 from contimg.calibrate.registry_rules import CalSet, select_active
 from contimg.calibrate.transit import find_transits
 from contimg.catalogue import connect

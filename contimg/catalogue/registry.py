@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import asdict
 
-from contimg.calibrate.registry_rules import DEFAULT_VALIDITY_H, CalSet, select_active, validity_window
+from contimg.calibrate.registry_rules import DEFAULT_VALIDITY_H, CalSet, select_active, set_status, validity_window
+from contimg.calibrate.report import CalibrateReport
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
 
-__all__ = ["active_set", "register_set", "retire_set"]
+__all__ = ["active_set", "register_report", "register_set", "retire_set"]
 
 
 def register_set(conn: sqlite3.Connection, *, set_name: str, window_key: str, calibrator: str, source_ms: str,
@@ -41,6 +43,29 @@ def register_set(conn: sqlite3.Connection, *, set_name: str, window_key: str, ca
         for t in tables:
             conn.execute("INSERT INTO caltables (path, set_name, table_type, apply_order, quality) VALUES (?, ?, ?, ?, ?)",
                          (t["path"], set_name, t["type"], t["order"], json.dumps(t.get("quality", {}))))
+
+
+def register_report(conn: sqlite3.Connection, report: CalibrateReport, *, window_key: str, source_ms: str,
+                    validity_h: float = DEFAULT_VALIDITY_H) -> str:
+    """Record the set a calibrate job reported; returns its status (``active``, or ``failed`` on quality).
+
+    ``source_ms`` is the MS as the caller knows it (the catalogue's path, or the CLI's argument),
+    which may differ from the absolute path in ``report.source_ms``.
+
+    Raises
+    ------
+    ValueError
+        If ``validity_h`` is not positive.
+    """
+    status = set_status(report.quality_ok)
+    register_set(conn, set_name=report.set_name, window_key=window_key, calibrator=report.calibrator,
+                 source_ms=source_ms, transit_mjd=report.plan.transit_mjd,
+                 tables=[{"path": t.path, "type": t.type, "order": t.order, "quality": asdict(t.quality)}
+                         for t in report.tables],
+                 status=status, refant=str(report.refant), solver_version=report.solver_version,
+                 solver_params=report.solver_params, quality=report.quality_by_type(),
+                 reason="; ".join(report.problems) or None, validity_h=validity_h)
+    return status
 
 
 def retire_set(conn: sqlite3.Connection, set_name: str) -> None:
