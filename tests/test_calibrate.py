@@ -10,6 +10,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from contimg.calibrate.report import CalibrateReport
 from contimg.childjobs.env import casa_child_env, child_command
 from contimg.image.qa import fit_point_source
 from contimg.sim import Source, simulate
@@ -31,7 +32,9 @@ def _solve(root, dec_deg=None):
     assert job("convert", *sorted((root / "cal").glob("*.hdf5")), "--out", root / "cal.ms", state=root / "casa").returncode == 0
     proc = job("calibrate", root / "cal.ms", "--out", root / "tables", "--report", root / "cal.json", state=root / "casa")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return root, truth, json.loads((root / "cal.json").read_text())
+    report = json.loads((root / "cal.json").read_text())
+    CalibrateReport.from_dict(report)  # what the asset and the CLI read: every key present, none unknown
+    return root, truth, report
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,18 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.calibrate.calibrators import CalibratorListError, find_calibrator, load_vla_calibrators, parse_vla_calibrators
-from contimg.catalogue import connect
-from contimg.core.instrument import SITE
-from contimg.catalogue.registry import CalSet, active_set, register_set, retire_set, select_active
-from contimg.sim import transit_start
+from contimg.calibrate.calibrators import (
+    CalibratorListError,
+    find_calibrator,
+    load_vla_calibrators,
+    parse_vla_calibrators,
+)
+from contimg.calibrate.registry_rules import CalSet, select_active
 from contimg.calibrate.transit import find_transits
+from contimg.catalogue import connect
+from contimg.catalogue.registry import active_set, register_set, retire_set
+from contimg.core.instrument import SITE
+from contimg.sim import transit_start
 
 CHUNK_DAYS = 309.24 / 86400
 

@@ -7,12 +7,13 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.core.beam import airy_power
 from contimg.calibrate.calibrators import find_calibrator
-from contimg.core.instrument import N_SUBBANDS, SITE, subband_freqs_hz
+from contimg.calibrate.report import SolvePlan
 from contimg.calibrate.transit import DEFAULT_RADIUS_DEG, find_transits
+from contimg.core.beam import airy_power
+from contimg.core.instrument import N_SUBBANDS, SITE, subband_freqs_hz
 
-__all__ = ["plan_solve", "drift_averaged_beam"]
+__all__ = ["drift_averaged_beam", "plan_solve"]
 
 BAND_EDGES_HZ = (subband_freqs_hz(N_SUBBANDS - 1).min(), subband_freqs_hz(0).max())
 
@@ -28,7 +29,7 @@ def drift_averaged_beam(ra_deg: float, dec_deg: float, start_mjd: float, end_mjd
 
 
 def plan_solve(start_mjd: float, end_mjd: float, pointing_dec_deg: float, calibrator: str | None = None,
-               radius_deg: float = DEFAULT_RADIUS_DEG) -> dict:
+               radius_deg: float = DEFAULT_RADIUS_DEG) -> SolvePlan:
     """The calibrator to solve on and its model.
 
     The model flux is the catalogue 20 cm flux times the primary beam averaged over the chunk's
@@ -56,6 +57,7 @@ def plan_solve(start_mjd: float, end_mjd: float, pointing_dec_deg: float, calibr
               for f in BAND_EDGES_HZ)
     beam_index = float(np.log(hi / lo) / np.log(BAND_EDGES_HZ[1] / BAND_EDGES_HZ[0])) if lo > 0 and hi > 0 else 0.0
     intrinsic = cal.spectral_index or 0.0
-    return {**best.as_dict(), "mean_beam": beam, "apparent_flux_jy": cal.flux_jy * beam,
-            "intrinsic_spectral_index": intrinsic, "beam_spectral_index": beam_index,
-            "spectral_index": intrinsic + beam_index}
+    return SolvePlan(name=cal.name, ra_deg=cal.ra_deg, dec_deg=cal.dec_deg, flux_jy=cal.flux_jy,
+                     transit_mjd=best.transit_mjd, offset_deg=best.offset_deg, pb_flux_jy=best.pb_flux_jy,
+                     mean_beam=beam, apparent_flux_jy=cal.flux_jy * beam, intrinsic_spectral_index=intrinsic,
+                     beam_spectral_index=beam_index, spectral_index=intrinsic + beam_index)

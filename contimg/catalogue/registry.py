@@ -1,42 +1,36 @@
-"""The caltable registry: which tables apply at a time, in what order (rules pure; storage in SQLite).
+"""The caltable registry's storage in SQLite: record solved sets, look up the one valid at a time.
 
-A time with no valid set is an explicit answer (None), never a silent reuse of stale tables.
+The rules (validity window, which set wins, apply order, status) are pure and live in
+``contimg.calibrate.registry_rules``; this module only reads and writes the tables.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict
 
+from contimg.calibrate.registry_rules import DEFAULT_VALIDITY_H, CalSet, select_active, set_status, validity_window
+from contimg.calibrate.report import CalibrateReport
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
 
-__all__ = ["CalSet", "select_active", "register_set", "active_set", "retire_set", "DEFAULT_VALIDITY_H"]
-
-DEFAULT_VALIDITY_H = 6.0  # +/- hours around the transit
-
-
-@dataclass(frozen=True)
-class CalSet:
-    set_name: str
-    valid_start_mjd: float
-    valid_end_mjd: float
-    status: str
-    created_at: str
-
-
-def select_active(sets: list[CalSet], mjd: float) -> CalSet | None:
-    """The newest active set whose validity window holds ``mjd`` (None if there is none)."""
-    valid = [s for s in sets if s.status == "active" and s.valid_start_mjd <= mjd <= s.valid_end_mjd]
-    return max(valid, key=lambda s: (s.created_at, s.set_name)) if valid else None
+__all__ = ["active_set", "register_report", "register_set", "retire_set"]
 
 
 def register_set(conn: sqlite3.Connection, *, set_name: str, window_key: str, calibrator: str, source_ms: str,
                  transit_mjd: float, tables: list[dict], status: str, refant: str | None, solver_version: str,
                  solver_params: dict, quality: dict, reason: str | None = None,
                  validity_h: float = DEFAULT_VALIDITY_H) -> None:
-    """Record a solved set and its tables (``tables``: dicts with path, type, order, quality)."""
+    """Record a solved set and its tables (``tables``: dicts with path, type, order, quality), replacing
+    any set of the same name.
+
+    Raises
+    ------
+    ValueError
+        If ``validity_h`` is not positive.
+    """
+    valid_start_mjd, valid_end_mjd = validity_window(transit_mjd, validity_h)
     with transaction(conn):
         conn.execute("DELETE FROM caltables WHERE set_name = ?", (set_name,))
         conn.execute("DELETE FROM caltable_sets WHERE set_name = ?", (set_name,))
@@ -44,15 +38,38 @@ def register_set(conn: sqlite3.Connection, *, set_name: str, window_key: str, ca
             """INSERT INTO caltable_sets (set_name, window_key, calibrator, source_ms, transit_mjd, valid_start_mjd,
                    valid_end_mjd, status, refant, solver_version, solver_params, quality, reason, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (set_name, window_key, calibrator, source_ms, transit_mjd, transit_mjd - validity_h / 24.0,
-             transit_mjd + validity_h / 24.0, status, refant, solver_version, json.dumps(solver_params),
-             json.dumps(quality), reason, now_iso()))
+            (set_name, window_key, calibrator, source_ms, transit_mjd, valid_start_mjd, valid_end_mjd, status, refant,
+             solver_version, json.dumps(solver_params), json.dumps(quality), reason, now_iso()))
         for t in tables:
             conn.execute("INSERT INTO caltables (path, set_name, table_type, apply_order, quality) VALUES (?, ?, ?, ?, ?)",
                          (t["path"], set_name, t["type"], t["order"], json.dumps(t.get("quality", {}))))
 
 
+def register_report(conn: sqlite3.Connection, report: CalibrateReport, *, window_key: str, source_ms: str,
+                    validity_h: float = DEFAULT_VALIDITY_H) -> str:
+    """Record the set a calibrate job reported; returns its status (``active``, or ``failed`` on quality).
+
+    ``source_ms`` is the MS as the caller knows it (the catalogue's path, or the CLI's argument),
+    which may differ from the absolute path in ``report.source_ms``.
+
+    Raises
+    ------
+    ValueError
+        If ``validity_h`` is not positive.
+    """
+    status = set_status(report.quality_ok)
+    register_set(conn, set_name=report.set_name, window_key=window_key, calibrator=report.calibrator,
+                 source_ms=source_ms, transit_mjd=report.plan.transit_mjd,
+                 tables=[{"path": t.path, "type": t.type, "order": t.order, "quality": asdict(t.quality)}
+                         for t in report.tables],
+                 status=status, refant=str(report.refant), solver_version=report.solver_version,
+                 solver_params=report.solver_params, quality=report.quality_by_type(),
+                 reason="; ".join(report.problems) or None, validity_h=validity_h)
+    return status
+
+
 def retire_set(conn: sqlite3.Connection, set_name: str) -> None:
+    """Mark a set retired: it stays in the history but never applies again."""
     with transaction(conn):
         conn.execute("UPDATE caltable_sets SET status = 'retired' WHERE set_name = ?", (set_name,))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -19,12 +18,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from contimg.calibrate.report import CalibrateReport
     from contimg.catalogue import connect
-    from contimg.catalogue.registry import register_set
+    from contimg.catalogue.registry import register_report
+    from contimg.childjobs.report import read_report
 
     layout = Layout.from_env().ensure()
-    report = layout.scratch / f"calibrate-{args.out.name}.json"
-    argv = child_command("calibrate", args.ms, "--out", args.out, "--report", report)
+    report_path = layout.scratch / f"calibrate-{args.out.name}.json"
+    argv = child_command("calibrate", args.ms, "--out", args.out, "--report", report_path)
     if args.calibrator:
         argv += ["--calibrator", args.calibrator]
     if args.refant:
@@ -32,15 +33,11 @@ def run(args) -> int:
     rc = subprocess.call(argv, env=casa_child_env(layout.casa_state))
     if rc != 0 or args.no_register:
         return rc
-    m = json.loads(report.read_text())
+    solved = CalibrateReport.from_dict(read_report(report_path))
     conn = connect(layout.catalogue)
     try:
-        register_set(conn, set_name=m["set_name"], window_key=args.ms.stem, calibrator=m["calibrator"],
-                     source_ms=str(args.ms), transit_mjd=m["plan"]["transit_mjd"], tables=m["tables"],
-                     status="active" if m["quality_ok"] else "failed", refant=str(m["refant"]),
-                     solver_version=m["solver_version"], solver_params=m["solver_params"],
-                     quality={t["type"]: t["quality"] for t in m["tables"]}, reason="; ".join(m["problems"]) or None)
+        status = register_report(conn, solved, window_key=args.ms.stem, source_ms=str(args.ms))
     finally:
         conn.close()
-    print(f"registered {m['set_name']} ({'active' if m['quality_ok'] else 'failed'}) in {layout.catalogue}")
+    print(f"registered {solved.set_name} ({status}) in {layout.catalogue}")
     return 0

@@ -1,0 +1,134 @@
+"""The CASA solve on a calibrator chunk: average, model, bandpass, gains, quality (child process only).
+
+After ``contimg.calibrate.job.average`` has written the small calibrator-centred MS, set a
+point-source model of the apparent flux (catalogue flux x spectral index x the primary beam
+averaged over the drift, from ``contimg.calibrate.plan``) and solve B (per channel, one per SPW)
+then G (amplitude and phase, with B applied). The tables are written into a temporary folder
+beside ``out_dir`` and renamed to it; ``caltables.json`` beside them lists them in apply order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from contimg import __version__
+from contimg.calibrate.job.average import average_at_calibrator
+from contimg.calibrate.job.msread import antennas_with_data
+from contimg.calibrate.job.quality import plot_bandpass, table_quality
+from contimg.calibrate.registry_rules import APPLY_ORDER
+from contimg.calibrate.report import CalibrateReport, CalTable, SolveModel, SolvePlan
+from contimg.calibrate.solutions import CalibrationError, choose_refant, quality_problems
+
+__all__ = ["MIN_BASELINES_PER_ANTENNA", "MIN_SNR", "solve"]
+
+MIN_SNR = 3.0  # CASA flags solutions below this SNR
+MIN_BASELINES_PER_ANTENNA = 3  # fewer unflagged baselines to an antenna: no solution for it
+MODEL_REF_FREQ = "1.4GHz"  # the catalogue flux's frequency (20 cm), where the spectral index pivots
+
+
+def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
+    """MODEL_DATA of ``avg``: the calibrator as a point source at its position, with the plan's flux and index."""
+    import casatasks
+    import casatools
+
+    cl = casatools.componentlist()
+    cl_path = str(work / "model.cl")
+    cl.addcomponent(flux=plan.apparent_flux_jy, fluxunit="Jy", shape="point",
+                    dir=f"J2000 {plan.ra_deg}deg {plan.dec_deg}deg", spectrumtype="spectral index",
+                    index=plan.spectral_index, freq=MODEL_REF_FREQ)
+    cl.rename(cl_path)
+    cl.close()
+    casatasks.ft(vis=avg, complist=cl_path, usescratch=True)
+
+
+def _bandpass(avg: str, table: str, refant: int) -> None:
+    import casatasks
+
+    casatasks.bandpass(vis=avg, caltable=table, solint="inf", combine="scan", refant=str(refant), minsnr=MIN_SNR,
+                       solnorm=False, bandtype="B", minblperant=MIN_BASELINES_PER_ANTENNA)
+    if not Path(table).exists():
+        raise CalibrationError("bandpass produced no table")
+
+
+def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
+    import casatasks
+
+    casatasks.gaincal(vis=avg, caltable=table, solint="inf", combine="scan", refant=str(refant), calmode="ap",
+                      minsnr=MIN_SNR, gaintable=[bandpass_table], minblperant=MIN_BASELINES_PER_ANTENNA)
+    if not Path(table).exists():
+        raise CalibrationError("gaincal produced no table")
+
+
+def _solver_params(rfi: bool) -> dict:
+    """What the registry records about how the set was solved."""
+    return {"bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
+            "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": MIN_SNR},
+            "rfi": "contimg.calibrate.rfi 5 sigma, grow 0.5" if rfi else "off"}
+
+
+def solve(ms: str, out_dir: str, plan: SolvePlan, *, refants: list[int], set_name: str,
+          rfi: bool = True) -> CalibrateReport:
+    """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
+
+    ``out_dir`` is replaced whole, only once the tables, plot and ``caltables.json`` are complete.
+
+    Raises
+    ------
+    CalibrationError
+        If the chunk has no cross-correlations, its UVW column cannot be trusted, or CASA
+        produces no table.
+    """
+    import casatasks
+
+    timings = {}
+    out = Path(out_dir).absolute()
+    ms = str(Path(ms).absolute())  # the job changes directory below
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chdir(work)  # CASA drops scratch tables in the working directory
+    try:
+        t = time.perf_counter()
+        avg = str(work / "avg.ms")
+        flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi)
+        timings["flag_shift_average"] = time.perf_counter() - t  # one read of DATA
+        t = time.perf_counter()
+        _set_point_model(avg, work, plan)
+        timings["model"] = time.perf_counter() - t
+        present = antennas_with_data(avg)
+        refant = choose_refant(refants, present)
+        tables_dir = work / "tables"
+        tables_dir.mkdir()
+        b_table = str(tables_dir / f"{set_name}.B")
+        g_table = str(tables_dir / f"{set_name}.G")
+        t = time.perf_counter()
+        _bandpass(avg, b_table, refant)
+        timings["bandpass"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _gaincal(avg, g_table, refant, b_table)
+        timings["gaincal"] = time.perf_counter() - t
+        quality = {"B": table_quality(b_table, present), "G": table_quality(g_table, present)}
+        problems = quality_problems(quality)
+        plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png")
+        report = CalibrateReport(
+            set_name=set_name, calibrator=plan.name, refant=refant,
+            tables=[CalTable(name=f"{set_name}.{kind}", type=kind, order=APPLY_ORDER[kind], quality=quality[kind],
+                             path=str(out / f"{set_name}.{kind}")) for kind in ("B", "G")],
+            model=SolveModel(flux_jy=plan.apparent_flux_jy, spectral_index=plan.spectral_index, ra_deg=plan.ra_deg,
+                             dec_deg=plan.dec_deg),
+            quality_ok=not problems, problems=problems, out_dir=str(out), source_ms=ms,
+            bandpass_png=str(out / f"{set_name}.bandpass.png"), timings_s=timings,
+            solver_version=f"casatasks {casatasks.version_string()}; contimg {__version__}",
+            solver_params=_solver_params(rfi), flagging=flagging, plan=plan)
+        (tables_dir / "caltables.json").write_text(json.dumps(report.set_index(), indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tables_dir, out)
+    finally:
+        os.chdir(out.parent)  # never leave CASA in a deleted directory (it asserts getcwd at exit)
+        shutil.rmtree(work, ignore_errors=True)
+    return report
