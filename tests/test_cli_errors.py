@@ -167,3 +167,11 @@ def test_an_unknown_command_is_one_line_with_status_2(tmp_path):
     proc = run_contimg(tmp_path, "frobnicate")
     assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("contimg: error: unknown command 'frobnicate'")
+
+
+def test_calibrate_child_job_failure_is_its_last_error_line(tmp_path):
+    """casatools refuses a missing MS inside the calibrate job; the command prints that line, not the traceback."""
+    missing = tmp_path / "missing.ms"
+    line = the_error_line(run_contimg(tmp_path, "calibrate", missing, "--out", tmp_path / "cal"), "calibrate")
+    assert "the calibrate job failed (exit status 1)" in line
+    assert str(missing) in line

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from contimg.childjobs.env import casa_child_env, child_command
+from contimg.cli._child import run_child_job
 from contimg.core.settings import Layout
 
 
@@ -25,14 +24,14 @@ def run(args) -> int:
 
     layout = Layout.from_env().ensure()
     report_path = layout.scratch / f"calibrate-{args.out.name}.json"
-    argv = child_command("calibrate", args.ms, "--out", args.out, "--report", report_path)
+    job_args = [args.ms, "--out", args.out, "--report", report_path]
     if args.calibrator:
-        argv += ["--calibrator", args.calibrator]
+        job_args += ["--calibrator", args.calibrator]
     if args.refant:
-        argv += ["--refant", args.refant]
-    rc = subprocess.call(argv, env=casa_child_env(layout.casa_state))
-    if rc != 0 or args.no_register:
-        return rc
+        job_args += ["--refant", args.refant]
+    run_child_job("calibrate", job_args, layout)  # a failure surfaces as the job's last error line
+    if args.no_register:
+        return 0
     solved = CalibrateReport.from_dict(read_report(report_path))
     conn = connect(layout.catalogue)
     try:
