@@ -9,7 +9,8 @@ import pytest
 
 from contimg.catalogue import connect
 from contimg.cli import main
-from contimg.ops.diskguard import (DEFAULT_MIN_FREE_GB, check_free_space, last_guard_event, min_free_gb_from_env,
+from contimg.catalogue.ops import last_guard_event
+from contimg.ops.diskguard import (DEFAULT_MIN_FREE_GB, check_free_space, min_free_gb_from_env,
                                    record_guard_event)
 
 # statvfs and disk_usage are read a moment apart while other processes write: allow 0.5 GB of drift

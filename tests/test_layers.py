@@ -97,7 +97,7 @@ PLANTED = {
     "contimg/core/constants.py": ("from dagster_pipes import open_dagster_pipes\n",
                                   "dagster_pipes: the engine imports Dagster"),
     "schedules/__init__.py": ("from dagster import _core\n", "dagster._core: private Dagster API"),
-    "contimg/ops/queries.py": ("def _f():\n    from contimg_resources import CasaRunner\n",
+    "contimg/catalogue/queries.py": ("def _f():\n    from contimg_resources import CasaRunner\n",
                                "contimg_resources: the engine imports the Dagster side"),
     "contimg/image/qa.py": ("def _g():\n    from casatasks import tclean\n", "casatasks: CASA outside a child job"),
     "contimg_assets/image.py": ("from dagster._core.events import DagsterEvent\n",

@@ -94,3 +94,45 @@ def record_timing(conn: sqlite3.Connection, window_key: str, stage: str, seconds
     with transaction(conn):
         conn.execute("INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                      (window_key, stage, seconds, json.dumps(detail) if detail else None, run_id, now_iso()))
+
+
+def known_file_paths(conn: sqlite3.Connection) -> set[str]:
+    """Paths of every subband file the catalogue has seen."""
+    return {r[0] for r in conn.execute("SELECT path FROM subband_files")}
+
+
+def group_start_stamps(conn: sqlite3.Connection) -> list[str]:
+    """Every group's start time as stored (ISO text; may be NULL)."""
+    return [r[0] for r in conn.execute("SELECT start_utc FROM groups")]
+
+
+def requested_groups(conn: sqlite3.Connection) -> list[tuple]:
+    """``(window_key, run_key, files_json, requested_at)`` of groups still ``requested``, oldest request first."""
+    return conn.execute("SELECT window_key, run_key, files, requested_at FROM groups "
+                        "WHERE state = 'requested' AND run_key IS NOT NULL ORDER BY requested_at").fetchall()
+
+
+def record_calibrator_transit(conn: sqlite3.Connection, window_key: str, *, calibrator: str, transit_mjd: float,
+                              offset_deg: float, pb_flux_jy: float) -> None:
+    """Record (or replace) the calibrator transit found in ``window_key``."""
+    with transaction(conn):
+        conn.execute("INSERT OR REPLACE INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, "
+                     "pb_flux_jy, found_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (window_key, calibrator, transit_mjd, offset_deg, pb_flux_jy, now_iso()))
+
+
+def group_states(catalogue_path) -> dict:
+    """``{window_key: state}`` read from the catalogue file without writing to it; empty when it cannot be read."""
+    from pathlib import Path
+
+    path = Path(catalogue_path)
+    if not path.exists():
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            return dict(con.execute("SELECT window_key, state FROM groups").fetchall())
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return {}

@@ -84,3 +84,9 @@ def active_set(conn: sqlite3.Connection, mjd: float) -> dict | None:
     tables = [r[0] for r in conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order",
                                          (chosen.set_name,))]
     return {"set_name": chosen.set_name, "window": window, "tables": tables}
+
+
+def set_table_paths(conn: sqlite3.Connection, set_name: str) -> list[str]:
+    """The table paths of caltable set ``set_name`` in apply order (empty if no such set)."""
+    rows = conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (set_name,)).fetchall()
+    return [r[0] for r in rows]

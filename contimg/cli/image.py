@@ -27,14 +27,15 @@ def caltables_from(arg: str | None, catalogue_path: Path | None = None) -> tuple
     path = Path(arg)
     if not path.exists() and "," not in arg and catalogue_path is not None and Path(catalogue_path).exists():
         from contimg.catalogue.db import connect
+        from contimg.catalogue.registry import set_table_paths
 
         conn = connect(catalogue_path)
         try:
-            rows = conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (arg,)).fetchall()
+            paths = set_table_paths(conn, arg)
         finally:
             conn.close()
-        if rows:
-            return [r[0] for r in rows], arg
+        if paths:
+            return paths, arg
     if path.is_dir() and (path / "caltables.json").exists():
         import json
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 
 from contimg.core.settings import Layout
-from contimg.ops import queries as q
+from contimg.catalogue import queries as q
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.ops.tables import render_table, to_json
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from contimg.catalogue.ingest import get_group, record_file, upsert_group
+from contimg.catalogue.ingest import (
+    get_group,
+    group_start_stamps,
+    known_file_paths,
+    record_calibrator_transit,
+    record_file,
+    requested_groups,
+    upsert_group,
+)
 from contimg.core.config import read
 from contimg.ingest.grouping import FileEntry, Group, decide, group_files, is_temporary, parse_name, window_key
 
@@ -73,14 +81,9 @@ def _run_key(window: str, entries) -> str:
     return f"{window}:{digest.hexdigest()[:12]}"
 
 
-def _known_paths(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT path FROM subband_files")}
-
-
 def _settled_starts(conn: sqlite3.Connection) -> list[datetime]:
-    rows = conn.execute("SELECT start_utc FROM groups").fetchall()
     out = []
-    for (s,) in rows:
+    for s in group_start_stamps(conn):
         try:
             out.append(datetime.fromisoformat(s))
         except (TypeError, ValueError):
@@ -100,7 +103,7 @@ def scan_tick(ingest_dir: Path, conn: sqlite3.Connection, cursor: dict, now: dat
     result = TickResult()
     prev_sizes = cursor.get("sizes", {})
     first_seen = dict(cursor.get("first_seen", {}))
-    known = _known_paths(conn)
+    known = known_file_paths(conn)
     entries = []
     with os.scandir(ingest_dir) as it:
         for de in it:
@@ -175,9 +178,7 @@ def requested_before(conn: sqlite3.Connection, cutoff: datetime) -> list[ChunkRe
     key de-duplication makes a repeat harmless).
     """
     out = []
-    rows = conn.execute("SELECT window_key, run_key, files, requested_at FROM groups "
-                        "WHERE state = 'requested' AND run_key IS NOT NULL ORDER BY requested_at").fetchall()
-    for window, run_key, files, requested_at in rows:
+    for window, run_key, files, requested_at in requested_groups(conn):
         try:
             when = datetime.fromisoformat(requested_at)
         except (TypeError, ValueError):
@@ -214,13 +215,8 @@ def calibrator_transit(paths: list[str], conn: sqlite3.Connection | None = None,
         return None
     best = transits[0]
     if conn is not None and window is not None:
-        from contimg.catalogue.db import transaction
-        from contimg.catalogue.ingest import now_iso
-
-        with transaction(conn):
-            conn.execute("INSERT OR REPLACE INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, "
-                         "pb_flux_jy, found_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (window, best.calibrator.name, best.transit_mjd, best.offset_deg, best.pb_flux_jy, now_iso()))
+        record_calibrator_transit(conn, window, calibrator=best.calibrator.name, transit_mjd=best.transit_mjd,
+                                  offset_deg=best.offset_deg, pb_flux_jy=best.pb_flux_jy)
         upsert_group(conn, window, calibrator=best.calibrator.name)
     return best
 

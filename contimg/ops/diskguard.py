@@ -7,19 +7,17 @@ catalogue (``disk_guard_events``) so that ``contimg status`` and SQL show when a
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from contimg.catalogue.db import transaction
-from contimg.catalogue.ingest import now_iso
+from contimg.catalogue.ops import record_guard_decision
 from contimg.core.config import SETTINGS, read
 
 __all__ = ["GuardDecision", "DEFAULT_MIN_FREE_GB", "min_free_gb_from_env", "free_space_gb", "check_free_space",
-           "record_guard_event", "last_guard_event", "guard"]
+           "record_guard_event", "guard"]
 
 # 288 MS a day at 2-5 GB each is ~1 TB/day; 20 GB is a few chunks' worth of headroom (MS + image + scratch).
 DEFAULT_MIN_FREE_GB = SETTINGS["CONTIMG_MIN_FREE_GB"].default  # 20.0
@@ -97,12 +95,6 @@ def check_free_space(paths: Iterable[Path], min_free_gb: float, *,
     return GuardDecision(False, f"ok: at least {free[worst]:.1f} GB free (minimum {min_free_gb:g} GB)", free)
 
 
-def last_guard_event(conn: sqlite3.Connection) -> dict | None:
-    """The most recent ``disk_guard_events`` row, or None."""
-    row = conn.execute("SELECT * FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()
-    return dict(row) if row else None
-
-
 def record_guard_event(conn: sqlite3.Connection, decision: GuardDecision, min_free_gb: float, *,
                        only_on_change: bool = True) -> bool:
     """Record the decision in ``disk_guard_events``; by default only when it differs from the last one.
@@ -112,15 +104,9 @@ def record_guard_event(conn: sqlite3.Connection, decision: GuardDecision, min_fr
     bool
         True when a row was written.
     """
-    with transaction(conn):
-        last = conn.execute("SELECT decision FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()
-        if only_on_change and (last[0] if last else "ok") == decision.decision:
-            return False  # no row for the first "ok": nothing has been held yet
-        conn.execute("INSERT INTO disk_guard_events (decision, reason, free_gb, min_free_gb, created_at) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     (decision.decision, decision.reason, json.dumps({k: round(v, 3) for k, v in decision.free_gb.items()}),
-                      min_free_gb, now_iso()))
-    return True
+    # no row for the first "ok": nothing has been held yet
+    return record_guard_decision(conn, decision.decision, decision.reason, decision.free_gb, min_free_gb,
+                                 only_on_change=only_on_change)
 
 
 def guard(layout, conn: sqlite3.Connection, min_free_gb: float | None = None) -> GuardDecision:

@@ -29,8 +29,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
-from contimg.catalogue.db import transaction
-from contimg.catalogue.ingest import now_iso
+from contimg.catalogue import ops as cat
 from contimg.core.config import read
 from contimg.core.settings import Layout
 
@@ -226,22 +225,6 @@ def stale_groups(group_rows: Iterable[dict], now: datetime, stale_s: float, acti
 
 # ----------------------------------------------------------------------------------------- plan & apply
 
-def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
-                        (name,)).fetchone() is not None
-
-
-def calibrator_windows(conn: sqlite3.Connection) -> set:
-    """Windows holding a calibrator: marked on the group, or with a caltable set or transit in the catalogue."""
-    windows = {r[0] for r in conn.execute("SELECT window_key FROM groups WHERE COALESCE(calibrator, '') != ''")}
-    for table in ("caltable_sets", "calibrator_transits"):
-        if _table_exists(conn, table):
-            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if "window_key" in cols:
-                windows |= {r[0] for r in conn.execute(f"SELECT window_key FROM {table} WHERE window_key IS NOT NULL")}
-    return windows
-
-
 def make_plan(layout: Layout, conn: sqlite3.Connection, settings: HousekeepingSettings, *,
               now: datetime | None = None, active_windows: set | None = None) -> Plan:
     """Everything housekeeping would do now, with what it keeps and why (nothing is changed).
@@ -256,26 +239,21 @@ def make_plan(layout: Layout, conn: sqlite3.Connection, settings: HousekeepingSe
     plan = Plan()
     plan.actions += old_entries(layout.scratch, now_s, settings.scratch_max_age_s)
     plan.actions += product_temporaries(layout.products, now_s, settings.scratch_max_age_s)
-    ms_rows = [dict(r) for r in conn.execute("SELECT window_key, path, status, size_bytes FROM measurement_sets")]
-    imaged = {r[0] for r in conn.execute("SELECT window_key FROM images WHERE status = 'ok'")}
-    delete, keep = ms_retention(ms_rows, calibrator_windows(conn), imaged, now.date(), settings.ms_keep_days)
+    delete, keep = ms_retention(cat.ms_rows(conn), cat.calibrator_windows(conn), cat.imaged_windows(conn), now.date(),
+                                settings.ms_keep_days)
     plan.actions += delete
     plan.kept += keep
     if active_windows is None:
         plan.notes.append("stale-group recovery skipped: Dagster run states not consulted")
     else:
-        groups = [dict(r) for r in conn.execute("SELECT window_key, state, updated_at FROM groups")]
-        plan.actions += stale_groups(groups, now, settings.stale_group_s, active_windows)
+        plan.actions += stale_groups(cat.group_rows(conn), now, settings.stale_group_s, active_windows)
     return plan
 
 
 def record_action(conn: sqlite3.Connection, action: Action, *, run_id: str | None = None) -> None:
     """Append one row to ``housekeeping_log``."""
-    with transaction(conn):
-        conn.execute("INSERT INTO housekeeping_log (action, path, window_key, size_bytes, reason, run_id, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (action.action, action.path, action.window_key, action.size_bytes, action.reason, run_id,
-                      now_iso()))
+    cat.log_housekeeping(conn, action=action.action, path=action.path, window_key=action.window_key,
+                         size_bytes=action.size_bytes, reason=action.reason, run_id=run_id)
 
 
 def _remove(path: Path) -> None:
@@ -305,14 +283,9 @@ def apply_plan(plan: Plan, conn: sqlite3.Connection, *, run_id: str | None = Non
                 _remove(Path(a.path))
             elif a.action == "delete_ms":
                 _remove(Path(a.path))
-                with transaction(conn):
-                    conn.execute("UPDATE measurement_sets SET status = 'deleted' "
-                                 "WHERE window_key = ? AND path = ? AND status = 'current'", (a.window_key, a.path))
+                cat.mark_ms_deleted(conn, a.window_key, a.path)
             elif a.action == "fail_stale_group":
-                with transaction(conn):
-                    conn.execute("UPDATE groups SET state = 'failed', error = ?, updated_at = ? WHERE window_key = ? "
-                                 "AND state IN ('requested', 'grouped', 'converted')",
-                                 (a.reason, now_iso(), a.window_key))
+                cat.fail_stale_group(conn, a.window_key, a.reason)
             else:
                 raise ValueError(f"unknown housekeeping action {a.action!r}")
         except OSError as err:

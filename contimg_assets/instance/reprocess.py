@@ -21,7 +21,7 @@ from pathlib import Path
 
 from contimg.core.config import read
 from contimg.core.settings import Layout
-from contimg.ops import queries as q
+from contimg.catalogue import queries as q
 from contimg.ops.tables import render_table, to_json
 
 JOB_NAME = "chunk_job"
@@ -124,17 +124,6 @@ def submit_backfill(windows: list[str], *, job_name: str = JOB_NAME, tags: dict 
             "run_status": {r.tags.get(PARTITION_TAG): r.status.value for r in runs}}
 
 
-def calibrator_windows(con, lo: str, hi: str) -> set:
-    """Windows in ``[lo, hi]`` holding a calibrator transit (marked on the group or found by calibration)."""
-    out = {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ? "
-                                     "AND coalesce(calibrator, '') != ''", [lo, hi]).fetchall()}
-    for table in ("calibrator_transits", "caltable_sets"):
-        if q.table_exists(con, table):
-            out |= {r[0] for r in con.execute(f"SELECT window_key FROM cat.{table} WHERE window_key >= ? "
-                                              "AND window_key <= ?", [lo, hi]).fetchall()}
-    return out
-
-
 def run(args) -> int:
     from contimg_assets.partitions import FIVE_MIN
 
@@ -145,9 +134,8 @@ def run(args) -> int:
         con = q.open_catalogue(layout.catalogue)
         try:
             lo, hi = windows[0], windows[-1]
-            known = {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND "
-                                               "window_key <= ?", [lo, hi]).fetchall()}
-            cal = calibrator_windows(con, lo, hi)
+            known = q.group_windows_between(con, lo, hi)
+            cal = q.calibrator_windows_between(con, lo, hi)
         finally:
             con.close()
         if not args.force:

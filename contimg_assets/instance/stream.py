@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contimg.sim.replay import chunks_in, replay
+from contimg.catalogue.ingest import group_states
 from contimg.childjobs.env import CHILD_JOB_MODULES
 from contimg.core.settings import Layout
 
@@ -97,19 +97,6 @@ def install_instance_config(layout: Layout) -> Path:
 def _bin(name: str) -> str:
     candidate = Path(sys.executable).with_name(name)
     return str(candidate) if candidate.exists() else name
-
-
-def _group_states(catalogue: Path) -> dict:
-    if not catalogue.exists():
-        return {}
-    try:
-        con = sqlite3.connect(f"file:{catalogue}?mode=ro", uri=True, timeout=10)
-        try:
-            return dict(con.execute("SELECT window_key, state FROM groups").fetchall())
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return {}
 
 
 def _cmdline(pid: int) -> bytes:
@@ -250,7 +237,7 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
         while time.monotonic() < deadline:
             now = time.monotonic()
             if drill is not None:  # watch closely for the moment to kill
-                states = _group_states(layout.catalogue)
+                states = group_states(layout.catalogue)
                 imaged = sum(1 for v in states.values() if v == "imaged")
                 pid = _matching_job(casa_processes(layout.dagster_home), drill.job, drill.window)
                 if pid is not None and imaged >= drill.min_imaged:
@@ -278,7 +265,7 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
                 raise RuntimeError(f"dagster-daemon exited with {daemon.returncode}; see {daemon_log}")
             if now >= next_poll:
                 next_poll = now + 3.0
-                states = _group_states(layout.catalogue)
+                states = group_states(layout.catalogue)
                 summary = {s: sum(1 for v in states.values() if v == s) for s in sorted(set(states.values()))}
                 if summary != last:
                     log(f"stream: {summary}")
@@ -296,7 +283,7 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
         else:
             outcome.timed_out = True
             log(f"stream: timed out after {timeout_s:.0f} s")
-        outcome.windows = _group_states(layout.catalogue)
+        outcome.windows = group_states(layout.catalogue)
         for date in mosaic_dates or []:
             log(f"building the nightly mosaic for {date} through Dagster")
             proc = subprocess.run(

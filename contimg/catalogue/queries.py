@@ -19,7 +19,8 @@ from contimg.catalogue.duck import open_duckdb
 
 __all__ = ["open_catalogue", "reading", "parse_utc", "window_key_of", "resolve_range", "table_exists", "columns_of",
            "fetch_dicts", "groups_by_state", "backlog", "last_image", "active_calibration", "recent_failures",
-           "products", "qa_rows", "last_guard_event", "PRODUCT_TYPES", "IN_FLIGHT_STATES"]
+           "products", "qa_rows", "last_guard_event", "group_windows_between", "calibrator_windows_between",
+           "PRODUCT_TYPES", "IN_FLIGHT_STATES"]
 
 PRODUCT_TYPES = ("ms", "caltable", "image", "mosaic")
 IN_FLIGHT_STATES = ("requested", "grouped", "converted", "calibrated")
@@ -240,3 +241,20 @@ def last_guard_event(con) -> dict | None:
     rows = fetch_dicts(con, "SELECT decision, reason, free_gb, min_free_gb, created_at FROM cat.disk_guard_events "
                             "ORDER BY id DESC LIMIT 1")
     return rows[0] if rows else None
+
+
+def group_windows_between(con, lo: str, hi: str) -> set:
+    """Windows in ``[lo, hi]`` with a chunk recorded in ``groups``."""
+    return {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ?",
+                                      [lo, hi]).fetchall()}
+
+
+def calibrator_windows_between(con, lo: str, hi: str) -> set:
+    """Windows in ``[lo, hi]`` holding a calibrator transit (marked on the group or found by calibration)."""
+    out = {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ? "
+                                     "AND coalesce(calibrator, '') != ''", [lo, hi]).fetchall()}
+    for table in ("calibrator_transits", "caltable_sets"):
+        if table_exists(con, table):
+            out |= {r[0] for r in con.execute(f"SELECT window_key FROM cat.{table} WHERE window_key >= ? "
+                                              "AND window_key <= ?", [lo, hi]).fetchall()}
+    return out
