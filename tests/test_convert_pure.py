@@ -110,3 +110,44 @@ def test_report_round_trips_through_json_and_names_missing_or_unknown_keys():
     assert ConvertReport.from_dict(optional).worker_peak_rss_mb is None
     with pytest.raises(TypeError):
         ConvertReport.from_dict([("ms_path", "/x.ms")])
+
+
+# astropy's own ITRS -> GCRS rotation of the antennas and erfa's c2t06a matrices use the same
+# Earth-orientation data: w agrees to float64 rounding on km baselines (observed ~1e-9 m); 1e-6 m
+# is 4e-6 rad of phase at 1.5 GHz, and any frame or sign error is metres.
+W_TOL_M = 1e-6
+
+
+def test_w_terms_match_astropy_frames():
+    from types import SimpleNamespace
+
+    from astropy import units as u
+    from astropy.coordinates import GCRS, ITRS, CartesianRepresentation, HADec, SkyCoord
+    from astropy.time import Time
+
+    from contimg.convert.frames import baseline_w, sky_frames
+    from contimg.core.instrument import SITE, load_stations
+
+    st = load_stations()
+    site_m = np.array([SITE.x.value, SITE.y.value, SITE.z.value])
+    numbers = st.number - 1
+    pairs = np.array([(0, 39), (11, 99), (74, 109)])
+    times_jd = Time("2025-06-15T00:00:00").jd + np.array([0.5, 1.5, 2.5]) * 12.884901888 / 86400
+    sub = SimpleNamespace(time_jd=np.repeat(times_jd, len(pairs)), ant1=np.tile(pairs[:, 0], 3),
+                          ant2=np.tile(pairs[:, 1], 3), antenna_numbers=numbers, antenna_positions_m=st.itrf_m - site_m,
+                          pointing_dec_deg=55.0, telescope_lat_lon_alt=(SITE.lat.rad, SITE.lon.rad, SITE.height.value))
+    ra_rad, dec_rad = np.radians(123.4), np.radians(55.2)
+    w_old, w_new = baseline_w(sub, sky_frames([sub], ra_rad, dec_rad)[0])
+    t = Time(sub.time_jd, format="jd", scale="utc")
+    gcrs = GCRS(obstime=t)
+
+    def in_gcrs(xyz):
+        return ITRS(CartesianRepresentation(xyz.T * u.m), obstime=t).transform_to(gcrs).cartesian.xyz.to_value(u.m).T
+
+    b = in_gcrs(st.itrf_m[sub.ant2]) - in_gcrs(st.itrf_m[sub.ant1])
+    s_new = SkyCoord(ra=ra_rad * u.rad, dec=dec_rad * u.rad).transform_to(gcrs).cartesian.xyz.value.T
+    s_old = SkyCoord(ha=np.zeros(len(t)) * u.deg, dec=np.full(len(t), 55.0) * u.deg,
+                     frame=HADec(obstime=t, location=SITE, pressure=0 * u.hPa)).transform_to(gcrs).cartesian.xyz.value.T
+    np.testing.assert_allclose(w_new, np.einsum("ij,ij->i", b, s_new), rtol=0, atol=W_TOL_M)
+    np.testing.assert_allclose(w_old, np.einsum("ij,ij->i", b, s_old), rtol=0, atol=W_TOL_M)
+    assert np.abs(w_old - w_new).max() > 1.0  # the field is off the fringe-stop centre: a real rotation
