@@ -247,3 +247,25 @@ def test_conversion_of_a_bad_file_fails_naming_it_and_writes_nothing(pristine, t
     assert f"{bad.name}: Header/freq_array: missing" in proc.stderr, proc.stderr[-2000:]
     assert not out.exists()
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_corrupt_data_block_found_while_writing_fails_naming_it_and_leaves_no_partial_ms(pristine, tmp_path):
+    """A damaged block in the middle of Data/visdata passes the plan's last-row probe and fails only
+    when a worker reads it, after the MS was created: the job names file and item and removes it."""
+    files = _copy_chunk(pristine, tmp_path / "in")
+    bad = files[9]
+    with h5py.File(bad, "r+") as h5:  # rewrite visdata compressed, one chunk per row
+        vis = h5["Data/visdata"][()]
+        del h5["Data/visdata"]
+        h5.create_dataset("Data/visdata", data=vis, chunks=(1,) + vis.shape[1:], compression="gzip")
+        info = h5["Data/visdata"].id.get_chunk_info(0)
+    with open(bad, "r+b") as fh:  # garble the first row's compressed bytes
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * info.size)
+    assert len(plan_chunk(files).subbands) == 16  # the plan's last-row probe cannot see it
+    out = tmp_path / "products" / "chunk.ms"
+    proc = convert(files, out, tmp_path / "casa")
+    assert proc.returncode != 0
+    assert f"{bad.name}: Data/visdata: cannot be read" in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == [], "the temporary MS must be removed"

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from contimg.convert.header import SubbandInput
+from contimg.convert.header import ConversionError, SubbandInput
 from contimg.convert.job.geometry import geometry
 from contimg.convert.plan import ChunkPlan
 from contimg.convert.uvh5read import as_groups, channels_ascending, read_chunk_ordered
@@ -85,10 +85,18 @@ def _prepare_into(src: SubbandInput, present: bool, k: int, n_chan: int, frames:
     n_nan = 0
     if present:
         desc = src.descending
-        with h5py.File(src.path, "r") as h5:
-            vis = read_chunk_ordered(h5["Data/visdata"])  # complex64, (N, G, cc, Q, cp) views, file order
-            flags_in = read_chunk_ordered(h5["Data/flags"])
-            nsamples = read_chunk_ordered(h5["Data/nsamples"])
+        item = "Data"
+        try:  # the plan probed each array's last row; a corrupt block in the middle shows only here
+            with h5py.File(src.path, "r") as h5:
+                item = "Data/visdata"
+                vis = read_chunk_ordered(h5[item])  # complex64, (N, G, cc, Q, cp) views, file order
+                item = "Data/flags"
+                flags_in = read_chunk_ordered(h5[item])
+                item = "Data/nsamples"
+                nsamples = read_chunk_ordered(h5[item])
+        except (OSError, KeyError, ValueError) as err:
+            raise ConversionError(f"{src.path}: {item}: cannot be read ({type(err).__name__}: {err}); "
+                                  "truncated or corrupt?") from err
         t_read = time.perf_counter() - t0
         uvw_new, w_old, w_new = geometry(src, frames, ra0, dec0)
         # MS convention: conj(vis * rot) = conj(vis) * conj(rot), channels ascending, written
