@@ -86,8 +86,9 @@ def correlator() -> Correlator:
     Raises
     ------
     ValueError
-        If the file lacks a setting, its channels ascend, or the nodes' first channels are not
-        ``N_SUBBANDS`` contiguous blocks of ``nchan_spw`` raw channels.
+        If the file lacks a setting, its channels ascend, the nodes' first channels are not
+        ``N_SUBBANDS`` contiguous blocks of ``nchan_spw`` raw channels, or those do not average
+        (``nfreq_int``) to ``N_CHAN_PER_SUBBAND`` channels.
     """
     import yaml
 
@@ -103,9 +104,9 @@ def correlator() -> Correlator:
         raise ValueError(f"correlator_parameters.yaml: missing or malformed setting ({err})") from err
     if ascending:
         raise ValueError("correlator_parameters.yaml: chan_ascending is true; the subband layout assumes descending")
-    if len(firsts) != N_SUBBANDS or np.any(np.diff(firsts) != per_sb) or per_sb % nfreq_int:
+    if len(firsts) != N_SUBBANDS or np.any(np.diff(firsts) != per_sb) or per_sb != nfreq_int * N_CHAN_PER_SUBBAND:
         raise ValueError(f"correlator_parameters.yaml: ch0 of the corr nodes {firsts} are not {N_SUBBANDS} contiguous "
-                         f"blocks of nchan_spw={per_sb} (nfreq_int={nfreq_int})")
+                         f"blocks of nchan_spw={per_sb} averaged by nfreq_int={nfreq_int} to {N_CHAN_PER_SUBBAND}")
     return Correlator(f0_hz=f0_hz, raw_channel_hz=raw_hz, n_raw_chan=n_raw, raw_per_subband=per_sb,
                       nfreq_int=nfreq_int, first_raw_channel=tuple(firsts))
 
