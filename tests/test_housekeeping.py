@@ -20,9 +20,13 @@ DAY_S = 86400.0
 
 
 def ms_metrics(path):
+    """A complete convert report (the catalogue reads it as a ``ConvertReport``: every key is required)."""
     return {"ms_path": str(path), "n_rows": 10, "n_subbands_present": 16, "missing_subbands": [], "start_mjd": 1.0,
             "mid_mjd": 1.0, "end_mjd": 1.0, "phase_center_ra_deg": 0.0, "phase_center_dec_deg": 0.0,
-            "pointing_dec_deg": 0.0, "flagged_fraction": 0.0, "checks": {}}
+            "pointing_dec_deg": 0.0, "flagged_fraction": 0.0, "checks": {}, "files": [], "n_antennas": 8,
+            "n_channels": 64, "n_times": 2, "freq_min_hz": 1.31e9, "freq_max_hz": 1.50e9, "weight_spectrum": False,
+            "nan_flagged": 0, "timings_s": {}, "bytes_in": 0, "peak_rss_mb": 0.0, "workers": 1,
+            "code_version": "test"}
 
 
 def image_metrics(prefix):

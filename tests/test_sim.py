@@ -13,6 +13,7 @@ from astropy.time import Time
 
 from contimg.core.instrument import SITE, load_stations
 from contimg.sim import Source, simulate
+from tests.test_real_files import FREQ_TOL_HZ, correlator_labels_hz
 
 START = "2026-01-25T00:00:00"
 DEC = 55.0
@@ -73,14 +74,20 @@ def test_files_are_read_by_pyuvdata_with_the_correlator_layout(small_chunk):
             assert h5["Data/visdata"].shape == (uv.Nblts, 1, 4, 2)
             assert h5["Data/visdata"].dtype == np.complex64
             assert h5["Header/phase_type"][()] == b"drift"
-        all_freqs.append((sb, uv.freq_array.min(), uv.freq_array.max(), uv.channel_width[0]))
-    # sb00 highest, descending with subband; the band covers 1311.25-1498.75 MHz
+        # the correlator's labels (means of its raw channels' labels, from its published parameters)
+        np.testing.assert_allclose(uv.freq_array, correlator_labels_hz(sb, 4), rtol=0, atol=FREQ_TOL_HZ)
+        np.testing.assert_allclose(uv.channel_width, 11.71875e6 / 4, rtol=0, atol=FREQ_TOL_HZ)
+        all_freqs.append((sb, uv.freq_array.min(), uv.freq_array.max()))
+    # sb00 highest, descending with subband; the band runs between the labels of raw channels 1024
+    # and 7167 (1530 MHz down in steps of 30.517578125 kHz); a label of 96 raw channels is the label
+    # of its middle, 47.5 raw channels from either end
     all_freqs = sorted(set(all_freqs))
     assert len(all_freqs) == 16
     assert all(a[1] > b[2] for a, b in zip(all_freqs, all_freqs[1:]))
-    lo = all_freqs[-1][1] - all_freqs[-1][3] / 2
-    hi = all_freqs[0][2] + all_freqs[0][3] / 2
-    np.testing.assert_allclose([lo, hi], [1311.25e6, 1498.75e6], rtol=0, atol=1.0)
+    raw_hz = 250e6 / 8192
+    lo = all_freqs[-1][1] - 47.5 * raw_hz
+    hi = all_freqs[0][2] + 47.5 * raw_hz
+    np.testing.assert_allclose([lo, hi], [1530e6 - 7167 * raw_hz, 1530e6 - 1024 * raw_hz], rtol=0, atol=FREQ_TOL_HZ)
     # each chunk's 16 subband stamps jitter by seconds
     chunk0 = sorted(s[0] for s in stamps.values())
     assert len(set(chunk0)) > 1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from contimg import __version__
 from contimg.catalogue.db import transaction
+from contimg.convert.report import ConvertReport
 
 __all__ = ["now_iso", "record_file", "upsert_group", "get_group", "record_measurement_set", "current_ms",
            "record_timing", "files_with_status"]
@@ -64,9 +66,21 @@ def get_group(conn: sqlite3.Connection, window_key: str) -> dict | None:
     return out
 
 
-def record_measurement_set(conn: sqlite3.Connection, window_key: str, metrics: dict, *, size_bytes: int,
-                           run_id: str | None) -> None:
-    """Add the MS made for a window; an earlier version of the same window becomes 'superseded'."""
+def record_measurement_set(conn: sqlite3.Connection, window_key: str, report: ConvertReport | Mapping, *,
+                           size_bytes: int, run_id: str | None) -> None:
+    """Add the MS made for a window; an earlier version of the same window becomes 'superseded'.
+
+    Parameters
+    ----------
+    report : ConvertReport or mapping
+        The convert job's report; a mapping (its published JSON) is read with ``ConvertReport.from_dict``.
+
+    Raises
+    ------
+    ValueError
+        If a mapping lacks a report key or has an unknown one.
+    """
+    rep = report if isinstance(report, ConvertReport) else ConvertReport.from_dict(report)
     with transaction(conn):
         conn.execute("UPDATE measurement_sets SET status = 'superseded' WHERE window_key = ? AND status = 'current'",
                      (window_key,))
@@ -75,11 +89,10 @@ def record_measurement_set(conn: sqlite3.Connection, window_key: str, metrics: d
                    mid_mjd, end_mjd, phase_center_ra_deg, phase_center_dec_deg, pointing_dec_deg, flagged_fraction,
                    checks, size_bytes, run_id, created_at, code_version)
                VALUES (?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (window_key, metrics["ms_path"], metrics["n_rows"], metrics["n_subbands_present"],
-             json.dumps(metrics["missing_subbands"]), metrics["start_mjd"], metrics["mid_mjd"], metrics["end_mjd"],
-             metrics["phase_center_ra_deg"], metrics["phase_center_dec_deg"], metrics["pointing_dec_deg"],
-             metrics["flagged_fraction"], json.dumps(metrics["checks"]), size_bytes, run_id, now_iso(),
-             metrics.get("code_version", __version__)),
+            (window_key, rep.ms_path, rep.n_rows, rep.n_subbands_present, json.dumps(rep.missing_subbands),
+             rep.start_mjd, rep.mid_mjd, rep.end_mjd, rep.phase_center_ra_deg, rep.phase_center_dec_deg,
+             rep.pointing_dec_deg, rep.flagged_fraction, json.dumps(rep.checks), size_bytes, run_id, now_iso(),
+             rep.code_version),
         )
 
 

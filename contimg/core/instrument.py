@@ -18,22 +18,24 @@ from astropy import units as u
 from astropy.coordinates import EarthLocation
 
 __all__ = [
-    "TELESCOPE_NAME",
-    "SITE",
-    "DISH_DIAMETER_M",
-    "SEFD_JY",
-    "N_SUBBANDS",
-    "N_CHAN_PER_SUBBAND",
-    "SUBBAND_WIDTH_HZ",
     "CHANNEL_WIDTH_HZ",
-    "INTEGRATION_S",
-    "N_INTEGRATIONS",
     "CHUNK_DURATION_S",
-    "POLARIZATION_ARRAY",
+    "DISH_DIAMETER_M",
     "INACTIVE_STATIONS",
+    "INTEGRATION_S",
+    "N_CHAN_PER_SUBBAND",
+    "N_INTEGRATIONS",
+    "N_SUBBANDS",
+    "POLARIZATION_ARRAY",
+    "SEFD_JY",
+    "SITE",
+    "SUBBAND_WIDTH_HZ",
+    "TELESCOPE_NAME",
+    "Correlator",
     "Stations",
-    "load_stations",
     "active_station_numbers",
+    "correlator",
+    "load_stations",
     "select_stations",
     "subband_freqs_hz",
 ]
@@ -53,12 +55,64 @@ SEFD_JY = 6500.0  # per antenna
 
 N_SUBBANDS = 16
 N_CHAN_PER_SUBBAND = 48
-SUBBAND_WIDTH_HZ = 11.71875e6  # 384 raw channels of 30.517578125 kHz
+
+
+@dataclass(frozen=True)
+class Correlator:
+    """The correlator's published spectral settings (``contimg/core/data/correlator_parameters.yaml``).
+
+    Raw channel ``i`` (0..``n_raw_chan`` - 1) is labelled ``f0_hz - i * raw_channel_hz`` (the
+    channels descend from 1.53 GHz); subband ``sb`` is written by the correlator node whose first
+    raw channel is the ``sb``-th lowest, ``first_raw_channel[sb]``, and holds ``raw_per_subband``
+    raw channels averaged ``nfreq_int`` at a time.
+    """
+
+    f0_hz: float
+    raw_channel_hz: float
+    n_raw_chan: int
+    raw_per_subband: int
+    nfreq_int: int
+    first_raw_channel: tuple  # per subband, sb00 first
+
+    def raw_label_hz(self, raw_channel) -> np.ndarray:
+        """The correlator's label of raw channel(s) ``raw_channel``, in Hz."""
+        return self.f0_hz - np.asarray(raw_channel, dtype=float) * self.raw_channel_hz
+
+
+@lru_cache(maxsize=1)
+def correlator() -> Correlator:
+    """Read the correlator's spectral settings.
+
+    Raises
+    ------
+    ValueError
+        If the file lacks a setting, its channels ascend, the nodes' first channels are not
+        ``N_SUBBANDS`` contiguous blocks of ``nchan_spw`` raw channels, or those do not average
+        (``nfreq_int``) to ``N_CHAN_PER_SUBBAND`` channels.
+    """
+    import yaml
+
+    text = resources.files("contimg.core.data").joinpath("correlator_parameters.yaml").read_text()
+    par = yaml.safe_load(text)
+    try:
+        n_raw, per_sb, nfreq_int = int(par["nchan"]), int(par["nchan_spw"]), int(par["nfreq_int"])
+        f0_hz, raw_hz = float(par["f0_GHz"]) * 1e9, float(par["bw_GHz"]) * 1e9 / n_raw
+        ascending = bool(par["chan_ascending"])
+        # correlator nodes are corrNN; other hosts (dsaenv01) are not subband writers
+        firsts = sorted(int(v) for k, v in par["ch0"].items() if re.fullmatch(r"corr\d+", str(k)))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"correlator_parameters.yaml: missing or malformed setting ({err})") from err
+    if ascending:
+        raise ValueError("correlator_parameters.yaml: chan_ascending is true; the subband layout assumes descending")
+    if len(firsts) != N_SUBBANDS or np.any(np.diff(firsts) != per_sb) or per_sb != nfreq_int * N_CHAN_PER_SUBBAND:
+        raise ValueError(f"correlator_parameters.yaml: ch0 of the corr nodes {firsts} are not {N_SUBBANDS} contiguous "
+                         f"blocks of nchan_spw={per_sb} averaged by nfreq_int={nfreq_int} to {N_CHAN_PER_SUBBAND}")
+    return Correlator(f0_hz=f0_hz, raw_channel_hz=raw_hz, n_raw_chan=n_raw, raw_per_subband=per_sb,
+                      nfreq_int=nfreq_int, first_raw_channel=tuple(firsts))
+
+
+SUBBAND_WIDTH_HZ = correlator().raw_per_subband * correlator().raw_channel_hz  # 384 x 30.517578125 kHz
 CHANNEL_WIDTH_HZ = SUBBAND_WIDTH_HZ / N_CHAN_PER_SUBBAND  # 244.140625 kHz
-# The correlator's 8192 raw channels descend from 1.53 GHz; sb00 starts at raw channel 1024.
-_RAW_CHANNEL_HZ = 250e6 / 8192
-_F0_HZ = 1.53e9
-_SB00_FIRST_RAW_CHANNEL = 1024
 
 INTEGRATION_S = 96 * 0.134217728  # 12.884901888 s
 N_INTEGRATIONS = 24
@@ -155,18 +209,36 @@ def select_stations(n_antennas: int) -> np.ndarray:
 
 
 def subband_freqs_hz(subband: int, n_chan: int = N_CHAN_PER_SUBBAND) -> np.ndarray:
-    """Channel centre frequencies of one subband, in file order (descending), in Hz.
+    """The correlator's channel labels of one subband, in file order (descending), in Hz.
 
-    sb00 is the highest subband. With the production 48 channels each channel is the mean of 8
-    raw correlator channels; with fewer channels (small test data) the same subband is split
-    into ``n_chan`` wider channels.
+    Each channel is labelled with the mean of the labels of the raw correlator channels it
+    averages: with the production 48 channels, 8 raw channels each (sb00 channel 0: 1498.643188
+    MHz, then steps of -244.140625 kHz). With fewer channels (small test data) the same subband is
+    split into ``n_chan`` wider channels labelled the same way.
+
+    Parameters
+    ----------
+    subband : int
+        0..15; sb00 is the highest.
+    n_chan : int
+        Channels per subband; must divide the subband's 384 raw channels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_chan,), descending.
+
+    Raises
+    ------
+    ValueError
+        If ``subband`` or ``n_chan`` is out of range.
     """
+    cor = correlator()
     if not 0 <= subband < N_SUBBANDS:
         raise ValueError(f"subband must be 0..{N_SUBBANDS - 1}, got {subband}")
-    if n_chan < 1 or 384 % n_chan:
-        raise ValueError(f"n_chan must divide the subband's 384 raw channels, got {n_chan}")
-    raw_per_chan = 384 // n_chan
-    first_raw = _SB00_FIRST_RAW_CHANNEL + subband * 384
-    # raw channel i spans [F0 - (i+1) dnu, F0 - i dnu], so the band's edges are 1498.75 and 1311.25 MHz
-    centre = first_raw + np.arange(n_chan) * raw_per_chan + raw_per_chan / 2.0
-    return _F0_HZ - centre * _RAW_CHANNEL_HZ
+    if n_chan < 1 or cor.raw_per_subband % n_chan:
+        raise ValueError(f"n_chan must divide the subband's {cor.raw_per_subband} raw channels, got {n_chan}")
+    raw_per_chan = cor.raw_per_subband // n_chan
+    first = cor.first_raw_channel[subband] + np.arange(n_chan) * raw_per_chan
+    # the mean of the labels of raw channels first .. first + raw_per_chan - 1 (labels are linear in i)
+    return cor.raw_label_hz(first + (raw_per_chan - 1) / 2.0)
