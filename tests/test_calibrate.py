@@ -16,6 +16,8 @@ from contimg.image.qa import fit_point_source
 from contimg.sim import Source, simulate
 from tests.casa_helpers import run_in_child
 
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
+
 AMP_RTOL = 0.02
 PHASE_TOL_DEG = 2.0
 FLUX_RTOL = 0.03

@@ -1,5 +1,6 @@
 """Materialize caltable_set on a simulated calibrator transit: the real converter and solve, real registry rows."""
 
+import pytest
 import json
 import shutil
 import sqlite3
@@ -11,6 +12,8 @@ from dagster import AssetKey, DagsterInstance, materialize
 from contimg.core.settings import window_slug
 from contimg.ingest.grouping import window_key
 from contimg.sim import simulate
+
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
 TRANSIT_TOL_S = 1.0  # the plan's transit against the simulator's (test_calibrate holds the job to the same)
 METADATA_KEYS = {"set_name", "calibrator", "transit_mjd", "model_flux_jy", "refant", "validity_h", "tables",

@@ -8,6 +8,8 @@ from dagster import AssetExecutionContext, DagsterInstance, Failure, Materialize
 
 from contimg_resources import CasaRunner
 
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -18,6 +18,8 @@ from contimg.core.phasing import meridian_icrs
 from contimg.sim import Source, simulate
 from tests.casa_helpers import run_in_child
 
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
+
 # A date inside the Earth-orientation tables shipped in casadata (they end in late 2025): CASA
 # computes uvw "with less precision" (no UT1-UTC, no polar motion) outside them.
 START = "2025-06-15T00:00:00"

@@ -28,6 +28,8 @@ from contimg_resources import CasaRunner
 from contimg_resources.casa_runner import job_timeout_s
 from contimg_resources.run_launcher import LocalRunLauncher
 
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,5 +1,6 @@
 """nightly_mosaic on a real instance (gaps and QA exclusions recorded) and its schedule."""
 
+import pytest
 import json
 import sqlite3
 from datetime import datetime, timezone
@@ -10,6 +11,8 @@ from dagster import DagsterInstance, build_schedule_context, materialize
 from contimg.catalogue import connect
 from contimg.catalogue.images import record_image
 from tests.test_mosaic import make_tile
+
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
 
 def test_schedule_requests_exactly_the_previous_day():

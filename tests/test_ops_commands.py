@@ -25,6 +25,8 @@ from contimg.cli import main
 from contimg.core.settings import Layout
 from contimg.sim import simulate
 
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
+
 WIN_A, WIN_B = "2026-01-25T00:00", "2026-01-25T00:05"
 WORKSPACE = Path(__file__).parents[1] / "workspace.yaml"
 DAEMON_RUN_TIMEOUT_S = 300  # daemon start, code server load, queue poll, then the chunk's three stages

@@ -1,5 +1,6 @@
 """A Dagster instance on a real PostgreSQL server (dagster-postgres): materialize, then read the events back."""
 
+import pytest
 import shutil
 from pathlib import Path
 
@@ -7,6 +8,8 @@ from dagster import (AssetKey, DagsterInstance, MaterializeResult, StaticPartiti
                      instance_for_test, materialize)
 
 from tests.pg_server import postgres_server
+
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
 PRODUCTION_YAML = Path(__file__).parents[1] / "deploy" / "dagster.production.yaml"
 PARTS = StaticPartitionsDefinition(["2026-01-25T00:00", "2026-01-25T00:05"])

@@ -1,5 +1,6 @@
 """Materialize subband_group and measurement_set for a partition: the real converter, real catalogue rows."""
 
+import pytest
 import shutil
 from pathlib import Path
 
@@ -7,6 +8,8 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from contimg.catalogue.duck import open_duckdb
 from contimg.sim import simulate
+
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
 WINDOW = "2026-01-25T00:00"
 
