@@ -10,16 +10,14 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import current_ms, upsert_group
-from contimg.image.rules import ImagingConfig
 from contimg.core.settings import window_slug
+from contimg.image.qa import rms_verdict
+from contimg.image.report import ImageReport
+from contimg.image.rules import ImagingConfig
 from contimg_assets.caltable_set import caltable_set
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
-
-# An image whose rms exceeds the radiometer expectation (natural weighting) by this factor fails QA:
-# Briggs 0 weighting alone raises the noise by ~1.4 (measured on simulated chunks), calibration errors more.
-RMS_FACTOR_LIMIT = 3.0
 
 
 def active_caltables(conn, mid_mjd: float):
@@ -75,47 +73,50 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             for t in cal["tables"]:
                 args += ["--caltable", t]
         try:
-            m = casa.run(context, "image", args, log_name=f"image-{slug}", report_path=layout.scratch / f"image-{slug}.json",
-                         layout=layout)
+            job = casa.run(context, "image", args, log_name=f"image-{slug}",
+                           report_path=layout.scratch / f"image-{slug}.json", layout=layout)
         except Failure as err:
             reason = err.description.splitlines()[0]
             record_image_failure(conn, window, ms["path"], f"imaging: {reason}", context.run_id)
             upsert_group(conn, window, state="failed", error=f"imaging: {reason}")
             raise
-        rms_ok = m["rms_jy"] <= RMS_FACTOR_LIMIT * m["expected_rms_jy"]
-        cal_ok = m["calibrated"] or allow_uncal
-        problems = ([] if rms_ok else [f"rms {m['rms_jy'] * 1e3:.2f} mJy/beam > {RMS_FACTOR_LIMIT} x expected "
-                                       f"{m['expected_rms_jy'] * 1e3:.2f}"]) + ([] if m["calibrated"] else ["uncalibrated"])
+        log_path = job.pop("log_path")  # the runner's additions to the job's report
+        job.pop("seconds", None)
+        m = ImageReport.from_dict(job)
+        rms_ok, rms_ratio, rms_limit = rms_verdict(m.rms_jy, m.expected_rms_jy)
+        cal_ok = m.calibrated or allow_uncal
+        problems = ([] if rms_ok else [f"rms {m.rms_jy * 1e3:.2f} mJy/beam > {rms_limit} x expected "
+                                       f"{m.expected_rms_jy * 1e3:.2f}"]) + ([] if m.calibrated else ["uncalibrated"])
         status = "ok" if rms_ok and cal_ok else "flagged"
         record_image(conn, window, ms["path"], m, status=status, reason="; ".join(problems) or None, run_id=context.run_id)
         upsert_group(conn, window, state="imaged", error="")
     finally:
         conn.close()
-    summary = (f"**{window}** {m['imager']}, {'calibrated with ' + str(m['calset']) if m['calibrated'] else 'NOT calibrated'}"
-               f"; rms {m['rms_jy'] * 1e3:.2f} mJy/beam (radiometer {m['expected_rms_jy'] * 1e3:.2f}), peak "
-               f"{m['peak_jy']:.3f} Jy/beam, DR {m['dynamic_range']:.0f}, {m['n_sources_5sigma']} sources > 5 sigma, "
-               f"beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}\n\n{_thumbnail_md(m['png'])}")
+    summary = (f"**{window}** {m.imager}, {'calibrated with ' + str(m.calset) if m.calibrated else 'NOT calibrated'}"
+               f"; rms {m.rms_jy * 1e3:.2f} mJy/beam (radiometer {m.expected_rms_jy * 1e3:.2f}), peak "
+               f"{m.peak_jy:.3f} Jy/beam, DR {m.dynamic_range:.0f}, {m.n_sources_5sigma} sources > 5 sigma, "
+               f"beam {m.bmaj_arcsec:.1f}\" x {m.bmin_arcsec:.1f}\" PA {m.bpa_deg:.0f}\n\n{_thumbnail_md(m.png)}")
     return MaterializeResult(
         metadata={
-            "fits": MetadataValue.path(m["image"]), "pbcor_fits": MetadataValue.path(m["pbcor"]),
-            "thumbnail": MetadataValue.path(m["png"]), "summary": MetadataValue.md(summary),
-            "imager": m["imager"], "calibrated": bool(m["calibrated"]),
-            "calset": m.get("calset") or "NONE", "caltables": MetadataValue.json(m.get("caltables", [])),
-            "calset_window": (cal or {}).get("window") or "NONE", "data_column": m.get("data_column", ""),
-            "rms_jy": float(m["rms_jy"]), "expected_rms_jy": float(m["expected_rms_jy"]), "peak_jy": float(m["peak_jy"]),
-            "dynamic_range": float(m["dynamic_range"]), "n_sources_5sigma": int(m["n_sources_5sigma"]),
-            "bmaj_arcsec": float(m["bmaj_arcsec"]), "bmin_arcsec": float(m["bmin_arcsec"]), "bpa_deg": float(m["bpa_deg"]),
-            "flagged_fraction": float(m["flagged_fraction"]), "timings_s": MetadataValue.json(m["timings_s"]),
-            "chan_bin": int(m.get("chan_bin", 1)), "subbands_in_one_window": bool(m.get("merged_spws")),
-            "rows_kept_fraction": float(m.get("rows_kept_fraction", 1.0)), "max_time_bin": int(m.get("max_time_bin", 1)),
-            "weighting": str(m.get("weighting", "")), "mgain": float(m.get("mgain", 0.0)),
-            "initial_images": str(m.get("initial_images", m["imager"])),  # ducc0's PSF and dirty image, or the imager's
-            "effective_uv_cells": float(m.get("effective_uv_cells") or 0.0),
-            "warnings": MetadataValue.json(m["warnings"]), "log": MetadataValue.path(m["log_path"]),
+            "fits": MetadataValue.path(m.image), "pbcor_fits": MetadataValue.path(m.pbcor),
+            "thumbnail": MetadataValue.path(m.png), "summary": MetadataValue.md(summary),
+            "imager": m.imager, "calibrated": bool(m.calibrated),
+            "calset": m.calset or "NONE", "caltables": MetadataValue.json(m.caltables),
+            "calset_window": (cal or {}).get("window") or "NONE", "data_column": m.data_column,
+            "rms_jy": float(m.rms_jy), "expected_rms_jy": float(m.expected_rms_jy), "peak_jy": float(m.peak_jy),
+            "dynamic_range": float(m.dynamic_range), "n_sources_5sigma": int(m.n_sources_5sigma),
+            "bmaj_arcsec": float(m.bmaj_arcsec), "bmin_arcsec": float(m.bmin_arcsec), "bpa_deg": float(m.bpa_deg),
+            "flagged_fraction": float(m.flagged_fraction), "timings_s": MetadataValue.json(m.timings_s),
+            "chan_bin": int(m.chan_bin), "subbands_in_one_window": bool(m.merged_spws),
+            "rows_kept_fraction": float(m.rows_kept_fraction), "max_time_bin": int(m.max_time_bin),
+            "weighting": str(m.weighting), "mgain": float(m.mgain),
+            "initial_images": str(m.initial_images or m.imager),  # ducc0's PSF and dirty image, or the imager's
+            "effective_uv_cells": float(m.effective_uv_cells or 0.0),
+            "warnings": MetadataValue.json(m.warnings), "log": MetadataValue.path(log_path),
             "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
         },
         check_results=[AssetCheckResult(check_name="image_quality", passed=rms_ok and cal_ok,
                                         severity=AssetCheckSeverity.ERROR,
                                         metadata={"problems": MetadataValue.json(problems),
-                                                  "rms_over_expected": float(m["rms_jy"] / m["expected_rms_jy"])})],
+                                                  "rms_over_expected": rms_ratio})],
     )
