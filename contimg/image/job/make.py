@@ -94,7 +94,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
             weighting = f"briggs {cfg.robust:g} (imaging weights in the copy)"
         # in integrations' worth: rows averaged in time count for several
         n_equivalent = info["unflagged_cross_seconds"] / info["interval_s"]
-        expected = noise_over_natural * expected_image_noise_jy(n_equivalent, info["channel_width_hz"], info["interval_s"])
+        expected = noise_over_natural * expected_image_noise_jy(n_equivalent, info["channel_width_hz"],
+                                                                info["interval_s"])
         ts, cs = time.perf_counter(), cpu_seconds()
         work = tmpdir / "img"
         pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]

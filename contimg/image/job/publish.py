@@ -61,8 +61,7 @@ def publish_products(made: dict, out_prefix: Path, tmpdir: Path, *, pointings: n
     Raises
     ------
     OSError
-        When a product cannot be written or moved; none is then in place (a rename may have happened
-        for products moved before the failure).
+        When a product cannot be written (none is then moved into place) or moved.
     """
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -82,12 +81,13 @@ def publish_products(made: dict, out_prefix: Path, tmpdir: Path, *, pointings: n
     centre_freqs = np.linspace(freq_min_hz, freq_max_hz, 5)
     pb = effective_beam(WCS(header), plane.shape, pointings, centre_freqs)
     pb_s = time.perf_counter() - ts
-    header = add_provenance(header, rms_jy=qa.rms_jy, peak_jy=qa.peak_jy, expected_rms_jy=expected_rms_jy, calset=calset,
-                            caltables=caltables, window=window, imager=imager, data_column=data_column, ms_path=ms_path,
-                            pb_limit=cfg.pb_limit)
+    header = add_provenance(header, rms_jy=qa.rms_jy, peak_jy=qa.peak_jy, expected_rms_jy=expected_rms_jy,
+                            calset=calset, caltables=caltables, window=window, imager=imager, data_column=data_column,
+                            ms_path=ms_path, pb_limit=cfg.pb_limit)
     pb_full = pb.reshape(data.shape).astype(np.float32)
+    pbcor = pb_corrected(data, pb_full, cfg.pb_limit)
     staged = {}
-    for suffix, arr in ((".fits", data), (".pbcor.fits", pb_corrected(data, pb_full, cfg.pb_limit)), (".pb.fits", pb_full)):
+    for suffix, arr in ((".fits", data), (".pbcor.fits", pbcor), (".pb.fits", pb_full)):
         tmp = tmpdir / f"out{suffix}"
         h = header.copy()
         if suffix == ".pb.fits":
