@@ -11,7 +11,7 @@ from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import current_ms, upsert_group
 from contimg.core.settings import window_slug
-from contimg.image.qa import rms_verdict
+from contimg.image.qa import image_verdict
 from contimg.image.report import ImageReport
 from contimg.image.rules import ImagingConfig
 from contimg_assets.caltable_set import caltable_set
@@ -83,12 +83,9 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
         log_path = job.pop("log_path")  # the runner's additions to the job's report
         job.pop("seconds", None)
         m = ImageReport.from_dict(job)
-        rms_ok, rms_ratio, rms_limit = rms_verdict(m.rms_jy, m.expected_rms_jy)
-        cal_ok = m.calibrated or allow_uncal
-        problems = ([] if rms_ok else [f"rms {m.rms_jy * 1e3:.2f} mJy/beam > {rms_limit} x expected "
-                                       f"{m.expected_rms_jy * 1e3:.2f}"]) + ([] if m.calibrated else ["uncalibrated"])
-        status = "ok" if rms_ok and cal_ok else "flagged"
-        record_image(conn, window, ms["path"], m, status=status, reason="; ".join(problems) or None, run_id=context.run_id)
+        verdict = image_verdict(m.rms_jy, m.expected_rms_jy, calibrated=m.calibrated, allow_uncalibrated=allow_uncal)
+        record_image(conn, window, ms["path"], m, status=verdict.status, reason="; ".join(verdict.problems) or None,
+                     run_id=context.run_id)
         upsert_group(conn, window, state="imaged", error="")
     finally:
         conn.close()
@@ -115,8 +112,8 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             "warnings": MetadataValue.json(m.warnings), "log": MetadataValue.path(log_path),
             "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
         },
-        check_results=[AssetCheckResult(check_name="image_quality", passed=rms_ok and cal_ok,
+        check_results=[AssetCheckResult(check_name="image_quality", passed=verdict.passed,
                                         severity=AssetCheckSeverity.ERROR,
-                                        metadata={"problems": MetadataValue.json(problems),
-                                                  "rms_over_expected": rms_ratio})],
+                                        metadata={"problems": MetadataValue.json(verdict.problems),
+                                                  "rms_over_expected": verdict.rms_over_expected})],
     )

@@ -12,7 +12,7 @@ from contimg.image.bda import plan_time_averaging
 from contimg.image.parts import (CopyPart, binned_channels, image_grid, merge_loss, put_briggs_weights,
                                  windows_as_parts, windows_line_up)
 from contimg.image.pbcor import pb_corrected
-from contimg.image.qa import RMS_LIMIT_OVER_EXPECTED, rms_verdict
+from contimg.image.qa import RMS_LIMIT_OVER_EXPECTED, image_verdict, rms_verdict
 from contimg.image.report import ImageReport
 from contimg.image.rules import ImagingConfig
 
@@ -225,6 +225,17 @@ def test_rms_verdict_against_the_named_limit():
         rms_verdict(1e-3, 0.0)
     with pytest.raises(ValueError, match="rms_jy must be >= 0"):
         rms_verdict(-1e-3, 1e-3)
+
+
+def test_image_verdict_says_each_problem_and_fails_uncalibrated_only_when_not_allowed():
+    good = image_verdict(2e-3, 1e-3, calibrated=True, allow_uncalibrated=False)
+    assert good.passed and good.status == "ok" and good.problems == [] and good.rms_over_expected == pytest.approx(2.0)
+    noisy = image_verdict(4.5e-3, 1.2e-3, calibrated=False, allow_uncalibrated=True)
+    assert not noisy.passed and noisy.status == "flagged"
+    assert noisy.problems == ["rms 4.50 mJy/beam > 3.0 x expected 1.20", "uncalibrated"]
+    allowed = image_verdict(2e-3, 1e-3, calibrated=False, allow_uncalibrated=True)
+    assert allowed.passed and allowed.problems == ["uncalibrated"], "allowed, and still said"
+    assert not image_verdict(2e-3, 1e-3, calibrated=False, allow_uncalibrated=False).passed
 
 
 # the keys tests/test_image.py, benchmarks/image.py, benchmarks/stream.py, docs/conventions.md and the

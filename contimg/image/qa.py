@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import ndimage, optimize
 
-__all__ = ["robust_rms", "ImageQA", "image_qa", "fit_point_source", "rms_verdict", "MAD_TO_SIGMA",
-           "RMS_LIMIT_OVER_EXPECTED"]
+__all__ = ["robust_rms", "ImageQA", "image_qa", "fit_point_source", "rms_verdict", "ImageVerdict", "image_verdict",
+           "MAD_TO_SIGMA", "RMS_LIMIT_OVER_EXPECTED"]
 
 MAD_TO_SIGMA = 1.4826  # sigma of a Gaussian = 1.4826 x median absolute deviation
 # An image whose rms exceeds the radiometer expectation (natural weighting) by this factor fails QA:
@@ -102,3 +102,34 @@ def rms_verdict(rms_jy: float, expected_jy: float) -> tuple[bool, float, float]:
     # compared as the asset always did, rather than the rounded ratio: the same verdict at the limit
     passed = bool(rms_jy <= RMS_LIMIT_OVER_EXPECTED * expected_jy)
     return passed, float(rms_jy) / float(expected_jy), RMS_LIMIT_OVER_EXPECTED
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    """An image's QA verdict: whether it passed, and the problems found (catalogue reason, check metadata)."""
+
+    passed: bool
+    rms_over_expected: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """The catalogue's image status: 'ok' or 'flagged'."""
+        return "ok" if self.passed else "flagged"
+
+
+def image_verdict(rms_jy: float, expected_jy: float, *, calibrated: bool, allow_uncalibrated: bool) -> ImageVerdict:
+    """The QA verdict on a chunk's image: its noise (``rms_verdict``) and its calibration.
+
+    An uncalibrated image is always a problem said, and a failure unless ``allow_uncalibrated``.
+
+    Raises
+    ------
+    ValueError
+        As ``rms_verdict``.
+    """
+    rms_ok, ratio, limit = rms_verdict(rms_jy, expected_jy)
+    problems = [] if rms_ok else [f"rms {rms_jy * 1e3:.2f} mJy/beam > {limit} x expected {expected_jy * 1e3:.2f}"]
+    if not calibrated:
+        problems.append("uncalibrated")
+    return ImageVerdict(rms_ok and (calibrated or allow_uncalibrated), ratio, problems)
