@@ -1,6 +1,6 @@
 """The image stage's pure pieces that the image job uses between reading and writing (no CASA):
 the imaging copy's parts (contimg.image.parts), the gain products (applycal.fold_solutions), the
-primary-beam correction, the rms QA verdict and the job's typed report."""
+imaging plan, the primary-beam correction, the QA verdict and the job's typed report."""
 
 import json
 
@@ -9,6 +9,7 @@ import pytest
 
 from contimg.image.applycal import fold_solutions
 from contimg.image.bda import plan_time_averaging
+from contimg.image.imaging_plan import plan_imaging
 from contimg.image.parts import (CopyPart, binned_channels, image_grid, merge_loss, put_briggs_weights,
                                  windows_as_parts, windows_line_up)
 from contimg.image.pbcor import pb_corrected
@@ -198,6 +199,40 @@ def test_fold_solutions_multiplies_tables_repeats_one_polarization_and_flags_the
     assert flags[0][2].all(), "the G table does not solve antenna 2: it stays uncalibrated, so flagged"
     with pytest.raises(ValueError, match="antennas 0..3 and SPWs 0..0: the MS has 3 antennas and 1 SPWs"):
         fold_solutions(gains, flags, g, np.zeros(g.shape, bool), np.array([0, 3]), np.zeros(2, int))
+
+
+INFO = {"max_baseline_m": 2000.0, "freq_min_hz": 1.31e9, "freq_max_hz": 1.50e9, "unflagged_cross_seconds": 6.0e6,
+        "interval_s": 12.0, "channel_width_hz": 1.5e5}
+
+
+def radiometer_jy(info):
+    """SEFD / sqrt(2 dnu tau) per visibility, over sqrt(N) for N visibilities of one integration's worth."""
+    from contimg.core.instrument import SEFD_JY
+
+    n = info["unflagged_cross_seconds"] / info["interval_s"]
+    return SEFD_JY / np.sqrt(2.0 * info["channel_width_hz"] * info["interval_s"]) / np.sqrt(n)
+
+
+def test_plan_imaging_on_a_copy_with_briggs_weights_keeps_its_grid_and_weights_naturally():
+    prep = {"cell_arcsec": 5.5, "size_px": 2048, "weights_noise_factor": 1.3, "effective_uv_cells": 3e4}
+    plan = plan_imaging(prep, INFO, ImagingConfig())
+    assert (plan.cell_arcsec, plan.size_px) == (5.5, 2048)
+    assert plan.weighting == "briggs 0 (imaging weights in the copy)" and plan.imager_cfg.weighting == "natural"
+    assert plan.imager_cfg.mgain == 0.98, "3e4 effective uv cells: the deep minor loop"
+    assert plan.expected_rms_jy == pytest.approx(1.3 * radiometer_jy(INFO), rel=1e-12)
+
+
+def test_plan_imaging_of_the_product_itself_takes_its_grid_from_the_ms():
+    fallback = {"chan_bin": 1, "applied": False}  # no copy: the imager weights
+    plan = plan_imaging(fallback, INFO, ImagingConfig())
+    expected_cell = C_M_S / INFO["freq_max_hz"] / INFO["max_baseline_m"] * ARCSEC_PER_RAD / 4.0
+    assert plan.cell_arcsec == pytest.approx(expected_cell, rel=1e-12) and plan.size_px % 2 == 0
+    assert plan.weighting == "briggs" and plan.imager_cfg.weighting == "briggs" and plan.imager_cfg.mgain == 0.9
+    assert plan.expected_rms_jy == pytest.approx(radiometer_jy(INFO), rel=1e-12)
+    natural = plan_imaging(fallback, INFO, ImagingConfig(weighting="natural"))
+    assert natural.weighting == "natural" and natural.imager_cfg.mgain == 0.7
+    with pytest.raises(ValueError, match="no unflagged cross-correlation data"):
+        plan_imaging(fallback, {**INFO, "unflagged_cross_seconds": 0.0}, ImagingConfig())
 
 
 def test_pb_corrected_divides_above_the_limit_and_blanks_below():

@@ -11,7 +11,6 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 from contimg import __version__
@@ -51,8 +50,9 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     ImagingError
         When every cross-correlation is flagged or an imager fails.
     """
+    from contimg.image.imaging_plan import plan_imaging
     from contimg.image.pbcor import drift_pointings
-    from contimg.image.rules import cell_arcsec, channel_bin, expected_image_noise_jy, image_size_px
+    from contimg.image.rules import channel_bin
 
     timings, cpu, warnings = {}, {}, []
     t0 = time.perf_counter()
@@ -82,20 +82,8 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         if info["n_unflagged_cross"] == 0:
             raise ImagingError(f"{ms_path}: all cross-correlation data are flagged"
                                f"{' (after calibration)' if caltables else ''}; nothing to image")
-        if prep.get("cell_arcsec"):  # the grid the copy's imaging weights were made for
-            cell, size = prep["cell_arcsec"], prep["size_px"]
-        else:
-            cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
-            size = image_size_px(cell, info["freq_min_hz"], cfg)
-        weighting, noise_over_natural = cfg.weighting, 1.0
-        imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain(prep.get("effective_uv_cells")))
-        if prep.get("weights_noise_factor"):  # the copy carries the imaging weights: the imager weights naturally
-            noise_over_natural, imager_cfg = prep["weights_noise_factor"], replace(imager_cfg, weighting="natural")
-            weighting = f"briggs {cfg.robust:g} (imaging weights in the copy)"
-        # in integrations' worth: rows averaged in time count for several
-        n_equivalent = info["unflagged_cross_seconds"] / info["interval_s"]
-        expected = noise_over_natural * expected_image_noise_jy(n_equivalent, info["channel_width_hz"],
-                                                                info["interval_s"])
+        plan = plan_imaging(prep, info, cfg)
+        cell, size, imager_cfg, expected = plan.cell_arcsec, plan.size_px, plan.imager_cfg, plan.expected_rms_jy
         ts, cs = time.perf_counter(), cpu_seconds()
         work = tmpdir / "img"
         pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
@@ -128,7 +116,7 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         png=f"{out_prefix}.png", casa_image=published.casa_image, imager=imager, calibrated=bool(caltables),
         data_column=data_column, chan_bin=prep["chan_bin"], merged_spws=bool(prep.get("merged_spws")),
         merge_loss=prep.get("merge_loss"), caltables=caltables, calset=calset, window=window, cell_arcsec=cell,
-        size_px=size, weighting=weighting, mgain=imager_cfg.mgain,
+        size_px=size, weighting=plan.weighting, mgain=imager_cfg.mgain,
         initial_images="ducc0" if prep.get("initial_images") is not None else imager,
         rows_kept_fraction=prep.get("rows_kept_fraction", 1.0), max_time_bin=prep.get("max_time_bin", 1),
         effective_uv_cells=prep.get("effective_uv_cells"), bmaj_arcsec=published.bmaj_arcsec,
