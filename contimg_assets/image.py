@@ -9,34 +9,17 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import current_ms, upsert_group
+from contimg.catalogue.registry import active_set, pending_calibration_window
 from contimg.core.config import read
-from contimg.image.rules import ImagingConfig
 from contimg.core.settings import window_slug
+from contimg.image.qa import image_verdict
+from contimg.image.report import ImageReport
+from contimg.image.rules import ImagingConfig
 from contimg_assets.caltable_set import caltable_set
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
-
-# An image whose rms exceeds the radiometer expectation (natural weighting) by this factor fails QA:
-# Briggs 0 weighting alone raises the noise by ~1.4 (measured on simulated chunks), calibration errors more.
-RMS_FACTOR_LIMIT = 3.0
-
-
-def active_caltables(conn, mid_mjd: float):
-    """{set_name, window, tables in apply order} valid at ``mid_mjd``, or None (see contimg.catalogue.registry)."""
-    from contimg.catalogue.registry import active_set
-
-    return active_set(conn, mid_mjd)
-
-
-def pending_calibration(conn, mid_mjd: float, validity_h: float = 6.0) -> str | None:
-    """A calibrator window near ``mid_mjd`` whose tables are not solved yet (its run may still be going)."""
-    row = conn.execute(
-        """SELECT t.window_key FROM calibrator_transits t
-           LEFT JOIN caltable_sets s ON s.window_key = t.window_key
-           WHERE s.set_name IS NULL AND ABS(t.transit_mjd - ?) <= ?""", (mid_mjd, validity_h / 24.0)).fetchone()
-    return row[0] if row else None
 
 
 def _thumbnail_md(png: str) -> str:
@@ -60,8 +43,8 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
         ms = current_ms(conn, window)
         if ms is None:
             raise Failure(description=f"no Measurement Set for window {window}: materialize measurement_set first")
-        cal = active_caltables(conn, ms["mid_mjd"])
-        pending = pending_calibration(conn, ms["mid_mjd"]) if cal is None else None
+        cal = active_set(conn, ms["mid_mjd"])
+        pending = pending_calibration_window(conn, ms["mid_mjd"]) if cal is None else None
         if pending and not allow_uncal:
             raise Failure(description=f"calibration from window {pending} is not solved yet; retrying", allow_retries=True)
         if cal is None and not allow_uncal:
@@ -76,47 +59,47 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             for t in cal["tables"]:
                 args += ["--caltable", t]
         try:
-            m = casa.run(context, "image", args, log_name=f"image-{slug}", report_path=layout.scratch / f"image-{slug}.json",
-                         layout=layout)
+            job = casa.run(context, "image", args, log_name=f"image-{slug}",
+                           report_path=layout.scratch / f"image-{slug}.json", layout=layout)
         except Failure as err:
             reason = err.description.splitlines()[0]
             record_image_failure(conn, window, ms["path"], f"imaging: {reason}", context.run_id)
             upsert_group(conn, window, state="failed", error=f"imaging: {reason}")
             raise
-        rms_ok = m["rms_jy"] <= RMS_FACTOR_LIMIT * m["expected_rms_jy"]
-        cal_ok = m["calibrated"] or allow_uncal
-        problems = ([] if rms_ok else [f"rms {m['rms_jy'] * 1e3:.2f} mJy/beam > {RMS_FACTOR_LIMIT} x expected "
-                                       f"{m['expected_rms_jy'] * 1e3:.2f}"]) + ([] if m["calibrated"] else ["uncalibrated"])
-        status = "ok" if rms_ok and cal_ok else "flagged"
-        record_image(conn, window, ms["path"], m, status=status, reason="; ".join(problems) or None, run_id=context.run_id)
+        log_path = job.pop("log_path")  # the runner's additions to the job's report
+        job.pop("seconds", None)
+        m = ImageReport.from_dict(job)
+        verdict = image_verdict(m.rms_jy, m.expected_rms_jy, calibrated=m.calibrated, allow_uncalibrated=allow_uncal)
+        record_image(conn, window, ms["path"], m, status=verdict.status, reason="; ".join(verdict.problems) or None,
+                     run_id=context.run_id)
         upsert_group(conn, window, state="imaged", error="")
     finally:
         conn.close()
-    summary = (f"**{window}** {m['imager']}, {'calibrated with ' + str(m['calset']) if m['calibrated'] else 'NOT calibrated'}"
-               f"; rms {m['rms_jy'] * 1e3:.2f} mJy/beam (radiometer {m['expected_rms_jy'] * 1e3:.2f}), peak "
-               f"{m['peak_jy']:.3f} Jy/beam, DR {m['dynamic_range']:.0f}, {m['n_sources_5sigma']} sources > 5 sigma, "
-               f"beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}\n\n{_thumbnail_md(m['png'])}")
+    summary = (f"**{window}** {m.imager}, {'calibrated with ' + str(m.calset) if m.calibrated else 'NOT calibrated'}"
+               f"; rms {m.rms_jy * 1e3:.2f} mJy/beam (radiometer {m.expected_rms_jy * 1e3:.2f}), peak "
+               f"{m.peak_jy:.3f} Jy/beam, DR {m.dynamic_range:.0f}, {m.n_sources_5sigma} sources > 5 sigma, "
+               f"beam {m.bmaj_arcsec:.1f}\" x {m.bmin_arcsec:.1f}\" PA {m.bpa_deg:.0f}\n\n{_thumbnail_md(m.png)}")
     return MaterializeResult(
         metadata={
-            "fits": MetadataValue.path(m["image"]), "pbcor_fits": MetadataValue.path(m["pbcor"]),
-            "thumbnail": MetadataValue.path(m["png"]), "summary": MetadataValue.md(summary),
-            "imager": m["imager"], "calibrated": bool(m["calibrated"]),
-            "calset": m.get("calset") or "NONE", "caltables": MetadataValue.json(m.get("caltables", [])),
-            "calset_window": (cal or {}).get("window") or "NONE", "data_column": m.get("data_column", ""),
-            "rms_jy": float(m["rms_jy"]), "expected_rms_jy": float(m["expected_rms_jy"]), "peak_jy": float(m["peak_jy"]),
-            "dynamic_range": float(m["dynamic_range"]), "n_sources_5sigma": int(m["n_sources_5sigma"]),
-            "bmaj_arcsec": float(m["bmaj_arcsec"]), "bmin_arcsec": float(m["bmin_arcsec"]), "bpa_deg": float(m["bpa_deg"]),
-            "flagged_fraction": float(m["flagged_fraction"]), "timings_s": MetadataValue.json(m["timings_s"]),
-            "chan_bin": int(m.get("chan_bin", 1)), "subbands_in_one_window": bool(m.get("merged_spws")),
-            "rows_kept_fraction": float(m.get("rows_kept_fraction", 1.0)), "max_time_bin": int(m.get("max_time_bin", 1)),
-            "weighting": str(m.get("weighting", "")), "mgain": float(m.get("mgain", 0.0)),
-            "initial_images": str(m.get("initial_images", m["imager"])),  # ducc0's PSF and dirty image, or the imager's
-            "effective_uv_cells": float(m.get("effective_uv_cells") or 0.0),
-            "warnings": MetadataValue.json(m["warnings"]), "log": MetadataValue.path(m["log_path"]),
+            "fits": MetadataValue.path(m.image), "pbcor_fits": MetadataValue.path(m.pbcor),
+            "thumbnail": MetadataValue.path(m.png), "summary": MetadataValue.md(summary),
+            "imager": m.imager, "calibrated": bool(m.calibrated),
+            "calset": m.calset or "NONE", "caltables": MetadataValue.json(m.caltables),
+            "calset_window": (cal or {}).get("window") or "NONE", "data_column": m.data_column,
+            "rms_jy": float(m.rms_jy), "expected_rms_jy": float(m.expected_rms_jy), "peak_jy": float(m.peak_jy),
+            "dynamic_range": float(m.dynamic_range), "n_sources_5sigma": int(m.n_sources_5sigma),
+            "bmaj_arcsec": float(m.bmaj_arcsec), "bmin_arcsec": float(m.bmin_arcsec), "bpa_deg": float(m.bpa_deg),
+            "flagged_fraction": float(m.flagged_fraction), "timings_s": MetadataValue.json(m.timings_s),
+            "chan_bin": int(m.chan_bin), "subbands_in_one_window": bool(m.merged_spws),
+            "rows_kept_fraction": float(m.rows_kept_fraction), "max_time_bin": int(m.max_time_bin),
+            "weighting": str(m.weighting), "mgain": float(m.mgain),
+            "initial_images": str(m.initial_images or m.imager),  # ducc0's PSF and dirty image, or the imager's
+            "effective_uv_cells": float(m.effective_uv_cells or 0.0),
+            "warnings": MetadataValue.json(m.warnings), "log": MetadataValue.path(log_path),
             "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
         },
-        check_results=[AssetCheckResult(check_name="image_quality", passed=rms_ok and cal_ok,
+        check_results=[AssetCheckResult(check_name="image_quality", passed=verdict.passed,
                                         severity=AssetCheckSeverity.ERROR,
-                                        metadata={"problems": MetadataValue.json(problems),
-                                                  "rms_over_expected": float(m["rms_jy"] / m["expected_rms_jy"])})],
+                                        metadata={"problems": MetadataValue.json(verdict.problems),
+                                                  "rms_over_expected": verdict.rms_over_expected})],
     )

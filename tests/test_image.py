@@ -15,8 +15,11 @@ from contimg.childjobs.env import casa_child_env, child_command
 from contimg.image.gridding import initial_images, wsclean_keywords
 from contimg.core.phasing import meridian_icrs
 from contimg.image.qa import fit_point_source
+from contimg.image.report import ImageReport
 from contimg.sim import Source, simulate
 from tests.casa_helpers import run_in_child
+
+pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
 START = "2026-01-25T00:00:00"
 N_INT = 12
@@ -54,7 +57,10 @@ def make(root, imager):
     proc = run_job("image", root / "chunk.ms", "--out", prefix, "--imager", imager, "--config", CONFIG,
                    "--report", root / f"{imager}.json", state=root / "casa")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return prefix, json.loads((root / f"{imager}.json").read_text())
+    report = json.loads((root / f"{imager}.json").read_text())
+    # every field of the typed report written by the job, nothing else (a default would add a key)
+    assert ImageReport.from_dict(report).to_dict() == report
+    return prefix, report
 
 
 def measure(prefix, truth):

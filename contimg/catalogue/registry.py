@@ -90,3 +90,14 @@ def set_table_paths(conn: sqlite3.Connection, set_name: str) -> list[str]:
     """The table paths of caltable set ``set_name`` in apply order (empty if no such set)."""
     rows = conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (set_name,)).fetchall()
     return [r[0] for r in rows]
+
+
+def pending_calibration_window(conn: sqlite3.Connection, mid_mjd: float, validity_h: float = DEFAULT_VALIDITY_H
+                               ) -> str | None:
+    """A calibrator window within ``validity_h`` of ``mid_mjd`` whose tables are not solved yet (its run may still
+    be going), or None."""
+    row = conn.execute(
+        """SELECT t.window_key FROM calibrator_transits t
+           LEFT JOIN caltable_sets s ON s.window_key = t.window_key
+           WHERE s.set_name IS NULL AND ABS(t.transit_mjd - ?) <= ?""", (mid_mjd, validity_h / 24.0)).fetchone()
+    return row[0] if row else None

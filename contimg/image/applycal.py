@@ -10,7 +10,52 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["baseline_period", "baseline_gains", "channel_sum", "calibrate_and_bin"]
+__all__ = ["fold_solutions", "baseline_period", "baseline_gains", "channel_sum", "calibrate_and_bin"]
+
+
+def fold_solutions(gains: list[np.ndarray], flags: list[np.ndarray], cparam: np.ndarray, flag: np.ndarray,
+                   antenna: np.ndarray, spw: np.ndarray) -> None:
+    """Multiply one table's solutions into the running per-SPW gain products, in place.
+
+    Parameters
+    ----------
+    gains, flags : list of ndarray
+        Per SPW, the product of the tables folded so far (n_ant, nchan, 2) complex and its flags
+        (n_ant, nchan, 2) bool; start from ones and False.
+    cparam, flag : ndarray
+        The table's CPARAM and FLAG as casatools reads them, (npol, nchan or 1, row): a B table
+        solves every channel, a G table one value for the SPW. One solved polarization applies to both.
+    antenna, spw : ndarray
+        The table's ANTENNA1 and SPECTRAL_WINDOW_ID per row: one solution per antenna and SPW.
+
+    An antenna the table does not solve in an SPW stays uncalibrated there, so it is flagged.
+
+    Raises
+    ------
+    ValueError
+        If ``antenna`` or ``spw`` does not give one value per row of ``cparam`` or names an antenna or
+        SPW outside ``gains``.
+    """
+    n_rows = cparam.shape[-1]
+    if len(antenna) != n_rows or len(spw) != n_rows or flag.shape != cparam.shape:
+        raise ValueError(f"a table of {n_rows} solution rows needs as many antennas and SPWs and a FLAG of "
+                         f"CPARAM's shape {cparam.shape}: got {len(antenna)}, {len(spw)} and {flag.shape}")
+    n_ant = gains[0].shape[0] if gains else 0
+    if n_rows and (antenna.min() < 0 or antenna.max() >= n_ant or spw.min() < 0 or spw.max() >= len(gains)):
+        raise ValueError(f"solutions for antennas {antenna.min()}..{antenna.max()} and SPWs {spw.min()}..{spw.max()}: "
+                         f"the MS has {n_ant} antennas and {len(gains)} SPWs")
+    solved = [np.zeros(n_ant, bool) for _ in gains]
+    for row in range(n_rows):
+        a, k = int(antenna[row]), int(spw[row])
+        g = cparam[:, :, row].T  # (nchan or 1, npol)
+        f = flag[:, :, row].T
+        if g.shape[-1] == 1:  # one polarization solved: applies to both
+            g, f = np.repeat(g, 2, axis=-1), np.repeat(f, 2, axis=-1)
+        gains[k][a] *= g
+        flags[k][a] |= f
+        solved[k][a] = True
+    for k in range(len(gains)):
+        flags[k][~solved[k]] = True
 
 
 def baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:

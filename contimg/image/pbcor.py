@@ -15,7 +15,10 @@ from astropy.wcs import WCS
 from contimg.core.beam import airy_power
 from contimg.core.phasing import meridian_icrs
 
-__all__ = ["drift_pointings", "effective_beam", "upsample_bilinear"]
+__all__ = ["drift_pointings", "effective_beam", "upsample_bilinear", "pb_corrected"]
+
+# where the beam is below pb_limit the pixel is blanked anyway; this only keeps the division finite there
+_PB_DIVISION_FLOOR = 1e-12
 
 
 def drift_pointings(start_mjd: float, end_mjd: float, pointing_dec_deg: float, n_times: int = 12) -> np.ndarray:
@@ -71,3 +74,18 @@ def upsample_bilinear(coarse: np.ndarray, step: int, shape: tuple[int, int]) -> 
         return a
 
     return weights(shape[0], coarse.shape[0]) @ coarse @ weights(shape[1], coarse.shape[1]).T
+
+
+def pb_corrected(image: np.ndarray, pb: np.ndarray, pb_limit: float) -> np.ndarray:
+    """``image / pb`` as float32 where the beam response ``pb`` is at least ``pb_limit``, NaN elsewhere.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or ``pb_limit`` is not in [0, 1].
+    """
+    if np.shape(image) != np.shape(pb):
+        raise ValueError(f"image {np.shape(image)} and primary beam {np.shape(pb)} must have one shape")
+    if not 0 <= pb_limit <= 1:
+        raise ValueError(f"pb_limit must be a beam response in [0, 1], got {pb_limit!r}")
+    return np.where(pb >= pb_limit, image / np.maximum(pb, _PB_DIVISION_FLOOR), np.nan).astype(np.float32)

@@ -1,0 +1,14 @@
+"""The image job's two failures: one it reports (ImagingError), one it works around (UnsupportedTables)."""
+
+from __future__ import annotations
+
+__all__ = ["ImagingError", "UnsupportedTables"]
+
+
+class ImagingError(RuntimeError):
+    """The chunk cannot be imaged (all data flagged, an imager failed): the job exits 1 with the message."""
+
+
+class UnsupportedTables(Exception):
+    """Tables or a layout the imaging copy cannot handle (several solution times, not B/G, windows
+    whose rows are not contiguous): the job images the product itself, calibrated by CASA's applycal."""

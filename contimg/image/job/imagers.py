@@ -1,0 +1,102 @@
+"""The two imagers: WSClean (the fast default, as a subprocess) and CASA's tclean (the reference).
+
+Each makes ``{prefix}-image.fits`` and ``{prefix}-residual.fits`` of one MS on a given grid and
+returns where they are: ``{"image", "residual", "casa_image"}`` (paths; ``casa_image`` is tclean's
+CASA image, else None), and for WSClean its CPU seconds (``cpu_s``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from contimg.image.job.errors import ImagingError
+
+__all__ = ["run_wsclean", "run_tclean"]
+
+LOG_TAIL_CHARS = 1500  # of WSClean's log in the error: its last lines say why
+
+
+def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column: str, threshold_jy: float,
+                tmpdir: Path, initial=None) -> dict:
+    """WSClean's quick image of ``ms_path`` (``size`` px of ``cell`` arcsec; ``cfg`` an ImagingConfig).
+
+    It starts from ``initial`` (contimg.image.gridding.InitialImages, of this MS on this grid) when
+    given, else makes its own PSF and dirty image.
+
+    Raises
+    ------
+    ImagingError
+        When WSClean exits with an error: the message holds the end of its log.
+    """
+    # WSClean cleans to the larger of the absolute threshold (threshold_sigma x the radiometer noise,
+    # as tclean gets) and threshold_sigma x the rms of the current residual (-auto-threshold): the
+    # radiometer is the floor, the residual's own noise (1.2x the radiometer at full size) the
+    # usual stop; cleaning to the floor instead took 2-3 s more for the same image. (In a first major
+    # cycle the residual's rms is the dirty image's sidelobes: see ImagingConfig.mgain.)
+    argv = ["wsclean", "-name", str(prefix), "-size", str(size), str(size), "-scale", f"{cell:.4f}asec",
+            "-pol", "I", "-niter", str(cfg.niter), "-mgain", str(cfg.mgain), "-threshold", f"{threshold_jy:.6g}",
+            "-auto-threshold", str(cfg.threshold_sigma),
+            "-data-column", column, "-reorder", "-use-wgridder", "-j", str(cfg.threads), "-temp-dir", str(tmpdir),
+            "-wgridder-accuracy", f"{cfg.wgridder_accuracy:g}", "-nmiter", str(cfg.nmiter),
+            "-no-update-model-required", "-no-dirty", "-quiet"]
+    if cfg.auto_mask_sigma > 0:
+        argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
+    argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
+    if initial is not None:
+        _write_for_reuse(prefix, initial)
+        argv += ["-reuse-psf", str(prefix), "-reuse-dirty", str(prefix)]
+    log = tmpdir / "wsclean.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv + [ms_path], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # wait4: WSClean's own CPU time, none of another child's
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise ImagingError(f"wsclean failed ({proc.returncode}): {log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}")
+    image = Path(f"{prefix}-image.fits")
+    residual = Path(f"{prefix}-residual.fits")  # absent when niter is 0: the image is then the residual
+    return {"image": image, "residual": residual if residual.exists() else image, "casa_image": None,
+            "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def _write_for_reuse(prefix: Path, images) -> None:
+    """``images`` (contimg.image.gridding.InitialImages) as the ``{prefix}-psf.fits`` and
+    ``{prefix}-dirty.fits`` WSClean loads with -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no
+    WCS; WSClean writes its products' headers itself)."""
+    from astropy.io import fits
+
+    from contimg.image.gridding import wsclean_keywords
+
+    for kind, plane in (("psf", images.psf), ("dirty", images.dirty)):
+        hdu = fits.PrimaryHDU(plane[None, None])
+        hdu.header.update(wsclean_keywords(images))
+        hdu.writeto(f"{prefix}-{kind}.fits", overwrite=True)
+
+
+def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column: str, threshold_jy: float) -> dict:
+    """CASA tclean's image of ``ms_path`` (w-projection, Hogbom), exported to FITS.
+
+    Raises
+    ------
+    ImagingError
+        When tclean makes no image.
+    """
+    import casatasks
+
+    casatasks.tclean(vis=ms_path, imagename=str(prefix), imsize=[size, size], cell=f"{cell:.4f}arcsec", stokes="I",
+                     specmode="mfs", gridder="wproject", wprojplanes=-1, deconvolver="hogbom",
+                     weighting="briggs" if cfg.weighting == "briggs" else "natural", robust=cfg.robust,
+                     niter=cfg.niter, gain=0.1, threshold=f"{threshold_jy}Jy", pblimit=-1,
+                     datacolumn="corrected" if column == "CORRECTED_DATA" else "data")
+    image = Path(f"{prefix}.image")
+    if not image.exists():
+        raise ImagingError("tclean produced no image")
+    casatasks.exportfits(imagename=str(image), fitsimage=f"{prefix}-image.fits", overwrite=True)
+    casatasks.exportfits(imagename=f"{prefix}.residual", fitsimage=f"{prefix}-residual.fits", overwrite=True)
+    return {"image": Path(f"{prefix}-image.fits"), "residual": Path(f"{prefix}-residual.fits"), "casa_image": image}
