@@ -118,6 +118,7 @@ def test_image_on_a_folder_that_is_not_a_measurement_set(tmp_path):
     assert str(tmp_path / "nothing") in line
 
 
+@pytest.mark.casa  # casacore/casatools refuse the input inside the child job
 def test_image_child_job_failure_is_its_last_error_line(tmp_path):
     """A folder that looks like a table but is not one gets past the check; casacore refuses it in the child."""
     fake = tmp_path / "fake.ms"
@@ -169,6 +170,7 @@ def test_an_unknown_command_is_one_line_with_status_2(tmp_path):
     assert proc.stderr.startswith("contimg: error: unknown command 'frobnicate'")
 
 
+@pytest.mark.casa  # casacore/casatools refuse the input inside the child job
 def test_calibrate_child_job_failure_is_its_last_error_line(tmp_path):
     """casatools refuses a missing MS inside the calibrate job; the command prints that line, not the traceback."""
     missing = tmp_path / "missing.ms"

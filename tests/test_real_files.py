@@ -118,6 +118,7 @@ def real_chunk(tmp_path_factory):
     return root, truth, json.loads((root / "r.json").read_text())
 
 
+@pytest.mark.casa
 def test_pyuvdata_written_chunk_converts_with_its_own_frequencies(real_chunk):
     root, truth, report = real_chunk
     assert all(c["passed"] for c in report["checks"].values()), report["checks"]
@@ -138,6 +139,7 @@ def test_pyuvdata_written_chunk_converts_with_its_own_frequencies(real_chunk):
     assert report["freq_max_hz"] == pytest.approx(truth[0]["freqs"].max(), rel=0, abs=FREQ_TOL_HZ)
 
 
+@pytest.mark.casa
 @pytest.mark.parametrize("sb", [3, ASCENDING_SB])
 def test_visibilities_round_trip_for_one_baseline(real_chunk, sb):
     """One cross baseline of one subband: |DATA| = |vis| at every time and channel, and at the middle
@@ -237,6 +239,7 @@ def test_header_variants_real_writers_use_are_accepted(pristine, tmp_path, varia
     assert len(plan_chunk(files).subbands) == 16
 
 
+@pytest.mark.casa
 def test_conversion_of_a_bad_file_fails_naming_it_and_writes_nothing(pristine, tmp_path):
     files = _copy_chunk(pristine, tmp_path / "in")
     bad = files[11]
@@ -249,6 +252,7 @@ def test_conversion_of_a_bad_file_fails_naming_it_and_writes_nothing(pristine, t
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
+@pytest.mark.casa
 def test_corrupt_data_block_found_while_writing_fails_naming_it_and_leaves_no_partial_ms(pristine, tmp_path):
     """A damaged block in the middle of Data/visdata passes the plan's last-row probe and fails only
     when a worker reads it, after the MS was created: the job names file and item and removes it."""
