@@ -26,19 +26,41 @@ def main() -> None:
     parser.add_argument("--chunk", type=Path, default=bench_dir() / "fullsize")
     args = parser.parse_args()
     if not any(args.chunk.glob("*.hdf5")):
-        subprocess.run([sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(args.chunk)], check=True)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(args.chunk)], check=True
+        )
     work = Path(tempfile.mkdtemp(prefix="contimg-bench-cal-", dir=bench_dir()))
     env = casa_env(work)
     try:
         ms = work / "cal.ms"
-        wall, _, rc = run_measured([sys.executable, "-m", "contimg.convert.job", *map(str, sorted(args.chunk.glob("*.hdf5"))),
-                                    "--out", str(ms)], env)
+        wall, _, rc = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "contimg.convert.job",
+                *map(str, sorted(args.chunk.glob("*.hdf5"))),
+                "--out",
+                str(ms),
+            ],
+            env,
+        )
         if rc:
             sys.exit(rc)
         print(f"(conversion, not part of the solve: {wall:.1f} s)")
         report = work / "cal.json"
-        wall, rss, rc = run_measured([sys.executable, "-m", "contimg.calibrate.job", str(ms), "--out",
-                                      str(work / "tables"), "--report", str(report)], env)
+        wall, rss, rc = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "contimg.calibrate.job",
+                str(ms),
+                "--out",
+                str(work / "tables"),
+                "--report",
+                str(report),
+            ],
+            env,
+        )
         if rc:
             sys.exit(rc)
         m = json.loads(report.read_text())
@@ -49,9 +71,13 @@ def main() -> None:
             q = t["quality"]
             print(f"  {t['name']}: {100 * q['flagged_fraction']:.1f}% flagged, median SNR {q['median_snr']:.0f}")
         f = m["flagging"]
-        print(f"  flagged before the solve {100 * f['flagged_fraction_input']:.2f} %, by the RFI pass {100 * f['rfi_flagged_fraction']:.3f} %")
-        print(f"calibrator {m['calibrator']}, model {m['plan']['apparent_flux_jy']:.2f} Jy, refant {m['refant']}, "
-              f"quality {'ok' if m['quality_ok'] else m['problems']}")
+        print(
+            f"  flagged before the solve {100 * f['flagged_fraction_input']:.2f} %, by the RFI pass {100 * f['rfi_flagged_fraction']:.3f} %"
+        )
+        print(
+            f"calibrator {m['calibrator']}, model {m['plan']['apparent_flux_jy']:.2f} Jy, refant {m['refant']}, "
+            f"quality {'ok' if m['quality_ok'] else m['problems']}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

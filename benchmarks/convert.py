@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=Path, default=bench_dir() / "fullsize")
     args = parser.parse_args()
     if not any(args.chunk.glob("*.hdf5")):
-        subprocess.run([sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(args.chunk)], check=True)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(args.chunk)], check=True
+        )
     files = sorted(args.chunk.glob("*.hdf5"))
     size_gb = sum(p.stat().st_size for p in files) / 1e9
     work = Path(tempfile.mkdtemp(prefix="contimg-bench-", dir=bench_dir()))
@@ -61,17 +63,22 @@ def main() -> None:
             shutil.copyfile(f, copy / f.name)
         t_copy = time.perf_counter() - t0
         shutil.rmtree(copy)
-        ours = run_measured([sys.executable, "-m", "contimg.convert.job", *map(str, files), "--out",
-                             str(work / "ours.ms")], env)
+        ours = run_measured(
+            [sys.executable, "-m", "contimg.convert.job", *map(str, files), "--out", str(work / "ours.ms")], env
+        )
         ms_gb = sum(p.stat().st_size for p in (work / "ours.ms").rglob("*") if p.is_file()) / 1e9
         shutil.rmtree(work / "ours.ms", ignore_errors=True)
         theirs = run_measured([sys.executable, "-c", PYUVDATA_PATH, str(args.chunk), str(work / "pyuvdata.ms")], env)
         print(f"input: {len(files)} files, {size_gb:.2f} GB")
         print(f"copy of the input bytes (disk floor): {t_copy:6.1f} s")
-        print(f"contimg converter:                    {ours[0]:6.1f} s, peak RSS {ours[1]:6.0f} MB (MS {ms_gb:.2f} GB,"
-              f" DATA+FLAG+WEIGHT, 16 SPWs, own times)")
-        print(f"pyuvdata read+concat+phase+write_ms:  {theirs[0]:6.1f} s, peak RSS {theirs[1]:6.0f} MB"
-              f"{'' if theirs[2] == 0 else ' (FAILED)'} (DATA+FLAG+WEIGHT_SPECTRUM, one SPW, forced common times)")
+        print(
+            f"contimg converter:                    {ours[0]:6.1f} s, peak RSS {ours[1]:6.0f} MB (MS {ms_gb:.2f} GB,"
+            f" DATA+FLAG+WEIGHT, 16 SPWs, own times)"
+        )
+        print(
+            f"pyuvdata read+concat+phase+write_ms:  {theirs[0]:6.1f} s, peak RSS {theirs[1]:6.0f} MB"
+            f"{'' if theirs[2] == 0 else ' (FAILED)'} (DATA+FLAG+WEIGHT_SPECTRUM, one SPW, forced common times)"
+        )
         if theirs[2] == 0:
             print(f"speed-up: {theirs[0] / ours[0]:.1f}x")
     finally:

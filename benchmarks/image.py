@@ -52,16 +52,30 @@ def measure(prefix: Path, truth: dict, rms: float) -> list[dict]:
         if not np.isfinite(flux) or expected < 10 * rms:
             continue
         offset = wcs.pixel_to_world(fx, fy).separation(true).arcsec
-        out.append({"name": s["name"], "true_jy": expected, "flux_jy": flux, "flux_err_pct": 100 * (flux / expected - 1),
-                    "offset_arcsec": offset, "offset_over_bmin": offset / (h["BMIN"] * 3600)})
+        out.append(
+            {
+                "name": s["name"],
+                "true_jy": expected,
+                "flux_jy": flux,
+                "flux_err_pct": 100 * (flux / expected - 1),
+                "offset_arcsec": offset,
+                "offset_over_bmin": offset / (h["BMIN"] * 3600),
+            }
+        )
     return out
 
 
 # The target field: a 2 Jy source and fainter ones out to the primary beam's half-power radius
 # (offsets on the sky from the meridian at mid-chunk, degrees east and north; flux at 1.4 GHz).
-TARGET_SKY = [("t2000", 0.30, -0.20, 2.0, -0.7), ("t0500", -0.80, 0.50, 0.5, -0.7), ("t1000", 1.25, 0.10, 1.0, -0.5),
-              ("t0300", 0.70, 1.00, 0.3, 0.0), ("t0200", -1.10, -0.70, 0.2, -0.7), ("t0100", 0.50, -1.10, 0.1, -0.7),
-              ("t0050", -0.30, 1.20, 0.05, 0.0)]
+TARGET_SKY = [
+    ("t2000", 0.30, -0.20, 2.0, -0.7),
+    ("t0500", -0.80, 0.50, 0.5, -0.7),
+    ("t1000", 1.25, 0.10, 1.0, -0.5),
+    ("t0300", 0.70, 1.00, 0.3, 0.0),
+    ("t0200", -1.10, -0.70, 0.2, -0.7),
+    ("t0100", 0.50, -1.10, 0.1, -0.7),
+    ("t0050", -0.30, 1.20, 0.05, 0.0),
+]
 
 
 def simulate_pair(root: Path) -> tuple[Path, Path]:
@@ -78,8 +92,24 @@ def simulate_pair(root: Path) -> tuple[Path, Path]:
     if not (cal / "truth.json").exists():
         root.mkdir(parents=True, exist_ok=True)
         (root / "empty.csv").write_text("ra_deg,dec_deg,flux_jy,spectral_index\n")
-        subprocess.run([sys.executable, "-m", "contimg.cli", "simulate", "--out", str(cal), "--start", "2025-06-15T00:00:00",
-                        "--calibrator", "0834+555", "--sky", str(root / "empty.csv"), *common], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "contimg.cli",
+                "simulate",
+                "--out",
+                str(cal),
+                "--start",
+                "2025-06-15T00:00:00",
+                "--calibrator",
+                "0834+555",
+                "--sky",
+                str(root / "empty.csv"),
+                *common,
+            ],
+            check=True,
+        )
     if not (target / "truth.json").exists():
         truth = json.loads((cal / "truth.json").read_text())
         start = Time(truth["chunks"][0]["start"]) + 1 * u.hour
@@ -90,15 +120,35 @@ def simulate_pair(root: Path) -> tuple[Path, Path]:
             c = centre.spherical_offsets_by(east * u.deg, north * u.deg)
             rows.append(f"{c.ra.deg:.6f},{c.dec.deg:.6f},{flux},{alpha},{name}")
         (root / "target.csv").write_text("\n".join(rows) + "\n")
-        subprocess.run([sys.executable, "-m", "contimg.cli", "simulate", "--out", str(target), "--start", start.isot,
-                        "--dec", str(dec), "--sky", str(root / "target.csv"), *common], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "contimg.cli",
+                "simulate",
+                "--out",
+                str(target),
+                "--start",
+                start.isot,
+                "--dec",
+                str(dec),
+                "--sky",
+                str(root / "target.csv"),
+                *common,
+            ],
+            check=True,
+        )
     return cal, target
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tclean-size", type=int, default=1024,
-                        help="tclean image side (px): the full 1.3 x FWHM field takes tclean far longer than a chunk")
+    parser.add_argument(
+        "--tclean-size",
+        type=int,
+        default=1024,
+        help="tclean image side (px): the full 1.3 x FWHM field takes tclean far longer than a chunk",
+    )
     parser.add_argument("--chunks", default="target,calibrator", help="which chunks to image, in order")
     args = parser.parse_args()
     work = bench_dir() / "image-work"
@@ -107,12 +157,16 @@ def main() -> None:
     cal_dir, target_dir = simulate_pair(bench_dir() / "image-sim")
     for name, d in (("calibrator", cal_dir), ("target", target_dir)):
         if not (work / f"{name}.ms").exists():
-            wall, rss, rc = run_measured(child_command("convert", *sorted(d.glob("*.hdf5")), "--out", work / f"{name}.ms"), env)
+            wall, rss, rc = run_measured(
+                child_command("convert", *sorted(d.glob("*.hdf5")), "--out", work / f"{name}.ms"), env
+            )
             assert rc == 0, f"convert of the {name} chunk failed"
             print(f"convert {name} (once, cached): {wall:.1f} s")
     cal = work / "cal"
     if not (cal / "caltables.json").exists():
-        wall, rss, rc = run_measured(child_command("calibrate", work / "calibrator.ms", "--out", cal, "--calibrator", "0834+555"), env)
+        wall, rss, rc = run_measured(
+            child_command("calibrate", work / "calibrator.ms", "--out", cal, "--calibrator", "0834+555"), env
+        )
         assert rc == 0, "calibrate failed"
         print(f"calibrate (once, cached): {wall:.1f} s")
     info = json.loads((cal / "caltables.json").read_text())
@@ -124,21 +178,39 @@ def main() -> None:
     print(f"\nwork folder: {work}")
 
 
-def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int) -> None:
+def image_chunk(
+    work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int
+) -> None:
     # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
     # mgain 0.7) as the obvious alternative; then both imagers on a field tclean can make in minutes
     # (and WSClean making its own PSF and dirty image: the default hands it ducc0's, contimg.image.gridding)
     previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7, "initial_images_by_ducc0": False}
-    runs = [("wsclean", {}, ""), ("wsclean", {"initial_images_by_ducc0": False}, "WSClean's own PSF and dirty image"),
-            ("wsclean", previous, "previous settings"), ("wsclean", {"max_size_px": tclean_size}, ""),
-            ("tclean", {"max_size_px": tclean_size}, "")]
+    runs = [
+        ("wsclean", {}, ""),
+        ("wsclean", {"initial_images_by_ducc0": False}, "WSClean's own PSF and dirty image"),
+        ("wsclean", previous, "previous settings"),
+        ("wsclean", {"max_size_px": tclean_size}, ""),
+        ("tclean", {"max_size_px": tclean_size}, ""),
+    ]
     slugs = {"": "", "WSClean's own PSF and dirty image": "-own-initial", "previous settings": "-previous"}
     for imager, overrides, label in runs:
         out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{slugs[label]}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
-        argv = child_command("image", ms, "--out", out / "img", "--imager", imager, "--config", json.dumps(overrides),
-                             "--report", out / "report.json", "--calset", info.get("set_name") or "bench")
+        argv = child_command(
+            "image",
+            ms,
+            "--out",
+            out / "img",
+            "--imager",
+            imager,
+            "--config",
+            json.dumps(overrides),
+            "--report",
+            out / "report.json",
+            "--calset",
+            info.get("set_name") or "bench",
+        )
         for t in tables:
             argv += ["--caltable", t]
         wall, rss, rc = run_measured(argv, env)
@@ -149,22 +221,31 @@ def image_chunk(work: Path, ms: Path, chunk: str, truth: dict, tables: list, inf
         srcs = measure(out / "img", truth, m["rms_jy"])
         t, cpu = m["timings_s"], m["cpu_s"]
         apply_image = t.get("apply", 0) + t["image"]
-        initial = (f" of which the PSF and dirty image by ducc0 {t['image_initial']:.1f} s"
-                   if "image_initial" in t else "")
-        print(f"\n{imager}{f' ({label})' if label else ''} {m['size_px']} px at {m['cell_arcsec']:.2f}\": apply + image {apply_image:.1f} s (apply "
-              f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s{initial}; "
-              f"CPU {cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), "
-              f"pb {t['pb']:.1f} s, job wall {wall:.1f} s, peak RSS {rss:.0f} MB")
-        print(f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
-              f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "
-              f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}"
-              f" (effective uv cells {m.get('effective_uv_cells') or 0:.3g})")
-        print(f"  beam {m['bmaj_arcsec']:.1f}\" x {m['bmin_arcsec']:.1f}\" PA {m['bpa_deg']:.0f}; rms {m['rms_jy'] * 1e3:.3f} mJy/beam"
-              f" (radiometer, {'for these weights' if 'in the copy' in m['weighting'] else 'natural'}: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
-              f" warnings {m['warnings']}")
+        initial = (
+            f" of which the PSF and dirty image by ducc0 {t['image_initial']:.1f} s" if "image_initial" in t else ""
+        )
+        print(
+            f'\n{imager}{f" ({label})" if label else ""} {m["size_px"]} px at {m["cell_arcsec"]:.2f}": apply + image {apply_image:.1f} s (apply '
+            f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s{initial}; "
+            f"CPU {cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), "
+            f"pb {t['pb']:.1f} s, job wall {wall:.1f} s, peak RSS {rss:.0f} MB"
+        )
+        print(
+            f"  imaging copy: channels averaged x{m['chan_bin']}, subbands in one window: {m['merged_spws']} (loss "
+            f"{m['merge_loss'] or 0:.2e}), rows kept after per-baseline time averaging {m['rows_kept_fraction']:.2f} "
+            f"(up to {m['max_time_bin']} integrations); weighting {m['weighting']}, mgain {m['mgain']}"
+            f" (effective uv cells {m.get('effective_uv_cells') or 0:.3g})"
+        )
+        print(
+            f'  beam {m["bmaj_arcsec"]:.1f}" x {m["bmin_arcsec"]:.1f}" PA {m["bpa_deg"]:.0f}; rms {m["rms_jy"] * 1e3:.3f} mJy/beam'
+            f" (radiometer, {'for these weights' if 'in the copy' in m['weighting'] else 'natural'}: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
+            f" warnings {m['warnings']}"
+        )
         for s in srcs:
-            print(f"  {s['name']:>10}: {s['flux_jy']:.4f} Jy vs {s['true_jy']:.4f} ({s['flux_err_pct']:+.1f} %), "
-                  f"offset {s['offset_arcsec']:.2f}\" ({s['offset_over_bmin']:.2f} BMIN)")
+            print(
+                f"  {s['name']:>10}: {s['flux_jy']:.4f} Jy vs {s['true_jy']:.4f} ({s['flux_err_pct']:+.1f} %), "
+                f'offset {s["offset_arcsec"]:.2f}" ({s["offset_over_bmin"]:.2f} BMIN)'
+            )
 
 
 if __name__ == "__main__":

@@ -61,12 +61,12 @@ def make_tiles(folder: Path, n_tiles: int, n: int, cell_arcsec: float) -> list[P
     for i in range(n_tiles):
         window = f"2026-01-25T{(5 * i) // 60:02d}:{(5 * i) % 60:02d}"
         p = folder / f"t{i:03d}.fits"
-        img = (rng.standard_normal((n, n), dtype=np.float32) * RMS_JY)
+        img = rng.standard_normal((n, n), dtype=np.float32) * RMS_JY
         # a 50 mJy source half a step east: lands in the overlap with the next tile
         x = n / 2 - (step_deg / 2) * np.cos(np.radians(DEC_DEG)) * 3600 / cell_arcsec
         y0, x0 = int(n / 2), int(x)
-        cut = np.s_[y0 - 20:y0 + 20, x0 - 20:x0 + 20]
-        img[cut] += 0.05 * pb[cut] * np.exp(-0.5 * ((xx[cut] - x) ** 2 + (yy[cut] - n / 2) ** 2) / sig ** 2)
+        cut = np.s_[y0 - 20 : y0 + 20, x0 - 20 : x0 + 20]
+        img[cut] += 0.05 * pb[cut] * np.exp(-0.5 * ((xx[cut] - x) ** 2 + (yy[cut] - n / 2) ** 2) / sig**2)
         fits.PrimaryHDU(img[None, None], tile_header(i * step_deg, n, cell_arcsec, window)).writeto(p, overwrite=True)
         pbp = folder / f"t{i:03d}.pb.fits"
         if pbp.exists():
@@ -87,17 +87,26 @@ def main() -> int:
     tiles_dir = root / f"tiles-{args.size}"
     t0 = time.perf_counter()
     tiles = make_tiles(tiles_dir, args.n, args.size, args.cell_arcsec)
-    print(f"made {len(tiles)} tiles of {args.size}^2 px at {args.cell_arcsec} arcsec in {time.perf_counter() - t0:.0f} s "
-          f"(not timed)", flush=True)
+    print(
+        f"made {len(tiles)} tiles of {args.size}^2 px at {args.cell_arcsec} arcsec in {time.perf_counter() - t0:.0f} s "
+        f"(not timed)",
+        flush=True,
+    )
     out = root / "day.fits"
     argv = [sys.executable, "-m", "contimg.cli", "mosaic", *map(str, tiles), "--out", str(out)]
-    wall, rss_mb, status = run_measured(argv, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    wall, rss_mb, status = run_measured(
+        argv, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    )
     h = fits.getheader(out) if status == 0 else {}
-    print(f"mosaic of {args.n} images ({args.size}^2 px): wall {wall:.1f} s ({wall / args.n:.2f} s/image), "
-          f"peak RSS {rss_mb:.0f} MB, exit {status}")
+    print(
+        f"mosaic of {args.n} images ({args.size}^2 px): wall {wall:.1f} s ({wall / args.n:.2f} s/image), "
+        f"peak RSS {rss_mb:.0f} MB, exit {status}"
+    )
     if status == 0:
-        print(f"output {h['NAXIS1']} x {h['NAXIS2']} px at {abs(h['CDELT2']) * 3600:.2f} arcsec, "
-              f"{out.stat().st_size / 1e9:.2f} GB")
+        print(
+            f"output {h['NAXIS1']} x {h['NAXIS2']} px at {abs(h['CDELT2']) * 3600:.2f} arcsec, "
+            f"{out.stat().st_size / 1e9:.2f} GB"
+        )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return status

@@ -33,8 +33,11 @@ def mark_handled(conn, root: Path, keep_last: int = 16) -> None:
     names = sorted(p.name for p in root.iterdir())[:-keep_last]
     now = datetime.now().isoformat()
     with transaction(conn):
-        conn.executemany("INSERT OR IGNORE INTO subband_files (path, name, status, first_seen, updated_at) "
-                         "VALUES (?, ?, 'accepted', ?, ?)", [(str(root / n), n, now, now) for n in names])
+        conn.executemany(
+            "INSERT OR IGNORE INTO subband_files (path, name, status, first_seen, updated_at) "
+            "VALUES (?, ?, 'accepted', ?, ?)",
+            [(str(root / n), n, now, now) for n in names],
+        )
 
 
 def main() -> None:
@@ -59,7 +62,9 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
                 cursor = tick.cursor
             conn.close()
-            print(f"{n:>8} {t_first:>24.2f} {min(times):>14.3f}   (first tick requests nothing: sizes must be seen unchanged twice)")
+            print(
+                f"{n:>8} {t_first:>24.2f} {min(times):>14.3f}   (first tick requests nothing: sizes must be seen unchanged twice)"
+            )
 
 
 if __name__ == "__main__":

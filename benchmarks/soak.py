@@ -56,8 +56,17 @@ def windows(n: int) -> list[str]:
 
 
 def faults_spec() -> str:
-    return ",".join(["duplicate@0:2", "truncate@1:4", *(f"missing@3:{sb}" for sb in range(5)), "nan@4:5",
-                     "badname@6:9", "missing@7:14", "missing@7:15"])
+    return ",".join(
+        [
+            "duplicate@0:2",
+            "truncate@1:4",
+            *(f"missing@3:{sb}" for sb in range(5)),
+            "nan@4:5",
+            "badname@6:9",
+            "missing@7:14",
+            "missing@7:15",
+        ]
+    )
 
 
 def load() -> str:
@@ -100,24 +109,30 @@ def open_fits(paths: list[str]) -> dict:
 
 def open_ms(paths: list[str], casa_state: Path) -> dict:
     """path -> {rows, finite, flagged} or {error}, from python-casacore in a child process."""
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import json, sys
         import numpy as np
         from casacore import tables
-        out = {{}}
+        out = {}
         for p in json.loads(sys.argv[1]):
             try:
                 t = tables.table(p, ack=False)
                 data, flag = t.getcol("DATA"), t.getcol("FLAG")
-                out[p] = {{"rows": t.nrows(), "finite": bool(np.isfinite(data).all()), "flagged": float(flag.mean())}}
+                out[p] = {"rows": t.nrows(), "finite": bool(np.isfinite(data).all()), "flagged": float(flag.mean())}
                 t.close()
             except Exception as err:
-                out[p] = {{"error": f"{{type(err).__name__}}: {{err}}"}}
+                out[p] = {"error": f"{type(err).__name__}: {err}"}
         print(json.dumps(out))
     """)
     casa_state.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(paths)], env=casa_child_env(casa_state),
-                          capture_output=True, text=True, timeout=600, cwd=casa_state)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(paths)],
+        env=casa_child_env(casa_state),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=casa_state,
+    )
     if proc.returncode != 0:
         return {p: {"error": f"check child failed ({proc.returncode}): {proc.stderr[-500:]}"} for p in paths}
     return json.loads([ln for ln in proc.stdout.splitlines() if ln.strip()][-1])
@@ -153,20 +168,36 @@ def main() -> int:
     work = bench_dir() / "soak-work"
     shutil.rmtree(work, ignore_errors=True)
     layout = Layout.under(work / "root").ensure()
-    print(f"soak: {args.chunks} chunks of {args.antennas} antennas, 16 x {args.channels_per_subband} channels, "
-          f"{args.integrations} integrations; image timeout {args.image_timeout} s; load {load()}")
+    print(
+        f"soak: {args.chunks} chunks of {args.antennas} antennas, 16 x {args.channels_per_subband} channels, "
+        f"{args.integrations} integrations; image timeout {args.image_timeout} s; load {load()}"
+    )
     from contimg.sim import simulate
 
     t0 = time.monotonic()
-    simulate(work / "sim", START, n_chunks=args.chunks, n_antennas=args.antennas,
-             n_chan_per_subband=args.channels_per_subband, n_integrations=args.integrations, seed=3, gains=False,
-             faults=faults_spec())
+    simulate(
+        work / "sim",
+        START,
+        n_chunks=args.chunks,
+        n_antennas=args.antennas,
+        n_chan_per_subband=args.channels_per_subband,
+        n_integrations=args.integrations,
+        seed=3,
+        gains=False,
+        faults=faults_spec(),
+    )
     t_sim = time.monotonic() - t0
     print(f"simulated in {t_sim:.0f} s (not counted); faults {faults_spec()}")
     try:
-        outcome = run_stream(work / "sim", layout, interval_s=args.interval, timeout_s=2400, env_extra=env,
-                             kill_daemon=DaemonKillDrill(job="convert", window=killed, delay_s=2.0, restart_after_s=5.0),
-                             log=lambda m: print(f"  [{time.monotonic() - t0 - t_sim:6.0f} s] {m}", flush=True))
+        outcome = run_stream(
+            work / "sim",
+            layout,
+            interval_s=args.interval,
+            timeout_s=2400,
+            env_extra=env,
+            kill_daemon=DaemonKillDrill(job="convert", window=killed, delay_s=2.0, restart_after_s=5.0),
+            log=lambda m: print(f"  [{time.monotonic() - t0 - t_sim:6.0f} s] {m}", flush=True),
+        )
         problems = check(outcome, layout, win, imaged, killed, incomplete, nan, hung)
     finally:
         if not args.keep:
@@ -196,8 +227,10 @@ def check(outcome, layout: Layout, win, imaged, killed, incomplete, nan, hung) -
         notes += [f"image {st}: {(r or '').splitlines()[0][:90]}" for ew, st, r in earlier if ew == w]
         if err:
             notes.append(f"group: {err.splitlines()[0][:110]}")
-        print(f"  {w}  {s or '-':10s} {n if n is not None else '-':>2} subbands  images {len(current.get(w, []))}"
-              + "".join(f"\n      - {x}" for x in notes))
+        print(
+            f"  {w}  {s or '-':10s} {n if n is not None else '-':>2} subbands  images {len(current.get(w, []))}"
+            + "".join(f"\n      - {x}" for x in notes)
+        )
         if w in imaged and (s != "imaged" or len(current.get(w, [])) != 1):
             problems.append(f"{w}: state {s}, {len(current.get(w, []))} current images (expected imaged, exactly 1)")
     if states.get(incomplete) != "incomplete" or not groups.get(incomplete, (0, 0, ""))[2]:
@@ -260,16 +293,16 @@ soak figures
   failures recorded:         {reasons} with reasons ({by_status} files; {len(earlier)} earlier image attempts; \
 {sum(1 for s, _, err in groups.values() if err)} group reasons); {failed_run_reasons} failed-run reasons logged \
 by record_failed_runs
-  daemon kill:               {len(outcome.kills)} (runs in progress {kill.get('runs_in_progress')}, CASA processes \
-{len(kill.get('casa', []))}, gone after {kill.get('casa_gone_after_s')} s, new daemon after \
-{kill.get('restarted_after_s')} s)
+  daemon kill:               {len(outcome.kills)} (runs in progress {kill.get("runs_in_progress")}, CASA processes \
+{len(kill.get("casa", []))}, gone after {kill.get("casa_gone_after_s")} s, new daemon after \
+{kill.get("restarted_after_s")} s)
   Dagster runs at the end:   {outcome.runs}
   NaN chunk flagged fraction {flagged.get(nan)} (clean chunk {flagged.get(win[0])})
   half-written products:     {len(half)}
-  orphans found:             {orphans} (outlived the kill {len(kill.get('orphans') or [])}, reaped at stop \
+  orphans found:             {orphans} (outlived the kill {len(kill.get("orphans") or [])}, reaped at stop \
 {len(outcome.leftovers)}, still running {len(left)}; instance processes reaped at stop {outcome.reaped})
   wall time:                 {outcome.wall_s:.0f} s (stream, incl. the grace minute and the {hung} hang); load {load()}
-  result:                    {'PASS' if not problems else 'FAIL'}""")
+  result:                    {"PASS" if not problems else "FAIL"}""")
     for p in problems:
         print(f"  problem: {p}")
     return problems

@@ -35,7 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     cal_chunk = bench_dir() / "fullsize"
     if not any(cal_chunk.glob("*.hdf5")):
-        subprocess.run([sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(cal_chunk)], check=True)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("simulate.py")), "--out", str(cal_chunk)], check=True
+        )
     cal_truth = json.loads((cal_chunk / "truth.json").read_text())
     work = bench_dir() / "stream-work"
     shutil.rmtree(work, ignore_errors=True)
@@ -43,22 +45,45 @@ def main() -> None:
     env = casa_env(work)
     try:
         # the calibrator, once
-        wall, _, rc = run_measured(child_command("convert", *sorted(cal_chunk.glob("*.hdf5")), "--out", work / "cal.ms"), env)
+        wall, _, rc = run_measured(
+            child_command("convert", *sorted(cal_chunk.glob("*.hdf5")), "--out", work / "cal.ms"), env
+        )
         assert rc == 0, "convert of the calibrator chunk failed"
         wall_cal, _, rc = run_measured(child_command("calibrate", work / "cal.ms", "--out", work / "tables"), env)
         assert rc == 0, "calibrate failed"
         info = json.loads((work / "tables" / "caltables.json").read_text())
         tables = [str(work / "tables" / t["name"]) for t in sorted(info["tables"], key=lambda t: t["order"])]
-        print(f"calibrator chunk: convert {wall:.1f} s, solve {wall_cal:.1f} s (once a day per calibrator; not counted)")
+        print(
+            f"calibrator chunk: convert {wall:.1f} s, solve {wall_cal:.1f} s (once a day per calibrator; not counted)"
+        )
         # the targets, simulated right after the calibrator chunk with the same seed (same gains)
         sim = work / "targets"
         from astropy import units as u
         from astropy.time import Time
 
         start = (Time(cal_truth["chunks"][-1]["start"]) + CHUNK_S * u.s).isot
-        argv = [sys.executable, "-m", "contimg.cli", "simulate", "--out", str(sim), "--start", start,
-                "--chunks", str(args.chunks), "--antennas", "96", "--channels-per-subband", "48", "--integrations", "24",
-                "--seed", "7", "--dec", str(cal_truth["pointing_dec_deg"])]
+        argv = [
+            sys.executable,
+            "-m",
+            "contimg.cli",
+            "simulate",
+            "--out",
+            str(sim),
+            "--start",
+            start,
+            "--chunks",
+            str(args.chunks),
+            "--antennas",
+            "96",
+            "--channels-per-subband",
+            "48",
+            "--integrations",
+            "24",
+            "--seed",
+            "7",
+            "--dec",
+            str(cal_truth["pointing_dec_deg"]),
+        ]
         wall_sim, _, rc = run_measured(argv)
         assert rc == 0, "simulate failed"
         print(f"simulated {args.chunks} target chunks in {wall_sim:.0f} s (not counted)\n")
@@ -71,8 +96,18 @@ def main() -> None:
             ms = work / f"t{i}.ms"
             t_conv, rss_conv, rc = run_measured(child_command("convert", *files, "--out", ms), env)
             assert rc == 0, f"convert {stamp} failed"
-            argv = child_command("image", ms, "--out", work / f"img{i}" / "img", "--calset", info.get("set_name") or "bench",
-                                 "--window", stamp, "--report", work / f"img{i}.json")
+            argv = child_command(
+                "image",
+                ms,
+                "--out",
+                work / f"img{i}" / "img",
+                "--calset",
+                info.get("set_name") or "bench",
+                "--window",
+                stamp,
+                "--report",
+                work / f"img{i}.json",
+            )
             for t in tables:
                 argv += ["--caltable", t]
             t_img, rss_img, rc = run_measured(argv, env)
@@ -80,15 +115,19 @@ def main() -> None:
             m = json.loads((work / f"img{i}.json").read_text())
             total = t_conv + t_img
             rows.append(total)
-            print(f"chunk {stamp}: convert {t_conv:5.1f} s | apply {m['timings_s'].get('apply', 0):5.1f} s + image "
-                  f"{m['timings_s']['image']:5.1f} s (CPU {m['cpu_s'].get('apply', 0):.1f} + {m['cpu_s']['image']:.1f} s) "
-                  f"+ pb/QA/FITS {m['timings_s']['pb']:4.1f} s (job wall {t_img:5.1f} s) "
-                  f"| total {total:5.1f} s, real-time factor {total / CHUNK_S:.2f}; "
-                  f"{m['size_px']} px, rms {m['rms_jy'] * 1e3:.2f} mJy/beam; peak RSS {max(rss_conv, rss_img):.0f} MB")
+            print(
+                f"chunk {stamp}: convert {t_conv:5.1f} s | apply {m['timings_s'].get('apply', 0):5.1f} s + image "
+                f"{m['timings_s']['image']:5.1f} s (CPU {m['cpu_s'].get('apply', 0):.1f} + {m['cpu_s']['image']:.1f} s) "
+                f"+ pb/QA/FITS {m['timings_s']['pb']:4.1f} s (job wall {t_img:5.1f} s) "
+                f"| total {total:5.1f} s, real-time factor {total / CHUNK_S:.2f}; "
+                f"{m['size_px']} px, rms {m['rms_jy'] * 1e3:.2f} mJy/beam; peak RSS {max(rss_conv, rss_img):.0f} MB"
+            )
             if not args.keep:
                 shutil.rmtree(ms, ignore_errors=True)
         mean = sum(rows) / len(rows)
-        print(f"\nmean per chunk {mean:.1f} s of {CHUNK_S:.2f} s: real-time factor {mean / CHUNK_S:.2f} (target <= 0.5)")
+        print(
+            f"\nmean per chunk {mean:.1f} s of {CHUNK_S:.2f} s: real-time factor {mean / CHUNK_S:.2f} (target <= 0.5)"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

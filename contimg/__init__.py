@@ -21,9 +21,9 @@ from pathlib import Path
 
 __all__ = ["__version__", "package_version", "git_commit", "UNKNOWN_VERSION", "UNKNOWN_COMMIT"]
 
-UNKNOWN_VERSION = "0+unknown"   # PEP 440, sorts below every real version; "unknown" says why
+UNKNOWN_VERSION = "0+unknown"  # PEP 440, sorts below every real version; "unknown" says why
 UNKNOWN_COMMIT = "unknown"
-GIT_TIMEOUT_S = 10.0   # a local `git rev-parse` takes milliseconds; a hung git must not hang imaging
+GIT_TIMEOUT_S = 10.0  # a local `git rev-parse` takes milliseconds; a hung git must not hang imaging
 
 # the folder holding the ``contimg`` package: the checkout's root, or site-packages for a wheel install
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def _installed_from_this_tree(dist: metadata.Distribution) -> bool:
     """Tell whether ``dist`` is a regular (not editable) install whose ``contimg`` package is this one."""
     direct_url = dist.read_text("direct_url.json")
     if direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"):
-        return False   # an editable install's version is the one of its install day, not of this code
+        return False  # an editable install's version is the one of its install day, not of this code
     try:
         return Path(dist.locate_file("contimg/__init__.py")).resolve() == Path(__file__).resolve()
     except OSError:
@@ -53,11 +53,11 @@ def package_version() -> str:
         try:
             from setuptools_scm import get_version
 
-            with warnings.catch_warnings():   # e.g. "shallow repository": still the right version for HEAD
+            with warnings.catch_warnings():  # e.g. "shallow repository": still the right version for HEAD
                 warnings.simplefilter("ignore")
                 return get_version(root=str(_SOURCE_ROOT))
         except (ImportError, LookupError, OSError, subprocess.SubprocessError):
-            pass   # setuptools-scm not installed, or no usable git: what the metadata says, if it is ours
+            pass  # setuptools-scm not installed, or no usable git: what the metadata says, if it is ours
     try:
         dist = metadata.distribution("contimg")
     except metadata.PackageNotFoundError:
@@ -71,10 +71,15 @@ def git_commit() -> str:
     if not _is_checkout():
         return UNKNOWN_COMMIT
     try:
-        out = subprocess.run(["git", "-C", str(_SOURCE_ROOT), "rev-parse", "--verify", "HEAD"],
-                             capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(_SOURCE_ROOT), "rev-parse", "--verify", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
-        return UNKNOWN_COMMIT   # no git binary, or git refuses the tree (e.g. "dubious ownership")
+        return UNKNOWN_COMMIT  # no git binary, or git refuses the tree (e.g. "dubious ownership")
     commit = out.stdout.strip()
     return commit if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit) else UNKNOWN_COMMIT
 

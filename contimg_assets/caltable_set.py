@@ -10,16 +10,24 @@ from contimg.calibrate.report import CalibrateReport
 from contimg.catalogue.ingest import current_ms, record_timing, upsert_group
 from contimg.catalogue.registry import register_report
 from contimg.core.settings import window_slug
-from contimg_assets.measurement_set import measurement_set
 from contimg_assets.code_versions import code_version_for
+from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 
 
-@asset(partitions_def=FIVE_MIN, deps=[measurement_set], pool="casa", group_name="stream", code_version=code_version_for(__name__, "contimg.calibrate.job"),
-       kinds={"casa"}, description="Calibration tables (B, G) from a calibrator transit; only for calibrator windows.")
-def caltable_set(context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue,
-                 casa: CasaRunner) -> MaterializeResult:
+@asset(
+    partitions_def=FIVE_MIN,
+    deps=[measurement_set],
+    pool="casa",
+    group_name="stream",
+    code_version=code_version_for(__name__, "contimg.calibrate.job"),
+    kinds={"casa"},
+    description="Calibration tables (B, G) from a calibrator transit; only for calibrator windows.",
+)
+def caltable_set(
+    context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue, casa: CasaRunner
+) -> MaterializeResult:
     window = context.partition_key
     layout = storage.layout()
     slug = window_slug(window)
@@ -30,35 +38,55 @@ def caltable_set(context: AssetExecutionContext, storage: StorageLayout, catalog
         if ms is None:
             raise Failure(description=f"no Measurement Set for window {window}")
         t0 = time.perf_counter()
-        result = casa.run(context, "calibrate", [ms["path"], "--out", out_dir, "--set-name", slug],
-                          log_name=f"calibrate-{slug}", report_path=layout.scratch / f"calibrate-{slug}.json",
-                          layout=layout)
+        result = casa.run(
+            context,
+            "calibrate",
+            [ms["path"], "--out", out_dir, "--set-name", slug],
+            log_name=f"calibrate-{slug}",
+            report_path=layout.scratch / f"calibrate-{slug}.json",
+            layout=layout,
+        )
         log_path = result.pop("log_path")  # the runner's additions to the job's report
         result.pop("seconds")
         solved = CalibrateReport.from_dict(result)
         status = register_report(conn, solved, window_key=window, source_ms=ms["path"])
         upsert_group(conn, window, calibrator=solved.calibrator)
-        record_timing(conn, window, "caltable_set", time.perf_counter() - t0, detail=solved.timings_s,
-                      run_id=context.run.run_id)
+        record_timing(
+            conn, window, "caltable_set", time.perf_counter() - t0, detail=solved.timings_s, run_id=context.run.run_id
+        )
     finally:
         conn.close()
     if status == "failed":
-        raise Failure(description=f"calibration of {window} on {solved.calibrator} failed quality: "
-                                  f"{'; '.join(solved.problems)}",
-                      metadata={"bandpass_plot": MetadataValue.path(solved.bandpass_png)}, allow_retries=False)
-    return MaterializeResult(metadata={
-        "set_name": slug, "calibrator": solved.calibrator, "transit_mjd": float(solved.plan.transit_mjd),
-        "model_flux_jy": float(solved.plan.apparent_flux_jy), "refant": int(solved.refant),
-        "validity_h": DEFAULT_VALIDITY_H, "tables": MetadataValue.json(solved.table_paths()),
-        "bandpass_plot": MetadataValue.path(solved.bandpass_png), "timings_s": MetadataValue.json(solved.timings_s),
-        "summary": MetadataValue.md(_summary_md(slug, solved)), "log": MetadataValue.path(log_path),
-        "code_version": __version__,
-    })
+        raise Failure(
+            description=f"calibration of {window} on {solved.calibrator} failed quality: {'; '.join(solved.problems)}",
+            metadata={"bandpass_plot": MetadataValue.path(solved.bandpass_png)},
+            allow_retries=False,
+        )
+    return MaterializeResult(
+        metadata={
+            "set_name": slug,
+            "calibrator": solved.calibrator,
+            "transit_mjd": float(solved.plan.transit_mjd),
+            "model_flux_jy": float(solved.plan.apparent_flux_jy),
+            "refant": int(solved.refant),
+            "validity_h": DEFAULT_VALIDITY_H,
+            "tables": MetadataValue.json(solved.table_paths()),
+            "bandpass_plot": MetadataValue.path(solved.bandpass_png),
+            "timings_s": MetadataValue.json(solved.timings_s),
+            "summary": MetadataValue.md(_summary_md(slug, solved)),
+            "log": MetadataValue.path(log_path),
+            "code_version": __version__,
+        }
+    )
 
 
 def _summary_md(slug: str, solved: CalibrateReport) -> str:
-    rows = "\n".join(f"| {t.name} | {t.type} | {t.order} | {100 * t.quality.flagged_fraction:.1f}% | "
-                     f"{t.quality.median_snr:.0f} |" for t in solved.tables)
-    return (f"Set `{slug}` on **{solved.calibrator}** (model {solved.plan.apparent_flux_jy:.2f} Jy), "
-            f"refant {solved.refant}, valid +/-{DEFAULT_VALIDITY_H:g} h\n\n"
-            f"| table | type | order | flagged | median SNR |\n|---|---|---|---|---|\n{rows}")
+    rows = "\n".join(
+        f"| {t.name} | {t.type} | {t.order} | {100 * t.quality.flagged_fraction:.1f}% | {t.quality.median_snr:.0f} |"
+        for t in solved.tables
+    )
+    return (
+        f"Set `{slug}` on **{solved.calibrator}** (model {solved.plan.apparent_flux_jy:.2f} Jy), "
+        f"refant {solved.refant}, valid +/-{DEFAULT_VALIDITY_H:g} h\n\n"
+        f"| table | type | order | flagged | median SNR |\n|---|---|---|---|---|\n{rows}"
+    )

@@ -27,8 +27,8 @@ import contimg
 __all__ = ["ENGINE_PACKAGE", "HASH_HEX_CHARS", "code_version_for", "engine_closure", "hash_files"]
 
 ENGINE_PACKAGE = "contimg"
-HASH_HEX_CHARS = 12   # 48 bits: collisions between two versions of one asset are not a concern
-RESOURCE_FUNCTIONS = {"files"}   # importlib.resources.files("contimg.x"): the package's data files
+HASH_HEX_CHARS = 12  # 48 bits: collisions between two versions of one asset are not a concern
+RESOURCE_FUNCTIONS = {"files"}  # importlib.resources.files("contimg.x"): the package's data files
 
 
 def _in_engine(name: str) -> bool:
@@ -74,8 +74,12 @@ def _imported_names(path: Path, module: str) -> tuple[set[str], set[str]]:
             modules.update(_parents(base))
             # `from pkg import name`: name may be a submodule (checked against the tree by the caller)
             modules.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             if fname in RESOURCE_FUNCTIONS:
@@ -116,18 +120,21 @@ def engine_closure(seeds: list[Path], root: Path) -> list[Path]:
         try:
             module = _module_name(path, root)
         except ValueError:
-            module = path.stem   # a seed outside the tree: only its absolute imports matter
+            module = path.stem  # a seed outside the tree: only its absolute imports matter
         names, data = _imported_names(path, module)
         if path.is_relative_to(root):
-            names.update(_parents(module))   # importing a module runs its packages' __init__
+            names.update(_parents(module))  # importing a module runs its packages' __init__
         for name in names:
             if _in_engine(name) and (f := _module_file(name, root)) is not None and f.resolve() not in done:
                 todo.append(f.resolve())
         for package in filter(_in_engine, data):
             folder = root.joinpath(*package.split("."))
             if folder.is_dir():
-                data_files.update(p.resolve() for p in folder.rglob("*")
-                                  if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+                data_files.update(
+                    p.resolve()
+                    for p in folder.rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+                )
     return sorted(done | data_files)
 
 

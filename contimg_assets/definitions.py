@@ -19,22 +19,34 @@ from sensors import build_ingest_sensor, build_run_failure_sensor
 CHUNK_ASSETS = [subband_group, measurement_set, image]
 
 # One run per 5-minute window carries the whole chain of that window (launching a run costs seconds).
-chunk_job = define_asset_job("chunk_job", selection=AssetSelection.assets(*CHUNK_ASSETS), partitions_def=FIVE_MIN,
-                             description="Everything for one 5-minute chunk, in one run.")
+chunk_job = define_asset_job(
+    "chunk_job",
+    selection=AssetSelection.assets(*CHUNK_ASSETS),
+    partitions_def=FIVE_MIN,
+    description="Everything for one 5-minute chunk, in one run.",
+)
 # Calibrator windows also solve their tables, before their own image.
-calibrator_chunk_job = define_asset_job("calibrator_chunk_job",
-                                        selection=AssetSelection.assets(*CHUNK_ASSETS, caltable_set),
-                                        partitions_def=FIVE_MIN,
-                                        description="A calibrator transit's chunk: convert, solve, then image.")
+calibrator_chunk_job = define_asset_job(
+    "calibrator_chunk_job",
+    selection=AssetSelection.assets(*CHUNK_ASSETS, caltable_set),
+    partitions_def=FIVE_MIN,
+    description="A calibrator transit's chunk: convert, solve, then image.",
+)
 
-mosaic_job = define_asset_job("nightly_mosaic_job", selection=AssetSelection.assets(nightly_mosaic), partitions_def=DAILY,
-                              description="The day's primary-beam-weighted mosaic.")
+mosaic_job = define_asset_job(
+    "nightly_mosaic_job",
+    selection=AssetSelection.assets(nightly_mosaic),
+    partitions_def=DAILY,
+    description="The day's primary-beam-weighted mosaic.",
+)
 
 defs = Definitions(
     assets=[*CHUNK_ASSETS, caltable_set, nightly_mosaic],
     jobs=[chunk_job, calibrator_chunk_job, mosaic_job, housekeeping_job],
-    sensors=[build_ingest_sensor(chunk_job, calibrator_chunk_job),
-             build_run_failure_sensor([chunk_job, calibrator_chunk_job])],
+    sensors=[
+        build_ingest_sensor(chunk_job, calibrator_chunk_job),
+        build_run_failure_sensor([chunk_job, calibrator_chunk_job]),
+    ],
     schedules=[build_mosaic_schedule(mosaic_job), housekeeping_schedule],
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
 )

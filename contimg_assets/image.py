@@ -3,8 +3,18 @@
 import base64
 from pathlib import Path
 
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Backoff, Failure,
-                     MaterializeResult, MetadataValue, RetryPolicy, asset)
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
 
 from contimg import __version__
 from contimg.catalogue.images import record_image, record_image_failure
@@ -16,8 +26,8 @@ from contimg.image.qa import image_verdict
 from contimg.image.report import ImageReport
 from contimg.image.rules import ImagingConfig
 from contimg_assets.caltable_set import caltable_set
-from contimg_assets.measurement_set import measurement_set
 from contimg_assets.code_versions import code_version_for
+from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 
@@ -27,12 +37,27 @@ def _thumbnail_md(png: str) -> str:
     return f"![thumbnail](data:image/png;base64,{data})"
 
 
-@asset(partitions_def=FIVE_MIN, deps=[measurement_set, caltable_set], pool="casa", group_name="stream", code_version=code_version_for(__name__, "contimg.image.job"),
-       kinds={"casa", "fits"}, retry_policy=RetryPolicy(max_retries=6, delay=30, backoff=Backoff.LINEAR),
-       check_specs=[AssetCheckSpec("image_quality", asset="image", blocking=True,
-                                   description="rms near the radiometer noise, and calibrated with valid tables")],
-       description="Quick continuum image (Stokes I) with QA, primary-beam correction and FITS products.")
-def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue, casa: CasaRunner) -> MaterializeResult:
+@asset(
+    partitions_def=FIVE_MIN,
+    deps=[measurement_set, caltable_set],
+    pool="casa",
+    group_name="stream",
+    code_version=code_version_for(__name__, "contimg.image.job"),
+    kinds={"casa", "fits"},
+    retry_policy=RetryPolicy(max_retries=6, delay=30, backoff=Backoff.LINEAR),
+    check_specs=[
+        AssetCheckSpec(
+            "image_quality",
+            asset="image",
+            blocking=True,
+            description="rms near the radiometer noise, and calibrated with valid tables",
+        )
+    ],
+    description="Quick continuum image (Stokes I) with QA, primary-beam correction and FITS products.",
+)
+def image(
+    context: AssetExecutionContext, storage: StorageLayout, catalogue: Catalogue, casa: CasaRunner
+) -> MaterializeResult:
     window = context.partition_key
     layout = storage.layout()
     slug = window_slug(window)
@@ -46,10 +71,14 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
         cal = active_set(conn, ms["mid_mjd"])
         pending = pending_calibration_window(conn, ms["mid_mjd"]) if cal is None else None
         if pending and not allow_uncal:
-            raise Failure(description=f"calibration from window {pending} is not solved yet; retrying", allow_retries=True)
+            raise Failure(
+                description=f"calibration from window {pending} is not solved yet; retrying", allow_retries=True
+            )
         if cal is None and not allow_uncal:
-            reason = (f"no valid calibration tables at MJD {ms['mid_mjd']:.5f} for window {window}; "
-                      "set CONTIMG_ALLOW_UNCALIBRATED=1 to image uncalibrated")
+            reason = (
+                f"no valid calibration tables at MJD {ms['mid_mjd']:.5f} for window {window}; "
+                "set CONTIMG_ALLOW_UNCALIBRATED=1 to image uncalibrated"
+            )
             record_image_failure(conn, window, ms["path"], reason, context.run_id)
             upsert_group(conn, window, state="failed", error=reason)
             raise Failure(description=reason, allow_retries=False)
@@ -59,8 +88,14 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
             for t in cal["tables"]:
                 args += ["--caltable", t]
         try:
-            job = casa.run(context, "image", args, log_name=f"image-{slug}",
-                           report_path=layout.scratch / f"image-{slug}.json", layout=layout)
+            job = casa.run(
+                context,
+                "image",
+                args,
+                log_name=f"image-{slug}",
+                report_path=layout.scratch / f"image-{slug}.json",
+                layout=layout,
+            )
         except Failure as err:
             reason = err.description.splitlines()[0]
             record_image_failure(conn, window, ms["path"], f"imaging: {reason}", context.run_id)
@@ -70,36 +105,68 @@ def image(context: AssetExecutionContext, storage: StorageLayout, catalogue: Cat
         job.pop("seconds", None)
         m = ImageReport.from_dict(job)
         verdict = image_verdict(m.rms_jy, m.expected_rms_jy, calibrated=m.calibrated, allow_uncalibrated=allow_uncal)
-        record_image(conn, window, ms["path"], m, status=verdict.status, reason="; ".join(verdict.problems) or None,
-                     run_id=context.run_id)
+        record_image(
+            conn,
+            window,
+            ms["path"],
+            m,
+            status=verdict.status,
+            reason="; ".join(verdict.problems) or None,
+            run_id=context.run_id,
+        )
         upsert_group(conn, window, state="imaged", error="")
     finally:
         conn.close()
-    summary = (f"**{window}** {m.imager}, {'calibrated with ' + str(m.calset) if m.calibrated else 'NOT calibrated'}"
-               f"; rms {m.rms_jy * 1e3:.2f} mJy/beam (radiometer {m.expected_rms_jy * 1e3:.2f}), peak "
-               f"{m.peak_jy:.3f} Jy/beam, DR {m.dynamic_range:.0f}, {m.n_sources_5sigma} sources > 5 sigma, "
-               f"beam {m.bmaj_arcsec:.1f}\" x {m.bmin_arcsec:.1f}\" PA {m.bpa_deg:.0f}\n\n{_thumbnail_md(m.png)}")
+    summary = (
+        f"**{window}** {m.imager}, {'calibrated with ' + str(m.calset) if m.calibrated else 'NOT calibrated'}"
+        f"; rms {m.rms_jy * 1e3:.2f} mJy/beam (radiometer {m.expected_rms_jy * 1e3:.2f}), peak "
+        f"{m.peak_jy:.3f} Jy/beam, DR {m.dynamic_range:.0f}, {m.n_sources_5sigma} sources > 5 sigma, "
+        f'beam {m.bmaj_arcsec:.1f}" x {m.bmin_arcsec:.1f}" PA {m.bpa_deg:.0f}\n\n{_thumbnail_md(m.png)}'
+    )
     return MaterializeResult(
         metadata={
-            "fits": MetadataValue.path(m.image), "pbcor_fits": MetadataValue.path(m.pbcor),
-            "thumbnail": MetadataValue.path(m.png), "summary": MetadataValue.md(summary),
-            "imager": m.imager, "calibrated": bool(m.calibrated),
-            "calset": m.calset or "NONE", "caltables": MetadataValue.json(m.caltables),
-            "calset_window": (cal or {}).get("window") or "NONE", "data_column": m.data_column,
-            "rms_jy": float(m.rms_jy), "expected_rms_jy": float(m.expected_rms_jy), "peak_jy": float(m.peak_jy),
-            "dynamic_range": float(m.dynamic_range), "n_sources_5sigma": int(m.n_sources_5sigma),
-            "bmaj_arcsec": float(m.bmaj_arcsec), "bmin_arcsec": float(m.bmin_arcsec), "bpa_deg": float(m.bpa_deg),
-            "flagged_fraction": float(m.flagged_fraction), "timings_s": MetadataValue.json(m.timings_s),
-            "chan_bin": int(m.chan_bin), "subbands_in_one_window": bool(m.merged_spws),
-            "rows_kept_fraction": float(m.rows_kept_fraction), "max_time_bin": int(m.max_time_bin),
-            "weighting": str(m.weighting), "mgain": float(m.mgain),
+            "fits": MetadataValue.path(m.image),
+            "pbcor_fits": MetadataValue.path(m.pbcor),
+            "thumbnail": MetadataValue.path(m.png),
+            "summary": MetadataValue.md(summary),
+            "imager": m.imager,
+            "calibrated": bool(m.calibrated),
+            "calset": m.calset or "NONE",
+            "caltables": MetadataValue.json(m.caltables),
+            "calset_window": (cal or {}).get("window") or "NONE",
+            "data_column": m.data_column,
+            "rms_jy": float(m.rms_jy),
+            "expected_rms_jy": float(m.expected_rms_jy),
+            "peak_jy": float(m.peak_jy),
+            "dynamic_range": float(m.dynamic_range),
+            "n_sources_5sigma": int(m.n_sources_5sigma),
+            "bmaj_arcsec": float(m.bmaj_arcsec),
+            "bmin_arcsec": float(m.bmin_arcsec),
+            "bpa_deg": float(m.bpa_deg),
+            "flagged_fraction": float(m.flagged_fraction),
+            "timings_s": MetadataValue.json(m.timings_s),
+            "chan_bin": int(m.chan_bin),
+            "subbands_in_one_window": bool(m.merged_spws),
+            "rows_kept_fraction": float(m.rows_kept_fraction),
+            "max_time_bin": int(m.max_time_bin),
+            "weighting": str(m.weighting),
+            "mgain": float(m.mgain),
             "initial_images": str(m.initial_images or m.imager),  # ducc0's PSF and dirty image, or the imager's
             "effective_uv_cells": float(m.effective_uv_cells or 0.0),
-            "warnings": MetadataValue.json(m.warnings), "log": MetadataValue.path(log_path),
-            "ms": MetadataValue.path(ms["path"]), "code_version": __version__,
+            "warnings": MetadataValue.json(m.warnings),
+            "log": MetadataValue.path(log_path),
+            "ms": MetadataValue.path(ms["path"]),
+            "code_version": __version__,
         },
-        check_results=[AssetCheckResult(check_name="image_quality", passed=verdict.passed,
-                                        severity=AssetCheckSeverity.ERROR,
-                                        metadata={"problems": MetadataValue.json(verdict.problems),
-                                                  "rms_over_expected": verdict.rms_over_expected})],
+        check_results=[
+            AssetCheckResult(
+                check_name="image_quality",
+                passed=verdict.passed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "problems": MetadataValue.json(verdict.problems),
+                    "rms_over_expected": verdict.rms_over_expected,
+                },
+            )
+        ],
     )

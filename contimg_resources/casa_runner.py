@@ -28,9 +28,9 @@ from dagster import (
     open_pipes_session,
 )
 
+from contimg.childjobs.drills import DRILL_MARK, hang_command, hang_drill_for
 from contimg.childjobs.env import casa_child_env, child_command
 from contimg.childjobs.guard import guarded_command
-from contimg.childjobs.drills import DRILL_MARK, hang_command, hang_drill_for
 from contimg.core.config import read
 from contimg.core.settings import Layout
 
@@ -104,8 +104,17 @@ class CasaRunner(ConfigurableResource):
     def timeout_for(self, job: str) -> float:
         return float(self.timeout_s) if self.timeout_s is not None else job_timeout_s(job)
 
-    def run(self, context, job: str, args: list, *, log_name: str, report_path: Path | None = None,
-            layout: Layout | None = None, module: str | None = None) -> JobResult:
+    def run(
+        self,
+        context,
+        job: str,
+        args: list,
+        *,
+        log_name: str,
+        report_path: Path | None = None,
+        layout: Layout | None = None,
+        module: str | None = None,
+    ) -> JobResult:
         """Run a child job and return its metrics; raise ``Failure`` (retryable) on error or timeout."""
         layout = layout or Layout.from_env().ensure()
         log_path = layout.logs / f"{log_name}.log"
@@ -118,37 +127,45 @@ class CasaRunner(ConfigurableResource):
         attempt = int(getattr(context, "retry_number", 0) or 0)
         drill = hang_drill_for(job, log_name, attempt)
         if drill is not None:
-            context.log.warning(f"{DRILL_MARK}: {job} attempt {attempt + 1} ({log_name}) will hang until its "
-                                f"{timeout_s:.0f} s timeout (CONTIMG_DRILL_HANG)")
+            context.log.warning(
+                f"{DRILL_MARK}: {job} attempt {attempt + 1} ({log_name}) will hang until its "
+                f"{timeout_s:.0f} s timeout (CONTIMG_DRILL_HANG)"
+            )
             argv = hang_command(argv)
         argv = guarded_command(argv)
         env = casa_child_env(layout.casa_state)
         t0 = time.perf_counter()
-        with open_pipes_session(context=context, context_injector=PipesEnvContextInjector(),
-                                message_reader=PipesTempFileMessageReader()) as session:
+        with open_pipes_session(
+            context=context, context_injector=PipesEnvContextInjector(), message_reader=PipesTempFileMessageReader()
+        ) as session:
             env.update(session.get_bootstrap_env_vars())
             with open(log_path, "ab") as log:
                 log.write(f"$ {' '.join(argv)}\n".encode())
                 log.flush()
-                proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        cwd=layout.scratch)
+                proc = subprocess.Popen(
+                    argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=layout.scratch
+                )
             context.log.info(f"{job}: pid {proc.pid}, log {log_path}")
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc, self.kill_grace_s)
-                raise Failure(description=f"{job} timed out after {timeout_s:.0f} s and was killed "
-                                          f"(process group {proc.pid}).\n--- log tail ---\n{tail(log_path)}",
-                              metadata={"log": MetadataValue.path(str(log_path))}, allow_retries=True)
+                raise Failure(
+                    description=f"{job} timed out after {timeout_s:.0f} s and was killed "
+                    f"(process group {proc.pid}).\n--- log tail ---\n{tail(log_path)}",
+                    metadata={"log": MetadataValue.path(str(log_path))},
+                    allow_retries=True,
+                )
             except BaseException:  # run cancelled (DagsterExecutionInterruptedError) or interrupted
                 _kill_group(proc, self.kill_grace_s)
                 raise
             seconds = time.perf_counter() - t0
             if proc.returncode != 0:
-                raise Failure(description=f"{job} failed with exit status {proc.returncode}.\n--- log tail ---\n"
-                                          f"{tail(log_path)}",
-                              metadata={"log": MetadataValue.path(str(log_path)), "exit_status": proc.returncode},
-                              allow_retries=True)
+                raise Failure(
+                    description=f"{job} failed with exit status {proc.returncode}.\n--- log tail ---\n{tail(log_path)}",
+                    metadata={"log": MetadataValue.path(str(log_path)), "exit_status": proc.returncode},
+                    allow_retries=True,
+                )
         messages = session.get_custom_messages()
         metrics = dict(messages[-1]) if messages else {}
         if not metrics and report_path is not None and Path(report_path).exists():

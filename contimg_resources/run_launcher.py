@@ -71,7 +71,7 @@ def run_worker_pid(instance, run_id: str) -> tuple[int | None, float | None, boo
         message = message or ""
         if message.startswith(STARTED_PREFIX):
             try:
-                pid = int(message[len(STARTED_PREFIX):].split(")")[0])
+                pid = int(message[len(STARTED_PREFIX) :].split(")")[0])
             except ValueError:
                 continue
             started_at, exited = entry.timestamp, False
@@ -107,10 +107,10 @@ class LocalRunLauncher(DefaultRunLauncher):
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "no run worker pid recorded yet")
         if exited:
-            return CheckRunHealthResult(WorkerStatus.FAILED,
-                                        f"run worker (pid {pid}) exited without ending the run")
+            return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker (pid {pid}) exited without ending the run")
         if process_alive_since(pid, started_at):
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"run worker pid {pid} alive")
-        return CheckRunHealthResult(WorkerStatus.FAILED,
-                                    f"run worker (pid {pid}) on {socket.gethostname()} is gone (killed with "
-                                    "its code server or daemon?)")
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED,
+            f"run worker (pid {pid}) on {socket.gethostname()} is gone (killed with its code server or daemon?)",
+        )

@@ -24,9 +24,13 @@ class StorageLayout(ConfigurableResource):
         import os
 
         env = dict(os.environ)
-        for var, value in (("CONTIMG_ROOT", self.root), ("CONTIMG_INGEST_DIR", self.ingest_dir),
-                           ("CONTIMG_PRODUCTS_DIR", self.products_dir), ("CONTIMG_SCRATCH_DIR", self.scratch_dir),
-                           ("CONTIMG_STATE_DIR", self.state_dir)):
+        for var, value in (
+            ("CONTIMG_ROOT", self.root),
+            ("CONTIMG_INGEST_DIR", self.ingest_dir),
+            ("CONTIMG_PRODUCTS_DIR", self.products_dir),
+            ("CONTIMG_SCRATCH_DIR", self.scratch_dir),
+            ("CONTIMG_STATE_DIR", self.state_dir),
+        ):
             if value:
                 env[var] = value
         return Layout.from_env(env).ensure()

@@ -5,7 +5,6 @@ failed by run monitoring, a run that never started, an unexpected error) through
 ``contimg.catalogue.runs.record_run_failure``.
 """
 
-
 from dagster import DefaultSensorStatus, RunFailureSensorContext, SkipReason, run_failure_sensor
 
 from contimg.catalogue.runs import record_run_failure
@@ -18,9 +17,13 @@ WILL_RETRY_TAG = "dagster/will_retry"
 def build_run_failure_sensor(jobs, *, minimum_interval_seconds: int | None = None):
     interval = minimum_interval_seconds or read("CONTIMG_SENSOR_INTERVAL_S")
 
-    @run_failure_sensor(name="record_failed_runs", monitored_jobs=list(jobs), minimum_interval_seconds=interval,
-                        default_status=DefaultSensorStatus.RUNNING,
-                        description="Records the reason of every failed chunk run in the catalogue's groups table.")
+    @run_failure_sensor(
+        name="record_failed_runs",
+        monitored_jobs=list(jobs),
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Records the reason of every failed chunk run in the catalogue's groups table.",
+    )
     def record_failed_runs(context: RunFailureSensorContext, catalogue: Catalogue):
         run = context.dagster_run
         window = run.tags.get("dagster/partition")

@@ -38,5 +38,7 @@ def no_dagster_instance_left_entered():
     leaked = defs_state.DefsStateStorage.get()
     if leaked is not None:
         defs_state._current_storage.set(None)  # keep the rest of the suite independent of this test
-        pytest.fail(f"this test left a DagsterInstance entered (current defs-state storage {leaked!r}); "
-                    "close instances and build_*_context(...) contexts with `with`")
+        pytest.fail(
+            f"this test left a DagsterInstance entered (current defs-state storage {leaked!r}); "
+            "close instances and build_*_context(...) contexts with `with`"
+        )

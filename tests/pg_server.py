@@ -12,10 +12,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin",)
 START_TIMEOUT_S = 60
@@ -69,25 +69,51 @@ def postgres_server(dbname: str = "dagster_test") -> Iterator[PgServer]:
         for p in (root, sock):
             os.chown(p, pg.pw_uid, pg.pw_gid)
     port = free_port()
-    run = lambda argv: subprocess.run(_as_server_user(argv), check=True, capture_output=True, text=True,  # noqa: E731
-                                      cwd=root)
+    run = lambda argv: subprocess.run(
+        _as_server_user(argv),
+        check=True,
+        capture_output=True,
+        text=True,  # noqa: E731
+        cwd=root,
+    )
     started = False
     try:
         run([pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
         # fsync off: a test database need not survive a power cut, and it saves seconds
         opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
         try:
-            run([pg_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", str(START_TIMEOUT_S),
-                 "start"])
+            run(
+                [
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "start",
+                ]
+            )
         except subprocess.CalledProcessError as err:
-            raise RuntimeError(f"postgres did not start: {err.stderr}\n{log.read_text() if log.exists() else ''}") \
-                from err
+            raise RuntimeError(
+                f"postgres did not start: {err.stderr}\n{log.read_text() if log.exists() else ''}"
+            ) from err
         started = True
-        subprocess.run([pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", dbname],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", dbname],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         yield PgServer("127.0.0.1", port, "postgres", dbname, data)
     finally:
         if started:
-            subprocess.run(_as_server_user([pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                           capture_output=True, cwd=root)
+            subprocess.run(
+                _as_server_user([pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                capture_output=True,
+                cwd=root,
+            )
         shutil.rmtree(root, ignore_errors=True)

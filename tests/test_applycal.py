@@ -33,7 +33,9 @@ def sample():
     shape = (len(a1), N_CHAN, N_POL)
     data = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
     row_weight = rng.uniform(0.5, 2.0, (len(a1), N_POL)).astype(np.float32)
-    gain = (rng.uniform(0.5, 1.5, (N_ANT, N_CHAN, N_POL)) * np.exp(1j * rng.uniform(-3, 3, (N_ANT, N_CHAN, N_POL)))).astype(np.complex64)
+    gain = (
+        rng.uniform(0.5, 1.5, (N_ANT, N_CHAN, N_POL)) * np.exp(1j * rng.uniform(-3, 3, (N_ANT, N_CHAN, N_POL)))
+    ).astype(np.complex64)
     return a1, a2, data, row_weight, gain
 
 
@@ -51,14 +53,17 @@ def test_unflagged_window_matches_the_textbook_and_the_general_path(sample):
     want_v, want_w = textbook(data, no_flag, row_weight[:, None, :], gain, good, a1, a2)
     gg, n = baseline_gains(gain, good, a1, a2)
     fast = calibrate_and_bin(data.copy(), no_flag, BIN, row_weight=row_weight, gg=gg, n_baselines=n)
-    general = calibrate_and_bin(data.copy(), no_flag, BIN, weight=np.repeat(row_weight[:, None, :], N_CHAN, axis=1),
-                                gg=gg, n_baselines=n)
+    general = calibrate_and_bin(
+        data.copy(), no_flag, BIN, weight=np.repeat(row_weight[:, None, :], N_CHAN, axis=1), gg=gg, n_baselines=n
+    )
     for got_v, got_w, got_f in (fast, general):
         np.testing.assert_allclose(got_v, want_v, rtol=2e-5, atol=1e-6)
         np.testing.assert_allclose(got_w, want_w, rtol=2e-5)
         assert not got_f.any()
     uncalibrated = calibrate_and_bin(data.copy(), no_flag, BIN, row_weight=row_weight)  # no tables: a plain mean
-    np.testing.assert_allclose(uncalibrated[0], data.reshape(len(a1), N_CHAN // BIN, BIN, N_POL).mean(axis=2), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        uncalibrated[0], data.reshape(len(a1), N_CHAN // BIN, BIN, N_POL).mean(axis=2), rtol=2e-5, atol=1e-6
+    )
     np.testing.assert_allclose(uncalibrated[1], BIN * row_weight[:, None, :].repeat(N_CHAN // BIN, axis=1), rtol=1e-6)
 
 

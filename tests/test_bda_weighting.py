@@ -50,10 +50,17 @@ def _drift_rows(n_t=24, n_ant=12, seed=1, offset_s=0.0):
     dec = np.radians(55.0)
     uvw = np.concatenate([textbook_uvw(xyz[:, a2] - xyz[:, a1], h, dec) for h in ha], axis=1)
     n_bl = a1.size
-    rows = {"TIME": np.repeat(5e9 + offset_s + np.arange(n_t) * dt, n_bl), "INTERVAL": np.full(n_t * n_bl, dt),
-            "EXPOSURE": np.full(n_t * n_bl, dt), "UVW": uvw, "ANTENNA1": np.tile(a1, n_t), "ANTENNA2": np.tile(a2, n_t),
-            "DATA_DESC_ID": np.zeros(n_t * n_bl, int), "FIELD_ID": np.zeros(n_t * n_bl, int),
-            "SCAN_NUMBER": np.ones(n_t * n_bl, int)}
+    rows = {
+        "TIME": np.repeat(5e9 + offset_s + np.arange(n_t) * dt, n_bl),
+        "INTERVAL": np.full(n_t * n_bl, dt),
+        "EXPOSURE": np.full(n_t * n_bl, dt),
+        "UVW": uvw,
+        "ANTENNA1": np.tile(a1, n_t),
+        "ANTENNA2": np.tile(a2, n_t),
+        "DATA_DESC_ID": np.zeros(n_t * n_bl, int),
+        "FIELD_ID": np.zeros(n_t * n_bl, int),
+        "SCAN_NUMBER": np.ones(n_t * n_bl, int),
+    }
     return rows
 
 
@@ -118,7 +125,7 @@ def test_averaging_never_joins_a_time_gap_or_flagged_samples():
     rows = _drift_rows(n_t=6, n_ant=4)
     n_bl = 6
     keep = np.ones(rows["TIME"].size, bool)
-    keep[3 * n_bl:4 * n_bl] = False  # the fourth integration is missing
+    keep[3 * n_bl : 4 * n_bl] = False  # the fourth integration is missing
     rows = {c: v[..., keep] for c, v in rows.items()}
     data = np.ones((keep.sum(), 4, 2), np.complex64)
     wsum = np.ones(data.shape, np.float32)

@@ -24,15 +24,30 @@ FLUX_RTOL = 0.03
 
 
 def job(name, *args, state):
-    return subprocess.run(child_command(name, *args), env=casa_child_env(state), capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        child_command(name, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=900
+    )
 
 
 def _solve(root, dec_deg=None):
-    truth = simulate(root / "cal", "2026-01-25T00:00:00", n_antennas=16, n_chan_per_subband=4, n_integrations=24,
-                     calibrator="0834+555", sky=[], seed=21, dec_deg=dec_deg)
-    assert job("convert", *sorted((root / "cal").glob("*.hdf5")), "--out", root / "cal.ms", state=root / "casa").returncode == 0
-    proc = job("calibrate", root / "cal.ms", "--out", root / "tables", "--report", root / "cal.json", state=root / "casa")
+    truth = simulate(
+        root / "cal",
+        "2026-01-25T00:00:00",
+        n_antennas=16,
+        n_chan_per_subband=4,
+        n_integrations=24,
+        calibrator="0834+555",
+        sky=[],
+        seed=21,
+        dec_deg=dec_deg,
+    )
+    assert (
+        job("convert", *sorted((root / "cal").glob("*.hdf5")), "--out", root / "cal.ms", state=root / "casa").returncode
+        == 0
+    )
+    proc = job(
+        "calibrate", root / "cal.ms", "--out", root / "tables", "--report", root / "cal.json", state=root / "casa"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((root / "cal.json").read_text())
     CalibrateReport.from_dict(report)  # what the asset and the CLI read: every key present, none unknown
@@ -61,7 +76,8 @@ def test_calibrator_far_from_the_pointing_centre_gives_the_same_gains(tmp_path):
 def _assert_gains_match(root, truth, report):
     assert report["quality_ok"] and report["plan"]["name"] == "0834+555"
     assert abs(report["plan"]["transit_mjd"] - truth["calibrator"]["transit_mjd"]) * 86400 < 1.0
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import casatools, json, numpy as np
         tb = casatools.table()
         def load(t):
@@ -76,7 +92,9 @@ def _assert_gains_match(root, truth, report):
             flag = B[1][:, :, row] | G[1][:, :, grow]
             out.setdefault(a, {{}})[spw] = dict(re=prod.real.tolist(), im=prod.imag.tolist(), flag=flag.tolist())
         print(json.dumps(out))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     gains = np.load(root / "cal" / truth["gains_file"])
     numbers = list(gains["antenna_numbers"])
     g = gains["gains"]  # (antenna, pol, freq ascending) = SPW k channels, k = 0..15
@@ -93,8 +111,8 @@ def _assert_gains_match(root, truth, report):
             k = int(spw_str)
             solved = np.array(sol["re"]) + 1j * np.array(sol["im"])
             flag = np.array(sol["flag"])
-            injected = g[ai, :, k * n_chan:(k + 1) * n_chan]
-            ref_phase = np.exp(1j * np.angle(g[ref_idx, :, k * n_chan:(k + 1) * n_chan]))
+            injected = g[ai, :, k * n_chan : (k + 1) * n_chan]
+            ref_phase = np.exp(1j * np.angle(g[ref_idx, :, k * n_chan : (k + 1) * n_chan]))
             expected = injected * np.conj(ref_phase)  # CASA fixes the reference antenna's phase to zero
             good = ~flag
             amp_err.append((np.abs(solved) / np.abs(expected) - 1)[good])
@@ -108,18 +126,31 @@ def _assert_gains_match(root, truth, report):
 def test_applying_the_tables_restores_a_target_flux(solved, tmp_path):
     root, truth, report = solved
     # a target chunk an hour later with the same antennas and gains (same seed, explicit sky)
-    from contimg.core.phasing import meridian_icrs
     from astropy.time import Time
+
+    from contimg.core.phasing import meridian_icrs
 
     start = Time(truth["chunks"][0]["start"]) + 1 * u.hour
     centre = meridian_icrs(start + 155 * u.s, truth["pointing_dec_deg"])
     src = Source(centre.ra.deg + 0.1, centre.dec.deg + 0.1, 1.5, 0.0, "target")
-    simulate(tmp_path / "t", start.isot, n_antennas=16, n_chan_per_subband=4, n_integrations=24,
-             dec_deg=truth["pointing_dec_deg"], sky=[src], seed=21)
+    simulate(
+        tmp_path / "t",
+        start.isot,
+        n_antennas=16,
+        n_chan_per_subband=4,
+        n_integrations=24,
+        dec_deg=truth["pointing_dec_deg"],
+        sky=[src],
+        seed=21,
+    )
     tgains = np.load(tmp_path / "t" / "truth_gains.npz")["gains"]
     assert np.allclose(tgains, np.load(root / "cal" / truth["gains_file"])["gains"])
-    assert job("convert", *sorted((tmp_path / "t").glob("*.hdf5")), "--out", tmp_path / "t.ms",
-               state=root / "casa").returncode == 0
+    assert (
+        job(
+            "convert", *sorted((tmp_path / "t").glob("*.hdf5")), "--out", tmp_path / "t.ms", state=root / "casa"
+        ).returncode
+        == 0
+    )
     tables = [str(root / "tables" / "tables.B"), str(root / "tables" / "tables.G")]
     cfg = json.dumps({"max_size_px": 512, "niter": 500})
     args = [tmp_path / "t.ms", "--out", tmp_path / "img" / "t", "--config", cfg, "--calset", "tables"]

@@ -28,28 +28,53 @@ MJD_ATOL = 1e-9  # days (86 us): float64 MJD ~6e4 carries ~1e-11 d; the window m
 
 
 def quality(flagged=0.0, snr=150.0):
-    return {"flagged_fraction": flagged, "median_snr": snr, "amp_scatter": 0.1, "phase_scatter_deg": 20.0,
-            "n_antennas": 16}
+    return {
+        "flagged_fraction": flagged,
+        "median_snr": snr,
+        "amp_scatter": 0.1,
+        "phase_scatter_deg": 20.0,
+        "n_antennas": 16,
+    }
 
 
 def report_dict(root="/data/caltables/s", quality_ok=True, problems=()):
     """A report as the calibrate job publishes it (the keys of a real run's JSON)."""
     return {
-        "set_name": "s", "calibrator": "0834+555", "refant": 102,
-        "tables": [{"name": "s.B", "type": "B", "order": 10, "quality": quality(), "path": f"{root}/s.B"},
-                   {"name": "s.G", "type": "G", "order": 20, "quality": quality(snr=300.0), "path": f"{root}/s.G"}],
+        "set_name": "s",
+        "calibrator": "0834+555",
+        "refant": 102,
+        "tables": [
+            {"name": "s.B", "type": "B", "order": 10, "quality": quality(), "path": f"{root}/s.B"},
+            {"name": "s.G", "type": "G", "order": 20, "quality": quality(snr=300.0), "path": f"{root}/s.G"},
+        ],
         "model": {"flux_jy": 8.66, "spectral_index": -0.395, "ra_deg": 128.7288, "dec_deg": 55.5725},
-        "quality_ok": quality_ok, "problems": list(problems), "out_dir": root, "source_ms": "/data/ms/cal.ms",
+        "quality_ok": quality_ok,
+        "problems": list(problems),
+        "out_dir": root,
+        "source_ms": "/data/ms/cal.ms",
         "bandpass_png": f"{root}/s.bandpass.png",
         "timings_s": {"flag_shift_average": 5.1, "model": 0.2, "bandpass": 1.6, "gaincal": 2.0},
         "solver_version": "casatasks 6.7.0.31; contimg 0.1.0",
-        "solver_params": {"bandpass": {"solint": "inf", "minsnr": 3.0, "bandtype": "B"},
-                          "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": 3.0}, "rfi": "off"},
+        "solver_params": {
+            "bandpass": {"solint": "inf", "minsnr": 3.0, "bandtype": "B"},
+            "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": 3.0},
+            "rfi": "off",
+        },
         "flagging": {"flagged_fraction_input": 0.0, "rfi_flagged_fraction": 3.3e-05, "uvw_column_vs_casa_m": 6e-13},
-        "plan": {"name": "0834+555", "ra_deg": 128.7288, "dec_deg": 55.5725, "flux_jy": 8.8,
-                 "transit_mjd": 61065.3413, "offset_deg": 2e-08, "pb_flux_jy": 8.8, "mean_beam": 0.984,
-                 "apparent_flux_jy": 8.66, "intrinsic_spectral_index": -0.363, "beam_spectral_index": -0.032,
-                 "spectral_index": -0.395},
+        "plan": {
+            "name": "0834+555",
+            "ra_deg": 128.7288,
+            "dec_deg": 55.5725,
+            "flux_jy": 8.8,
+            "transit_mjd": 61065.3413,
+            "offset_deg": 2e-08,
+            "pb_flux_jy": 8.8,
+            "mean_beam": 0.984,
+            "apparent_flux_jy": 8.66,
+            "intrinsic_spectral_index": -0.363,
+            "beam_spectral_index": -0.032,
+            "spectral_index": -0.395,
+        },
     }
 
 
@@ -79,8 +104,9 @@ def test_solution_quality_counts_only_antennas_with_data():
 def test_solution_quality_of_a_fully_flagged_table_has_no_scatter():
     gains = np.ones((2, 3, 4), np.complex64)
     q = solution_quality(gains, np.ones(gains.shape, bool), np.full(gains.shape, 50.0), np.arange(4), [0, 1, 2, 3])
-    assert q == TableQuality(flagged_fraction=1.0, median_snr=0.0, amp_scatter=None, phase_scatter_deg=None,
-                             n_antennas=4)
+    assert q == TableQuality(
+        flagged_fraction=1.0, median_snr=0.0, amp_scatter=None, phase_scatter_deg=None, n_antennas=4
+    )
 
 
 def test_solution_quality_rejects_columns_of_different_shapes():
@@ -110,15 +136,21 @@ def test_report_round_trips_through_the_json_file_the_job_writes(tmp_path):
     assert got.quality_by_type() == {"B": quality(), "G": quality(snr=300.0)}
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d.pop("plan"), r"calibrate report: missing key\(s\) \['plan'\]"),
-    (lambda d: d.update(log_path="/x.log"), r"calibrate report: unknown key\(s\) \['log_path'\]"),
-    (lambda d: d["tables"][1]["quality"].pop("median_snr"),
-     r"calibrate report\.tables\[1\]\.quality: missing key\(s\) \['median_snr'\]"),
-    (lambda d: d["plan"].update(extra=1), r"calibrate report\.plan: unknown key\(s\) \['extra'\]"),
-    (lambda d: d.update(flagging=None), r"calibrate report\.flagging: expected a mapping of FlaggingStats"),
-    (lambda d: d.update(tables={}), r"calibrate report\.tables: expected a list"),
-], ids=["missing", "unknown", "nested-missing", "nested-unknown", "not-a-mapping", "tables-not-a-list"])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("plan"), r"calibrate report: missing key\(s\) \['plan'\]"),
+        (lambda d: d.update(log_path="/x.log"), r"calibrate report: unknown key\(s\) \['log_path'\]"),
+        (
+            lambda d: d["tables"][1]["quality"].pop("median_snr"),
+            r"calibrate report\.tables\[1\]\.quality: missing key\(s\) \['median_snr'\]",
+        ),
+        (lambda d: d["plan"].update(extra=1), r"calibrate report\.plan: unknown key\(s\) \['extra'\]"),
+        (lambda d: d.update(flagging=None), r"calibrate report\.flagging: expected a mapping of FlaggingStats"),
+        (lambda d: d.update(tables={}), r"calibrate report\.tables: expected a list"),
+    ],
+    ids=["missing", "unknown", "nested-missing", "nested-unknown", "not-a-mapping", "tables-not-a-list"],
+)
 def test_report_names_the_key_that_is_missing_or_unknown(edit, message):
     d = copy.deepcopy(report_dict())
     edit(d)
@@ -158,17 +190,22 @@ def test_register_report_records_the_set_and_its_status(tmp_path):
         t = report_dict()["plan"]["transit_mjd"]
         assert active_set(conn, t + 0.01) == {"set_name": "s", "window": "w1", "tables": ["/t/good/s.B", "/t/good/s.G"]}
         assert active_set(conn, t + (DEFAULT_VALIDITY_H + 0.1) / 24) is None
-        rows = {r[0]: r[1:] for r in conn.execute(
-            "SELECT set_name, source_ms, refant, status, reason, valid_start_mjd, valid_end_mjd, quality, solver_params "
-            "FROM caltable_sets")}
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT set_name, source_ms, refant, status, reason, valid_start_mjd, valid_end_mjd, quality, solver_params "
+                "FROM caltable_sets"
+            )
+        }
         src, refant, status, reason, v0, v1, q, params = rows["s"]
         assert (src, refant, status, reason) == ("ms/cal.ms", "102", "active", None)
         assert v0 == pytest.approx(t - 0.25, abs=MJD_ATOL) and v1 == pytest.approx(t + 0.25, abs=MJD_ATOL)
         assert json.loads(q) == {"B": quality(), "G": quality(snr=300.0)}
         assert json.loads(params) == report_dict()["solver_params"]
         assert rows["bad"][2:4] == ("failed", "G: median SNR 4.0 < 5.0")
-        tables = conn.execute("SELECT path, table_type, apply_order, quality FROM caltables WHERE set_name = 's' "
-                              "ORDER BY apply_order").fetchall()
+        tables = conn.execute(
+            "SELECT path, table_type, apply_order, quality FROM caltables WHERE set_name = 's' ORDER BY apply_order"
+        ).fetchall()
         assert [(p, k, o) for p, k, o, _ in tables] == [("/t/good/s.B", "B", 10), ("/t/good/s.G", "G", 20)]
         assert json.loads(tables[1][3]) == quality(snr=300.0)
     finally:

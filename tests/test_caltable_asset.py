@@ -1,12 +1,12 @@
 """Materialize caltable_set on a simulated calibrator transit: the real converter and solve, real registry rows."""
 
-import pytest
 import json
 import shutil
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from contimg.core.settings import window_slug
@@ -16,8 +16,20 @@ from contimg.sim import simulate
 pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
 TRANSIT_TOL_S = 1.0  # the plan's transit against the simulator's (test_calibrate holds the job to the same)
-METADATA_KEYS = {"set_name", "calibrator", "transit_mjd", "model_flux_jy", "refant", "validity_h", "tables",
-                 "bandpass_plot", "timings_s", "summary", "log", "code_version"}
+METADATA_KEYS = {
+    "set_name",
+    "calibrator",
+    "transit_mjd",
+    "model_flux_jy",
+    "refant",
+    "validity_h",
+    "tables",
+    "bandpass_plot",
+    "timings_s",
+    "summary",
+    "log",
+    "code_version",
+}
 
 
 def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
@@ -26,14 +38,26 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
     from contimg_assets.measurement_set import measurement_set
     from contimg_assets.subband_group import subband_group
 
-    truth = simulate(tmp_path / "sim", "2026-01-25T00:00:00", n_antennas=16, n_chan_per_subband=4, n_integrations=24,
-                     calibrator="0834+555", sky=[], seed=21)
+    truth = simulate(
+        tmp_path / "sim",
+        "2026-01-25T00:00:00",
+        n_antennas=16,
+        n_chan_per_subband=4,
+        n_integrations=24,
+        calibrator="0834+555",
+        sky=[],
+        seed=21,
+    )
     for f in (tmp_path / "sim").glob("*.hdf5"):
         shutil.copyfile(f, layout.ingest / f.name)
     window = window_key(datetime.fromisoformat(truth["chunks"][0]["start"]))
     instance = DagsterInstance.ephemeral()
-    result = materialize([subband_group, measurement_set, caltable_set], partition_key=window, instance=instance,
-                         resources=defs.resources)
+    result = materialize(
+        [subband_group, measurement_set, caltable_set],
+        partition_key=window,
+        instance=instance,
+        resources=defs.resources,
+    )
     assert result.success
 
     # what the job wrote beside the tables, read independently of the asset
@@ -57,10 +81,17 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
 
     con = sqlite3.connect(layout.catalogue)
     try:
-        row = con.execute("SELECT window_key, calibrator, source_ms, status, refant, transit_mjd, valid_start_mjd, "
-                          "valid_end_mjd FROM caltable_sets WHERE set_name = ?", (window_slug(window),)).fetchone()
-        paths = [r[0] for r in con.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order",
-                                           (window_slug(window),))]
+        row = con.execute(
+            "SELECT window_key, calibrator, source_ms, status, refant, transit_mjd, valid_start_mjd, "
+            "valid_end_mjd FROM caltable_sets WHERE set_name = ?",
+            (window_slug(window),),
+        ).fetchone()
+        paths = [
+            r[0]
+            for r in con.execute(
+                "SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (window_slug(window),)
+            )
+        ]
         group_cal = con.execute("SELECT calibrator FROM groups WHERE window_key = ?", (window,)).fetchone()[0]
         stages = {r[0] for r in con.execute("SELECT stage FROM stage_timings WHERE window_key = ?", (window,))}
     finally:

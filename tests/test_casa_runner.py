@@ -27,12 +27,20 @@ def run_job(module, args, runner, layout):
 
     @asset
     def job_asset(context: AssetExecutionContext, casa: CasaRunner):
-        captured["result"] = casa.run(context, "unused", args, log_name="test-job", module=module, layout=layout,
-                                      report_path=layout.scratch / "report.json")
+        captured["result"] = casa.run(
+            context,
+            "unused",
+            args,
+            log_name="test-job",
+            module=module,
+            layout=layout,
+            report_path=layout.scratch / "report.json",
+        )
         return MaterializeResult()
 
-    result = materialize([job_asset], resources={"casa": runner}, instance=DagsterInstance.ephemeral(),
-                         raise_on_error=False)
+    result = materialize(
+        [job_asset], resources={"casa": runner}, instance=DagsterInstance.ephemeral(), raise_on_error=False
+    )
     return result, captured.get("result")
 
 

@@ -17,8 +17,15 @@ def run_contimg(tmp_path, *argv, **env_extra):
     """``python -m contimg.cli ARGV`` with CONTIMG_ROOT at ``tmp_path/root`` and no other CONTIMG_* setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTIMG_")}
     env.update(CONTIMG_ROOT=str(tmp_path / "root"), PYTHONPATH=str(REPO), **env_extra)
-    return subprocess.run([sys.executable, "-m", "contimg.cli", *map(str, argv)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "contimg.cli", *map(str, argv)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
 
 
 def the_error_line(proc, command: str, exit_status: int = 1) -> str:
@@ -32,6 +39,7 @@ def the_error_line(proc, command: str, exit_status: int = 1) -> str:
 
 
 # ------------------------------------------------------------------------------------------ fresh install
+
 
 def test_status_json_on_a_fresh_install_describes_an_empty_platform(tmp_path):
     proc = run_contimg(tmp_path, "status", "--json", CONTIMG_MIN_FREE_GB="0")
@@ -62,13 +70,17 @@ def test_products_and_qa_on_a_fresh_install_are_empty(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- failures
 
-@pytest.mark.parametrize("var,value", [
-    ("CONTIMG_MIN_SUBBANDS", "0"),
-    ("CONTIMG_IMAGING_CONFIG", '{"niter": -5, "size": "big"}'),
-    ("CONTIMG_CASA_TIMEOUT_S", "image=soon"),
-    ("CONTIMG_PARTITION_START", "2026-01-01T00:03"),
-    ("CONTIMG_ALLOW_UNCALIBRATED", "yes"),
-])
+
+@pytest.mark.parametrize(
+    "var,value",
+    [
+        ("CONTIMG_MIN_SUBBANDS", "0"),
+        ("CONTIMG_IMAGING_CONFIG", '{"niter": -5, "size": "big"}'),
+        ("CONTIMG_CASA_TIMEOUT_S", "image=soon"),
+        ("CONTIMG_PARTITION_START", "2026-01-01T00:03"),
+        ("CONTIMG_ALLOW_UNCALIBRATED", "yes"),
+    ],
+)
 def test_a_bad_setting_stops_any_command_naming_it(tmp_path, var, value):
     line = the_error_line(run_contimg(tmp_path, "status", **{var: value}), "status")
     assert f"{var}={value!r}" in line and "allowed:" in line
@@ -87,12 +99,16 @@ def test_a_bad_contimg_debug_is_itself_one_line(tmp_path):
     assert "CONTIMG_DEBUG='maybe'" in line
 
 
-@pytest.mark.parametrize("argv", [
-    ["--start", "notatime"],
-    ["--start", "2026-01-25T00:00:00", "--chunks", "0"],
-    ["--start", "2026-01-25T00:00:00", "--faults", "boom@0:1"],
-    ["--start", "2026-01-25T00:00:00", "--calibrator", "no-such-calibrator"],  # refused inside simulate()
-], ids=["start", "chunks", "faults", "calibrator"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--start", "notatime"],
+        ["--start", "2026-01-25T00:00:00", "--chunks", "0"],
+        ["--start", "2026-01-25T00:00:00", "--faults", "boom@0:1"],
+        ["--start", "2026-01-25T00:00:00", "--calibrator", "no-such-calibrator"],  # refused inside simulate()
+    ],
+    ids=["start", "chunks", "faults", "calibrator"],
+)
 def test_simulate_with_bad_arguments_leaves_no_output_folder(tmp_path, argv):
     out = tmp_path / "sim"
     line = the_error_line(run_contimg(tmp_path, "simulate", "--out", out, *argv), "simulate")
@@ -104,8 +120,12 @@ def test_simulate_keeps_an_output_folder_it_did_not_make(tmp_path):
     out = tmp_path / "sim"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    the_error_line(run_contimg(tmp_path, "simulate", "--out", out, "--start", "2026-01-25T00:00:00",
-                               "--calibrator", "no-such-calibrator"), "simulate")
+    the_error_line(
+        run_contimg(
+            tmp_path, "simulate", "--out", out, "--start", "2026-01-25T00:00:00", "--calibrator", "no-such-calibrator"
+        ),
+        "simulate",
+    )
     assert (out / "keep.txt").read_text() == "mine"
 
 
@@ -136,15 +156,17 @@ def test_image_config_is_checked_before_the_child_job(tmp_path):
     ms = tmp_path / "x.ms"
     ms.mkdir()
     (ms / "table.dat").write_bytes(b"")
-    line = the_error_line(run_contimg(tmp_path, "image", ms, "--out", tmp_path / "img", "--config", '{"niter": "many"}'),
-                          "image")
+    line = the_error_line(
+        run_contimg(tmp_path, "image", ms, "--out", tmp_path / "img", "--config", '{"niter": "many"}'), "image"
+    )
     assert "--config=" in line and "niter='many'" in line
     assert not (tmp_path / "root" / "state" / "logs").exists(), "no child job was started"
 
 
 def test_convert_with_missing_files(tmp_path):
-    line = the_error_line(run_contimg(tmp_path, "convert", tmp_path / "a_sb00.hdf5", "--out", tmp_path / "x.ms"),
-                          "convert")
+    line = the_error_line(
+        run_contimg(tmp_path, "convert", tmp_path / "a_sb00.hdf5", "--out", tmp_path / "x.ms"), "convert"
+    )
     assert str(tmp_path / "a_sb00.hdf5") in line
 
 

@@ -17,15 +17,20 @@ import pytest
 from contimg_assets.code_versions import HASH_HEX_CHARS, code_version_for, engine_closure, hash_files
 
 REPO = Path(__file__).resolve().parents[1]
-ASSET_CHILD_JOBS = {"subband_group": None, "measurement_set": "contimg.convert.job",
-                    "caltable_set": "contimg.calibrate.job", "image": "contimg.image.job", "nightly_mosaic": None}
+ASSET_CHILD_JOBS = {
+    "subband_group": None,
+    "measurement_set": "contimg.convert.job",
+    "caltable_set": "contimg.calibrate.job",
+    "image": "contimg.image.job",
+    "nightly_mosaic": None,
+}
 
 PLANTED = {
     "contimg/__init__.py": "",
     "contimg/a.py": "def f():\n    from contimg.b import g  # imported inside a function\n    return g()\n",
     "contimg/b.py": "from .c import h\n\ndef g():\n    return h()\n",
     "contimg/c.py": "from importlib import resources\n\ndef h():\n"
-                    "    return resources.files('contimg.tables').joinpath('t.csv').read_text()\n",
+    "    return resources.files('contimg.tables').joinpath('t.csv').read_text()\n",
     "contimg/tables/__init__.py": "",
     "contimg/tables/t.csv": "a,b\n1,2\n",
     "contimg/unrelated.py": "import numpy\n",
@@ -50,12 +55,22 @@ def closure_names(seeds, root):
 
 def test_closure_follows_function_imports_relative_imports_packages_and_data(planted):
     assert closure_names([planted / "assets/thing.py"], planted) == {
-        "assets/thing.py", "contimg/__init__.py", "contimg/a.py", "contimg/b.py", "contimg/c.py",
-        "contimg/tables/__init__.py", "contimg/tables/t.csv"}
+        "assets/thing.py",
+        "contimg/__init__.py",
+        "contimg/a.py",
+        "contimg/b.py",
+        "contimg/c.py",
+        "contimg/tables/__init__.py",
+        "contimg/tables/t.csv",
+    }
     # a submodule import runs its package's __init__, and what that imports
     assert closure_names([planted / "assets/other.py"], planted) == {
-        "assets/other.py", "contimg/__init__.py", "contimg/sub/__init__.py", "contimg/sub/x.py",
-        "contimg/unrelated.py"}
+        "assets/other.py",
+        "contimg/__init__.py",
+        "contimg/sub/__init__.py",
+        "contimg/sub/x.py",
+        "contimg/unrelated.py",
+    }
 
 
 def test_hash_changes_with_the_content_of_closure_files_only(planted):
@@ -86,9 +101,13 @@ print(json.dumps({name: code_version_for("contimg_assets." + name, job) for name
 
 
 def versions_in(tree: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", VERSIONS_SCRIPT, str(tree), json.dumps(ASSET_CHILD_JOBS)],
-                         capture_output=True, text=True, cwd=tree,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)})
+    out = subprocess.run(
+        [sys.executable, "-c", VERSIONS_SCRIPT, str(tree), json.dumps(ASSET_CHILD_JOBS)],
+        capture_output=True,
+        text=True,
+        cwd=tree,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)},
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -139,4 +158,4 @@ def test_defs_assets_carry_their_code_versions():
     found = {name: graph.get(AssetKey(name)).code_version for name in ASSET_CHILD_JOBS}
     assert found == {name: code_version_for(f"contimg_assets.{name}", job) for name, job in ASSET_CHILD_JOBS.items()}
     assert all(re.fullmatch(f"[0-9a-f]{{{HASH_HEX_CHARS}}}", v) for v in found.values()), found
-    assert len(set(found.values())) == len(found)   # each asset its own closure
+    assert len(set(found.values())) == len(found)  # each asset its own closure

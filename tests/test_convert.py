@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.core.beam import airy_power
 from contimg.childjobs.env import casa_child_env, child_command
+from contimg.core.beam import airy_power
 from contimg.core.instrument import SITE
 from contimg.core.phasing import meridian_icrs
 from contimg.sim import Source, simulate
@@ -41,10 +40,24 @@ def lone_source(tmp_path_factory):
     t_mid = Time(START) + N_INT / 2 * 96 * 0.134217728 * u.s
     centre = meridian_icrs(t_mid, DEC)
     src = Source(centre.ra.deg + 0.4, centre.dec.deg + 0.25, 3.0, 0.0, "off")
-    truth = simulate(root / "sim", START, n_antennas=24, n_chan_per_subband=4, n_integrations=N_INT, dec_deg=DEC,
-                     sky=[src], noise=False, gains=False, seed=1)
-    proc = convert(sorted((root / "sim").glob("*.hdf5")), root / "products" / "chunk.ms", root / "casa",
-                   report=root / "report.json")
+    truth = simulate(
+        root / "sim",
+        START,
+        n_antennas=24,
+        n_chan_per_subband=4,
+        n_integrations=N_INT,
+        dec_deg=DEC,
+        sky=[src],
+        noise=False,
+        gains=False,
+        seed=1,
+    )
+    proc = convert(
+        sorted((root / "sim").glob("*.hdf5")),
+        root / "products" / "chunk.ms",
+        root / "casa",
+        report=root / "report.json",
+    )
     assert proc.returncode == 0, proc.stderr
     return root, truth, json.loads((root / "report.json").read_text())
 
@@ -52,7 +65,8 @@ def lone_source(tmp_path_factory):
 def test_casa_reads_the_expected_layout_and_the_checks_pass(lone_source):
     root, truth, report = lone_source
     assert all(c["passed"] for c in report["checks"].values()), report["checks"]
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import casatools, json, numpy as np
         msmd = casatools.msmetadata(); msmd.open("{root}/products/chunk.ms")
         freqs = np.concatenate([msmd.chanfreqs(s) for s in range(msmd.nspw())])
@@ -66,7 +80,9 @@ def test_casa_reads_the_expected_layout_and_the_checks_pass(lone_source):
         tb.open("{root}/products/chunk.ms/ANTENNA"); out['mount'] = sorted(set(tb.getcol('MOUNT'))); out['diam'] = float(tb.getcol('DISH_DIAMETER')[0]); tb.close()
         tb.open("{root}/products/chunk.ms"); out['cols'] = tb.colnames(); tb.close()
         print(json.dumps(out))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     assert got["nspw"] == 16 and got["nchan"] == [4] * 16 and got["ascending"]
     assert got["fmin"] > 1311.25e6 and got["fmax"] < 1498.75e6
     assert got["ants"] == sorted(n - 1 for n in truth["station_numbers"])
@@ -86,7 +102,8 @@ def test_casa_reads_the_expected_layout_and_the_checks_pass(lone_source):
 
 def test_uvw_agree_with_casa_measures_to_a_millimetre(lone_source):
     root, _, _ = lone_source
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import casatools, json, numpy as np
         ms = "{root}/products/chunk.ms"
         tb = casatools.table(); me = casatools.measures(); qa = casatools.quanta()
@@ -106,7 +123,9 @@ def test_uvw_agree_with_casa_measures_to_a_millimetre(lone_source):
         cross = a1 != a2
         print(json.dumps(dict(max_diff=float(np.abs(casa[cross] - uvw[cross]).max()), n=int(cross.sum()),
                               max_len=float(np.linalg.norm(uvw[cross], axis=1).max()))))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     assert got["n"] > 0 and got["max_len"] > 1000.0
     assert got["max_diff"] < UVW_TOL_M
 
@@ -114,10 +133,11 @@ def test_uvw_agree_with_casa_measures_to_a_millimetre(lone_source):
 def test_casa_dirty_image_puts_the_source_at_its_position_and_apparent_flux(lone_source):
     root, truth, report = lone_source
     src = truth["sky"][0]
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import casatasks, casatools, json, numpy as np
         casatasks.tclean(vis="{root}/products/chunk.ms", imagename="{root}/dirty", imsize=[160, 160], cell='2arcsec',
-                         phasecenter="J2000 {src['ra_deg']}deg {src['dec_deg']}deg", niter=0, gridder='widefield',
+                         phasecenter="J2000 {src["ra_deg"]}deg {src["dec_deg"]}deg", niter=0, gridder='widefield',
                          wprojplanes=-1, weighting='natural', specmode='mfs', pblimit=-1, stokes='I')
         ia = casatools.image(); ia.open("{root}/dirty.image")
         fit = ia.fitcomponents(box='55,55,105,105')['results']['component0']
@@ -127,7 +147,9 @@ def test_casa_dirty_image_puts_the_source_at_its_position_and_apparent_flux(lone
         # would bias it. The position comes from the fit.
         print(json.dumps(dict(flux=float(pix.max()), ra=fit['shape']['direction']['m0']['value'],
                               dec=fit['shape']['direction']['m1']['value'], bmin=beam['minor']['value'])))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     # Expected apparent flux: flux x Airy beam, averaged over every integration and channel,
     # with the source's offset from (HA=0, pointing dec) computed here with astropy.
     times, freqs = [], []
@@ -145,7 +167,9 @@ def test_casa_dirty_image_puts_the_source_at_its_position_and_apparent_flux(lone
         beam.append(airy_power(s.separation(p).rad[:, None], freqs[None, :]).mean())
     expected_flux = src["flux_jy"] * np.mean(beam)
     assert got["flux"] == pytest.approx(expected_flux, rel=FLUX_RTOL)
-    offset = SkyCoord(got["ra"] * u.rad, got["dec"] * u.rad).separation(SkyCoord(src["ra_deg"] * u.deg, src["dec_deg"] * u.deg))
+    offset = SkyCoord(got["ra"] * u.rad, got["dec"] * u.rad).separation(
+        SkyCoord(src["ra_deg"] * u.deg, src["dec_deg"] * u.deg)
+    )
     assert offset.arcsec < POSITION_FRACTION_OF_BEAM * got["bmin"]
 
 
@@ -154,22 +178,49 @@ def test_wsclean_accepts_the_ms(lone_source, tmp_path):
     wsclean = shutil.which("wsclean")
     assert wsclean, "wsclean is installed by the project's setup (scripts/install-system-deps.sh)"
     # -reorder: the SPWs carry their subbands' own (jittered) times, so WSClean must reorder them
-    proc = subprocess.run([wsclean, "-size", "128", "128", "-scale", "20asec", "-niter", "0", "-quiet", "-reorder",
-                           "-name", str(tmp_path / "ws"), str(root / "products" / "chunk.ms")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            wsclean,
+            "-size",
+            "128",
+            "128",
+            "-scale",
+            "20asec",
+            "-niter",
+            "0",
+            "-quiet",
+            "-reorder",
+            "-name",
+            str(tmp_path / "ws"),
+            str(root / "products" / "chunk.ms"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "ws-image.fits").exists()
 
 
 def test_missing_subband_is_flagged_and_nans_never_reach_the_data(tmp_path):
-    simulate(tmp_path / "sim", START, n_antennas=8, n_chan_per_subband=4, n_integrations=3, dec_deg=DEC, seed=4,
-             faults="missing@0:6,nan@0:2")
-    proc = convert(sorted((tmp_path / "sim").glob("*.hdf5")), tmp_path / "out.ms", tmp_path / "casa",
-                   report=tmp_path / "r.json")
+    simulate(
+        tmp_path / "sim",
+        START,
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        dec_deg=DEC,
+        seed=4,
+        faults="missing@0:6,nan@0:2",
+    )
+    proc = convert(
+        sorted((tmp_path / "sim").glob("*.hdf5")), tmp_path / "out.ms", tmp_path / "casa", report=tmp_path / "r.json"
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["missing_subbands"] == [6] and report["nan_flagged"] > 0
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import casatools, json, numpy as np
         tb = casatools.table(); tb.open("{tmp_path}/out.ms")
         out = {{}}
@@ -182,7 +233,9 @@ def test_missing_subband_is_flagged_and_nans_never_reach_the_data(tmp_path):
                             autos_flagged=bool(flags[:, :, ~cross].all()), finite=bool(np.isfinite(data).all()))
             sub.close()
         tb.close(); print(json.dumps(out))
-    """, tmp_path / "casa")
+    """,
+        tmp_path / "casa",
+    )
     assert got["9"]["all_flagged"], "SPW 9 holds subband 6 (SPW k = subband 15 - k)"
     assert all(not got[str(k)]["all_flagged"] for k in range(16) if k != 9)
     assert all(v["autos_flagged"] and v["finite"] for v in got.values())
@@ -194,8 +247,16 @@ def test_weight_spectrum_only_when_nsamples_vary_across_channels(tmp_path):
     MS then has WEIGHT_SPECTRUM for every row, the uniform SPWs' filled from their WEIGHT."""
     import h5py
 
-    simulate(tmp_path / "sim", START, n_antennas=8, n_chan_per_subband=4, n_integrations=3, dec_deg=DEC, seed=5,
-             faults="nan@0:9")
+    simulate(
+        tmp_path / "sim",
+        START,
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        dec_deg=DEC,
+        seed=5,
+        faults="nan@0:9",
+    )
     files = sorted((tmp_path / "sim").glob("*.hdf5"))
     ns_file = {}
     for f in files:
@@ -210,14 +271,17 @@ def test_weight_spectrum_only_when_nsamples_vary_across_channels(tmp_path):
     proc = convert(files, tmp_path / "out.ms", tmp_path / "casa", report=tmp_path / "r.json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "r.json").read_text())["weight_spectrum"] is True
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import casatools, json, numpy as np
         tb = casatools.table(); tb.open("{tmp_path}/out.ms")
         out = dict(defined=all(tb.iscelldefined('WEIGHT_SPECTRUM', r) for r in range(tb.nrows())))
         for c in ('WEIGHT_SPECTRUM', 'FLAG', 'WEIGHT', 'SIGMA', 'DATA_DESC_ID'):
             out[c] = np.asarray(tb.getcol(c)).T.tolist()  # (row, chan, pol) / (row, pol)
         tb.close(); print(json.dumps(out))
-    """, tmp_path / "casa")
+    """,
+        tmp_path / "casa",
+    )
     assert got["defined"]
     wspec, flags = np.array(got["WEIGHT_SPECTRUM"]), np.array(got["FLAG"], bool)
     weight, sigma, dd = np.array(got["WEIGHT"]), np.array(got["SIGMA"]), np.array(got["DATA_DESC_ID"])
@@ -234,8 +298,16 @@ def test_weight_spectrum_only_when_nsamples_vary_across_channels(tmp_path):
 
 
 def test_truncated_file_fails_naming_it_and_leaves_nothing(tmp_path):
-    simulate(tmp_path / "sim", START, n_antennas=8, n_chan_per_subband=4, n_integrations=3, dec_deg=DEC, seed=4,
-             faults="truncate@0:11")
+    simulate(
+        tmp_path / "sim",
+        START,
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        dec_deg=DEC,
+        seed=4,
+        faults="truncate@0:11",
+    )
     out_dir = tmp_path / "products"
     proc = convert(sorted((tmp_path / "sim").glob("*.hdf5")), out_dir / "out.ms", tmp_path / "casa")
     assert proc.returncode != 0

@@ -14,9 +14,16 @@ from tests.test_real_files import FREQ_TOL_HZ, correlator_labels_hz
 SUBBAND_HZ = 250e6 / 8192 * 384  # from the correlator's parameters: 384 raw channels of bw / nchan
 
 
-@pytest.mark.parametrize("shape,chunks", [((7, 1, 8, 2), (3, 1, 2, 1)), ((7, 8, 2), (7, 4, 2)), ((7, 8, 2), None),
-                                          ((5, 1, 6, 2), (2, 1, 4, 1))],  # 6 channels in chunks of 4: one slab
-                         ids=["old-chunked", "new-chunked", "contiguous", "odd-chunks"])
+@pytest.mark.parametrize(
+    "shape,chunks",
+    [
+        ((7, 1, 8, 2), (3, 1, 2, 1)),
+        ((7, 8, 2), (7, 4, 2)),
+        ((7, 8, 2), None),
+        ((5, 1, 6, 2), (2, 1, 4, 1)),
+    ],  # 6 channels in chunks of 4: one slab
+    ids=["old-chunked", "new-chunked", "contiguous", "odd-chunks"],
+)
 def test_chunk_ordered_read_is_the_array_h5py_reads(tmp_path, shape, chunks):
     rng = np.random.default_rng(0)
     a = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
@@ -43,10 +50,18 @@ def test_band_check_accepts_the_correlator_labels_in_either_order_and_the_old_ce
             check_subband_labels(f - 250e6 / 8192 / 2, w, sb)  # centre labels, 15.26 kHz lower
 
 
-@pytest.mark.parametrize("case,field", [("next_subband", "freq_array"), ("shifted_one_channel", "freq_array"),
-                                        ("not_monotonic", "freq_array"), ("uneven", "freq_array"),
-                                        ("nan", "freq_array"), ("width_x2", "channel_width"),
-                                        ("zero_width", "channel_width")])
+@pytest.mark.parametrize(
+    "case,field",
+    [
+        ("next_subband", "freq_array"),
+        ("shifted_one_channel", "freq_array"),
+        ("not_monotonic", "freq_array"),
+        ("uneven", "freq_array"),
+        ("nan", "freq_array"),
+        ("width_x2", "channel_width"),
+        ("zero_width", "channel_width"),
+    ],
+)
 def test_band_check_refuses_labels_of_another_band(case, field):
     f = correlator_labels_hz(3, 48)
     w = np.full(48, SUBBAND_HZ / 48)
@@ -89,12 +104,34 @@ def test_spw_layout_carries_the_files_labels_ascending_and_fills_missing_subband
 
 
 def _report_dict() -> dict:
-    return {"ms_path": "/x.ms", "files": ["a_sb00.hdf5"], "n_subbands_present": 1, "missing_subbands": list(range(1, 16)),
-            "n_rows": 16, "n_antennas": 2, "n_channels": 64, "n_times": 1, "start_mjd": 1.0, "end_mjd": 2.0,
-            "mid_mjd": 1.5, "phase_center_ra_deg": 10.0, "phase_center_dec_deg": 55.0, "pointing_dec_deg": 55.0,
-            "freq_min_hz": 1.31e9, "freq_max_hz": 1.5e9, "weight_spectrum": False, "flagged_fraction": 0.5,
-            "nan_flagged": 0, "checks": {"c": {"passed": True, "value": 1, "limit": 2}}, "timings_s": {"total": 1.0},
-            "bytes_in": 10, "peak_rss_mb": 1.0, "workers": 2, "worker_peak_rss_mb": 3.0, "code_version": "v"}
+    return {
+        "ms_path": "/x.ms",
+        "files": ["a_sb00.hdf5"],
+        "n_subbands_present": 1,
+        "missing_subbands": list(range(1, 16)),
+        "n_rows": 16,
+        "n_antennas": 2,
+        "n_channels": 64,
+        "n_times": 1,
+        "start_mjd": 1.0,
+        "end_mjd": 2.0,
+        "mid_mjd": 1.5,
+        "phase_center_ra_deg": 10.0,
+        "phase_center_dec_deg": 55.0,
+        "pointing_dec_deg": 55.0,
+        "freq_min_hz": 1.31e9,
+        "freq_max_hz": 1.5e9,
+        "weight_spectrum": False,
+        "flagged_fraction": 0.5,
+        "nan_flagged": 0,
+        "checks": {"c": {"passed": True, "value": 1, "limit": 2}},
+        "timings_s": {"total": 1.0},
+        "bytes_in": 10,
+        "peak_rss_mb": 1.0,
+        "workers": 2,
+        "worker_peak_rss_mb": 3.0,
+        "code_version": "v",
+    }
 
 
 def test_report_round_trips_through_json_and_names_missing_or_unknown_keys():
@@ -133,9 +170,15 @@ def test_w_terms_match_astropy_frames():
     numbers = st.number - 1
     pairs = np.array([(0, 39), (11, 99), (74, 109)])
     times_jd = Time("2025-06-15T00:00:00").jd + np.array([0.5, 1.5, 2.5]) * 12.884901888 / 86400
-    sub = SimpleNamespace(time_jd=np.repeat(times_jd, len(pairs)), ant1=np.tile(pairs[:, 0], 3),
-                          ant2=np.tile(pairs[:, 1], 3), antenna_numbers=numbers, antenna_positions_m=st.itrf_m - site_m,
-                          pointing_dec_deg=55.0, telescope_lat_lon_alt=(SITE.lat.rad, SITE.lon.rad, SITE.height.value))
+    sub = SimpleNamespace(
+        time_jd=np.repeat(times_jd, len(pairs)),
+        ant1=np.tile(pairs[:, 0], 3),
+        ant2=np.tile(pairs[:, 1], 3),
+        antenna_numbers=numbers,
+        antenna_positions_m=st.itrf_m - site_m,
+        pointing_dec_deg=55.0,
+        telescope_lat_lon_alt=(SITE.lat.rad, SITE.lon.rad, SITE.height.value),
+    )
     ra_rad, dec_rad = np.radians(123.4), np.radians(55.2)
     w_old, w_new = baseline_w(sub, sky_frames([sub], ra_rad, dec_rad)[0])
     t = Time(sub.time_jd, format="jd", scale="utc")
@@ -146,8 +189,15 @@ def test_w_terms_match_astropy_frames():
 
     b = in_gcrs(st.itrf_m[sub.ant2]) - in_gcrs(st.itrf_m[sub.ant1])
     s_new = SkyCoord(ra=ra_rad * u.rad, dec=dec_rad * u.rad).transform_to(gcrs).cartesian.xyz.value.T
-    s_old = SkyCoord(ha=np.zeros(len(t)) * u.deg, dec=np.full(len(t), 55.0) * u.deg,
-                     frame=HADec(obstime=t, location=SITE, pressure=0 * u.hPa)).transform_to(gcrs).cartesian.xyz.value.T
+    s_old = (
+        SkyCoord(
+            ha=np.zeros(len(t)) * u.deg,
+            dec=np.full(len(t), 55.0) * u.deg,
+            frame=HADec(obstime=t, location=SITE, pressure=0 * u.hPa),
+        )
+        .transform_to(gcrs)
+        .cartesian.xyz.value.T
+    )
     np.testing.assert_allclose(w_new, np.einsum("ij,ij->i", b, s_new), rtol=0, atol=W_TOL_M)
     np.testing.assert_allclose(w_old, np.einsum("ij,ij->i", b, s_old), rtol=0, atol=W_TOL_M)
     assert np.abs(w_old - w_new).max() > 1.0  # the field is off the fringe-stop centre: a real rotation

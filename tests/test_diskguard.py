@@ -8,10 +8,9 @@ import sqlite3
 import pytest
 
 from contimg.catalogue import connect
-from contimg.cli import main
 from contimg.catalogue.ops import last_guard_event
-from contimg.ops.diskguard import (DEFAULT_MIN_FREE_GB, check_free_space, min_free_gb_from_env,
-                                   record_guard_event)
+from contimg.cli import main
+from contimg.ops.diskguard import DEFAULT_MIN_FREE_GB, check_free_space, min_free_gb_from_env, record_guard_event
 
 # statvfs and disk_usage are read a moment apart while other processes write: allow 0.5 GB of drift
 FREE_DRIFT_GB = 0.5
@@ -29,13 +28,14 @@ def test_free_space_agrees_with_statvfs(layout):
     # a folder that does not exist yet is measured on the file system that will hold it
     d = check_free_space([layout.products / "mosaics" / "later"], 0.0)
     assert d.free_gb[str(layout.products / "mosaics" / "later")] == pytest.approx(
-        statvfs_free_gb(layout.products), abs=FREE_DRIFT_GB)
+        statvfs_free_gb(layout.products), abs=FREE_DRIFT_GB
+    )
 
 
 def test_low_space_holds_with_a_recorded_reason_and_releases(layout, monkeypatch, capsys):
     conn = connect(layout.catalogue)
     real = statvfs_free_gb(layout.products)
-    full = real + 1000.0   # a threshold 1 TB above what is free: the disk looks full
+    full = real + 1000.0  # a threshold 1 TB above what is free: the disk looks full
     d = check_free_space([layout.products, layout.scratch], full)
     assert d.hold
     assert d.reason.startswith("holding new runs: ") and str(layout.products) in d.reason
@@ -55,8 +55,11 @@ def test_low_space_holds_with_a_recorded_reason_and_releases(layout, monkeypatch
     ok = check_free_space([layout.products, layout.scratch], min_free_gb_from_env())
     assert not ok.hold
     assert record_guard_event(conn, ok, 0.0)
-    rows = sqlite3.connect(layout.catalogue).execute(
-        "SELECT decision, min_free_gb, free_gb FROM disk_guard_events ORDER BY id").fetchall()
+    rows = (
+        sqlite3.connect(layout.catalogue)
+        .execute("SELECT decision, min_free_gb, free_gb FROM disk_guard_events ORDER BY id")
+        .fetchall()
+    )
     assert [r[0] for r in rows] == ["hold", "ok"] and rows[0][1] == pytest.approx(full)
     assert json.loads(rows[0][2])[str(layout.products)] == pytest.approx(real, abs=FREE_DRIFT_GB)
     assert last_guard_event(conn)["decision"] == "ok"

@@ -9,12 +9,21 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import (AssetExecutionContext, DagsterInstance, MaterializeResult, RetryPolicy, asset,
-                     build_sensor_context, job, materialize, op)
+from dagster import (
+    AssetExecutionContext,
+    DagsterInstance,
+    MaterializeResult,
+    RetryPolicy,
+    asset,
+    build_sensor_context,
+    job,
+    materialize,
+    op,
+)
 from dagster._core.events import EngineEventData
 from dagster._core.launcher import WorkerStatus
 from dagster._core.launcher.default_run_launcher import GRPC_INFO_TAG
@@ -22,8 +31,8 @@ from dagster._core.launcher.default_run_launcher import GRPC_INFO_TAG
 from contimg.catalogue import connect
 from contimg.catalogue.ingest import get_group, upsert_group
 from contimg.catalogue.runs import record_run_failure
-from contimg.childjobs.guard import guarded_command
 from contimg.childjobs.drills import DRILL_MARK, hang_drill_for, parse_hang_drills
+from contimg.childjobs.guard import guarded_command
 from contimg_resources import CasaRunner
 from contimg_resources.casa_runner import job_timeout_s
 from contimg_resources.run_launcher import LocalRunLauncher
@@ -50,14 +59,17 @@ def wait_gone(pids, timeout_s=30.0) -> list:
 
 # ------------------------------------------------------------------------------------------ child guard
 
+
 def test_guard_stops_the_job_group_when_its_parent_dies_and_the_job_cleans_up(tmp_path):
     pidfile, work = tmp_path / "pids", tmp_path / ".out.tmp-1"
     job_argv = [sys.executable, "-m", "tests.jobs.tempwork", str(pidfile), str(work)]
     # a stand-in for the step process: starts the guarded job in a new session, then waits forever
-    parent_code = ("import subprocess, sys, time\n"
-                   "from contimg.childjobs.guard import guarded_command\n"
-                   f"subprocess.Popen(guarded_command({job_argv!r}), start_new_session=True)\n"
-                   "time.sleep(600)\n")
+    parent_code = (
+        "import subprocess, sys, time\n"
+        "from contimg.childjobs.guard import guarded_command\n"
+        f"subprocess.Popen(guarded_command({job_argv!r}), start_new_session=True)\n"
+        "time.sleep(600)\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     parent = subprocess.Popen([sys.executable, "-c", parent_code], env=env, cwd=REPO)
     try:
@@ -88,6 +100,7 @@ def test_guard_passes_the_exit_status_through():
 
 # ------------------------------------------------------------------------------- settings of the drills
 
+
 def test_timeout_and_hang_settings_parse_and_reject_nonsense():
     env = {"CONTIMG_CASA_TIMEOUT_S": "image=45,600"}
     assert job_timeout_s("image", env) == 45 and job_timeout_s("convert", env) == 600
@@ -115,13 +128,24 @@ def test_hang_drill_times_out_is_killed_whole_and_the_retry_succeeds(layout, mon
     @asset(retry_policy=RetryPolicy(max_retries=1))
     def drilled(context: AssetExecutionContext, casa: CasaRunner):
         attempts.append(context.retry_number)
-        m = casa.run(context, "unused", ["x"], log_name="job-drill-window", module="tests.jobs.report", layout=layout,
-                     report_path=layout.scratch / "report.json")
+        m = casa.run(
+            context,
+            "unused",
+            ["x"],
+            log_name="job-drill-window",
+            module="tests.jobs.report",
+            layout=layout,
+            report_path=layout.scratch / "report.json",
+        )
         return MaterializeResult(metadata={"answer": m["answer"]})
 
     t0 = time.monotonic()
-    result = materialize([drilled], resources={"casa": CasaRunner(kill_grace_s=1)},
-                         instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    result = materialize(
+        [drilled],
+        resources={"casa": CasaRunner(kill_grace_s=1)},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert result.success and attempts == [0, 1]
     assert time.monotonic() - t0 < 90
     log = (layout.logs / "job-drill-window.log").read_text()
@@ -133,6 +157,7 @@ def test_hang_drill_times_out_is_killed_whole_and_the_retry_succeeds(layout, mon
 
 
 # ------------------------------------------------------------------------------- run-worker health check
+
 
 def test_run_worker_health_comes_from_the_recorded_pid():
     @op
@@ -153,8 +178,9 @@ def test_run_worker_health_comes_from_the_recorded_pid():
     assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING, "no pid recorded yet"
     worker = subprocess.Popen(["sleep", "60"])
     try:
-        instance.report_engine_event(f"Started process for run (pid: {worker.pid}).", run,
-                                     EngineEventData.in_process(worker.pid))
+        instance.report_engine_event(
+            f"Started process for run (pid: {worker.pid}).", run, EngineEventData.in_process(worker.pid)
+        )
         assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
     finally:
         worker.kill()
@@ -165,12 +191,14 @@ def test_run_worker_health_comes_from_the_recorded_pid():
 
 # ---------------------------------------------------------------------------------- failed-run reasons
 
+
 def test_failed_runs_leave_a_reason_unless_the_group_has_its_own(tmp_path):
     conn = connect(tmp_path / "cat.sqlite3")
     try:
         upsert_group(conn, "2026-01-25T00:05", state="converted")
-        reason = record_run_failure(conn, "2026-01-25T00:05", "abcdef123456", "Detected run worker status FAILED\nmore",
-                                    will_retry=True)
+        reason = record_run_failure(
+            conn, "2026-01-25T00:05", "abcdef123456", "Detected run worker status FAILED\nmore", will_retry=True
+        )
         g = get_group(conn, "2026-01-25T00:05")
         assert g["state"] == "converted" and "abcdef12" in g["error"] and "re-runs" in g["error"] and reason
         record_run_failure(conn, "2026-01-25T00:05", "bbbbbbbb1234", "worker gone again", will_retry=False)
@@ -185,6 +213,7 @@ def test_failed_runs_leave_a_reason_unless_the_group_has_its_own(tmp_path):
 
 # ------------------------------------------------------------------- chunks stranded by a mid-tick kill
 
+
 def test_sensor_requests_again_a_chunk_whose_run_was_never_created(layout, monkeypatch):
     monkeypatch.setenv("CONTIMG_MIN_FREE_GB", "0")
     from contimg_assets.definitions import defs
@@ -194,12 +223,27 @@ def test_sensor_requests_again_a_chunk_whose_run_was_never_created(layout, monke
     resources = {"storage": defs.resources["storage"], "catalogue": defs.resources["catalogue"]}
     conn = connect(layout.catalogue)
     try:
-        old = (datetime.now(timezone.utc) - timedelta(minutes=10)).isoformat(timespec="seconds")
-        upsert_group(conn, "2026-01-25T00:05", start_utc="2026-01-25T00:05:09", state="requested", n_subbands=16,
-                     files=[], run_key="2026-01-25T00:05:abc123", requested_at=old)
-        upsert_group(conn, "2026-01-25T00:10", start_utc="2026-01-25T00:10:18", state="requested", n_subbands=16,
-                     files=[], run_key="2026-01-25T00:10:def456",
-                     requested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat(timespec="seconds")
+        upsert_group(
+            conn,
+            "2026-01-25T00:05",
+            start_utc="2026-01-25T00:05:09",
+            state="requested",
+            n_subbands=16,
+            files=[],
+            run_key="2026-01-25T00:05:abc123",
+            requested_at=old,
+        )
+        upsert_group(
+            conn,
+            "2026-01-25T00:10",
+            start_utc="2026-01-25T00:10:18",
+            state="requested",
+            n_subbands=16,
+            files=[],
+            run_key="2026-01-25T00:10:def456",
+            requested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
     finally:
         conn.close()
 

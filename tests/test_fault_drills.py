@@ -76,12 +76,29 @@ def test_fault_drills_every_complete_chunk_imaged_once_every_fault_recorded_noth
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     layout = Layout.under(tmp_path / "root").ensure()
-    simulate(tmp_path / "sim", "2026-01-25T00:00:00", n_chunks=6, n_antennas=8, n_chan_per_subband=4,
-             n_integrations=4, seed=3, gains=False, faults=FAULTS)
-    outcome = run_stream(tmp_path / "sim", layout, interval_s=3, timeout_s=780, env_extra=ENV,
-                         kill_daemon=DaemonKillDrill(job="convert", window=KILLED, delay_s=1.0, restart_after_s=5.0))
-    print(f"drill outcome: wall {outcome.wall_s} s, runs {outcome.runs}, kills {outcome.kills}, "
-          f"leftovers {outcome.leftovers}, reaped {outcome.reaped}")
+    simulate(
+        tmp_path / "sim",
+        "2026-01-25T00:00:00",
+        n_chunks=6,
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=4,
+        seed=3,
+        gains=False,
+        faults=FAULTS,
+    )
+    outcome = run_stream(
+        tmp_path / "sim",
+        layout,
+        interval_s=3,
+        timeout_s=780,
+        env_extra=ENV,
+        kill_daemon=DaemonKillDrill(job="convert", window=KILLED, delay_s=1.0, restart_after_s=5.0),
+    )
+    print(
+        f"drill outcome: wall {outcome.wall_s} s, runs {outcome.runs}, kills {outcome.kills}, "
+        f"leftovers {outcome.leftovers}, reaped {outcome.reaped}"
+    )
     assert not outcome.timed_out, open(outcome.daemon_log).read()[-4000:]
 
     # --- every complete chunk imaged, the incomplete one says why
@@ -145,7 +162,8 @@ def test_fault_drills_every_complete_chunk_imaged_once_every_fault_recorded_noth
                 if suffix == ".fits":
                     assert np.isfinite(hdul[0].data).all()
     ms_paths = [str(layout.ms_path(w)) for w in IMAGED]
-    checks = run_in_child(f"""
+    checks = run_in_child(
+        f"""
         import json
         import numpy as np
         from casacore import tables
@@ -156,7 +174,9 @@ def test_fault_drills_every_complete_chunk_imaged_once_every_fault_recorded_noth
             out[p] = {{"rows": t.nrows(), "finite": bool(np.isfinite(data).all()), "flagged": float(flag.mean())}}
             t.close()
         print(json.dumps(out))
-    """, layout.casa_state)
+    """,
+        layout.casa_state,
+    )
     assert all(c["rows"] > 0 and c["finite"] for c in checks.values()), checks
     flagged = {w: checks[str(layout.ms_path(w))]["flagged"] for w in IMAGED}
     assert flagged[NAN] > flagged[W[0]], f"the NaN chunk should have more flags: {flagged}"
@@ -165,6 +185,9 @@ def test_fault_drills_every_complete_chunk_imaged_once_every_fault_recorded_noth
     assert outcome.leftovers == [], "CASA processes were still running when the stream stopped"
     assert casa_processes(layout.dagster_home) == {} and casa_children(tmp_path) == []
     needle = str(layout.dagster_home).encode()
-    leftovers = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != os.getpid()
-                 and _mentions(p, needle)]
+    leftovers = [
+        p.name
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and int(p.name) != os.getpid() and _mentions(p, needle)
+    ]
     assert leftovers == [], "code server, run workers or daemon of the instance left running"

@@ -38,8 +38,9 @@ def test_point_source_lands_where_the_wcs_puts_it():
     vis = 1.5 * np.exp(phase)
     data = np.stack([vis, vis], axis=-1).astype(np.complex64)
     weight = np.ones(data.shape, np.float32)
-    images = initial_images([(uvw, freqs, data, weight, np.zeros(data.shape, bool), np.ones(n_row, bool))],
-                            size, cell, 1e-5, 1)
+    images = initial_images(
+        [(uvw, freqs, data, weight, np.zeros(data.shape, bool), np.ones(n_row, bool))], size, cell, 1e-5, 1
+    )
     assert images.psf[size // 2, size // 2] == pytest.approx(1.0)
     assert images.psf.argmax() == (size // 2) * size + size // 2
     wcs = WCS(naxis=2)
@@ -58,5 +59,22 @@ def test_point_source_lands_where_the_wcs_puts_it():
 
 def test_nothing_unflagged_gives_none():
     data = np.ones((3, 2, 2), np.complex64)
-    assert initial_images([(np.ones((3, 3)), np.array([1.4e9, 1.41e9]), data, np.ones(data.shape, np.float32),
-                            np.ones(data.shape, bool), np.ones(3, bool))], 64, 10.0, 1e-3, 1) is None
+    assert (
+        initial_images(
+            [
+                (
+                    np.ones((3, 3)),
+                    np.array([1.4e9, 1.41e9]),
+                    data,
+                    np.ones(data.shape, np.float32),
+                    np.ones(data.shape, bool),
+                    np.ones(3, bool),
+                )
+            ],
+            64,
+            10.0,
+            1e-3,
+            1,
+        )
+        is None
+    )

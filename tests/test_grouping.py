@@ -11,8 +11,13 @@ def entries(stamps_sbs, size=100):
 
 def test_names_and_windows():
     assert parse_name("2026-01-25T00:04:58_sb07.hdf5") == (datetime(2026, 1, 25, 0, 4, 58), 7)
-    for bad in ("2026-01-25T00:04:58_sb16.hdf5", "2026-01-25T00:04:58_sb7.hdf5", "2026-01-25T00:04:58_subband07.hdf5",
-                "2026-13-25T00:04:58_sb07.hdf5", "x_sb07.hdf5"):
+    for bad in (
+        "2026-01-25T00:04:58_sb16.hdf5",
+        "2026-01-25T00:04:58_sb7.hdf5",
+        "2026-01-25T00:04:58_subband07.hdf5",
+        "2026-13-25T00:04:58_sb07.hdf5",
+        "x_sb07.hdf5",
+    ):
         assert parse_name(bad) is None, bad
     assert is_temporary("2026-01-25T00:04:58_sb07_incomplete.hdf5") and is_temporary(".2026-01-25T00:04:58_sb07.hdf5")
     assert not is_temporary("2026-01-25T00:04:58_sb07.hdf5")

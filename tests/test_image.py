@@ -12,8 +12,8 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from contimg.childjobs.env import casa_child_env, child_command
-from contimg.image.gridding import initial_images, wsclean_keywords
 from contimg.core.phasing import meridian_icrs
+from contimg.image.gridding import initial_images, wsclean_keywords
 from contimg.image.qa import fit_point_source
 from contimg.image.report import ImageReport
 from contimg.sim import Source, simulate
@@ -33,8 +33,9 @@ CONFIG = json.dumps({"weighting": "natural", "max_size_px": 1024, "niter": 2000,
 
 
 def run_job(job, *args, state):
-    return subprocess.run(child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,22 @@ def chunk(tmp_path_factory):
     root = tmp_path_factory.mktemp("image")
     t_mid = Time(START) + N_INT / 2 * 96 * 0.134217728 * u.s
     c = meridian_icrs(t_mid, 55.0)
-    sky = [Source(c.ra.deg + 0.05, c.dec.deg - 0.05, 2.0, 0.0, "bright"),
-           Source(c.ra.deg + 0.45, c.dec.deg + 0.25, 0.4, 0.0, "faint1"),
-           Source(c.ra.deg - 0.40, c.dec.deg - 0.30, 0.25, 0.0, "faint2")]
-    truth = simulate(root / "sim", START, n_antennas=24, n_chan_per_subband=4, n_integrations=N_INT, dec_deg=55.0,
-                     sky=sky, gains=False, seed=8)
+    sky = [
+        Source(c.ra.deg + 0.05, c.dec.deg - 0.05, 2.0, 0.0, "bright"),
+        Source(c.ra.deg + 0.45, c.dec.deg + 0.25, 0.4, 0.0, "faint1"),
+        Source(c.ra.deg - 0.40, c.dec.deg - 0.30, 0.25, 0.0, "faint2"),
+    ]
+    truth = simulate(
+        root / "sim",
+        START,
+        n_antennas=24,
+        n_chan_per_subband=4,
+        n_integrations=N_INT,
+        dec_deg=55.0,
+        sky=sky,
+        gains=False,
+        seed=8,
+    )
     proc = run_job("convert", *sorted((root / "sim").glob("*.hdf5")), "--out", root / "chunk.ms", state=root / "casa")
     assert proc.returncode == 0, proc.stderr
     return root, truth
@@ -54,8 +66,19 @@ def chunk(tmp_path_factory):
 
 def make(root, imager):
     prefix = root / imager / "img"
-    proc = run_job("image", root / "chunk.ms", "--out", prefix, "--imager", imager, "--config", CONFIG,
-                   "--report", root / f"{imager}.json", state=root / "casa")
+    proc = run_job(
+        "image",
+        root / "chunk.ms",
+        "--out",
+        prefix,
+        "--imager",
+        imager,
+        "--config",
+        CONFIG,
+        "--report",
+        root / f"{imager}.json",
+        state=root / "casa",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((root / f"{imager}.json").read_text())
     # every field of the typed report written by the job, nothing else (a default would add a key)
@@ -146,7 +169,8 @@ def test_initial_images_match_wscleans_own(chunk, tmp_path):
     itself: every spectral window of the chunk (16 parts), with the MS's weights and flags."""
     root, _ = chunk
     ms, arrays = root / "chunk.ms", tmp_path / "ms.npz"
-    run_in_child(f"""
+    run_in_child(
+        f"""
         import json
         import numpy as np
         from casacore.tables import table
@@ -160,24 +184,63 @@ def test_initial_images_match_wscleans_own(chunk, tmp_path):
                  spw_of_dd=table("{ms}/DATA_DESCRIPTION", ack=False).getcol("SPECTRAL_WINDOW_ID"),
                  chan_freq=table("{ms}/SPECTRAL_WINDOW", ack=False).getcol("CHAN_FREQ"))
         print(json.dumps({{}}))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     a = np.load(arrays)
     parts = []
     for k in np.unique(a["dd"]):
         rows = a["dd"] == k
-        parts.append((a["uvw"][rows].T, a["chan_freq"][a["spw_of_dd"][k]], a["data"][rows], a["weight"][rows],
-                      a["flag"][rows], a["a1"][rows] != a["a2"][rows]))
+        parts.append(
+            (
+                a["uvw"][rows].T,
+                a["chan_freq"][a["spw_of_dd"][k]],
+                a["data"][rows],
+                a["weight"][rows],
+                a["flag"][rows],
+                a["a1"][rows] != a["a2"][rows],
+            )
+        )
     # the cell samples the finest resolution with 4 pixels, as the job's (contimg.imaging.cell_arcsec)
     longest_wl = max(np.abs(p[0][:2]).max() * p[1].max() for p in parts) / 299792458.0
     size, cell = 512, round(np.degrees(1.0 / longest_wl) * 3600 / 4, 4)
     assert initial_images(parts, size, 3 * cell, 1e-4, 2) is None, "baselines beyond the grid: WSClean's own images"
     ours = initial_images(parts, size, cell, 1e-4, 2)
     prefix = tmp_path / "ws"
-    proc = subprocess.run(["wsclean", "-name", str(prefix), "-size", str(size), str(size), "-scale", f"{cell}asec",
-                           "-pol", "I", "-niter", "0", "-make-psf", "-weight", "natural", "-use-wgridder",
-                           "-wgridder-accuracy", "1e-4", "-j", "2", "-reorder", "-temp-dir", str(tmp_path),
-                           "-no-update-model-required", "-quiet", "-no-small-inversion", str(ms)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            "wsclean",
+            "-name",
+            str(prefix),
+            "-size",
+            str(size),
+            str(size),
+            "-scale",
+            f"{cell}asec",
+            "-pol",
+            "I",
+            "-niter",
+            "0",
+            "-make-psf",
+            "-weight",
+            "natural",
+            "-use-wgridder",
+            "-wgridder-accuracy",
+            "1e-4",
+            "-j",
+            "2",
+            "-reorder",
+            "-temp-dir",
+            str(tmp_path),
+            "-no-update-model-required",
+            "-quiet",
+            "-no-small-inversion",
+            str(ms),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     # WSClean's default small inversion (gridding at the Nyquist size, then Fourier-resampling) differs from
     # an exact gridding by up to 6e-3 of the PSF's peak near this sparse field's edge; without it: 1.5e-5
@@ -200,8 +263,17 @@ def test_one_window_per_subband_images_the_same_sky(chunk, images):
     root, truth = chunk
     prefix = root / "unmerged" / "img"
     config = json.dumps({**json.loads(CONFIG), "max_merge_loss": 0.0})
-    proc = run_job("image", root / "chunk.ms", "--out", prefix, "--config", config, "--report", root / "unmerged.json",
-                   state=root / "casa")
+    proc = run_job(
+        "image",
+        root / "chunk.ms",
+        "--out",
+        prefix,
+        "--config",
+        config,
+        "--report",
+        root / "unmerged.json",
+        state=root / "casa",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not json.loads((root / "unmerged.json").read_text())["merged_spws"]
     (merged, hm), (single, _) = measure(images["wsclean"][0], truth), measure(prefix, truth)
@@ -222,8 +294,19 @@ def test_briggs_weights_in_the_copy_give_both_imagers_one_beam_and_the_expected_
     made = {}
     for imager in ("wsclean", "tclean"):
         prefix = root / f"briggs-{imager}" / "img"
-        proc = run_job("image", root / "chunk.ms", "--out", prefix, "--imager", imager, "--config", config,
-                       "--report", root / f"briggs-{imager}.json", state=root / "casa")
+        proc = run_job(
+            "image",
+            root / "chunk.ms",
+            "--out",
+            prefix,
+            "--imager",
+            imager,
+            "--config",
+            config,
+            "--report",
+            root / f"briggs-{imager}.json",
+            state=root / "casa",
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         made[imager] = (prefix, json.loads((root / f"briggs-{imager}.json").read_text()))
     for imager, (prefix, m) in made.items():
@@ -247,16 +330,18 @@ def test_briggs_weights_in_the_copy_give_both_imagers_one_beam_and_the_expected_
 def test_all_flagged_chunk_fails_with_a_reason_and_no_products(chunk, tmp_path):
     root, _ = chunk
     flagged = tmp_path / "flagged.ms"
-    run_in_child(f"""
+    run_in_child(
+        f"""
         import casatasks, shutil, json
         shutil.copytree("{root}/chunk.ms", "{flagged}")
         casatasks.flagdata(vis="{flagged}", mode="manual", flagbackup=False)
         print(json.dumps({{}}))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     proc = run_job("image", flagged, "--out", tmp_path / "out" / "img", "--config", CONFIG, state=root / "casa")
     assert proc.returncode != 0 and "all cross-correlation data are flagged" in proc.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-
 
 
 def test_calibrated_target_recovers_every_source(tmp_path):
@@ -265,27 +350,60 @@ def test_calibrated_target_recovers_every_source(tmp_path):
     the image job applies them to the target; every source above 10 sigma comes back at its flux
     (5 %) and position (a fifth of the beam), with the rms near the radiometer expectation."""
     state = tmp_path / "casa"
-    cal = simulate(tmp_path / "cal", START, n_antennas=24, n_chan_per_subband=4, n_integrations=N_INT,
-                   calibrator="0834+555", sky=[], seed=41)
+    cal = simulate(
+        tmp_path / "cal",
+        START,
+        n_antennas=24,
+        n_chan_per_subband=4,
+        n_integrations=N_INT,
+        calibrator="0834+555",
+        sky=[],
+        seed=41,
+    )
     assert cal["gains_injected"]
     start = Time(cal["chunks"][0]["start"]) + 1 * u.hour
     c = meridian_icrs(start + N_INT / 2 * 96 * 0.134217728 * u.s, cal["pointing_dec_deg"])
-    sky = [Source(c.ra.deg + 0.05, c.dec.deg - 0.05, 2.0, 0.0, "bright"),
-           Source(c.ra.deg + 0.45, c.dec.deg + 0.25, 0.4, 0.0, "faint1"),
-           Source(c.ra.deg - 0.40, c.dec.deg - 0.30, 0.25, 0.0, "faint2")]
-    truth = simulate(tmp_path / "tgt", start.isot, n_antennas=24, n_chan_per_subband=4, n_integrations=N_INT,
-                     dec_deg=cal["pointing_dec_deg"], sky=sky, seed=41)
-    assert np.allclose(np.load(tmp_path / "tgt" / "truth_gains.npz")["gains"],
-                       np.load(tmp_path / "cal" / "truth_gains.npz")["gains"])
+    sky = [
+        Source(c.ra.deg + 0.05, c.dec.deg - 0.05, 2.0, 0.0, "bright"),
+        Source(c.ra.deg + 0.45, c.dec.deg + 0.25, 0.4, 0.0, "faint1"),
+        Source(c.ra.deg - 0.40, c.dec.deg - 0.30, 0.25, 0.0, "faint2"),
+    ]
+    truth = simulate(
+        tmp_path / "tgt",
+        start.isot,
+        n_antennas=24,
+        n_chan_per_subband=4,
+        n_integrations=N_INT,
+        dec_deg=cal["pointing_dec_deg"],
+        sky=sky,
+        seed=41,
+    )
+    assert np.allclose(
+        np.load(tmp_path / "tgt" / "truth_gains.npz")["gains"], np.load(tmp_path / "cal" / "truth_gains.npz")["gains"]
+    )
     for name in ("cal", "tgt"):
-        proc = run_job("convert", *sorted((tmp_path / name).glob("*.hdf5")), "--out", tmp_path / f"{name}.ms", state=state)
+        proc = run_job(
+            "convert", *sorted((tmp_path / name).glob("*.hdf5")), "--out", tmp_path / f"{name}.ms", state=state
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     proc = run_job("calibrate", tmp_path / "cal.ms", "--out", tmp_path / "tables", state=state)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((tmp_path / "tables" / "caltables.json").read_text())
     tables = [str(tmp_path / "tables" / t["name"]) for t in sorted(info["tables"], key=lambda t: t["order"])]
-    args = ["--out", tmp_path / "img" / "img", "--imager", "wsclean", "--calset", "set-x", "--window", "w",
-            "--config", CONFIG, "--report", tmp_path / "r.json"]
+    args = [
+        "--out",
+        tmp_path / "img" / "img",
+        "--imager",
+        "wsclean",
+        "--calset",
+        "set-x",
+        "--window",
+        "w",
+        "--config",
+        CONFIG,
+        "--report",
+        tmp_path / "r.json",
+    ]
     for t in tables:
         args += ["--caltable", t]
     proc = run_job("image", tmp_path / "tgt.ms", *args, state=state)

@@ -17,11 +17,38 @@ pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster inst
 WINDOW = "2026-01-25T00:00"
 # what the asset's metadata has held since the image asset was written: the Dagster UI and the docs name them
 METADATA_KEYS = {
-    "fits", "pbcor_fits", "thumbnail", "summary", "imager", "calibrated", "calset", "caltables", "calset_window",
-    "data_column", "rms_jy", "expected_rms_jy", "peak_jy", "dynamic_range", "n_sources_5sigma", "bmaj_arcsec",
-    "bmin_arcsec", "bpa_deg", "flagged_fraction", "timings_s", "chan_bin", "subbands_in_one_window",
-    "rows_kept_fraction", "max_time_bin", "weighting", "mgain", "initial_images", "effective_uv_cells", "warnings",
-    "log", "ms", "code_version",
+    "fits",
+    "pbcor_fits",
+    "thumbnail",
+    "summary",
+    "imager",
+    "calibrated",
+    "calset",
+    "caltables",
+    "calset_window",
+    "data_column",
+    "rms_jy",
+    "expected_rms_jy",
+    "peak_jy",
+    "dynamic_range",
+    "n_sources_5sigma",
+    "bmaj_arcsec",
+    "bmin_arcsec",
+    "bpa_deg",
+    "flagged_fraction",
+    "timings_s",
+    "chan_bin",
+    "subbands_in_one_window",
+    "rows_kept_fraction",
+    "max_time_bin",
+    "weighting",
+    "mgain",
+    "initial_images",
+    "effective_uv_cells",
+    "warnings",
+    "log",
+    "ms",
+    "code_version",
 }
 ARCSEC_PER_DEG = 3600.0
 # the catalogue row and the metadata carry the report's floats (JSON, then SQLite REAL): equal to 1e-12
@@ -36,17 +63,27 @@ def test_materialize_image_of_an_uncalibrated_chunk(layout, tmp_path, monkeypatc
 
     monkeypatch.setenv("CONTIMG_ALLOW_UNCALIBRATED", "1")
     monkeypatch.setenv("CONTIMG_IMAGING_CONFIG", json.dumps({"max_size_px": 512, "niter": 200, "threads": 1}))
-    simulate(tmp_path / "sim", "2026-01-25T00:00:00", n_antennas=8, n_chan_per_subband=4, n_integrations=3, seed=6,
-             gains=False)
+    simulate(
+        tmp_path / "sim",
+        "2026-01-25T00:00:00",
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        seed=6,
+        gains=False,
+    )
     for f in (tmp_path / "sim").glob("*.hdf5"):
         shutil.copyfile(f, layout.ingest / f.name)
     instance = DagsterInstance.ephemeral()
-    result = materialize([subband_group, measurement_set, image], partition_key=WINDOW, instance=instance,
-                         resources=defs.resources)
+    result = materialize(
+        [subband_group, measurement_set, image], partition_key=WINDOW, instance=instance, resources=defs.resources
+    )
     assert result.success
 
-    meta = {k: v.value for k, v in instance.get_latest_materialization_event(AssetKey("image"))
-            .asset_materialization.metadata.items()}
+    meta = {
+        k: v.value
+        for k, v in instance.get_latest_materialization_event(AssetKey("image")).asset_materialization.metadata.items()
+    }
     assert set(meta) == METADATA_KEYS
     assert meta["calibrated"] is False and meta["calset"] == "NONE" and meta["calset_window"] == "NONE"
     assert meta["caltables"] == [] and meta["data_column"] == "DATA" and meta["ms"] == str(layout.ms_path(WINDOW))
@@ -77,8 +114,16 @@ def test_materialize_image_of_an_uncalibrated_chunk(layout, tmp_path, monkeypatc
     assert row["image_path"] == meta["fits"] and row["pbcor_path"] == meta["pbcor_fits"]
     assert row["pb_path"] == f"{prefix}.pb.fits" and row["png_path"] == meta["thumbnail"]
     assert row["calibrated"] == 0 and row["calset"] is None and json.loads(row["caltables"]) == []
-    for key in ("rms_jy", "expected_rms_jy", "peak_jy", "dynamic_range", "bmaj_arcsec", "bmin_arcsec", "bpa_deg",
-                "flagged_fraction"):
+    for key in (
+        "rms_jy",
+        "expected_rms_jy",
+        "peak_jy",
+        "dynamic_range",
+        "bmaj_arcsec",
+        "bmin_arcsec",
+        "bpa_deg",
+        "flagged_fraction",
+    ):
         assert row[key] == pytest.approx(meta[key], rel=FLOAT_RTOL), key
     assert row["n_sources"] == meta["n_sources_5sigma"] and row["size_px"] == fits.getheader(meta["fits"])["NAXIS1"]
     assert row["cell_arcsec"] == pytest.approx(abs(header["CDELT2"]) * ARCSEC_PER_DEG, rel=1e-6)

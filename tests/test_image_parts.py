@@ -10,8 +10,15 @@ import pytest
 from contimg.image.applycal import fold_solutions
 from contimg.image.bda import plan_time_averaging
 from contimg.image.imaging_plan import plan_imaging
-from contimg.image.parts import (CopyPart, binned_channels, image_grid, merge_loss, put_briggs_weights,
-                                 windows_as_parts, windows_line_up)
+from contimg.image.parts import (
+    CopyPart,
+    binned_channels,
+    image_grid,
+    merge_loss,
+    put_briggs_weights,
+    windows_as_parts,
+    windows_line_up,
+)
 from contimg.image.pbcor import pb_corrected
 from contimg.image.qa import RMS_LIMIT_OVER_EXPECTED, image_verdict, rms_verdict
 from contimg.image.report import ImageReport
@@ -31,11 +38,24 @@ def converter_rows(n_ant: int, n_time: int, t0: float = 100.0, dt: float = 10.0,
     t = np.repeat(t0 + dt * np.arange(n_time), len(pairs))
     uvw = np.stack([100.0 * (a2 - a1) + 0.01 * t, 50.0 * (a2 - a1) - 0.02 * t, 1.0 * (a2 - a1)]) + uvw_shift
     n = a1.size
-    return {"UVW": uvw, "TIME": t, "TIME_CENTROID": t.copy(), "INTERVAL": np.full(n, dt), "EXPOSURE": np.full(n, dt),
-            "ANTENNA1": a1, "ANTENNA2": a2, "FEED1": np.zeros(n, int), "FEED2": np.zeros(n, int),
-            "DATA_DESC_ID": np.full(n, spw), "FIELD_ID": np.zeros(n, int), "SCAN_NUMBER": np.ones(n, int),
-            "STATE_ID": np.zeros(n, int), "ARRAY_ID": np.zeros(n, int), "OBSERVATION_ID": np.zeros(n, int),
-            "PROCESSOR_ID": np.zeros(n, int)}
+    return {
+        "UVW": uvw,
+        "TIME": t,
+        "TIME_CENTROID": t.copy(),
+        "INTERVAL": np.full(n, dt),
+        "EXPOSURE": np.full(n, dt),
+        "ANTENNA1": a1,
+        "ANTENNA2": a2,
+        "FEED1": np.zeros(n, int),
+        "FEED2": np.zeros(n, int),
+        "DATA_DESC_ID": np.full(n, spw),
+        "FIELD_ID": np.zeros(n, int),
+        "SCAN_NUMBER": np.ones(n, int),
+        "STATE_ID": np.zeros(n, int),
+        "ARRAY_ID": np.zeros(n, int),
+        "OBSERVATION_ID": np.zeros(n, int),
+        "PROCESSOR_ID": np.zeros(n, int),
+    }
 
 
 def two_windows(shift_m: float = 0.0):
@@ -133,9 +153,13 @@ def test_binned_channels_average_frequencies_and_add_widths():
 
 def part(uvw, a1, a2, flags, freqs):
     n, n_chan = len(a1), len(freqs)
-    return CopyPart({"UVW": np.asarray(uvw, float), "ANTENNA1": np.asarray(a1), "ANTENNA2": np.asarray(a2)},
-                    np.ones((n, n_chan, 2), np.complex64), np.ones((n, n_chan, 2), np.float32), np.asarray(flags),
-                    np.asarray(freqs, float))
+    return CopyPart(
+        {"UVW": np.asarray(uvw, float), "ANTENNA1": np.asarray(a1), "ANTENNA2": np.asarray(a2)},
+        np.ones((n, n_chan, 2), np.complex64),
+        np.ones((n, n_chan, 2), np.float32),
+        np.asarray(flags),
+        np.asarray(freqs, float),
+    )
 
 
 def test_image_grid_from_the_longest_unflagged_cross_baseline_and_the_band():
@@ -143,8 +167,10 @@ def test_image_grid_from_the_longest_unflagged_cross_baseline_and_the_band():
     uvw = [[300.0, 0.0, 0.0], [400.0, 0.0, 0.0], [0.0, 0.0, 2000.0]]  # (u, v, w) x row: 500 m, 0 m, 2000 m
     flags = np.zeros((3, 2, 2), bool)
     flags[2] = True  # the longest baseline is flagged
-    parts = [part(uvw, [0, 1, 0], [1, 1, 2], flags, [1.30e9, 1.35e9]),
-             part([[100.0], [0.0], [0.0]], [0], [2], np.zeros((1, 2, 2), bool), [1.40e9, 1.45e9])]
+    parts = [
+        part(uvw, [0, 1, 0], [1, 1, 2], flags, [1.30e9, 1.35e9]),
+        part([[100.0], [0.0], [0.0]], [0], [2], np.zeros((1, 2, 2), bool), [1.40e9, 1.45e9]),
+    ]
     cell, size = image_grid(parts, cfg)
     expected_cell = C_M_S / 1.45e9 / 500.0 * ARCSEC_PER_RAD / cfg.pixels_per_beam  # lambda_min / B_max, 4 px
     assert cell == pytest.approx(round(expected_cell, 4), abs=1e-9)
@@ -201,8 +227,14 @@ def test_fold_solutions_multiplies_tables_repeats_one_polarization_and_flags_the
         fold_solutions(gains, flags, g, np.zeros(g.shape, bool), np.array([0, 3]), np.zeros(2, int))
 
 
-INFO = {"max_baseline_m": 2000.0, "freq_min_hz": 1.31e9, "freq_max_hz": 1.50e9, "unflagged_cross_seconds": 6.0e6,
-        "interval_s": 12.0, "channel_width_hz": 1.5e5}
+INFO = {
+    "max_baseline_m": 2000.0,
+    "freq_min_hz": 1.31e9,
+    "freq_max_hz": 1.50e9,
+    "unflagged_cross_seconds": 6.0e6,
+    "interval_s": 12.0,
+    "channel_width_hz": 1.5e5,
+}
 
 
 def radiometer_jy(info):
@@ -276,21 +308,75 @@ def test_image_verdict_says_each_problem_and_fails_uncalibrated_only_when_not_al
 # the keys tests/test_image.py, benchmarks/image.py, benchmarks/stream.py, docs/conventions.md and the
 # image asset read from the job's JSON report, and those the catalogue's image rows need
 REPORT_KEYS = {
-    "image", "pbcor", "pb", "png", "casa_image", "imager", "calibrated", "data_column", "chan_bin", "merged_spws",
-    "merge_loss", "caltables", "calset", "window", "cell_arcsec", "size_px", "weighting", "mgain", "initial_images",
-    "rows_kept_fraction", "max_time_bin", "effective_uv_cells", "bmaj_arcsec", "bmin_arcsec", "bpa_deg", "rms_jy",
-    "peak_jy", "dynamic_range", "n_sources_5sigma", "expected_rms_jy", "flagged_fraction", "timings_s", "cpu_s",
-    "warnings", "config", "code_version", "mid_mjd",
+    "image",
+    "pbcor",
+    "pb",
+    "png",
+    "casa_image",
+    "imager",
+    "calibrated",
+    "data_column",
+    "chan_bin",
+    "merged_spws",
+    "merge_loss",
+    "caltables",
+    "calset",
+    "window",
+    "cell_arcsec",
+    "size_px",
+    "weighting",
+    "mgain",
+    "initial_images",
+    "rows_kept_fraction",
+    "max_time_bin",
+    "effective_uv_cells",
+    "bmaj_arcsec",
+    "bmin_arcsec",
+    "bpa_deg",
+    "rms_jy",
+    "peak_jy",
+    "dynamic_range",
+    "n_sources_5sigma",
+    "expected_rms_jy",
+    "flagged_fraction",
+    "timings_s",
+    "cpu_s",
+    "warnings",
+    "config",
+    "code_version",
+    "mid_mjd",
 }
-ROW_KEYS = {"image": "/p/i.fits", "pbcor": "/p/i.pbcor.fits", "pb": "/p/i.pb.fits", "png": "/p/i.png",
-            "imager": "wsclean", "calibrated": True, "rms_jy": 1e-3, "expected_rms_jy": 8e-4, "peak_jy": 1.5,
-            "dynamic_range": 1500.0, "n_sources_5sigma": 3, "bmaj_arcsec": 20.0, "bmin_arcsec": 10.0, "bpa_deg": 5.0,
-            "cell_arcsec": 3.0, "size_px": 256, "flagged_fraction": 0.1}
+ROW_KEYS = {
+    "image": "/p/i.fits",
+    "pbcor": "/p/i.pbcor.fits",
+    "pb": "/p/i.pb.fits",
+    "png": "/p/i.png",
+    "imager": "wsclean",
+    "calibrated": True,
+    "rms_jy": 1e-3,
+    "expected_rms_jy": 8e-4,
+    "peak_jy": 1.5,
+    "dynamic_range": 1500.0,
+    "n_sources_5sigma": 3,
+    "bmaj_arcsec": 20.0,
+    "bmin_arcsec": 10.0,
+    "bpa_deg": 5.0,
+    "cell_arcsec": 3.0,
+    "size_px": 256,
+    "flagged_fraction": 0.1,
+}
 
 
 def test_image_report_keeps_its_json_keys_and_round_trips():
-    full = ImageReport(**ROW_KEYS, caltables=["/t/a.B", "/t/a.G"], calset="set-x", timings_s={"image": 1.0},
-                       warnings=["w"], merge_loss=0.01, merged_spws=True)
+    full = ImageReport(
+        **ROW_KEYS,
+        caltables=["/t/a.B", "/t/a.G"],
+        calset="set-x",
+        timings_s={"image": 1.0},
+        warnings=["w"],
+        merge_loss=0.01,
+        merged_spws=True,
+    )
     as_json = json.loads(json.dumps(full.to_dict()))
     assert set(as_json) == REPORT_KEYS
     assert ImageReport.from_dict(as_json) == full

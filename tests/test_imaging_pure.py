@@ -7,18 +7,18 @@ a brute-force average, injected truth), never with the code under test.
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.coordinates import TETE, ICRS, EarthLocation, SkyCoord
+from astropy.coordinates import ICRS, TETE, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
 from contimg.core.beam import airy_power
-from contimg.image.fitsio import add_provenance, beam_arcsec, write_fits_atomic
-from contimg.image.rules import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
 from contimg.core.instrument import SITE
-from contimg.image.pbcor import drift_pointings, effective_beam, upsample_bilinear
 from contimg.core.phasing import lst_rad
+from contimg.image.fitsio import add_provenance, beam_arcsec, write_fits_atomic
+from contimg.image.pbcor import drift_pointings, effective_beam, upsample_bilinear
 from contimg.image.qa import fit_point_source, image_qa, robust_rms
+from contimg.image.rules import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
 from contimg.image.thumbnail import write_png
 from tests.geometry import textbook_uvw
 
@@ -91,16 +91,24 @@ def test_effective_beam_is_the_drift_average():
     duration_s = 309.24
     dec_deg = 55.0
     mid = start + duration_s / 2 * u.s
+
     # independent pointing: RA = apparent LST, dec of date (TETE), to ICRS
     def pointing(t):
-        return SkyCoord(TETE(ra=lst_rad(t) * u.rad, dec=np.full(np.shape(t.jd), dec_deg) * u.deg, obstime=t,
-                             location=SITE)).transform_to(ICRS())
+        return SkyCoord(
+            TETE(ra=lst_rad(t) * u.rad, dec=np.full(np.shape(t.jd), dec_deg) * u.deg, obstime=t, location=SITE)
+        ).transform_to(ICRS())
+
     centre = pointing(mid)
     n, cell = 600, 30.0
     wcs = _sin_wcs(centre.ra.deg, centre.dec.deg, n, cell)
     freqs = np.array([1.32e9, 1.40e9, 1.49e9])
-    pb = effective_beam(wcs, (n, n), drift_pointings(start.mjd, start.mjd + duration_s / 86400, dec_deg, n_times=12),
-                        freqs, max_grid=128)
+    pb = effective_beam(
+        wcs,
+        (n, n),
+        drift_pointings(start.mjd, start.mjd + duration_s / 86400, dec_deg, n_times=12),
+        freqs,
+        max_grid=128,
+    )
     times = start + (np.arange(240) + 0.5) / 240 * duration_s * u.s
     pts = pointing(times)
     rng = np.random.default_rng(3)
@@ -128,7 +136,7 @@ def test_separable_upsampling_is_scipys_bilinear_interpolation():
 
 def _gauss(shape, x0, y0, amp, bmaj_px, bmin_px, bpa_deg):
     """An elliptical Gaussian with FITS position angle (east of north; east = -x)."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     pa = np.radians(bpa_deg)
     # unit vector of the major axis: north (+y) rotated towards east (-x)
     mx, my = -np.sin(pa), np.cos(pa)
@@ -180,9 +188,19 @@ def test_fits_round_trip_with_astropy(tmp_path):
     header["BMAJ"], header["BMIN"], header["BPA"] = bmaj_px * cell / 3600, bmin_px * cell / 3600, bpa
     header["DATE-OBS"] = "2026-01-25T00:02:34.6"
     tables = ["/p/caltables/2026-01-25T00-00/cal.B", "/p/caltables/2026-01-25T00-00/cal.G"]
-    h = add_provenance(header, rms_jy=1e-3, peak_jy=1.5, expected_rms_jy=8e-4, calset="cal-2026-01-25T00:00",
-                       caltables=tables, window="2026-01-25T00:05", imager="wsclean", data_column="CORRECTED_DATA",
-                       ms_path="/p/ms/x.ms", pb_limit=0.1)
+    h = add_provenance(
+        header,
+        rms_jy=1e-3,
+        peak_jy=1.5,
+        expected_rms_jy=8e-4,
+        calset="cal-2026-01-25T00:00",
+        caltables=tables,
+        window="2026-01-25T00:05",
+        imager="wsclean",
+        data_column="CORRECTED_DATA",
+        ms_path="/p/ms/x.ms",
+        pb_limit=0.1,
+    )
     path = write_fits_atomic(tmp_path / "img.fits", data, h)
     assert [p.name for p in tmp_path.iterdir()] == ["img.fits"]  # no temporary left
     with fits.open(path) as hdul:

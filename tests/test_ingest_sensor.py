@@ -16,8 +16,16 @@ START = "2026-01-25T00:00:00"
 def sim_chunks(tmp_path_factory):
     """Three small chunks: chunk 1 has a duplicate and a misnamed subband, chunk 2 misses four subbands."""
     out = tmp_path_factory.mktemp("sim")
-    simulate(out, START, n_chunks=3, n_antennas=6, n_chan_per_subband=4, n_integrations=2, seed=2,
-             faults="duplicate@1:4,badname@1:9,missing@2:0,missing@2:1,missing@2:2,missing@2:3")
+    simulate(
+        out,
+        START,
+        n_chunks=3,
+        n_antennas=6,
+        n_chan_per_subband=4,
+        n_integrations=2,
+        seed=2,
+        faults="duplicate@1:4,badname@1:9,missing@2:0,missing@2:1,missing@2:2,missing@2:3",
+    )
     chunks = {}
     for p in sorted(out.glob("*.hdf5")):
         chunks.setdefault(0 if p.name < "2026-01-25T00:05" else (1 if p.name < "2026-01-25T00:10" else 2), []).append(p)
@@ -116,7 +124,9 @@ def test_late_duplicate_and_misnamed_files_are_recorded_with_reasons(env, sim_ch
     assert [q.partition_key for q in r.run_requests] == ["2026-01-25T00:05"]
     status = dict(rows(layout, "SELECT status, count(*) FROM subband_files GROUP BY status"))
     assert status.get("duplicate") == 1 and status.get("misnamed") == 1 and status.get("late", 0) >= 1
-    reasons = dict(rows(layout, "SELECT status, reason FROM subband_files WHERE status IN ('duplicate', 'misnamed', 'late')"))
+    reasons = dict(
+        rows(layout, "SELECT status, reason FROM subband_files WHERE status IN ('duplicate', 'misnamed', 'late')")
+    )
     assert "already provided by" in reasons["duplicate"]
     assert "does not parse" in reasons["misnamed"]
     assert "after chunk 2026-01-25T00:00" in reasons["late"]
@@ -135,7 +145,9 @@ def test_grace_period_partial_run_and_incomplete_failure(env, sim_chunks, monkey
     assert groups == {"2026-01-25T00:05": "requested", "2026-01-25T00:10": "incomplete"}
     error = rows(layout, "SELECT error FROM groups WHERE window_key = '2026-01-25T00:10'")[0][0]
     assert "12/16" in error and "minimum 13" in error
-    assert json.loads(rows(layout, "SELECT missing_subbands FROM groups WHERE window_key = '2026-01-25T00:05'")[0][0]) == [9]
+    assert json.loads(
+        rows(layout, "SELECT missing_subbands FROM groups WHERE window_key = '2026-01-25T00:05'")[0][0]
+    ) == [9]
 
 
 def test_low_disk_holds_new_runs_with_a_visible_reason(env, sim_chunks, monkeypatch):

@@ -35,7 +35,7 @@ def imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
         if isinstance(node, ast.Import):
             out += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and not node.level:   # relative imports stay in their package
+        elif isinstance(node, ast.ImportFrom) and not node.level:  # relative imports stay in their package
             out.append((node.lineno, node.module))
             out += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names if alias.name[0] == "_"]
     return out
@@ -96,14 +96,20 @@ def test_the_rules_see_everything_real_here():
 PLANTED = {
     # path, appended text, expected violation (line is the file's last)
     "contimg/image/weighting.py": ("def _late():\n    import dagster\n", "dagster: the engine imports Dagster"),
-    "contimg/core/constants.py": ("from dagster_pipes import open_dagster_pipes\n",
-                                  "dagster_pipes: the engine imports Dagster"),
+    "contimg/core/constants.py": (
+        "from dagster_pipes import open_dagster_pipes\n",
+        "dagster_pipes: the engine imports Dagster",
+    ),
     "schedules/__init__.py": ("from dagster import _core\n", "dagster._core: private Dagster API"),
-    "contimg/catalogue/queries.py": ("def _f():\n    from contimg_resources import CasaRunner\n",
-                               "contimg_resources: the engine imports the Dagster side"),
+    "contimg/catalogue/queries.py": (
+        "def _f():\n    from contimg_resources import CasaRunner\n",
+        "contimg_resources: the engine imports the Dagster side",
+    ),
     "contimg/image/qa.py": ("def _g():\n    from casatasks import tclean\n", "casatasks: CASA outside a child job"),
-    "contimg_assets/image.py": ("from dagster._core.events import DagsterEvent\n",
-                                "dagster._core.events: private Dagster API"),
+    "contimg_assets/image.py": (
+        "from dagster._core.events import DagsterEvent\n",
+        "dagster._core.events: private Dagster API",
+    ),
 }
 
 
@@ -121,7 +127,7 @@ def test_a_planted_violation_fails_the_check(tree):
         path.write_text(path.read_text().rstrip("\n") + "\n\n\n" + text)
         line = len(path.read_text().splitlines())
         assert f"{rel}:{line}: {what}" in layer_violations(tree), rel
-    assert len(layer_violations(tree)) == len(PLANTED)   # each planted import found once
+    assert len(layer_violations(tree)) == len(PLANTED)  # each planted import found once
 
 
 def test_allowed_places_stay_allowed_only_there(tree):

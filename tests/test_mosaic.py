@@ -9,8 +9,8 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 
 from contimg.core.beam import airy_power
-from contimg.mosaic.build import build_mosaic, read_input
 from contimg.image.qa import fit_point_source, robust_rms
+from contimg.mosaic.build import build_mosaic, read_input
 
 DEC = 55.0
 CELL_ARCSEC = 12.0
@@ -39,7 +39,7 @@ def make_tile(path, ra_c, sources, rms, seed):
     for ra, dec, flux in sources:
         x, y = w.celestial.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg))
         a = flux * float(airy_power(SkyCoord(ra * u.deg, dec * u.deg).separation(centre).rad, 1.405e9))
-        img += a * np.exp(-0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / sig ** 2)
+        img += a * np.exp(-0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / sig**2)
     h = w.to_header()
     h["BMAJ"] = h["BMIN"] = BEAM_ARCSEC / 3600
     h["BPA"] = 0.0
@@ -78,14 +78,14 @@ def test_overlap_source_flux_position_and_noise(tmp_path):
     w = WCS(h)
     ra_p, dec_p = 100.0 + 1.5 * step, DEC - 0.3
     x, y = (int(v) for v in w.world_to_pixel(SkyCoord(ra_p * u.deg, dec_p * u.deg)))
-    yy, xx = np.mgrid[y - NOISE_HALF_PX:y + NOISE_HALF_PX, x - NOISE_HALF_PX:x + NOISE_HALF_PX]
+    yy, xx = np.mgrid[y - NOISE_HALF_PX : y + NOISE_HALF_PX, x - NOISE_HALF_PX : x + NOISE_HALF_PX]
     sky = w.pixel_to_world(xx, yy)
     sum_w = np.zeros(xx.shape)
     pbs = []
     for i, t in enumerate(tiles):
         pb = airy_power(sky.separation(SkyCoord((100.0 + i * step) * u.deg, DEC * u.deg)).rad, 1.405e9)
         inside = WCS(fits.getheader(t)).celestial.footprint_contains(sky)
-        sum_w += np.where((pb >= 0.1) & inside, pb ** 2 / rms[i] ** 2, 0.0)
+        sum_w += np.where((pb >= 0.1) & inside, pb**2 / rms[i] ** 2, 0.0)
         pbs.append(float(np.median(np.where(inside, pb, 0.0))))
     patch = m[yy, xx]
     assert robust_rms(patch * np.sqrt(sum_w)) == pytest.approx(1.0, rel=NOISE_RTOL)
@@ -100,8 +100,10 @@ def test_overlap_source_flux_position_and_noise(tmp_path):
 def test_strip_through_ra_zero_is_continuous(tmp_path):
     step = 0.8 / np.cos(np.radians(DEC))
     srcs = [(359.9, DEC + 0.1, 0.4), (0.1, DEC - 0.1, 0.3)]
-    tiles = [make_tile(tmp_path / "a.fits", 360.0 - step / 2, srcs, 2e-3, 1),
-             make_tile(tmp_path / "b.fits", step / 2, srcs, 2e-3, 2)]
+    tiles = [
+        make_tile(tmp_path / "a.fits", 360.0 - step / 2, srcs, 2e-3, 1),
+        make_tile(tmp_path / "b.fits", step / 2, srcs, 2e-3, 2),
+    ]
     res = build_mosaic([read_input(t) for t in tiles], tmp_path / "wrap.fits")
     with fits.open(res.path) as hm:
         data = hm[0].data
@@ -109,7 +111,7 @@ def test_strip_through_ra_zero_is_continuous(tmp_path):
     # no seam: every row crossing the middle is finite through RA 0
     w = WCS(fits.getheader(res.path))
     x0, y0 = w.world_to_pixel(SkyCoord(0 * u.deg, DEC * u.deg))
-    assert np.isfinite(data[int(y0) - 20:int(y0) + 20, int(x0) - 20:int(x0) + 20]).all()
+    assert np.isfinite(data[int(y0) - 20 : int(y0) + 20, int(x0) - 20 : int(x0) + 20]).all()
     for ra, dec, f in srcs:
         flux, offset = fit(res.path, ra, dec)
         assert flux == pytest.approx(f, rel=FLUX_RTOL) and offset < POSITION_FRACTION_OF_BEAM * BEAM_ARCSEC

@@ -47,8 +47,7 @@ def stream(tmp_path_factory):
         mp.setenv("CONTIMG_IMAGING_CONFIG", SMALL_IMAGING)
         layout = Layout.from_env().ensure()
         sim = root.parent / "sim"
-        simulate(sim, "2026-01-25T00:00:00", n_chunks=2, n_antennas=8, n_chan_per_subband=4, n_integrations=3,
-                 seed=11)
+        simulate(sim, "2026-01-25T00:00:00", n_chunks=2, n_antennas=8, n_chan_per_subband=4, n_integrations=3, seed=11)
         for f in sim.glob("*.hdf5"):
             shutil.copyfile(f, layout.ingest / f.name)
 
@@ -59,13 +58,15 @@ def stream(tmp_path_factory):
 
         instance = DagsterInstance.ephemeral()
         for w in (WIN_A, WIN_B):
-            assert materialize([subband_group, measurement_set], partition_key=w, instance=instance,
-                               resources=defs.resources).success
+            assert materialize(
+                [subband_group, measurement_set], partition_key=w, instance=instance, resources=defs.resources
+            ).success
         mp.setenv("CONTIMG_ALLOW_UNCALIBRATED", "1")
         assert materialize([image], partition_key=WIN_A, instance=instance, resources=defs.resources).success
         mp.delenv("CONTIMG_ALLOW_UNCALIBRATED")
-        failed = materialize([image], partition_key=WIN_B, instance=instance, resources=defs.resources,
-                             raise_on_error=False)
+        failed = materialize(
+            [image], partition_key=WIN_B, instance=instance, resources=defs.resources, raise_on_error=False
+        )
         assert not failed.success
         yield {"layout": layout, "instance": instance, "env": dict(os.environ)}
 
@@ -107,8 +108,9 @@ def test_status_json_matches_catalogue_and_disk(env, capsys, monkeypatch):
     assert info["backlog"]["n_chunks"] == 0
     assert info["last_image"]["window_key"] == WIN_A and info["last_image"]["status"] == "ok"
     event = env["instance"].get_latest_materialization_event(AssetKey("image"))
-    assert info["last_image"]["rms_jy"] == pytest.approx(event.asset_materialization.metadata["rms_jy"].value,
-                                                         rel=1e-12)
+    assert info["last_image"]["rms_jy"] == pytest.approx(
+        event.asset_materialization.metadata["rms_jy"].value, rel=1e-12
+    )
     fails = {(f["kind"], f["window_key"]): f["reason"] for f in info["recent_failures"]}
     assert "no valid calibration tables" in fails[("group", WIN_B)]
     assert "no valid calibration tables" in fails[("image", WIN_B)]
@@ -146,8 +148,9 @@ def test_products_by_type_and_date(env, capsys):
     code, out, _ = run_cli(capsys, "products", "--json", "--type", "image", "--date", "2026-01-25")
     images = json.loads(out)
     assert {r["window_key"] for r in images} == {WIN_A}
-    assert {Path(r["path"]).suffix for r in images} >= {".fits", ".png"} and all(Path(r["path"]).exists()
-                                                                                 for r in images)
+    assert {Path(r["path"]).suffix for r in images} >= {".fits", ".png"} and all(
+        Path(r["path"]).exists() for r in images
+    )
     code, out, _ = run_cli(capsys, "products", "--json", "--date", "2026-01-26")
     assert json.loads(out) == []
     code, out, _ = run_cli(capsys, "products")
@@ -187,7 +190,7 @@ def test_duckdb_views_answer_common_questions(env):
 def test_error_exits(env, capsys, tmp_path, monkeypatch):
     code, _, err = run_cli(capsys, "reprocess", "2026-01-25T00:03")
     assert code == 1 and "unknown window '2026-01-25T00:03'" in err
-    code, _, err = run_cli(capsys, "reprocess", "2026-01-25T03:00")   # a valid window with no chunk
+    code, _, err = run_cli(capsys, "reprocess", "2026-01-25T03:00")  # a valid window with no chunk
     assert code == 1 and "no chunk recorded in the catalogue" in err
     code, _, err = run_cli(capsys, "reprocess", f"{WIN_B}..{WIN_A}")
     assert code == 1 and "start is after end" in err
@@ -210,7 +213,7 @@ def test_error_exits(env, capsys, tmp_path, monkeypatch):
     assert (code, json.loads(out), err) == (0, [], "")
     code, out, err = run_cli(capsys, "qa", "--json")
     assert code == 0 and json.loads(out)["images"] == [] and err == ""
-    assert not (tmp_path / "nothing").exists()   # a read command never creates a catalogue
+    assert not (tmp_path / "nothing").exists()  # a read command never creates a catalogue
 
 
 def test_reprocess_submits_a_backfill_of_queued_runs(env, capsys, tmp_path, monkeypatch):
@@ -222,7 +225,7 @@ def test_reprocess_submits_a_backfill_of_queued_runs(env, capsys, tmp_path, monk
     res = json.loads(out)
     assert res["windows"] == [WIN_A, WIN_B]
     assert res["skipped_no_chunk"] == ["2026-01-25T00:10", "2026-01-25T00:15"]
-    assert [b["job"] for b in res["backfills"]] == ["chunk_job"]   # no calibrator in these chunks
+    assert [b["job"] for b in res["backfills"]] == ["chunk_job"]  # no calibrator in these chunks
     backfill_id = res["backfills"][0]["backfill_id"]
     with DagsterInstance.get() as instance:
         backfills = instance.get_backfills()
@@ -239,10 +242,14 @@ def test_reprocessed_window_runs_on_the_daemon_and_gives_the_same_products(env, 
     window's MS and image replaces the first at the same paths, with the same figures, and the first
     versions stay in the catalogue as 'superseded'."""
     layout = env["layout"]
-    first_image = sql(layout, "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? "
-                              "AND status = 'ok'", WIN_A)
-    first_ms = sql(layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'",
-                   WIN_A)
+    first_image = sql(
+        layout,
+        "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? AND status = 'ok'",
+        WIN_A,
+    )
+    first_ms = sql(
+        layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'", WIN_A
+    )
     home = tmp_path / "dagster_home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -250,9 +257,13 @@ def test_reprocessed_window_runs_on_the_daemon_and_gives_the_same_products(env, 
     code, out, err = run_cli(capsys, "reprocess", WIN_A, "--json")
     assert code == 0, err
     run_id = json.loads(out)["run_ids"][0]
-    daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
-                              env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         with DagsterInstance.get() as instance:
             deadline = time.monotonic() + DAEMON_RUN_TIMEOUT_S
@@ -267,17 +278,27 @@ def test_reprocessed_window_runs_on_the_daemon_and_gives_the_same_products(env, 
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
-    assert sql(layout, "SELECT status FROM images WHERE window_key = ? ORDER BY id", WIN_A) == [("superseded",), ("ok",)]
-    assert sql(layout, "SELECT status FROM measurement_sets WHERE window_key = ? ORDER BY id", WIN_A) == \
-        [("superseded",), ("current",)]
-    second_image = sql(layout, "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? "
-                               "AND status = 'ok'", WIN_A)
+    assert sql(layout, "SELECT status FROM images WHERE window_key = ? ORDER BY id", WIN_A) == [
+        ("superseded",),
+        ("ok",),
+    ]
+    assert sql(layout, "SELECT status FROM measurement_sets WHERE window_key = ? ORDER BY id", WIN_A) == [
+        ("superseded",),
+        ("current",),
+    ]
+    second_image = sql(
+        layout,
+        "SELECT image_path, rms_jy, peak_jy, n_sources FROM images WHERE window_key = ? AND status = 'ok'",
+        WIN_A,
+    )
     assert second_image[0][0] == first_image[0][0] and second_image[0][3] == first_image[0][3]
     # same inputs, same code: the figures agree to float precision
     assert second_image[0][1:3] == pytest.approx(first_image[0][1:3], rel=IDEMPOTENT_RTOL)
-    assert sql(layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'",
-               WIN_A) == first_ms
-    assert not list(layout.image_prefix(WIN_A).parent.glob(".*tmp-*"))   # no temporaries left behind
+    assert (
+        sql(layout, "SELECT path, n_rows FROM measurement_sets WHERE window_key = ? AND status = 'current'", WIN_A)
+        == first_ms
+    )
+    assert not list(layout.image_prefix(WIN_A).parent.glob(".*tmp-*"))  # no temporaries left behind
 
 
 def test_cleanup_dry_run_then_retention_on_real_products(env, capsys, monkeypatch):
@@ -290,16 +311,19 @@ def test_cleanup_dry_run_then_retention_on_real_products(env, capsys, monkeypatc
     assert [(a["action"], a["window_key"]) for a in plan["actions"]] == [("delete_ms", WIN_A)]
     kept = {a["window_key"]: a["reason"] for a in plan["kept"]}
     assert kept == {WIN_B: "not imaged yet (no ok image)"}
-    assert layout.ms_path(WIN_A).is_dir()   # dry run changed nothing
+    assert layout.ms_path(WIN_A).is_dir()  # dry run changed nothing
     assert sql(layout, "SELECT count(*) FROM housekeeping_log") == [(0,)]
 
     code, out, _ = run_cli(capsys, "cleanup")
     assert code == 0 and "deleted 1 item(s)" in out
     assert not layout.ms_path(WIN_A).exists() and layout.ms_path(WIN_B).is_dir()
-    assert sql(layout, "SELECT window_key, status FROM measurement_sets WHERE status != 'superseded' ORDER BY 1") == \
-        [(WIN_A, "deleted"), (WIN_B, "current")]
-    assert sql(layout, "SELECT action, window_key, path FROM housekeeping_log") == \
-        [("delete_ms", WIN_A, str(layout.ms_path(WIN_A)))]
+    assert sql(layout, "SELECT window_key, status FROM measurement_sets WHERE status != 'superseded' ORDER BY 1") == [
+        (WIN_A, "deleted"),
+        (WIN_B, "current"),
+    ]
+    assert sql(layout, "SELECT action, window_key, path FROM housekeeping_log") == [
+        ("delete_ms", WIN_A, str(layout.ms_path(WIN_A)))
+    ]
     assert not list(layout.ms_path(WIN_A).parent.glob(".*deleting*"))
     code, out, _ = run_cli(capsys, "products", "--json", "--type", "ms")
     assert [r["window_key"] for r in json.loads(out)] == [WIN_B]
@@ -317,8 +341,23 @@ def test_commands_and_views_on_an_empty_catalogue(layout, capsys):
     info = json.loads(out)
     assert code == 0 and info["groups_by_state"] == {} and info["last_image"] is None
     assert run_cli(capsys, "qa", "--format", "csv")[1].strip() == ",".join(
-        ["window_key", "status", "rms_jy", "expected_rms_jy", "rms_ratio", "peak_jy", "dynamic_range", "n_sources",
-         "bmaj_arcsec", "bmin_arcsec", "bpa_deg", "flagged_fraction", "calset", "image_path"])
+        [
+            "window_key",
+            "status",
+            "rms_jy",
+            "expected_rms_jy",
+            "rms_ratio",
+            "peak_jy",
+            "dynamic_range",
+            "n_sources",
+            "bmaj_arcsec",
+            "bmin_arcsec",
+            "bpa_deg",
+            "flagged_fraction",
+            "calset",
+            "image_path",
+        ]
+    )
     code, out, _ = run_cli(capsys, "cleanup", "--dry-run")
     assert code == 0 and "nothing to do" in out
 
@@ -328,19 +367,32 @@ def test_calibration_in_status_products_and_history(layout, capsys):
     from astropy.time import Time
 
     from contimg.catalogue import connect
+    from contimg.catalogue.duck import open_duckdb
     from contimg.catalogue.images import record_image
     from contimg.catalogue.ingest import record_measurement_set
-    from contimg.catalogue.duck import open_duckdb
     from contimg.catalogue.registry import register_set, retire_set
     from tests.test_housekeeping import image_metrics, ms_metrics
 
     conn = connect(layout.catalogue)
     transit = Time("2026-01-25T00:02:30", scale="utc")
     for name, t_mjd in (("3C286_old", transit.mjd - 1.0), ("3C286_new", transit.mjd)):
-        register_set(conn, set_name=name, window_key="2026-01-25T00:00", calibrator="3C286", source_ms="/x.ms",
-                     transit_mjd=t_mjd, tables=[{"path": f"/cal/{name}.G", "type": "G", "order": 2},
-                                                {"path": f"/cal/{name}.B", "type": "B", "order": 1}],
-                     status="active", refant="pad1", solver_version="t", solver_params={}, quality={})
+        register_set(
+            conn,
+            set_name=name,
+            window_key="2026-01-25T00:00",
+            calibrator="3C286",
+            source_ms="/x.ms",
+            transit_mjd=t_mjd,
+            tables=[
+                {"path": f"/cal/{name}.G", "type": "G", "order": 2},
+                {"path": f"/cal/{name}.B", "type": "B", "order": 1},
+            ],
+            status="active",
+            refant="pad1",
+            solver_version="t",
+            solver_params={},
+            quality={},
+        )
     retire_set(conn, "3C286_old")
     m = ms_metrics(layout.ms_path(WIN_B))
     m["mid_mjd"] = transit.mjd + 0.003
@@ -358,10 +410,16 @@ def test_calibration_in_status_products_and_history(layout, capsys):
     assert "calibration: set 3C286_new (3C286, transit 2026-01-25T00:00)" in out
     code, out, _ = run_cli(capsys, "products", "--type", "caltable", "--json")
     assert {(r["path"], r["status"]) for r in json.loads(out)} == {
-        ("/cal/3C286_new.B", "active"), ("/cal/3C286_new.G", "active"),
-        ("/cal/3C286_old.B", "retired"), ("/cal/3C286_old.G", "retired")}
-    hist = open_duckdb(layout.catalogue).sql(
-        "SELECT set_name, status, n_tables, table_types, n_images, transit_utc FROM calibration_history").fetchall()
+        ("/cal/3C286_new.B", "active"),
+        ("/cal/3C286_new.G", "active"),
+        ("/cal/3C286_old.B", "retired"),
+        ("/cal/3C286_old.G", "retired"),
+    }
+    hist = (
+        open_duckdb(layout.catalogue)
+        .sql("SELECT set_name, status, n_tables, table_types, n_images, transit_utc FROM calibration_history")
+        .fetchall()
+    )
     assert [h[:5] for h in hist] == [("3C286_new", "active", 2, "B,G", 1), ("3C286_old", "retired", 2, "B,G", 0)]
     assert abs((hist[0][5] - transit.to_datetime()).total_seconds()) < 1e-3
 

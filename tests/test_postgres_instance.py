@@ -1,11 +1,18 @@
 """A Dagster instance on a real PostgreSQL server (dagster-postgres): materialize, then read the events back."""
 
-import pytest
 import shutil
 from pathlib import Path
 
-from dagster import (AssetKey, DagsterInstance, MaterializeResult, StaticPartitionsDefinition, asset,
-                     instance_for_test, materialize)
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    MaterializeResult,
+    StaticPartitionsDefinition,
+    asset,
+    instance_for_test,
+    materialize,
+)
 
 from tests.pg_server import postgres_server
 

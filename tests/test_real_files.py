@@ -48,7 +48,7 @@ def correlator_labels_hz(sb: int, n_chan: int) -> np.ndarray:
     par = yaml.safe_load(YAML.read_text())
     raw_hz = par["f0_GHz"] * 1e9 - np.arange(par["nchan"]) * (par["bw_GHz"] * 1e9 / par["nchan"])
     firsts = sorted(v for k, v in par["ch0"].items() if k.startswith("corr"))
-    block = raw_hz[firsts[sb]: firsts[sb] + par["nchan_spw"]]
+    block = raw_hz[firsts[sb] : firsts[sb] + par["nchan_spw"]]
     return block.reshape(n_chan, -1).mean(axis=1)
 
 
@@ -60,9 +60,15 @@ def write_chunk(out_dir: Path, seed: int = 0) -> dict:
     st = load_stations()
     site_m = np.array([SITE.x.value, SITE.y.value, SITE.z.value])
     telescope = Telescope.new(
-        name="OVRO_MMA", location=SITE, instrument="DSA", antenna_names=list(st.name),
-        antenna_numbers=list(st.number - 1), antenna_positions={int(n) - 1: x - site_m for n, x in zip(st.number, st.itrf_m)},
-        antenna_diameters=np.full(len(st.number), 4.65), update_from_known=False)
+        name="OVRO_MMA",
+        location=SITE,
+        instrument="DSA",
+        antenna_names=list(st.name),
+        antenna_numbers=list(st.number - 1),
+        antenna_positions={int(n) - 1: x - site_m for n, x in zip(st.number, st.itrf_m)},
+        antenna_diameters=np.full(len(st.number), 4.65),
+        update_from_known=False,
+    )
     numbers = [s - 1 for s in STATIONS]
     pairs = [(a, b) for i, a in enumerate(numbers) for b in numbers[i:]]  # autos included, as the correlator
     times = Time(STAMP).jd + (np.arange(N_INT) + 0.5) * INTEGRATION_S / 86400.0
@@ -76,34 +82,54 @@ def write_chunk(out_dir: Path, seed: int = 0) -> dict:
         data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyuvdata's notes on a telescope it does not know
-            uv = UVData.new(freq_array=freqs, polarization_array=[-5, -6], times=times, telescope=telescope,
-                            antpairs=pairs, do_blt_outer=True, time_axis_faster_than_bls=False,
-                            integration_time=INTEGRATION_S, channel_width=np.full(N_CHAN, 11.71875e6 / N_CHAN),
-                            data_array=data, flag_array=np.zeros(shape, bool),
-                            nsample_array=np.ones(shape, np.float32), vis_units="uncalib")
-        uv.extra_keywords = {"phase_center_dec": np.radians(DEC_DEG), "ha_phase_center": 0.0,
-                             "phase_center_epoch": "HADEC", "fs_table": "fringestopping_table.npz",
-                             "applied_delays_ns": " ".join(["0"] * 2 * len(st.number))}
+            uv = UVData.new(
+                freq_array=freqs,
+                polarization_array=[-5, -6],
+                times=times,
+                telescope=telescope,
+                antpairs=pairs,
+                do_blt_outer=True,
+                time_axis_faster_than_bls=False,
+                integration_time=INTEGRATION_S,
+                channel_width=np.full(N_CHAN, 11.71875e6 / N_CHAN),
+                data_array=data,
+                flag_array=np.zeros(shape, bool),
+                nsample_array=np.ones(shape, np.float32),
+                vis_units="uncalib",
+            )
+        uv.extra_keywords = {
+            "phase_center_dec": np.radians(DEC_DEG),
+            "ha_phase_center": 0.0,
+            "phase_center_epoch": "HADEC",
+            "fs_table": "fringestopping_table.npz",
+            "applied_delays_ns": " ".join(["0"] * 2 * len(st.number)),
+        }
         uv.uvw_array = uv.uvw_array.astype(np.float32)  # as the correlator writes it (never read by us)
         path = out_dir / f"{STAMP}_sb{sb:02d}.hdf5"
         uv.write_uvh5(str(path), clobber=True, run_check=False)
-        out[sb] = {"path": path, "freqs": freqs, "data": data, "ant1": uv.ant_1_array.copy(),
-                   "ant2": uv.ant_2_array.copy(), "times": uv.time_array.copy()}
+        out[sb] = {
+            "path": path,
+            "freqs": freqs,
+            "data": data,
+            "ant1": uv.ant_1_array.copy(),
+            "ant2": uv.ant_2_array.copy(),
+            "times": uv.time_array.copy(),
+        }
     return out
 
 
 def convert(files, out: Path, state: Path, report: Path | None = None):
     argv = child_command("convert", *files, "--out", out) + (["--report", str(report)] if report else [])
-    return subprocess.run(argv, env=casa_child_env(state), capture_output=True, text=True, timeout=600,
-                          check=False)
+    return subprocess.run(argv, env=casa_child_env(state), capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_correlator_labels_follow_the_published_parameters():
     """The instrument model's labels are the means of the raw correlator labels (yaml), any channel count."""
     for n_chan in (48, 8, 4, 1):
         for sb in range(16):
-            np.testing.assert_allclose(subband_freqs_hz(sb, n_chan), correlator_labels_hz(sb, n_chan), rtol=0,
-                                       atol=FREQ_TOL_HZ)
+            np.testing.assert_allclose(
+                subband_freqs_hz(sb, n_chan), correlator_labels_hz(sb, n_chan), rtol=0, atol=FREQ_TOL_HZ
+            )
     assert subband_freqs_hz(0)[0] == pytest.approx(REAL_SB00_CH0_HZ, rel=0, abs=REAL_LABEL_TOL_HZ)
     step = np.diff(subband_freqs_hz(0))
     np.testing.assert_allclose(step, -244140.625, rtol=0, atol=FREQ_TOL_HZ)
@@ -122,7 +148,8 @@ def real_chunk(tmp_path_factory):
 def test_pyuvdata_written_chunk_converts_with_its_own_frequencies(real_chunk):
     root, truth, report = real_chunk
     assert all(c["passed"] for c in report["checks"].values()), report["checks"]
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import json, numpy as np
         from casacore import tables
         with tables.table("{root}/out/chunk.ms::SPECTRAL_WINDOW", ack=False) as spw:
@@ -130,7 +157,9 @@ def test_pyuvdata_written_chunk_converts_with_its_own_frequencies(real_chunk):
                        widths=[spw.getcell("CHAN_WIDTH", k).tolist() for k in range(spw.nrows())],
                        names=list(spw.getcol("NAME")))
         print(json.dumps(out))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     assert got["names"] == [f"sb{15 - k:02d}" for k in range(16)]
     for k in range(16):
         sb = 15 - k
@@ -150,21 +179,25 @@ def test_visibilities_round_trip_for_one_baseline(real_chunk, sb):
     rows = np.flatnonzero((t["ant1"] == a1) & (t["ant2"] == a2))
     order = np.argsort(t["freqs"])  # the MS's channels ascend
     vis = t["data"][rows][:, order, :]  # (time, chan, pol)
-    got = run_in_child(f"""
+    got = run_in_child(
+        f"""
         import json, numpy as np
         from casacore import tables
         with tables.table("{root}/out/chunk.ms", ack=False) as ms:
             sel = ms.query("DATA_DESC_ID=={15 - sb} && ANTENNA1=={a1} && ANTENNA2=={a2}", sortlist="TIME")
             d = sel.getcol("DATA"); f = sel.getcol("FLAG"); tm = sel.getcol("TIME"); sel.close()
         print(json.dumps(dict(re=d.real.tolist(), im=d.imag.tolist(), flagged=bool(f.any()), time=tm.tolist())))
-    """, root / "casa")
+    """,
+        root / "casa",
+    )
     data = np.array(got["re"]) + 1j * np.array(got["im"])
     assert data.shape == vis.shape and not got["flagged"]
     np.testing.assert_allclose(got["time"], (t["times"][rows] - 2400000.5) * 86400.0, rtol=0, atol=1e-3)
     np.testing.assert_allclose(np.abs(data), np.abs(vis), rtol=AMP_RTOL)
     mid = N_INT // 2
-    np.testing.assert_allclose(np.abs(data[mid] - np.conj(vis[mid])), 0.0, rtol=0,
-                               atol=MID_PHASE_TOL_RAD * np.abs(vis[mid]).max())
+    np.testing.assert_allclose(
+        np.abs(data[mid] - np.conj(vis[mid])), 0.0, rtol=0, atol=MID_PHASE_TOL_RAD * np.abs(vis[mid]).max()
+    )
 
 
 def _edit(path: Path, item: str, value=None) -> None:
@@ -211,8 +244,9 @@ def test_bad_required_item_is_named_with_its_file(pristine, tmp_path, item, valu
         plan_chunk(files)
 
 
-@pytest.mark.parametrize("variant", ["scalar_width", "negative_width", "old_shape_freqs", "centre_labels",
-                                     "extra_items"])
+@pytest.mark.parametrize(
+    "variant", ["scalar_width", "negative_width", "old_shape_freqs", "centre_labels", "extra_items"]
+)
 def test_header_variants_real_writers_use_are_accepted(pristine, tmp_path, variant):
     """Old UVH5 shapes, a signed width, the 15 kHz-off centre labels of older files, unknown keywords."""
     files = _copy_chunk(pristine, tmp_path / "in")

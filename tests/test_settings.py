@@ -23,16 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 # (variable, value) pairs that must be refused
 BAD = [
-    ("CONTIMG_PARTITION_START", "2026-01-01T00:03"),   # off the 5-minute grid
-    ("CONTIMG_PARTITION_START", "2026-01-01"),         # no minute
-    ("CONTIMG_PARTITION_START", "2026-13-01T00:00"),   # no such month
+    ("CONTIMG_PARTITION_START", "2026-01-01T00:03"),  # off the 5-minute grid
+    ("CONTIMG_PARTITION_START", "2026-01-01"),  # no minute
+    ("CONTIMG_PARTITION_START", "2026-13-01T00:00"),  # no such month
     ("CONTIMG_PARTITION_START", "yesterday"),
     ("CONTIMG_SENSOR_INTERVAL_S", "0"),
     ("CONTIMG_SENSOR_INTERVAL_S", "-5"),
     ("CONTIMG_SENSOR_INTERVAL_S", "2.5"),
     ("CONTIMG_SENSOR_INTERVAL_S", "fast"),
     ("CONTIMG_GROUP_TOLERANCE_S", "-1"),
-    ("CONTIMG_GROUP_TOLERANCE_S", "300"),              # a whole chunk: chunks would merge
+    ("CONTIMG_GROUP_TOLERANCE_S", "300"),  # a whole chunk: chunks would merge
     ("CONTIMG_GROUP_TOLERANCE_S", "nan"),
     ("CONTIMG_GRACE_MINUTES", "-0.5"),
     ("CONTIMG_GRACE_MINUTES", "inf"),
@@ -58,7 +58,7 @@ BAD = [
     ("CONTIMG_CASA_TIMEOUT_S", "0"),
     ("CONTIMG_CASA_TIMEOUT_S", "image=-3"),
     ("CONTIMG_CASA_TIMEOUT_S", "image=soon"),
-    ("CONTIMG_CASA_TIMEOUT_S", "600,900"),             # two timeouts for every job
+    ("CONTIMG_CASA_TIMEOUT_S", "600,900"),  # two timeouts for every job
     ("CONTIMG_CASA_TIMEOUT_S", "image=60,image=90"),
     ("CONTIMG_CASA_TIMEOUT_S", "image=60,,600"),
     ("CONTIMG_CASA_TIMEOUT_S", "my job=60"),
@@ -125,12 +125,24 @@ def test_good_values_are_parsed_to_their_types(var, value, expected):
 
 
 DEFAULTS = {
-    "CONTIMG_PARTITION_START": "2026-01-01T00:00", "CONTIMG_SENSOR_INTERVAL_S": 30, "CONTIMG_GROUP_TOLERANCE_S": 60.0,
-    "CONTIMG_GRACE_MINUTES": 10.0, "CONTIMG_MIN_SUBBANDS": 12, "CONTIMG_MIN_FREE_GB": 20.0,
-    "CONTIMG_ALLOW_UNCALIBRATED": False, "CONTIMG_IMAGING_CONFIG": None, "CONTIMG_MIN_COVERAGE": 0.9,
-    "CONTIMG_PB_FLOOR": 0.1, "CONTIMG_CASA_TIMEOUT_S": CasaTimeouts(), "CONTIMG_DRILL_HANG": (),
-    "CONTIMG_SCRATCH_MAX_AGE_H": 24.0, "CONTIMG_MS_KEEP_DAYS": 2, "CONTIMG_STALE_GROUP_H": 6.0,
-    "CONTIMG_RUN_RETENTION_DAYS": 30.0, "CONTIMG_DEBUG": False, "CONTIMG_WORKSPACE": None,
+    "CONTIMG_PARTITION_START": "2026-01-01T00:00",
+    "CONTIMG_SENSOR_INTERVAL_S": 30,
+    "CONTIMG_GROUP_TOLERANCE_S": 60.0,
+    "CONTIMG_GRACE_MINUTES": 10.0,
+    "CONTIMG_MIN_SUBBANDS": 12,
+    "CONTIMG_MIN_FREE_GB": 20.0,
+    "CONTIMG_ALLOW_UNCALIBRATED": False,
+    "CONTIMG_IMAGING_CONFIG": None,
+    "CONTIMG_MIN_COVERAGE": 0.9,
+    "CONTIMG_PB_FLOOR": 0.1,
+    "CONTIMG_CASA_TIMEOUT_S": CasaTimeouts(),
+    "CONTIMG_DRILL_HANG": (),
+    "CONTIMG_SCRATCH_MAX_AGE_H": 24.0,
+    "CONTIMG_MS_KEEP_DAYS": 2,
+    "CONTIMG_STALE_GROUP_H": 6.0,
+    "CONTIMG_RUN_RETENTION_DAYS": 30.0,
+    "CONTIMG_DEBUG": False,
+    "CONTIMG_WORKSPACE": None,
 }
 
 
@@ -142,8 +154,15 @@ def test_unset_or_empty_takes_the_documented_default(var):
 
 
 def test_all_settings_at_once_with_units_converted():
-    s = Settings.from_env({"CONTIMG_GRACE_MINUTES": "2", "CONTIMG_STALE_GROUP_H": "3", "CONTIMG_SCRATCH_MAX_AGE_H": "0.5",
-                           "CONTIMG_IMAGING_CONFIG": '{"niter": 300}', "CONTIMG_ROOT": "/srv/contimg"})
+    s = Settings.from_env(
+        {
+            "CONTIMG_GRACE_MINUTES": "2",
+            "CONTIMG_STALE_GROUP_H": "3",
+            "CONTIMG_SCRATCH_MAX_AGE_H": "0.5",
+            "CONTIMG_IMAGING_CONFIG": '{"niter": 300}',
+            "CONTIMG_ROOT": "/srv/contimg",
+        }
+    )
     assert s.grace_s == 120.0 and s.stale_group_s == 10800.0 and s.scratch_max_age_s == 1800.0
     assert s.imaging == ImagingConfig(niter=300)
     assert s.directories.state == Path("/srv/contimg/state")
@@ -159,12 +178,21 @@ def test_casa_timeouts_per_job_and_for_every_job():
 
 def test_directories_from_the_root_or_their_own_variable(tmp_path):
     d = Layout.from_env({"CONTIMG_ROOT": str(tmp_path / "r"), "CONTIMG_SCRATCH_DIR": str(tmp_path / "fast")})
-    assert (d.ingest, d.products, d.scratch, d.state) == (tmp_path / "r/ingest", tmp_path / "r/products",
-                                                          tmp_path / "fast", tmp_path / "r/state")
+    assert (d.ingest, d.products, d.scratch, d.state) == (
+        tmp_path / "r/ingest",
+        tmp_path / "r/products",
+        tmp_path / "fast",
+        tmp_path / "r/state",
+    )
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    for var in ("CONTIMG_ROOT", "CONTIMG_INGEST_DIR", "CONTIMG_PRODUCTS_DIR", "CONTIMG_SCRATCH_DIR",
-                "CONTIMG_STATE_DIR"):
+    for var in (
+        "CONTIMG_ROOT",
+        "CONTIMG_INGEST_DIR",
+        "CONTIMG_PRODUCTS_DIR",
+        "CONTIMG_SCRATCH_DIR",
+        "CONTIMG_STATE_DIR",
+    ):
         with pytest.raises(SettingsError, match=re.escape(f"{var}={str(a_file)!r}") + ".*not a directory"):
             Layout.from_env({"CONTIMG_ROOT": str(tmp_path / "r"), var: str(a_file)})
 
@@ -183,8 +211,9 @@ def test_the_engine_readers_refuse_through_settings_error():
         IngestSettings.from_env({"CONTIMG_MIN_SUBBANDS": "0"})
     with pytest.raises(SettingsError, match="CONTIMG_GROUP_TOLERANCE_S='-1'"):
         IngestSettings.from_env({"CONTIMG_GROUP_TOLERANCE_S": "-1"})
-    assert IngestSettings.from_env({"CONTIMG_GRACE_MINUTES": "2", "CONTIMG_MIN_SUBBANDS": "13"}) == \
-        IngestSettings(tolerance_s=60.0, grace_s=120.0, min_subbands=13)
+    assert IngestSettings.from_env({"CONTIMG_GRACE_MINUTES": "2", "CONTIMG_MIN_SUBBANDS": "13"}) == IngestSettings(
+        tolerance_s=60.0, grace_s=120.0, min_subbands=13
+    )
     assert min_free_gb_from_env({"CONTIMG_MIN_FREE_GB": ""}) == 20.0  # empty is unset: the default
     with pytest.raises(SettingsError, match="CONTIMG_MIN_FREE_GB='-3'"):
         min_free_gb_from_env({"CONTIMG_MIN_FREE_GB": "-3"})
@@ -197,6 +226,7 @@ def test_the_engine_readers_refuse_through_settings_error():
 
 
 # ------------------------------------------------------------------------------------------ ImagingConfig
+
 
 def test_the_niter_size_example_names_both_keys():
     text = '{"niter": -5, "size": "big"}'
@@ -212,13 +242,29 @@ def test_the_niter_size_example_names_both_keys():
 
 # field -> (a value of the wrong type or out of range, a good value that is not the default)
 FIELD_CASES = {
-    "imager": ("casa", "tclean"), "weighting": ("uniform", "natural"), "robust": (3.0, -0.5),
-    "pixels_per_beam": (0, 3), "field_fwhm": (-1.0, 2.0), "max_size_px": (512.5, 512), "min_size_px": (0, 128),
-    "niter": (-5, 0), "threshold_sigma": (-1, 5.0), "mgain": (1.5, 0.9), "deep_clean_min_uv_cells": (-1, 0),
-    "nmiter": (0, 3), "wgridder_accuracy": (0.0, 1e-4), "auto_mask_sigma": (-2, 4.0), "chan_average": (-1, 6),
-    "max_smearing_loss": (1.0, 0.05), "max_merge_loss": (-0.1, 0.0), "max_time_smearing_loss": ("0.03", 0.0),
-    "briggs_in_copy": (1, False), "pb_limit": (1.0, 0.2), "pb_time_samples": (0, 2),
-    "initial_images_by_ducc0": ("yes", False), "initial_images_min_uv_cells": (float("nan"), 0.0),
+    "imager": ("casa", "tclean"),
+    "weighting": ("uniform", "natural"),
+    "robust": (3.0, -0.5),
+    "pixels_per_beam": (0, 3),
+    "field_fwhm": (-1.0, 2.0),
+    "max_size_px": (512.5, 512),
+    "min_size_px": (0, 128),
+    "niter": (-5, 0),
+    "threshold_sigma": (-1, 5.0),
+    "mgain": (1.5, 0.9),
+    "deep_clean_min_uv_cells": (-1, 0),
+    "nmiter": (0, 3),
+    "wgridder_accuracy": (0.0, 1e-4),
+    "auto_mask_sigma": (-2, 4.0),
+    "chan_average": (-1, 6),
+    "max_smearing_loss": (1.0, 0.05),
+    "max_merge_loss": (-0.1, 0.0),
+    "max_time_smearing_loss": ("0.03", 0.0),
+    "briggs_in_copy": (1, False),
+    "pb_limit": (1.0, 0.2),
+    "pb_time_samples": (0, 2),
+    "initial_images_by_ducc0": ("yes", False),
+    "initial_images_min_uv_cells": (float("nan"), 0.0),
     "threads": (True, 4),
 }
 
@@ -241,8 +287,16 @@ def test_each_imaging_field_is_checked(field):
 
 def test_imaging_defaults_unchanged_and_round_trip():
     d = ImagingConfig()
-    assert (d.imager, d.weighting, d.robust, d.pixels_per_beam, d.max_size_px, d.min_size_px, d.niter, d.threads) == \
-        ("wsclean", "briggs", 0.0, 4.0, 4096, 256, 1000, 2)
+    assert (d.imager, d.weighting, d.robust, d.pixels_per_beam, d.max_size_px, d.min_size_px, d.niter, d.threads) == (
+        "wsclean",
+        "briggs",
+        0.0,
+        4.0,
+        4096,
+        256,
+        1000,
+        2,
+    )
     assert ImagingConfig.from_json(None) == d and ImagingConfig.from_json("") == d
     cfg = ImagingConfig.from_mapping({"max_size_px": 512, "niter": 300, "imager": "tclean"})
     assert ImagingConfig.from_json(cfg.to_json()) == cfg
@@ -276,7 +330,9 @@ def test_no_setting_is_read_outside_the_one_place():
 def test_readme_lists_every_setting():
     readme = (REPO / "README.md").read_text()
     table = readme.split("### Settings (environment)", 1)[1].split("\n## ", 1)[0]
-    rows = {m[0]: m[1] for m in re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \| [^|]* \| ([^|]*) \|", table, flags=re.MULTILINE)}
+    rows = {
+        m[0]: m[1] for m in re.findall(r"^\| `(CONTIMG_[A-Z_]+)` \| [^|]* \| ([^|]*) \|", table, flags=re.MULTILINE)
+    }
     assert set(rows) == set(SETTINGS)
     assert {name: rows[name] for name in rows} == {name: SETTINGS[name].allowed for name in rows}, "allowed column"
 

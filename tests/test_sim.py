@@ -96,15 +96,27 @@ def test_files_are_read_by_pyuvdata_with_the_correlator_layout(small_chunk):
 
 
 def _lone_source_chunk(tmp_path, source, **kw):
-    return simulate(tmp_path, START, n_chunks=1, n_antennas=10, n_chan_per_subband=4, n_integrations=3,
-                    dec_deg=DEC, sky=[source], noise=False, gains=False, seed=5, jitter_s=0.0, **kw)
+    return simulate(
+        tmp_path,
+        START,
+        n_chunks=1,
+        n_antennas=10,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        dec_deg=DEC,
+        sky=[source],
+        noise=False,
+        gains=False,
+        seed=5,
+        jitter_s=0.0,
+        **kw,
+    )
 
 
 def test_source_at_the_phase_centre_gives_flux_times_beam(tmp_path):
     t0 = Time(START) + 0.5 * 96 * 0.134217728 * u.s  # first integration's midpoint
     # the fringe-stop centre at t0, in ICRS, computed with astropy directly
-    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg,
-                      frame=HADec(obstime=t0, location=SITE, pressure=0 * u.hPa)).icrs
+    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg, frame=HADec(obstime=t0, location=SITE, pressure=0 * u.hPa)).icrs
     _lone_source_chunk(tmp_path, Source(centre.ra.deg, centre.dec.deg, 2.5))
     uv = read(next(tmp_path.glob("*_sb07.hdf5")))
     first = uv.time_array == uv.time_array.min()
@@ -124,8 +136,11 @@ def test_off_centre_phase_matches_astropy_geometry(tmp_path):
     times = Time(np.unique(uv.time_array), format="jd")
     altaz = AltAz(obstime=times, location=SITE, pressure=0 * u.hPa)
     s_aa = SkyCoord(ra=src.ra_deg * u.deg, dec=src.dec_deg * u.deg).transform_to(altaz)
-    p_aa = SkyCoord(ha=np.zeros(len(times)) * u.deg, dec=np.full(len(times), DEC) * u.deg,
-                    frame=HADec(obstime=times, location=SITE, pressure=0 * u.hPa)).transform_to(altaz)
+    p_aa = SkyCoord(
+        ha=np.zeros(len(times)) * u.deg,
+        dec=np.full(len(times), DEC) * u.deg,
+        frame=HADec(obstime=times, location=SITE, pressure=0 * u.hPa),
+    ).transform_to(altaz)
 
     def enu(aa):
         alt, az = aa.alt.rad, aa.az.rad
@@ -133,11 +148,17 @@ def test_off_centre_phase_matches_astropy_geometry(tmp_path):
 
     ds = enu(s_aa) - enu(p_aa)  # (T, 3)
     lat, lon = SITE.lat.rad, SITE.lon.rad
-    rot = np.array([[-np.sin(lon), np.cos(lon), 0],
-                    [-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)],
-                    [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]])
-    pos = {n - 1: rot @ EarthLocation.from_geodetic(lo * u.deg, la * u.deg, h * u.m).itrs.cartesian.xyz.to_value(u.m)
-           for n, la, lo, h in zip(stations.number, stations.lat_deg, stations.lon_deg, stations.height_m)}
+    rot = np.array(
+        [
+            [-np.sin(lon), np.cos(lon), 0],
+            [-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)],
+            [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)],
+        ]
+    )
+    pos = {
+        n - 1: rot @ EarthLocation.from_geodetic(lo * u.deg, la * u.deg, h * u.m).itrs.cartesian.xyz.to_value(u.m)
+        for n, la, lo, h in zip(stations.number, stations.lat_deg, stations.lon_deg, stations.height_m)
+    }
     checked = 0
     for k in range(uv.Nblts):
         a1, a2 = uv.ant_1_array[k], uv.ant_2_array[k]
@@ -154,8 +175,9 @@ def test_off_centre_phase_matches_astropy_geometry(tmp_path):
 
 
 def test_noise_matches_the_radiometer_equation(tmp_path):
-    simulate(tmp_path, START, n_chunks=1, n_antennas=12, n_chan_per_subband=8, n_integrations=4,
-             sky=[], gains=False, seed=11)
+    simulate(
+        tmp_path, START, n_chunks=1, n_antennas=12, n_chan_per_subband=8, n_integrations=4, sky=[], gains=False, seed=11
+    )
     width_hz = 11.71875e6 / 8
     expected = 6500.0 / np.sqrt(2 * width_hz * 96 * 0.134217728)  # per real/imag part
     re_parts, im_parts = [], []
@@ -216,8 +238,9 @@ def test_pyuvdata_phase_to_an_off_centre_source_removes_its_fringe(tmp_path):
     assert np.abs(np.angle(uv.data_array[cross, :, 0])).max() > 1.0, "source should fringe before rephasing"
     # tell pyuvdata the truth: the data are phased to the fixed az/el of (HA=0, DEC), a drift-scan centre
     aa = centre.transform_to(AltAz(obstime=t_mid, location=SITE, pressure=0 * u.hPa))
-    cid = uv._add_phase_center(cat_name="meridian", cat_type="driftscan", cat_lon=aa.az.rad, cat_lat=aa.alt.rad,
-                               cat_frame="altaz")
+    cid = uv._add_phase_center(
+        cat_name="meridian", cat_type="driftscan", cat_lon=aa.az.rad, cat_lat=aa.alt.rad, cat_frame="altaz"
+    )
     uv.phase_center_id_array[:] = cid
     uv._set_app_coords_helper()
     with warnings.catch_warnings():
@@ -237,8 +260,21 @@ def test_calibrator_transits_in_the_middle_of_the_chosen_chunk(tmp_path):
 
     n_int = 4
     requested = Time("2026-01-25T00:00:00")
-    truth = simulate(tmp_path, requested.isot, n_chunks=2, n_antennas=8, n_chan_per_subband=4, n_integrations=n_int,
-                     calibrator="0834+555", transit_chunk=1, sky=[], noise=False, gains=False, seed=2, jitter_s=0.0)
+    truth = simulate(
+        tmp_path,
+        requested.isot,
+        n_chunks=2,
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=n_int,
+        calibrator="0834+555",
+        transit_chunk=1,
+        sky=[],
+        noise=False,
+        gains=False,
+        seed=2,
+        jitter_s=0.0,
+    )
     cal = find_calibrator("0834+555")
     start = Time(truth["chunks"][0]["start"])
     transit = Time(truth["calibrator"]["transit_time"])
@@ -247,7 +283,8 @@ def test_calibrator_transits_in_the_middle_of_the_chosen_chunk(tmp_path):
     np.testing.assert_allclose((transit - start).sec, 24 * integ + n_int * integ / 2, atol=1e-3)
     # astropy: the calibrator is on the meridian at that time, at the pointing dec
     hadec = SkyCoord(ra=cal.ra_deg * u.deg, dec=cal.dec_deg * u.deg).transform_to(
-        HADec(obstime=transit, location=SITE, pressure=0 * u.hPa))
+        HADec(obstime=transit, location=SITE, pressure=0 * u.hPa)
+    )
     assert abs(hadec.ha.wrap_at(180 * u.deg).deg) < 1e-4
     assert truth["pointing_dec_deg"] == pytest.approx(hadec.dec.deg, abs=1e-6)
     assert [s["name"] for s in truth["sky"]] == [cal.name]
@@ -256,8 +293,11 @@ def test_calibrator_transits_in_the_middle_of_the_chosen_chunk(tmp_path):
     cross = uv.ant_1_array != uv.ant_2_array
     t1 = uv.time_array == np.unique(uv.time_array)[1]  # 6.4 s before transit
     flux = cal.flux_jy * (uv.freq_array / 1.4e9) ** (cal.spectral_index or 0.0)  # power law from 1.4 GHz
-    np.testing.assert_allclose(np.abs(uv.data_array[cross & t1]), np.broadcast_to(flux[None, :, None], (
-        int((cross & t1).sum()), uv.Nfreqs, 2)), rtol=CAL_FLUX_RTOL)
+    np.testing.assert_allclose(
+        np.abs(uv.data_array[cross & t1]),
+        np.broadcast_to(flux[None, :, None], (int((cross & t1).sum()), uv.Nfreqs, 2)),
+        rtol=CAL_FLUX_RTOL,
+    )
 
 
 # complex64 visibilities of a 2.5 Jy source carry ~1e-7 relative rounding; gains are O(1)
@@ -266,10 +306,21 @@ GAIN_RTOL = 1e-5
 
 def test_injected_gains_follow_the_documented_convention(tmp_path):
     t0 = Time(START) + 0.5 * 96 * 0.134217728 * u.s
-    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg,
-                      frame=HADec(obstime=t0, location=SITE, pressure=0 * u.hPa)).icrs
-    simulate(tmp_path, START, n_chunks=1, n_antennas=10, n_chan_per_subband=4, n_integrations=3, dec_deg=DEC,
-             sky=[Source(centre.ra.deg, centre.dec.deg, 2.5)], noise=False, gains=True, seed=5, jitter_s=0.0)
+    centre = SkyCoord(ha=0 * u.deg, dec=DEC * u.deg, frame=HADec(obstime=t0, location=SITE, pressure=0 * u.hPa)).icrs
+    simulate(
+        tmp_path,
+        START,
+        n_chunks=1,
+        n_antennas=10,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        dec_deg=DEC,
+        sky=[Source(centre.ra.deg, centre.dec.deg, 2.5)],
+        noise=False,
+        gains=True,
+        seed=5,
+        jitter_s=0.0,
+    )
     truth = json.loads((tmp_path / "truth.json").read_text())
     g = np.load(tmp_path / truth["gains_file"])
     uv = read(next(tmp_path.glob("*_sb07.hdf5")))

@@ -1,9 +1,9 @@
 """Materialize subband_group and measurement_set for a partition: the real converter, real catalogue rows."""
 
-import pytest
 import shutil
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from contimg.catalogue.duck import open_duckdb
@@ -19,20 +19,29 @@ def test_materialize_chunk_assets_writes_products_and_catalogue(layout, tmp_path
     from contimg_assets.measurement_set import measurement_set
     from contimg_assets.subband_group import subband_group
 
-    simulate(tmp_path / "sim", "2026-01-25T00:00:00", n_antennas=8, n_chan_per_subband=4, n_integrations=3, seed=6,
-             faults="truncate@0:5")
+    simulate(
+        tmp_path / "sim",
+        "2026-01-25T00:00:00",
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=3,
+        seed=6,
+        faults="truncate@0:5",
+    )
     for f in (tmp_path / "sim").glob("*.hdf5"):
         shutil.copyfile(f, layout.ingest / f.name)
     instance = DagsterInstance.ephemeral()
-    result = materialize([subband_group, measurement_set], partition_key=WINDOW, instance=instance,
-                         resources=defs.resources)
+    result = materialize(
+        [subband_group, measurement_set], partition_key=WINDOW, instance=instance, resources=defs.resources
+    )
     assert result.success
     ms_path = layout.ms_path(WINDOW)
     assert ms_path.is_dir() and (ms_path / "table.dat").exists()
 
     con = open_duckdb(layout.catalogue)
-    group = con.sql("SELECT state, n_subbands, missing_subbands FROM cat.groups WHERE window_key = ?",
-                    params=[WINDOW]).fetchone()
+    group = con.sql(
+        "SELECT state, n_subbands, missing_subbands FROM cat.groups WHERE window_key = ?", params=[WINDOW]
+    ).fetchone()
     assert group == ("converted", 15, "[5]")
     ms = con.sql("SELECT path, status, n_rows, checks FROM cat.measurement_sets").fetchall()
     assert len(ms) == 1 and ms[0][0] == str(ms_path) and ms[0][1] == "current" and ms[0][2] == 16 * 36 * 3
@@ -50,8 +59,10 @@ def test_materialize_chunk_assets_writes_products_and_catalogue(layout, tmp_path
     # reprocessing the window replaces the MS atomically and keeps the history
     again = materialize([measurement_set], partition_key=WINDOW, instance=instance, resources=defs.resources)
     assert again.success
-    statuses = [r[0] for r in open_duckdb(layout.catalogue).sql(
-        "SELECT status FROM cat.measurement_sets ORDER BY id").fetchall()]
+    statuses = [
+        r[0]
+        for r in open_duckdb(layout.catalogue).sql("SELECT status FROM cat.measurement_sets ORDER BY id").fetchall()
+    ]
     assert statuses == ["superseded", "current"]
 
 
@@ -59,8 +70,13 @@ def test_a_window_without_files_fails_clearly(layout):
     from contimg_assets.definitions import defs
     from contimg_assets.subband_group import subband_group
 
-    result = materialize([subband_group], partition_key="2026-01-25T03:00", instance=DagsterInstance.ephemeral(),
-                         resources=defs.resources, raise_on_error=False)
+    result = materialize(
+        [subband_group],
+        partition_key="2026-01-25T03:00",
+        instance=DagsterInstance.ephemeral(),
+        resources=defs.resources,
+        raise_on_error=False,
+    )
     assert not result.success
     errors = [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
     assert any("no subband files for window 2026-01-25T03:00" in e for e in errors)

@@ -32,8 +32,7 @@ def _mentions(proc_dir: Path, needle: bytes) -> bool:
 def casa_children(root) -> list[str]:
     """CASA/WSClean processes working on this test's files."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines()
-            if (".job " in line or "wsclean" in line) and str(root) in line]
+    return [line for line in out.splitlines() if (".job " in line or "wsclean" in line) and str(root) in line]
 
 
 @pytest.mark.e2e
@@ -41,8 +40,17 @@ def test_stream_images_every_chunk_and_records_faults(tmp_path, monkeypatch):
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     layout = Layout.under(tmp_path / "root").ensure()
-    simulate(tmp_path / "sim", "2026-01-25T00:00:00", n_chunks=3, n_antennas=8, n_chan_per_subband=4,
-             n_integrations=4, seed=1, gains=False, faults="truncate@1:4,badname@2:7")
+    simulate(
+        tmp_path / "sim",
+        "2026-01-25T00:00:00",
+        n_chunks=3,
+        n_antennas=8,
+        n_chan_per_subband=4,
+        n_integrations=4,
+        seed=1,
+        gains=False,
+        faults="truncate@1:4,badname@2:7",
+    )
     outcome = run_stream(tmp_path / "sim", layout, interval_s=3, timeout_s=900, env_extra=ENV)
     assert not outcome.timed_out, open(outcome.daemon_log).read()[-3000:]
     windows = ["2026-01-25T00:00", "2026-01-25T00:05", "2026-01-25T00:10"]
@@ -66,8 +74,11 @@ def test_stream_images_every_chunk_and_records_faults(tmp_path, monkeypatch):
         assert instance.get_materialized_partitions(AssetKey(key)) == set(windows), key
     assert casa_children(tmp_path) == [], "a CASA child process was left behind"
     needle = str(layout.dagster_home).encode()
-    leftovers = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != os.getpid()
-                 and _mentions(p, needle)]
+    leftovers = [
+        p.name
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and int(p.name) != os.getpid() and _mentions(p, needle)
+    ]
     assert leftovers == [], "code server or run workers of the instance left running"
     # every MS opens (a casacore table directory with its main table)
     for w in windows:

@@ -40,8 +40,11 @@ def test_transit_matching_finds_the_calibrator_and_its_transit_time(name):
     found = find_transits(start.mjd, start.mjd + CHUNK_DAYS, dec_app)
     assert found and found[0].calibrator.name == name
     # independent check: astropy puts the calibrator's hour angle at 0 at the transit time found
-    ha = SkyCoord(cal.ra_deg * u.deg, cal.dec_deg * u.deg).transform_to(
-        HADec(obstime=Time(found[0].transit_mjd, format="mjd"), location=SITE, pressure=0 * u.hPa)).ha
+    ha = (
+        SkyCoord(cal.ra_deg * u.deg, cal.dec_deg * u.deg)
+        .transform_to(HADec(obstime=Time(found[0].transit_mjd, format="mjd"), location=SITE, pressure=0 * u.hPa))
+        .ha
+    )
     assert abs(ha.wrap_at(12 * u.hourangle).to_value(u.arcsec) / 15) < 1.0  # within a second of time
     # a chunk an hour earlier holds no transit of it
     earlier = find_transits(start.mjd - 1 / 24, start.mjd - 1 / 24 + CHUNK_DAYS, dec_app)
@@ -53,10 +56,12 @@ def test_no_calibrator_in_an_empty_strip():
 
 
 def test_validity_lookup_handles_overlaps_gaps_retired_and_failed():
-    sets = [CalSet("a", 10.0, 10.5, "active", "2026-01-01T00:00"),
-            CalSet("b", 10.3, 10.8, "active", "2026-01-01T01:00"),  # newer, overlaps a
-            CalSet("c", 10.9, 11.2, "failed", "2026-01-01T02:00"),
-            CalSet("d", 11.0, 11.4, "retired", "2026-01-01T03:00")]
+    sets = [
+        CalSet("a", 10.0, 10.5, "active", "2026-01-01T00:00"),
+        CalSet("b", 10.3, 10.8, "active", "2026-01-01T01:00"),  # newer, overlaps a
+        CalSet("c", 10.9, 11.2, "failed", "2026-01-01T02:00"),
+        CalSet("d", 11.0, 11.4, "retired", "2026-01-01T03:00"),
+    ]
     assert select_active(sets, 10.1).set_name == "a"
     assert select_active(sets, 10.4).set_name == "b", "newest valid set first"
     assert select_active(sets, 10.85) is None, "gap: explicit no-calibration"
@@ -65,12 +70,29 @@ def test_validity_lookup_handles_overlaps_gaps_retired_and_failed():
 
 def test_registry_returns_tables_in_apply_order(tmp_path):
     conn = connect(tmp_path / "cat.sqlite3")
-    common = dict(calibrator="0834+555", source_ms="x.ms", refant="103", solver_version="t", solver_params={}, quality={})
-    register_set(conn, set_name="s1", window_key="w1", transit_mjd=100.0, status="active", validity_h=6,
-                 tables=[{"path": "/t/s1.G", "type": "G", "order": 20}, {"path": "/t/s1.B", "type": "B", "order": 10}],
-                 **common)
-    register_set(conn, set_name="s2", window_key="w2", transit_mjd=100.1, status="failed", validity_h=6,
-                 tables=[{"path": "/t/s2.B", "type": "B", "order": 10}], **common)
+    common = dict(
+        calibrator="0834+555", source_ms="x.ms", refant="103", solver_version="t", solver_params={}, quality={}
+    )
+    register_set(
+        conn,
+        set_name="s1",
+        window_key="w1",
+        transit_mjd=100.0,
+        status="active",
+        validity_h=6,
+        tables=[{"path": "/t/s1.G", "type": "G", "order": 20}, {"path": "/t/s1.B", "type": "B", "order": 10}],
+        **common,
+    )
+    register_set(
+        conn,
+        set_name="s2",
+        window_key="w2",
+        transit_mjd=100.1,
+        status="failed",
+        validity_h=6,
+        tables=[{"path": "/t/s2.B", "type": "B", "order": 10}],
+        **common,
+    )
     got = active_set(conn, 100.2)
     assert got["set_name"] == "s1" and got["tables"] == ["/t/s1.B", "/t/s1.G"]
     assert active_set(conn, 100.0 + 6.1 / 24) is None, "outside the +/-6 h validity"

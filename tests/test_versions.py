@@ -24,8 +24,9 @@ OLD_CONSTANT_VERSION = "0.1.0"
 
 
 def head_commit() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def assert_names_head(version: str, commit: str) -> None:
@@ -37,14 +38,24 @@ def assert_names_head(version: str, commit: str) -> None:
 
 
 def test_version_and_commit_come_from_git():
-    assert contimg.__file__.startswith(str(REPO))   # this checkout, not an installed copy
+    assert contimg.__file__.startswith(str(REPO))  # this checkout, not an installed copy
     assert_names_head(contimg.__version__, contimg.git_commit())
 
 
 def test_image_and_mosaic_headers_carry_version_and_commit(tmp_path):
-    h = add_provenance(fits.Header(), rms_jy=1e-3, peak_jy=1.0, expected_rms_jy=1e-3, calset=None, caltables=[],
-                       window="2026-01-25T00:05", imager="wsclean", data_column="DATA", ms_path="/p/x.ms",
-                       pb_limit=0.1)
+    h = add_provenance(
+        fits.Header(),
+        rms_jy=1e-3,
+        peak_jy=1.0,
+        expected_rms_jy=1e-3,
+        calset=None,
+        caltables=[],
+        window="2026-01-25T00:05",
+        imager="wsclean",
+        data_column="DATA",
+        ms_path="/p/x.ms",
+        pb_limit=0.1,
+    )
     assert_names_head(h["CIVERS"], h["CICOMMIT"])
     tile = make_tile(tmp_path / "t.fits", 200.0, [], 2e-3, 4)
     res = build_mosaic([read_input(tile)], tmp_path / "m.fits", png=False)
@@ -57,8 +68,14 @@ def test_image_and_mosaic_headers_carry_version_and_commit(tmp_path):
 def run_contimg_from(site: Path) -> tuple[str, str, str]:
     """(contimg.__file__, __version__, git_commit()) in a fresh interpreter importing contimg from ``site``."""
     code = "import contimg, json; print(json.dumps([contimg.__file__, contimg.__version__, contimg.git_commit()]))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=site,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=site,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)},
+    ).stdout
     return tuple(json.loads(out))
 
 

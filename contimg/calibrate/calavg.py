@@ -47,15 +47,16 @@ def rotate_to(data: np.ndarray, dw_m: np.ndarray, freqs_hz: np.ndarray) -> np.nd
 
 def grid_index(time_s: np.ndarray, ant1: np.ndarray, ant2: np.ndarray):
     """Rows -> grid: (unique times, time index per row, baselines (nbl, 2), baseline index per row,
-    first row of each baseline)."""
+    first row of each baseline).
+    """
     times, t_idx = np.unique(time_s, return_inverse=True)
-    baselines, first, b_idx = np.unique(np.stack([ant1, ant2], axis=1), axis=0, return_index=True,
-                                        return_inverse=True)
+    baselines, first, b_idx = np.unique(np.stack([ant1, ant2], axis=1), axis=0, return_index=True, return_inverse=True)
     return times, t_idx.ravel(), baselines, b_idx.ravel(), first
 
 
-def average_in_time(data: np.ndarray, weight: np.ndarray, flags: np.ndarray, b_idx: np.ndarray,
-                    n_baselines: int) -> tuple[np.ndarray, np.ndarray]:
+def average_in_time(
+    data: np.ndarray, weight: np.ndarray, flags: np.ndarray, b_idx: np.ndarray, n_baselines: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted time average per baseline: (vis, summed weight), both (n_baselines, nchan, npol).
 
     Flagged or non-finite samples carry no weight. Rows are grouped by baseline with one stable

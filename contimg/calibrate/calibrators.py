@@ -132,4 +132,6 @@ def find_calibrator(name: str) -> Calibrator:
         if cal.name.upper() == key:
             return cal
     close = [c.name for c in cals if c.name[:4] == key[:4]][:5]
-    raise ValueError(f"no calibrator named {name!r} in the VLA list" + (f"; close: {', '.join(close)}" if close else ""))
+    raise ValueError(
+        f"no calibrator named {name!r} in the VLA list" + (f"; close: {', '.join(close)}" if close else "")
+    )

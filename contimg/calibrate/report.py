@@ -46,7 +46,9 @@ def _checked(cls: type, data: Any, where: str) -> dict:
     missing = [n for n in names if n not in data]
     unknown = sorted(str(k) for k in data if k not in names)
     if missing or unknown:
-        problems = ([f"missing key(s) {missing}"] if missing else []) + ([f"unknown key(s) {unknown}"] if unknown else [])
+        problems = ([f"missing key(s) {missing}"] if missing else []) + (
+            [f"unknown key(s) {unknown}"] if unknown else []
+        )
         raise ReportFormatError(f"{where}: {' and '.join(problems)}; a {cls.__name__} has exactly {names}")
     return dict(data)
 
@@ -165,10 +167,15 @@ class CalibrateReport:
         d = _checked(cls, data, where)
         if not isinstance(d["tables"], list):
             raise ReportFormatError(f"{where}.tables: expected a list of tables, got {type(d['tables']).__name__}")
-        return cls(**{**d, "tables": [CalTable.from_dict(t, f"{where}.tables[{i}]") for i, t in enumerate(d["tables"])],
-                      "model": SolveModel.from_dict(d["model"], f"{where}.model"),
-                      "flagging": FlaggingStats.from_dict(d["flagging"], f"{where}.flagging"),
-                      "plan": SolvePlan.from_dict(d["plan"], f"{where}.plan")})
+        return cls(
+            **{
+                **d,
+                "tables": [CalTable.from_dict(t, f"{where}.tables[{i}]") for i, t in enumerate(d["tables"])],
+                "model": SolveModel.from_dict(d["model"], f"{where}.model"),
+                "flagging": FlaggingStats.from_dict(d["flagging"], f"{where}.flagging"),
+                "plan": SolvePlan.from_dict(d["plan"], f"{where}.plan"),
+            }
+        )
 
     def to_dict(self) -> dict:
         """The JSON-able dict the job publishes (``dataclasses.asdict``)."""
@@ -180,10 +187,17 @@ class CalibrateReport:
         Tables are named relative to their folder, so the folder can be moved and still applied
         (``contimg image --caltables DIR`` reads it).
         """
-        return {"set_name": self.set_name, "calibrator": self.calibrator, "refant": self.refant,
-                "tables": [{"name": t.name, "type": t.type, "order": t.order, "quality": asdict(t.quality)}
-                           for t in self.tables],
-                "model": asdict(self.model), "quality_ok": self.quality_ok, "problems": list(self.problems)}
+        return {
+            "set_name": self.set_name,
+            "calibrator": self.calibrator,
+            "refant": self.refant,
+            "tables": [
+                {"name": t.name, "type": t.type, "order": t.order, "quality": asdict(t.quality)} for t in self.tables
+            ],
+            "model": asdict(self.model),
+            "quality_ok": self.quality_ok,
+            "problems": list(self.problems),
+        }
 
     def quality_by_type(self) -> dict[str, dict]:
         """``{table type: quality figures}`` as the registry stores them."""

@@ -59,7 +59,7 @@ def _nanmedian(a: np.ndarray, axes: tuple) -> np.ndarray:
     """Median over ``axes`` ignoring NaN, keepdims; by one sort (numpy's nanmedian is ~100x slower here)."""
     other = [k for k in range(a.ndim) if k not in axes]
     moved = np.transpose(a, list(axes) + other)
-    flat = moved.reshape((-1,) + moved.shape[len(axes):])
+    flat = moved.reshape((-1,) + moved.shape[len(axes) :])
     shape = [1 if k in axes else a.shape[k] for k in range(a.ndim)]
     if not np.isnan(flat).any():  # the usual case on a calibrator: numpy's partition-based median
         return np.median(flat, axis=0).reshape(shape)

@@ -44,8 +44,9 @@ def choose_refant(preferred: list[int], present: list[int]) -> int:
     return present[0]
 
 
-def solution_quality(gains: np.ndarray, flags: np.ndarray, snr: np.ndarray, antenna: np.ndarray,
-                     present: list[int]) -> TableQuality:
+def solution_quality(
+    gains: np.ndarray, flags: np.ndarray, snr: np.ndarray, antenna: np.ndarray, present: list[int]
+) -> TableQuality:
     """Quality of one table's solutions on the antennas with data.
 
     Parameters
@@ -70,8 +71,10 @@ def solution_quality(gains: np.ndarray, flags: np.ndarray, snr: np.ndarray, ante
         If the arrays do not share the (npol, nchan, nrow) shape, or ``antenna`` is not (nrow,).
     """
     if not gains.shape == flags.shape == snr.shape or gains.ndim != 3:
-        raise ValueError(f"gains, flags and snr must share one (npol, nchan, nrow) shape, got {gains.shape}, "
-                         f"{flags.shape}, {snr.shape}")
+        raise ValueError(
+            f"gains, flags and snr must share one (npol, nchan, nrow) shape, got {gains.shape}, "
+            f"{flags.shape}, {snr.shape}"
+        )
     if antenna.shape != gains.shape[2:]:
         raise ValueError(f"antenna must be (nrow,) = {gains.shape[2:]}, got {antenna.shape}")
     rows = np.isin(antenna, present)
@@ -79,11 +82,13 @@ def solution_quality(gains: np.ndarray, flags: np.ndarray, snr: np.ndarray, ante
     good = ~flags
     amp = np.abs(gains[good])
     phase = np.degrees(np.angle(gains[good]))
-    return TableQuality(flagged_fraction=float(flags.mean()),
-                        median_snr=float(np.median(snr[good])) if good.any() else 0.0,
-                        amp_scatter=float(np.std(amp) / np.mean(amp)) if amp.size else None,
-                        phase_scatter_deg=float(np.std(phase)) if phase.size else None,
-                        n_antennas=len(set(antenna.tolist())))
+    return TableQuality(
+        flagged_fraction=float(flags.mean()),
+        median_snr=float(np.median(snr[good])) if good.any() else 0.0,
+        amp_scatter=float(np.std(amp) / np.mean(amp)) if amp.size else None,
+        phase_scatter_deg=float(np.std(phase)) if phase.size else None,
+        n_antennas=len(set(antenna.tolist())),
+    )
 
 
 def quality_problems(quality: dict[str, TableQuality]) -> list[str]:
@@ -91,8 +96,9 @@ def quality_problems(quality: dict[str, TableQuality]) -> list[str]:
     problems = []
     for name, q in quality.items():
         if q.flagged_fraction > MAX_FLAGGED_FRACTION:
-            problems.append(f"{name}: {100 * q.flagged_fraction:.0f}% of solutions flagged "
-                            f"(> {100 * MAX_FLAGGED_FRACTION:.0f}%)")
+            problems.append(
+                f"{name}: {100 * q.flagged_fraction:.0f}% of solutions flagged (> {100 * MAX_FLAGGED_FRACTION:.0f}%)"
+            )
         if q.median_snr < MIN_MEDIAN_SNR:
             problems.append(f"{name}: median SNR {q.median_snr:.1f} < {MIN_MEDIAN_SNR}")
     return problems

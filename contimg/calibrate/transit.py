@@ -9,8 +9,8 @@ from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
 from astropy.time import Time
 
-from contimg.core.beam import airy_power
 from contimg.calibrate.calibrators import Calibrator, load_vla_calibrators
+from contimg.core.beam import airy_power
 from contimg.core.instrument import SITE
 
 __all__ = ["Transit", "find_transits", "DEFAULT_RADIUS_DEG"]
@@ -27,17 +27,35 @@ class Transit:
     pb_flux_jy: float  # 20 cm flux seen through the primary beam at transit
 
     def as_dict(self) -> dict:
-        return {"name": self.calibrator.name, "ra_deg": self.calibrator.ra_deg, "dec_deg": self.calibrator.dec_deg,
-                "flux_jy": self.calibrator.flux_jy, "spectral_index": self.calibrator.spectral_index,
-                "transit_mjd": self.transit_mjd, "offset_deg": self.offset_deg, "pb_flux_jy": self.pb_flux_jy}
+        return {
+            "name": self.calibrator.name,
+            "ra_deg": self.calibrator.ra_deg,
+            "dec_deg": self.calibrator.dec_deg,
+            "flux_jy": self.calibrator.flux_jy,
+            "spectral_index": self.calibrator.spectral_index,
+            "transit_mjd": self.transit_mjd,
+            "offset_deg": self.offset_deg,
+            "pb_flux_jy": self.pb_flux_jy,
+        }
 
 
-def find_transits(start_mjd: float, end_mjd: float, pointing_dec_deg: float, *, radius_deg: float = DEFAULT_RADIUS_DEG,
-                  calibrators=None, min_flux_jy: float = 0.0) -> list[Transit]:
+def find_transits(
+    start_mjd: float,
+    end_mjd: float,
+    pointing_dec_deg: float,
+    *,
+    radius_deg: float = DEFAULT_RADIUS_DEG,
+    calibrators=None,
+    min_flux_jy: float = 0.0,
+) -> list[Transit]:
     """Calibrators with a 20 cm flux that cross the meridian (HA = 0) between start and end, within
-    ``radius_deg`` of the pointing dec, brightest through the primary beam first."""
-    cals = [c for c in (calibrators if calibrators is not None else load_vla_calibrators())
-            if c.flux_jy and c.flux_jy >= min_flux_jy and abs(c.dec_deg - pointing_dec_deg) <= radius_deg + 0.5]
+    ``radius_deg`` of the pointing dec, brightest through the primary beam first.
+    """
+    cals = [
+        c
+        for c in (calibrators if calibrators is not None else load_vla_calibrators())
+        if c.flux_jy and c.flux_jy >= min_flux_jy and abs(c.dec_deg - pointing_dec_deg) <= radius_deg + 0.5
+    ]
     if not cals:
         return []
     t = Time([start_mjd, end_mjd], format="mjd", scale="utc")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["connect", "transaction", "apply_schema", "BUSY_TIMEOUT_S"]
 

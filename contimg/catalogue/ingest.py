@@ -5,22 +5,39 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from contimg import __version__
 from contimg.catalogue.db import transaction
 from contimg.convert.report import ConvertReport
 
-__all__ = ["now_iso", "record_file", "upsert_group", "get_group", "record_measurement_set", "current_ms",
-           "record_timing", "files_with_status"]
+__all__ = [
+    "now_iso",
+    "record_file",
+    "upsert_group",
+    "get_group",
+    "record_measurement_set",
+    "current_ms",
+    "record_timing",
+    "files_with_status",
+]
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def record_file(conn: sqlite3.Connection, path: str, name: str, status: str, reason: str | None = None, *,
-                window_key: str | None = None, subband: int | None = None, size_bytes: int | None = None) -> None:
+def record_file(
+    conn: sqlite3.Connection,
+    path: str,
+    name: str,
+    status: str,
+    reason: str | None = None,
+    *,
+    window_key: str | None = None,
+    subband: int | None = None,
+    size_bytes: int | None = None,
+) -> None:
     """Insert or update one file's row (its status and the reason)."""
     now = now_iso()
     with transaction(conn):
@@ -66,8 +83,9 @@ def get_group(conn: sqlite3.Connection, window_key: str) -> dict | None:
     return out
 
 
-def record_measurement_set(conn: sqlite3.Connection, window_key: str, report: ConvertReport | Mapping, *,
-                           size_bytes: int, run_id: str | None) -> None:
+def record_measurement_set(
+    conn: sqlite3.Connection, window_key: str, report: ConvertReport | Mapping, *, size_bytes: int, run_id: str | None
+) -> None:
     """Add the MS made for a window; an earlier version of the same window becomes 'superseded'.
 
     Parameters
@@ -82,31 +100,58 @@ def record_measurement_set(conn: sqlite3.Connection, window_key: str, report: Co
     """
     rep = report if isinstance(report, ConvertReport) else ConvertReport.from_dict(report)
     with transaction(conn):
-        conn.execute("UPDATE measurement_sets SET status = 'superseded' WHERE window_key = ? AND status = 'current'",
-                     (window_key,))
+        conn.execute(
+            "UPDATE measurement_sets SET status = 'superseded' WHERE window_key = ? AND status = 'current'",
+            (window_key,),
+        )
         conn.execute(
             """INSERT INTO measurement_sets (window_key, path, status, n_rows, n_subbands, missing_subbands, start_mjd,
                    mid_mjd, end_mjd, phase_center_ra_deg, phase_center_dec_deg, pointing_dec_deg, flagged_fraction,
                    checks, size_bytes, run_id, created_at, code_version)
                VALUES (?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (window_key, rep.ms_path, rep.n_rows, rep.n_subbands_present, json.dumps(rep.missing_subbands),
-             rep.start_mjd, rep.mid_mjd, rep.end_mjd, rep.phase_center_ra_deg, rep.phase_center_dec_deg,
-             rep.pointing_dec_deg, rep.flagged_fraction, json.dumps(rep.checks), size_bytes, run_id, now_iso(),
-             rep.code_version),
+            (
+                window_key,
+                rep.ms_path,
+                rep.n_rows,
+                rep.n_subbands_present,
+                json.dumps(rep.missing_subbands),
+                rep.start_mjd,
+                rep.mid_mjd,
+                rep.end_mjd,
+                rep.phase_center_ra_deg,
+                rep.phase_center_dec_deg,
+                rep.pointing_dec_deg,
+                rep.flagged_fraction,
+                json.dumps(rep.checks),
+                size_bytes,
+                run_id,
+                now_iso(),
+                rep.code_version,
+            ),
         )
 
 
 def current_ms(conn: sqlite3.Connection, window_key: str) -> dict | None:
-    row = conn.execute("SELECT * FROM measurement_sets WHERE window_key = ? AND status = 'current'",
-                       (window_key,)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM measurement_sets WHERE window_key = ? AND status = 'current'", (window_key,)
+    ).fetchone()
     return dict(row) if row else None
 
 
-def record_timing(conn: sqlite3.Connection, window_key: str, stage: str, seconds: float, *, detail: dict | None = None,
-                  run_id: str | None = None) -> None:
+def record_timing(
+    conn: sqlite3.Connection,
+    window_key: str,
+    stage: str,
+    seconds: float,
+    *,
+    detail: dict | None = None,
+    run_id: str | None = None,
+) -> None:
     with transaction(conn):
-        conn.execute("INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                     (window_key, stage, seconds, json.dumps(detail) if detail else None, run_id, now_iso()))
+        conn.execute(
+            "INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (window_key, stage, seconds, json.dumps(detail) if detail else None, run_id, now_iso()),
+        )
 
 
 def known_file_paths(conn: sqlite3.Connection) -> set[str]:
@@ -121,17 +166,28 @@ def group_start_stamps(conn: sqlite3.Connection) -> list[str]:
 
 def requested_groups(conn: sqlite3.Connection) -> list[tuple]:
     """``(window_key, run_key, files_json, requested_at)`` of groups still ``requested``, oldest request first."""
-    return conn.execute("SELECT window_key, run_key, files, requested_at FROM groups "
-                        "WHERE state = 'requested' AND run_key IS NOT NULL ORDER BY requested_at").fetchall()
+    return conn.execute(
+        "SELECT window_key, run_key, files, requested_at FROM groups "
+        "WHERE state = 'requested' AND run_key IS NOT NULL ORDER BY requested_at"
+    ).fetchall()
 
 
-def record_calibrator_transit(conn: sqlite3.Connection, window_key: str, *, calibrator: str, transit_mjd: float,
-                              offset_deg: float, pb_flux_jy: float) -> None:
+def record_calibrator_transit(
+    conn: sqlite3.Connection,
+    window_key: str,
+    *,
+    calibrator: str,
+    transit_mjd: float,
+    offset_deg: float,
+    pb_flux_jy: float,
+) -> None:
     """Record (or replace) the calibrator transit found in ``window_key``."""
     with transaction(conn):
-        conn.execute("INSERT OR REPLACE INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, "
-                     "pb_flux_jy, found_at) VALUES (?, ?, ?, ?, ?, ?)",
-                     (window_key, calibrator, transit_mjd, offset_deg, pb_flux_jy, now_iso()))
+        conn.execute(
+            "INSERT OR REPLACE INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, "
+            "pb_flux_jy, found_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (window_key, calibrator, transit_mjd, offset_deg, pb_flux_jy, now_iso()),
+        )
 
 
 def group_states(catalogue_path) -> dict:

@@ -40,9 +40,11 @@ def day_images(conn: sqlite3.Connection, date: str) -> tuple[list[dict], list[di
     reason; windows with no usable row (missing, failed imaging or flagged) are gaps.
     """
     windows = day_windows(date)
-    rows = conn.execute("SELECT id, window_key, image_path, status, reason FROM images WHERE window_key >= ? AND "
-                        "window_key <= ? AND status IN ('ok', 'flagged') ORDER BY window_key, id",
-                        (windows[0], windows[-1])).fetchall()
+    rows = conn.execute(
+        "SELECT id, window_key, image_path, status, reason FROM images WHERE window_key >= ? AND "
+        "window_key <= ? AND status IN ('ok', 'flagged') ORDER BY window_key, id",
+        (windows[0], windows[-1]),
+    ).fetchall()
     latest = {r[1]: r for r in rows}  # last row per window wins
     ok = [{"window": r[1], "image": r[2]} for r in latest.values() if r[3] == "ok"]
     excluded = [{"window": r[1], "reason": r[4] or "QA flagged"} for r in latest.values() if r[3] != "ok"]
@@ -50,27 +52,54 @@ def day_images(conn: sqlite3.Connection, date: str) -> tuple[list[dict], list[di
     return ok, excluded, [w for w in windows if w not in have]
 
 
-def record_mosaic(conn: sqlite3.Connection, date: str, *, path: str, noise_path: str, png_path: str | None,
-                  n_images: int, gaps: list[str], excluded: list[dict], run_id: str | None) -> float:
+def record_mosaic(
+    conn: sqlite3.Connection,
+    date: str,
+    *,
+    path: str,
+    noise_path: str,
+    png_path: str | None,
+    n_images: int,
+    gaps: list[str],
+    excluded: list[dict],
+    run_id: str | None,
+) -> float:
     """Add the 'current' row of ``date`` (the previous one becomes 'superseded'); returns the coverage."""
     coverage = n_images / WINDOWS_PER_DAY
     with transaction(conn):
         conn.execute("UPDATE mosaics SET status = 'superseded' WHERE date = ? AND status = 'current'", (date,))
-        conn.execute("INSERT INTO mosaics (date, path, noise_path, png_path, n_images, n_possible, coverage, gaps, "
-                     "excluded, status, run_id, created_at, code_version) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?)",
-                     (date, path, noise_path, png_path, n_images, WINDOWS_PER_DAY, coverage, json.dumps(gaps),
-                      json.dumps(excluded), run_id, now_iso(), __version__))
+        conn.execute(
+            "INSERT INTO mosaics (date, path, noise_path, png_path, n_images, n_possible, coverage, gaps, "
+            "excluded, status, run_id, created_at, code_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?)",
+            (
+                date,
+                path,
+                noise_path,
+                png_path,
+                n_images,
+                WINDOWS_PER_DAY,
+                coverage,
+                json.dumps(gaps),
+                json.dumps(excluded),
+                run_id,
+                now_iso(),
+                __version__,
+            ),
+        )
     return coverage
 
 
-def record_mosaic_failure(conn: sqlite3.Connection, date: str, reason: str, *, excluded: list[dict] | None = None,
-                          run_id: str | None = None) -> None:
+def record_mosaic_failure(
+    conn: sqlite3.Connection, date: str, reason: str, *, excluded: list[dict] | None = None, run_id: str | None = None
+) -> None:
     """Add a 'failed' row for ``date`` (an earlier current mosaic stays current)."""
     with transaction(conn):
-        conn.execute("INSERT INTO mosaics (date, n_images, n_possible, coverage, excluded, status, reason, run_id, "
-                     "created_at, code_version) VALUES (?, 0, ?, 0.0, ?, 'failed', ?, ?, ?, ?)",
-                     (date, WINDOWS_PER_DAY, json.dumps(excluded or []), reason, run_id, now_iso(), __version__))
+        conn.execute(
+            "INSERT INTO mosaics (date, n_images, n_possible, coverage, excluded, status, reason, run_id, "
+            "created_at, code_version) VALUES (?, 0, ?, 0.0, ?, 'failed', ?, ?, ?, ?)",
+            (date, WINDOWS_PER_DAY, json.dumps(excluded or []), reason, run_id, now_iso(), __version__),
+        )
 
 
 def current_mosaic(conn: sqlite3.Connection, date: str) -> dict | None:

@@ -12,8 +12,17 @@ import sqlite3
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
 
-__all__ = ["last_guard_event", "record_guard_decision", "calibrator_windows", "ms_rows", "imaged_windows",
-           "group_rows", "log_housekeeping", "mark_ms_deleted", "fail_stale_group"]
+__all__ = [
+    "last_guard_event",
+    "record_guard_decision",
+    "calibrator_windows",
+    "ms_rows",
+    "imaged_windows",
+    "group_rows",
+    "log_housekeeping",
+    "mark_ms_deleted",
+    "fail_stale_group",
+]
 
 # states a group can be stuck in while no run works on it (housekeeping may fail it)
 STALLABLE_STATES = ("requested", "grouped", "converted")
@@ -25,24 +34,34 @@ def last_guard_event(conn: sqlite3.Connection) -> dict | None:
     return dict(row) if row else None
 
 
-def record_guard_decision(conn: sqlite3.Connection, decision: str, reason: str, free_gb: dict, min_free_gb: float,
-                          *, only_on_change: bool = True) -> bool:
+def record_guard_decision(
+    conn: sqlite3.Connection,
+    decision: str,
+    reason: str,
+    free_gb: dict,
+    min_free_gb: float,
+    *,
+    only_on_change: bool = True,
+) -> bool:
     """Append a disk-guard decision; with ``only_on_change``, only when it differs from the last (an absent
-    history counts as ``ok``). True when a row was written."""
+    history counts as ``ok``). True when a row was written.
+    """
     with transaction(conn):
         last = conn.execute("SELECT decision FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()
         if only_on_change and (last[0] if last else "ok") == decision:
             return False
-        conn.execute("INSERT INTO disk_guard_events (decision, reason, free_gb, min_free_gb, created_at) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     (decision, reason, json.dumps({k: round(v, 3) for k, v in free_gb.items()}), min_free_gb,
-                      now_iso()))
+        conn.execute(
+            "INSERT INTO disk_guard_events (decision, reason, free_gb, min_free_gb, created_at) VALUES (?, ?, ?, ?, ?)",
+            (decision, reason, json.dumps({k: round(v, 3) for k, v in free_gb.items()}), min_free_gb, now_iso()),
+        )
     return True
 
 
 def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
-                        (name,)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)).fetchone()
+        is not None
+    )
 
 
 def calibrator_windows(conn: sqlite3.Connection) -> set:
@@ -71,24 +90,40 @@ def group_rows(conn: sqlite3.Connection) -> list[dict]:
     return [dict(r) for r in conn.execute("SELECT window_key, state, updated_at FROM groups")]
 
 
-def log_housekeeping(conn: sqlite3.Connection, *, action: str, path: str | None, window_key: str | None,
-                     size_bytes: int | None, reason: str, run_id: str | None = None) -> None:
+def log_housekeeping(
+    conn: sqlite3.Connection,
+    *,
+    action: str,
+    path: str | None,
+    window_key: str | None,
+    size_bytes: int | None,
+    reason: str,
+    run_id: str | None = None,
+) -> None:
     """Append one row to ``housekeeping_log``."""
     with transaction(conn):
-        conn.execute("INSERT INTO housekeeping_log (action, path, window_key, size_bytes, reason, run_id, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (action, path, window_key, size_bytes, reason, run_id, now_iso()))
+        conn.execute(
+            "INSERT INTO housekeeping_log (action, path, window_key, size_bytes, reason, run_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (action, path, window_key, size_bytes, reason, run_id, now_iso()),
+        )
 
 
 def mark_ms_deleted(conn: sqlite3.Connection, window_key: str, path: str) -> None:
     """The current MS of ``window_key`` at ``path`` was deleted from disk."""
     with transaction(conn):
-        conn.execute("UPDATE measurement_sets SET status = 'deleted' "
-                     "WHERE window_key = ? AND path = ? AND status = 'current'", (window_key, path))
+        conn.execute(
+            "UPDATE measurement_sets SET status = 'deleted' WHERE window_key = ? AND path = ? AND status = 'current'",
+            (window_key, path),
+        )
 
 
 def fail_stale_group(conn: sqlite3.Connection, window_key: str, reason: str) -> None:
     """Mark a group stuck in an in-flight state as failed, with the reason (a group that moved on is left alone)."""
     placeholders = ", ".join("?" * len(STALLABLE_STATES))
     with transaction(conn):
-        conn.execute(f"UPDATE groups SET state = 'failed', error = ?, updated_at = ? WHERE window_key = ? "
-                     f"AND state IN ({placeholders})", (reason, now_iso(), window_key, *STALLABLE_STATES))
+        conn.execute(
+            f"UPDATE groups SET state = 'failed', error = ?, updated_at = ? WHERE window_key = ? "
+            f"AND state IN ({placeholders})",
+            (reason, now_iso(), window_key, *STALLABLE_STATES),
+        )

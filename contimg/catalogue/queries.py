@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -17,10 +17,28 @@ import duckdb
 from contimg.catalogue.db import connect
 from contimg.catalogue.duck import open_duckdb
 
-__all__ = ["open_catalogue", "reading", "parse_utc", "window_key_of", "resolve_range", "table_exists", "columns_of",
-           "fetch_dicts", "groups_by_state", "backlog", "last_image", "active_calibration", "recent_failures",
-           "products", "qa_rows", "last_guard_event", "group_windows_between", "calibrator_windows_between",
-           "PRODUCT_TYPES", "IN_FLIGHT_STATES"]
+__all__ = [
+    "open_catalogue",
+    "reading",
+    "parse_utc",
+    "window_key_of",
+    "resolve_range",
+    "table_exists",
+    "columns_of",
+    "fetch_dicts",
+    "groups_by_state",
+    "backlog",
+    "last_image",
+    "active_calibration",
+    "recent_failures",
+    "products",
+    "qa_rows",
+    "last_guard_event",
+    "group_windows_between",
+    "calibrator_windows_between",
+    "PRODUCT_TYPES",
+    "IN_FLIGHT_STATES",
+]
 
 PRODUCT_TYPES = ("ms", "caltable", "image", "mosaic")
 IN_FLIGHT_STATES = ("requested", "grouped", "converted", "calibrated")
@@ -39,8 +57,10 @@ def open_catalogue(path: Path):
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no catalogue at {path}: nothing processed yet, or set CONTIMG_ROOT / "
-                                f"CONTIMG_STATE_DIR to the platform's state directory")
+        raise FileNotFoundError(
+            f"no catalogue at {path}: nothing processed yet, or set CONTIMG_ROOT / "
+            f"CONTIMG_STATE_DIR to the platform's state directory"
+        )
     try:
         return open_duckdb(path)
     except duckdb.Error as err:
@@ -91,11 +111,11 @@ def parse_utc(text: str) -> datetime:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as err:
         raise ValueError(f"bad time {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from err
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def window_key_of(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:
@@ -106,13 +126,23 @@ def fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:
 
 def table_exists(con, name: str) -> bool:
     """Whether the attached catalogue has table ``name`` (schemas land stage by stage)."""
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'cat' AND table_name = ?",
-                       [name]).fetchone()[0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'cat' AND table_name = ?", [name]
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def columns_of(con, name: str) -> list[str]:
-    return [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'cat' "
-                                      "AND table_name = ? ORDER BY column_index", [name]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'cat' "
+            "AND table_name = ? ORDER BY column_index",
+            [name],
+        ).fetchall()
+    ]
 
 
 def resolve_range(con, since: str | None, until: str | None) -> tuple[str, str]:
@@ -129,38 +159,52 @@ def resolve_range(con, since: str | None, until: str | None) -> tuple[str, str]:
         if since_dt is not None:
             until_dt = since_dt + DEFAULT_SPAN
         else:
-            newest = con.execute("SELECT max(w) FROM (SELECT max(window_key) AS w FROM cat.groups "
-                                 "UNION ALL SELECT max(window_key) FROM cat.images)").fetchone()[0]
-            until_dt = (parse_utc(newest) + timedelta(minutes=5)) if newest else datetime.now(timezone.utc)
+            newest = con.execute(
+                "SELECT max(w) FROM (SELECT max(window_key) AS w FROM cat.groups "
+                "UNION ALL SELECT max(window_key) FROM cat.images)"
+            ).fetchone()[0]
+            until_dt = (parse_utc(newest) + timedelta(minutes=5)) if newest else datetime.now(UTC)
     if since_dt is None:
         since_dt = until_dt - DEFAULT_SPAN
     if since_dt >= until_dt:
-        raise ValueError(f"bad range: --since {window_key_of(since_dt)} is not before --until {window_key_of(until_dt)}")
+        raise ValueError(
+            f"bad range: --since {window_key_of(since_dt)} is not before --until {window_key_of(until_dt)}"
+        )
     return window_key_of(since_dt), window_key_of(until_dt)
 
 
 def groups_by_state(con, since: str, until: str) -> dict:
-    rows = con.execute("SELECT state, count(*) FROM cat.groups WHERE window_key >= ? AND window_key < ? "
-                       "GROUP BY state ORDER BY state", [since, until]).fetchall()
+    rows = con.execute(
+        "SELECT state, count(*) FROM cat.groups WHERE window_key >= ? AND window_key < ? GROUP BY state ORDER BY state",
+        [since, until],
+    ).fetchall()
     return {state: n for state, n in rows}
 
 
 def backlog(con) -> dict:
     """Chunks not yet finished (all time): count per in-flight state and the oldest window."""
     marks = ", ".join("?" for _ in IN_FLIGHT_STATES)
-    rows = con.execute(f"SELECT state, count(*), min(window_key) FROM cat.groups WHERE state IN ({marks}) "
-                       "GROUP BY state", list(IN_FLIGHT_STATES)).fetchall()
-    return {"n_chunks": sum(r[1] for r in rows), "by_state": {r[0]: r[1] for r in rows},
-            "oldest_window": min((r[2] for r in rows), default=None)}
+    rows = con.execute(
+        f"SELECT state, count(*), min(window_key) FROM cat.groups WHERE state IN ({marks}) GROUP BY state",
+        list(IN_FLIGHT_STATES),
+    ).fetchall()
+    return {
+        "n_chunks": sum(r[1] for r in rows),
+        "by_state": {r[0]: r[1] for r in rows},
+        "oldest_window": min((r[2] for r in rows), default=None),
+    }
 
 
 def last_image(con) -> dict | None:
-    rows = fetch_dicts(con, "SELECT window_key, status, rms_jy, dynamic_range, n_sources, image_path, created_at "
-                            "FROM cat.images WHERE status IN ('ok', 'flagged') ORDER BY window_key DESC, id DESC LIMIT 1")
+    rows = fetch_dicts(
+        con,
+        "SELECT window_key, status, rms_jy, dynamic_range, n_sources, image_path, created_at "
+        "FROM cat.images WHERE status IN ('ok', 'flagged') ORDER BY window_key DESC, id DESC LIMIT 1",
+    )
     return rows[0] if rows else None
 
 
-MJD_UNIX_EPOCH = 40587.0   # MJD of 1970-01-01T00:00 UTC
+MJD_UNIX_EPOCH = 40587.0  # MJD of 1970-01-01T00:00 UTC
 
 
 def active_calibration(con, now: datetime | None = None) -> dict | None:
@@ -172,13 +216,16 @@ def active_calibration(con, now: datetime | None = None) -> dict | None:
     """
     if not table_exists(con, "caltable_sets"):
         return None
-    rows = fetch_dicts(con, "SELECT set_name, window_key, calibrator, transit_mjd, valid_start_mjd, valid_end_mjd, "
-                            "status, created_at FROM cat.caltable_sets WHERE status = 'active' "
-                            "ORDER BY created_at DESC, set_name DESC LIMIT 1")
+    rows = fetch_dicts(
+        con,
+        "SELECT set_name, window_key, calibrator, transit_mjd, valid_start_mjd, valid_end_mjd, "
+        "status, created_at FROM cat.caltable_sets WHERE status = 'active' "
+        "ORDER BY created_at DESC, set_name DESC LIMIT 1",
+    )
     if not rows:
         return None
     row = rows[0]
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     now_mjd = now.timestamp() / 86400.0 + MJD_UNIX_EPOCH
     row["age_h"] = round((now_mjd - row["transit_mjd"]) * 24.0, 2)
     newest = con.execute("SELECT max(mid_mjd) FROM cat.measurement_sets WHERE status = 'current'").fetchone()[0]
@@ -187,8 +234,12 @@ def active_calibration(con, now: datetime | None = None) -> dict | None:
 
 
 def recent_failures(con, since: str, until: str, limit: int = 10) -> list[dict]:
-    return fetch_dicts(con, "SELECT kind, window_key, path, reason, at_utc FROM recent_failures "
-                            "WHERE window_key >= ? AND window_key < ? LIMIT ?", [since, until, limit])
+    return fetch_dicts(
+        con,
+        "SELECT kind, window_key, path, reason, at_utc FROM recent_failures "
+        "WHERE window_key >= ? AND window_key < ? LIMIT ?",
+        [since, until, limit],
+    )
 
 
 def products(con, date: str | None = None, product_type: str | None = None) -> list[dict]:
@@ -208,14 +259,18 @@ def products(con, date: str | None = None, product_type: str | None = None) -> l
     parts.append("SELECT type, date, window_key, path, status, size_bytes, created_at FROM products")
     # Calibration tables and mosaics come from their own stages' tables when those exist.
     if table_exists(con, "caltables") and table_exists(con, "caltable_sets"):
-        parts.append("SELECT 'caltable', substr(s.window_key, 1, 10), s.window_key, c.path, s.status, NULL, s.created_at "
-                     "FROM cat.caltables c JOIN cat.caltable_sets s ON c.set_name = s.set_name")
+        parts.append(
+            "SELECT 'caltable', substr(s.window_key, 1, 10), s.window_key, c.path, s.status, NULL, s.created_at "
+            "FROM cat.caltables c JOIN cat.caltable_sets s ON c.set_name = s.set_name"
+        )
     if table_exists(con, "mosaics") and {"date", "path", "status"} <= set(columns_of(con, "mosaics")):
         cols = set(columns_of(con, "mosaics"))
         files = ", ".join(c for c in ("path", "noise_path", "png_path") if c in cols)
-        parts.append("SELECT 'mosaic', date, NULL, p, status, NULL, created_at FROM "
-                     f"(SELECT date, status, created_at, unnest([{files}]) AS p FROM cat.mosaics "
-                     "WHERE status = 'current') WHERE p IS NOT NULL")
+        parts.append(
+            "SELECT 'mosaic', date, NULL, p, status, NULL, created_at FROM "
+            f"(SELECT date, status, created_at, unnest([{files}]) AS p FROM cat.mosaics "
+            "WHERE status = 'current') WHERE p IS NOT NULL"
+        )
     sql = "SELECT * FROM (" + " UNION ALL ".join(parts) + ") WHERE TRUE"
     if date is not None:
         sql += " AND date = ?"
@@ -227,34 +282,67 @@ def products(con, date: str | None = None, product_type: str | None = None) -> l
     return fetch_dicts(con, sql, params)
 
 
-QA_COLUMNS = ["window_key", "status", "rms_jy", "expected_rms_jy", "rms_ratio", "peak_jy", "dynamic_range",
-              "n_sources", "bmaj_arcsec", "bmin_arcsec", "bpa_deg", "flagged_fraction", "calset", "image_path"]
+QA_COLUMNS = [
+    "window_key",
+    "status",
+    "rms_jy",
+    "expected_rms_jy",
+    "rms_ratio",
+    "peak_jy",
+    "dynamic_range",
+    "n_sources",
+    "bmaj_arcsec",
+    "bmin_arcsec",
+    "bpa_deg",
+    "flagged_fraction",
+    "calset",
+    "image_path",
+]
 
 
 def qa_rows(con, since: str, until: str) -> list[dict]:
     cols = ", ".join(QA_COLUMNS)
-    return fetch_dicts(con, f"SELECT {cols} FROM qa_trends WHERE window_key >= ? AND window_key < ? "
-                            "ORDER BY window_key", [since, until])
+    return fetch_dicts(
+        con,
+        f"SELECT {cols} FROM qa_trends WHERE window_key >= ? AND window_key < ? ORDER BY window_key",
+        [since, until],
+    )
 
 
 def last_guard_event(con) -> dict | None:
-    rows = fetch_dicts(con, "SELECT decision, reason, free_gb, min_free_gb, created_at FROM cat.disk_guard_events "
-                            "ORDER BY id DESC LIMIT 1")
+    rows = fetch_dicts(
+        con,
+        "SELECT decision, reason, free_gb, min_free_gb, created_at FROM cat.disk_guard_events ORDER BY id DESC LIMIT 1",
+    )
     return rows[0] if rows else None
 
 
 def group_windows_between(con, lo: str, hi: str) -> set:
     """Windows in ``[lo, hi]`` with a chunk recorded in ``groups``."""
-    return {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ?",
-                                      [lo, hi]).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ?", [lo, hi]
+        ).fetchall()
+    }
 
 
 def calibrator_windows_between(con, lo: str, hi: str) -> set:
     """Windows in ``[lo, hi]`` holding a calibrator transit (marked on the group or found by calibration)."""
-    out = {r[0] for r in con.execute("SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ? "
-                                     "AND coalesce(calibrator, '') != ''", [lo, hi]).fetchall()}
+    out = {
+        r[0]
+        for r in con.execute(
+            "SELECT window_key FROM cat.groups WHERE window_key >= ? AND window_key <= ? "
+            "AND coalesce(calibrator, '') != ''",
+            [lo, hi],
+        ).fetchall()
+    }
     for table in ("calibrator_transits", "caltable_sets"):
         if table_exists(con, table):
-            out |= {r[0] for r in con.execute(f"SELECT window_key FROM cat.{table} WHERE window_key >= ? "
-                                              "AND window_key <= ?", [lo, hi]).fetchall()}
+            out |= {
+                r[0]
+                for r in con.execute(
+                    f"SELECT window_key FROM cat.{table} WHERE window_key >= ? AND window_key <= ?", [lo, hi]
+                ).fetchall()
+            }
     return out

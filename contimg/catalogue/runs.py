@@ -18,8 +18,9 @@ FINAL_STATES = ("imaged", "failed", "incomplete")
 MAX_REASON_CHARS = 400
 
 
-def record_run_failure(conn: sqlite3.Connection, window: str, run_id: str, message: str, *,
-                       will_retry: bool) -> str | None:
+def record_run_failure(
+    conn: sqlite3.Connection, window: str, run_id: str, message: str, *, will_retry: bool
+) -> str | None:
     """Record a failed run of ``window``; returns the reason written, or None if the group was final.
 
     A group already in a final state keeps its own reason. Otherwise, when Dagster will re-run the

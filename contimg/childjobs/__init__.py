@@ -1,2 +1,3 @@
 """How child jobs run: their CASA environment and command line, the guard that ties them to their parent,
-fault drills, and the report they hand back."""
+fault drills, and the report they hand back.
+"""

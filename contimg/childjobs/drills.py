@@ -69,8 +69,9 @@ def parse_hang_drills(spec: str | None) -> list[HangDrill]:
         elif attempts.isdigit() and int(attempts) > 0:
             n = int(attempts)
         else:
-            raise SettingsError("CONTIMG_DRILL_HANG", spec, allowed,
-                                f"item {item!r}: ATTEMPTS must be a whole number >= 1 or 'all'")
+            raise SettingsError(
+                "CONTIMG_DRILL_HANG", spec, allowed, f"item {item!r}: ATTEMPTS must be a whole number >= 1 or 'all'"
+            )
         drills.append(HangDrill(job, match, n))
     return drills
 
@@ -93,8 +94,7 @@ def hang(job_argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     grandchild = subprocess.Popen(["sleep", "3600"])
     print(f"{DRILL_MARK}: CONTIMG_DRILL_HANG matched; hanging in place of: {' '.join(job_argv)}", flush=True)
-    print(f"{DRILL_MARK}: pid {os.getpid()}, grandchild {grandchild.pid}; waiting for the runner's timeout",
-          flush=True)
+    print(f"{DRILL_MARK}: pid {os.getpid()}, grandchild {grandchild.pid}; waiting for the runner's timeout", flush=True)
     while True:
         time.sleep(60)
 

@@ -14,7 +14,11 @@ from pathlib import Path
 __all__ = ["CHILD_JOB_MODULES", "casa_child_env", "child_command"]
 
 # Each stage that runs CASA or casacore has one child job, a package inside the stage.
-CHILD_JOB_MODULES = {"convert": "contimg.convert.job", "calibrate": "contimg.calibrate.job", "image": "contimg.image.job"}
+CHILD_JOB_MODULES = {
+    "convert": "contimg.convert.job",
+    "calibrate": "contimg.calibrate.job",
+    "image": "contimg.image.job",
+}
 
 
 def casa_child_env(casa_state_dir: Path, base: dict | None = None) -> dict:
@@ -40,7 +44,7 @@ def casa_child_env(casa_state_dir: Path, base: dict | None = None) -> dict:
 
 
 def child_command(job: str, *args: str) -> list[str]:
-    """argv for ``python -m contimg.<job>.job ARGS`` with this interpreter (no shell).
+    """Argv for ``python -m contimg.<job>.job ARGS`` with this interpreter (no shell).
 
     Raises
     ------

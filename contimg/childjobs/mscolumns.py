@@ -7,9 +7,19 @@ def ensure_weight_spectrum(tb) -> None:
     """Add WEIGHT_SPECTRUM (float, shaped like DATA, its own tiled manager) to the open, writable
     table ``tb`` if it lacks it. The product MS carries per-row WEIGHT when the correlator's samples
     are uniform over channels, but an averaged copy's weights vary over channels (flags, calwt), so
-    the copies always carry them."""
+    the copies always carry them.
+    """
     if "WEIGHT_SPECTRUM" in tb.colnames():
         return
     desc = dict(tb.getcoldesc("DATA"), valueType="float", dataManagerGroup="Tiled_WEIGHT_SPECTRUM")
-    tb.addcols({"WEIGHT_SPECTRUM": desc}, {"*1": {"TYPE": "TiledShapeStMan", "NAME": "Tiled_WEIGHT_SPECTRUM",
-                                                  "SPEC": {}, "COLUMNS": ["WEIGHT_SPECTRUM"]}})
+    tb.addcols(
+        {"WEIGHT_SPECTRUM": desc},
+        {
+            "*1": {
+                "TYPE": "TiledShapeStMan",
+                "NAME": "Tiled_WEIGHT_SPECTRUM",
+                "SPEC": {},
+                "COLUMNS": ["WEIGHT_SPECTRUM"],
+            }
+        },
+    )

@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().print_help()
         return 0
     if argv[0] not in COMMANDS:
-        print(f"contimg: error: unknown command {argv[0]!r}; allowed: {', '.join(COMMANDS)} (see contimg --help)",
-              file=sys.stderr)
+        print(
+            f"contimg: error: unknown command {argv[0]!r}; allowed: {', '.join(COMMANDS)} (see contimg --help)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     name = argv[0]
     try:

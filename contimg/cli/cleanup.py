@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 
 from contimg.catalogue import connect
+from contimg.core.settings import Layout
 from contimg.ops.housekeeping import HousekeepingSettings, apply_plan, make_plan
 from contimg.ops.tables import human_bytes, render_table, to_json
-from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
@@ -40,13 +40,26 @@ def run(args) -> int:
         print(to_json(out))
     else:
         verb = "would delete" if args.dry_run else "deleted"
-        rows = [{"action": a["action"], "window_key": a["window_key"], "size": human_bytes(a["size_bytes"]),
-                 "path": a["path"], "reason": a["reason"]} for a in out["actions"]]
+        rows = [
+            {
+                "action": a["action"],
+                "window_key": a["window_key"],
+                "size": human_bytes(a["size_bytes"]),
+                "path": a["path"],
+                "reason": a["reason"],
+            }
+            for a in out["actions"]
+        ]
         print(render_table(rows, ["action", "window_key", "size", "path", "reason"], empty="nothing to do"))
         print(f"{verb} {len(rows)} item(s), {human_bytes(out['bytes_to_free'])}")
         if args.show_kept:
-            print(render_table([{"window_key": a["window_key"], "reason": a["reason"], "path": a["path"]}
-                                for a in out["kept"]], ["window_key", "reason", "path"], empty="nothing kept"))
+            print(
+                render_table(
+                    [{"window_key": a["window_key"], "reason": a["reason"], "path": a["path"]} for a in out["kept"]],
+                    ["window_key", "reason", "path"],
+                    empty="nothing kept",
+                )
+            )
         for note in out["notes"]:
             print(f"note: {note}")
         for msg in out.get("errors", []):

@@ -12,8 +12,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help="the chunk's *_sbNN.hdf5 files")
     parser.add_argument("--out", required=True, type=Path, help="the Measurement Set to write")
     parser.add_argument("--report", type=Path, default=None, help="write the job's metrics here (JSON)")
-    parser.add_argument("--scratch", type=Path, default=None,
-                        help="build the MS here (same file system as --out) before renaming it into place")
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="build the MS here (same file system as --out) before renaming it into place",
+    )
 
 
 def run(args) -> int:

@@ -11,10 +11,15 @@ from contimg.core.settings import Layout
 
 def add_arguments(parser) -> None:
     parser.add_argument("ms", type=Path, help="the chunk's Measurement Set")
-    parser.add_argument("--out", required=True, help="output prefix: PREFIX.fits, PREFIX.pbcor.fits, PREFIX.pb.fits, PREFIX.png")
-    parser.add_argument("--caltables", default=None,
-                        help="a folder of caltables written by `contimg calibrate` (applied in its apply order), "
-                             "a caltable set name in the registry, or a comma-separated list of tables in apply order")
+    parser.add_argument(
+        "--out", required=True, help="output prefix: PREFIX.fits, PREFIX.pbcor.fits, PREFIX.pb.fits, PREFIX.png"
+    )
+    parser.add_argument(
+        "--caltables",
+        default=None,
+        help="a folder of caltables written by `contimg calibrate` (applied in its apply order), "
+        "a caltable set name in the registry, or a comma-separated list of tables in apply order",
+    )
     parser.add_argument("--imager", choices=["wsclean", "tclean"], default=None)
     parser.add_argument("--config", default=None, help="JSON overrides of contimg.image.rules.ImagingConfig")
     parser.add_argument("--report", type=Path, default=None)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contimg.core.settings import Layout
 from contimg.catalogue import queries as q
+from contimg.core.settings import Layout
 from contimg.ops.tables import render_table, to_json
 
 COLUMNS = ["type", "date", "window_key", "status", "size_bytes", "path"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contimg.core.settings import Layout
 from contimg.catalogue import queries as q
+from contimg.core.settings import Layout
 from contimg.ops.tables import render_table, to_csv, to_json
 
 
@@ -25,6 +25,9 @@ def run(args) -> int:
         print(to_csv(rows, q.QA_COLUMNS), end="")
     else:
         print(f"images {lo} .. {hi} (UTC)")
-        print(render_table(rows, [c for c in q.QA_COLUMNS if c not in ("image_path", "calset")],
-                           empty="no images in this range"))
+        print(
+            render_table(
+                rows, [c for c in q.QA_COLUMNS if c not in ("image_path", "calset")], empty="no images in this range"
+            )
+        )
     return 0

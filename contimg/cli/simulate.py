@@ -13,7 +13,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--antennas", type=int, default=96)
     parser.add_argument("--channels-per-subband", type=int, default=48)
     parser.add_argument("--integrations", type=int, default=24)
-    parser.add_argument("--dec", type=float, default=None, help="pointing declination (deg); default 55 or the calibrator's")
+    parser.add_argument(
+        "--dec", type=float, default=None, help="pointing declination (deg); default 55 or the calibrator's"
+    )
     parser.add_argument("--sky", type=Path, default=None, help="CSV: ra_deg,dec_deg,flux_jy,spectral_index")
     parser.add_argument("--calibrator", default=None, help="VLA calibrator to transit in --transit-chunk")
     parser.add_argument("--transit-chunk", type=int, default=0)
@@ -40,11 +42,15 @@ def check_arguments(args) -> None:
     try:
         Time(args.start, scale="utc")
     except ValueError:
-        raise ValueError(f"--start {args.start!r} is not a time; allowed: a UTC time in ISO format, "
-                         "e.g. 2026-01-25T00:00:00") from None
-    for option, value, low in (("--chunks", args.chunks, 1), ("--antennas", args.antennas, 3),
-                               ("--channels-per-subband", args.channels_per_subband, 1),
-                               ("--integrations", args.integrations, 1)):
+        raise ValueError(
+            f"--start {args.start!r} is not a time; allowed: a UTC time in ISO format, e.g. 2026-01-25T00:00:00"
+        ) from None
+    for option, value, low in (
+        ("--chunks", args.chunks, 1),
+        ("--antennas", args.antennas, 3),
+        ("--channels-per-subband", args.channels_per_subband, 1),
+        ("--integrations", args.integrations, 1),
+    ):
         if value < low:
             raise ValueError(f"{option} {value}: allowed: a whole number >= {low}")
     if not 0 <= args.transit_chunk < args.chunks:
@@ -55,8 +61,9 @@ def check_arguments(args) -> None:
         raise FileNotFoundError(f"--sky {args.sky}: no such file")
     for fault in parse_faults(args.faults):
         if fault.chunk >= args.chunks:
-            raise ValueError(f"--faults {args.faults!r}: {fault} names chunk {fault.chunk}; allowed: 0 to "
-                             f"{args.chunks - 1}")
+            raise ValueError(
+                f"--faults {args.faults!r}: {fault} names chunk {fault.chunk}; allowed: 0 to {args.chunks - 1}"
+            )
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
 
@@ -69,18 +76,32 @@ def run(args) -> int:
     made_out = not args.out.exists()
     try:
         truth = simulate(
-            args.out, args.start, n_chunks=args.chunks, n_antennas=args.antennas,
-            n_chan_per_subband=args.channels_per_subband, n_integrations=args.integrations, dec_deg=args.dec,
-            sky=sky, calibrator=args.calibrator, transit_chunk=args.transit_chunk, seed=args.seed,
-            noise=not args.no_noise, gains=not args.no_gains, faults=args.faults,
+            args.out,
+            args.start,
+            n_chunks=args.chunks,
+            n_antennas=args.antennas,
+            n_chan_per_subband=args.channels_per_subband,
+            n_integrations=args.integrations,
+            dec_deg=args.dec,
+            sky=sky,
+            calibrator=args.calibrator,
+            transit_chunk=args.transit_chunk,
+            seed=args.seed,
+            noise=not args.no_noise,
+            gains=not args.no_gains,
+            faults=args.faults,
         )
     except BaseException:
         if made_out:  # a failed simulation leaves no half-written folder of its own behind
             shutil.rmtree(args.out, ignore_errors=True)
         raise
     n_files = sum(1 for _ in Path(args.out).glob("*.hdf5"))
-    print(f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; first chunk starts {truth['chunks'][0]['start']}")
+    print(
+        f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; first chunk starts {truth['chunks'][0]['start']}"
+    )
     if truth["calibrator"]:
         cal = truth["calibrator"]
-        print(f"calibrator {cal['name']} ({cal['flux_jy']} Jy) transits at {cal['transit_time']} in chunk {cal['transit_chunk']}")
+        print(
+            f"calibrator {cal['name']} ({cal['flux_jy']} Jy) transits at {cal['transit_time']} in chunk {cal['transit_chunk']}"
+        )
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from contimg.core.settings import Layout
 from contimg.catalogue import queries as q
+from contimg.core.settings import Layout
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.ops.tables import render_table, to_json
 
@@ -42,7 +42,7 @@ def collect(layout: Layout, since: str | None, until: str | None, n_failures: in
             "groups_by_state": q.groups_by_state(con, lo, hi),
             "backlog": q.backlog(con),
             "last_image": q.last_image(con),
-            "active_calibration": q.active_calibration(con, datetime.now(timezone.utc)),
+            "active_calibration": q.active_calibration(con, datetime.now(UTC)),
             "recent_failures": q.recent_failures(con, lo, hi, n_failures),
             "free_disk_gb": {k: round(v, 2) for k, v in guard.free_gb.items()},
             "disk_guard": {"hold": guard.hold, "reason": guard.reason, "last_event": q.last_guard_event(con)},
@@ -60,19 +60,28 @@ def run(args) -> int:
     states = [{"state": k, "chunks": v} for k, v in info["groups_by_state"].items()]
     print(render_table(states, ["state", "chunks"], empty="no chunks in this range"))
     b = info["backlog"]
-    print(f"\nbacklog: {b['n_chunks']} chunk(s) in flight"
-          + (f", oldest {b['oldest_window']} {json.dumps(b['by_state'])}" if b["n_chunks"] else ""))
+    print(
+        f"\nbacklog: {b['n_chunks']} chunk(s) in flight"
+        + (f", oldest {b['oldest_window']} {json.dumps(b['by_state'])}" if b["n_chunks"] else "")
+    )
     li = info["last_image"]
-    print("last image: " + (f"{li['window_key']} ({li['status']}, rms {li['rms_jy']:.3g} Jy) {li['image_path']}"
-                            if li and li["rms_jy"] is not None else (f"{li['window_key']} ({li['status']})" if li
-                                                                     else "none")))
+    print(
+        "last image: "
+        + (
+            f"{li['window_key']} ({li['status']}, rms {li['rms_jy']:.3g} Jy) {li['image_path']}"
+            if li and li["rms_jy"] is not None
+            else (f"{li['window_key']} ({li['status']})" if li else "none")
+        )
+    )
     cal = info["active_calibration"]
     if cal is None:
         print("calibration: no usable calibration set in the catalogue")
     else:
         cover = {True: "", False: " (does NOT cover the newest MS)", None: ""}[cal["covers_latest_ms"]]
-        print(f"calibration: set {cal['set_name']} ({cal['calibrator']}, transit {cal['window_key']}), "
-              f"age {cal['age_h']:.1f} h{cover}")
+        print(
+            f"calibration: set {cal['set_name']} ({cal['calibrator']}, transit {cal['window_key']}), "
+            f"age {cal['age_h']:.1f} h{cover}"
+        )
     print("\nrecent failures:")
     print(render_table(info["recent_failures"], ["kind", "window_key", "reason", "path"], empty="  none"))
     print("\nfree disk: " + ", ".join(f"{p}: {gb:.1f} GB" for p, gb in info["free_disk_gb"].items()))

@@ -69,22 +69,31 @@ def check_subband_labels(freqs_hz: np.ndarray, widths_hz: np.ndarray, subband: i
         raise BandError("channel_width", f"widths {widths_hz[:4]}... must be positive, one per channel ({n})")
     span_hz = float(widths_hz.sum())
     if abs(span_hz - SUBBAND_WIDTH_HZ) > SUBBAND_WIDTH_RTOL * SUBBAND_WIDTH_HZ:
-        raise BandError("channel_width", f"{n} channels x {np.median(widths_hz):.3f} Hz = {span_hz:.1f} Hz, not one "
-                                         f"subband ({SUBBAND_WIDTH_HZ:.1f} Hz to {SUBBAND_WIDTH_RTOL:.0%})")
+        raise BandError(
+            "channel_width",
+            f"{n} channels x {np.median(widths_hz):.3f} Hz = {span_hz:.1f} Hz, not one "
+            f"subband ({SUBBAND_WIDTH_HZ:.1f} Hz to {SUBBAND_WIDTH_RTOL:.0%})",
+        )
     if n > 1:
         step = np.diff(freqs_hz)
         if not (np.all(step > 0) or np.all(step < 0)):
             raise BandError("freq_array", "labels are not strictly monotonic")
         spacing_err = np.abs(np.abs(step) - widths_hz[1:])
         if np.any(spacing_err > CHANNEL_SPACING_RTOL * widths_hz[1:]):
-            raise BandError("freq_array", f"labels step by {np.abs(step).min():.3f}-{np.abs(step).max():.3f} Hz, not "
-                                          f"by the channel width ({np.median(widths_hz):.3f} Hz)")
+            raise BandError(
+                "freq_array",
+                f"labels step by {np.abs(step).min():.3f}-{np.abs(step).max():.3f} Hz, not "
+                f"by the channel width ({np.median(widths_hz):.3f} Hz)",
+            )
     centre_hz = float(subband_freqs_hz(subband, 1)[0])  # the mean of all the subband's raw labels
     offset_hz = float(freqs_hz.mean()) - centre_hz
     if abs(offset_hz) > SUBBAND_CENTRE_TOL_CHANNELS * float(np.median(widths_hz)):
-        raise BandError("freq_array", f"labels {freqs_hz.min() / 1e6:.6f}-{freqs_hz.max() / 1e6:.6f} MHz are centred "
-                                      f"{offset_hz / 1e3:+.3f} kHz from subband {subband} ({centre_hz / 1e6:.6f} MHz; "
-                                      f"allowed: half a channel)")
+        raise BandError(
+            "freq_array",
+            f"labels {freqs_hz.min() / 1e6:.6f}-{freqs_hz.max() / 1e6:.6f} MHz are centred "
+            f"{offset_hz / 1e3:+.3f} kHz from subband {subband} ({centre_hz / 1e6:.6f} MHz; "
+            f"allowed: half a channel)",
+        )
 
 
 def ms_spectral_layout(labels: dict, n_chan: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

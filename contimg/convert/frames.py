@@ -56,11 +56,16 @@ def sky_frames(subs: list, ra_rad: float, dec_rad: float) -> list[tuple]:
     gcrs = GCRS(obstime=t)
     s_new = SkyCoord(ra=ra_rad * u.rad, dec=dec_rad * u.rad, frame="icrs").transform_to(gcrs).cartesian.xyz.value.T
     dec_old = np.concatenate([np.full(len(q), np.radians(s.pointing_dec_deg)) for q, s in zip(uniq, subs)])
-    s_old = SkyCoord(ha=np.zeros(len(t)) * u.rad, dec=dec_old * u.rad,
-                     frame=HADec(obstime=t, location=loc, pressure=0 * u.hPa)).transform_to(gcrs).cartesian.xyz.value.T
+    s_old = (
+        SkyCoord(
+            ha=np.zeros(len(t)) * u.rad, dec=dec_old * u.rad, frame=HADec(obstime=t, location=loc, pressure=0 * u.hPa)
+        )
+        .transform_to(gcrs)
+        .cartesian.xyz.value.T
+    )
     out, i = [], 0
     for q in uniq:
-        out.append((q, rc2t[i:i + len(q)], s_old[i:i + len(q)], s_new[i:i + len(q)]))
+        out.append((q, rc2t[i : i + len(q)], s_old[i : i + len(q)], s_new[i : i + len(q)]))
         i += len(q)
     return out
 
@@ -73,7 +78,7 @@ def antenna_rows(sub) -> tuple[np.ndarray, np.ndarray]:
 
 
 def baseline_w(sub, frames: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """w of every blt towards the old centre and towards the field, metres (Nblts,) each.
+    """W of every blt towards the old centre and towards the field, metres (Nblts,) each.
 
     Baselines are x_ant2 - x_ant1 (pyuvdata's sense), rotated into the GCRS by the transposed
     matrices of ``frames`` (a :func:`sky_frames` entry).

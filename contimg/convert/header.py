@@ -115,7 +115,8 @@ class _Fields:
 
     def array(self, name: str, dtype, length: int | None = None) -> np.ndarray:
         """A 1-d array (a (1, N) array of old UVH5 files is flattened, a scalar becomes (1,));
-        ``length`` checks its size."""
+        ``length`` checks its size.
+        """
         value = self.raw(name)
         try:
             out = np.asarray(value, dtype=dtype)
@@ -204,8 +205,12 @@ def _read(f: _Fields, path: Path, stamp: datetime, sb: int) -> SubbandInput:
         raise f.fail("Header/antenna_positions", f"shape {positions.shape}, expected ({n_ant}, 3), finite")
     unknown = np.setdiff1d(np.union1d(ant1, ant2), numbers)
     if unknown.size or np.any(numbers < 0):
-        raise f.fail("Header/ant_1_array", f"antennas {unknown[:5].tolist()} are not in Header/antenna_numbers"
-                     if unknown.size else "negative antenna numbers")
+        raise f.fail(
+            "Header/ant_1_array",
+            f"antennas {unknown[:5].tolist()} are not in Header/antenna_numbers"
+            if unknown.size
+            else "negative antenna numbers",
+        )
     if f.has("Header/antenna_diameters"):
         diameters = f.array("Header/antenna_diameters", float, n_ant)
     else:  # optional in the standard; every DSA-110 dish is the same
@@ -215,11 +220,25 @@ def _read(f: _Fields, path: Path, stamp: datetime, sb: int) -> SubbandInput:
     pointing_dec_deg = _fringe_stop_dec_deg(f)
     _probe_data(f, nblts, n_freqs, n_pols)
     return SubbandInput(
-        path=path, subband=sb, stamp=stamp, freqs_hz=freqs, channel_widths_hz=np.abs(widths), time_jd=time_jd,
-        ant1=ant1, ant2=ant2, n_times=n_times, n_bls=n_bls, integration_s=float(np.median(integ)),
-        pointing_dec_deg=pointing_dec_deg, antenna_numbers=numbers, antenna_names=names,
-        antenna_positions_m=positions, antenna_diameters_m=diameters, telescope_name=f.text("Header/telescope_name"),
-        telescope_lat_lon_alt=(np.radians(lat_deg), np.radians(lon_deg), alt_m), size_bytes=path.stat().st_size,
+        path=path,
+        subband=sb,
+        stamp=stamp,
+        freqs_hz=freqs,
+        channel_widths_hz=np.abs(widths),
+        time_jd=time_jd,
+        ant1=ant1,
+        ant2=ant2,
+        n_times=n_times,
+        n_bls=n_bls,
+        integration_s=float(np.median(integ)),
+        pointing_dec_deg=pointing_dec_deg,
+        antenna_numbers=numbers,
+        antenna_names=names,
+        antenna_positions_m=positions,
+        antenna_diameters_m=diameters,
+        telescope_name=f.text("Header/telescope_name"),
+        telescope_lat_lon_alt=(np.radians(lat_deg), np.radians(lon_deg), alt_m),
+        size_bytes=path.stat().st_size,
     )
 
 
@@ -232,8 +251,10 @@ def _fringe_stop_dec_deg(f: _Fields) -> float:
     if f.has(f"{ek}/ha_phase_center"):
         ha_rad = f.number(f"{ek}/ha_phase_center")
         if abs(ha_rad) > HA_PHASE_CENTER_TOL_RAD:
-            raise f.fail(f"{ek}/ha_phase_center", f"{ha_rad} rad: the converter handles data fringe-stopped on the "
-                                                  "meridian (0) only")
+            raise f.fail(
+                f"{ek}/ha_phase_center",
+                f"{ha_rad} rad: the converter handles data fringe-stopped on the meridian (0) only",
+            )
     if f.has(f"{ek}/phase_center_epoch"):
         epoch = f.text(f"{ek}/phase_center_epoch")
         if epoch.strip().upper() != "HADEC":
@@ -249,8 +270,12 @@ def _probe_data(f: _Fields, nblts: int, n_freqs: int, n_pols: int) -> None:
         dset = f.h5[name]
         shape = dset.shape
         # (Nblts, Nfreqs, Npols), or (Nblts, 1, Nfreqs, Npols) in old UVH5 files
-        if len(shape) not in (3, 4) or shape[0] != nblts or shape[-2:] != (n_freqs, n_pols) or \
-                (len(shape) == 4 and shape[1] != 1):
+        if (
+            len(shape) not in (3, 4)
+            or shape[0] != nblts
+            or shape[-2:] != (n_freqs, n_pols)
+            or (len(shape) == 4 and shape[1] != 1)
+        ):
             raise f.fail(name, f"shape {shape} does not match Nblts={nblts}, Nfreqs={n_freqs}, Npols={n_pols}")
         try:
             dset[nblts - 1]

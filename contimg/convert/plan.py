@@ -80,25 +80,35 @@ def plan_chunk(paths, tolerance_s: float = GROUP_TOLERANCE_S) -> ChunkPlan:
     for p in paths:
         info = read_subband(p)
         if info.subband in subbands:
-            raise ConversionError(f"two files for subband {info.subband}: {subbands[info.subband].path.name} and {p.name}")
+            raise ConversionError(
+                f"two files for subband {info.subband}: {subbands[info.subband].path.name} and {p.name}"
+            )
         subbands[info.subband] = info
     ordered = [subbands[k] for k in sorted(subbands)]
     first = ordered[0]
     stamps = [s.stamp for s in ordered]
     spread = (max(stamps) - min(stamps)).total_seconds()
     if spread > tolerance_s:
-        raise ConversionError(f"files span {spread:.0f} s (> {tolerance_s:.0f} s): not one chunk: "
-                              f"{min(ordered, key=lambda s: s.stamp).path.name} .. {max(ordered, key=lambda s: s.stamp).path.name}")
+        raise ConversionError(
+            f"files span {spread:.0f} s (> {tolerance_s:.0f} s): not one chunk: "
+            f"{min(ordered, key=lambda s: s.stamp).path.name} .. {max(ordered, key=lambda s: s.stamp).path.name}"
+        )
     for s in ordered[1:]:
         for attr in ("n_times", "n_bls"):
             if getattr(s, attr) != getattr(first, attr):
-                raise ConversionError(f"{s.path.name}: {attr}={getattr(s, attr)} differs from {first.path.name} ({getattr(first, attr)})")
+                raise ConversionError(
+                    f"{s.path.name}: {attr}={getattr(s, attr)} differs from {first.path.name} ({getattr(first, attr)})"
+                )
         if len(s.freqs_hz) != len(first.freqs_hz):
-            raise ConversionError(f"{s.path.name}: {len(s.freqs_hz)} channels, {first.path.name} has {len(first.freqs_hz)}")
+            raise ConversionError(
+                f"{s.path.name}: {len(s.freqs_hz)} channels, {first.path.name} has {len(first.freqs_hz)}"
+            )
         if not (np.array_equal(s.ant1, first.ant1) and np.array_equal(s.ant2, first.ant2)):
             raise ConversionError(f"{s.path.name}: baselines differ from {first.path.name}")
         if abs(s.pointing_dec_deg - first.pointing_dec_deg) > POINTING_DEC_TOL_DEG:
-            raise ConversionError(f"{s.path.name}: pointing dec {s.pointing_dec_deg} differs from {first.pointing_dec_deg}")
+            raise ConversionError(
+                f"{s.path.name}: pointing dec {s.pointing_dec_deg} differs from {first.pointing_dec_deg}"
+            )
     try:  # the subbands' own labels must not overlap once side by side
         ms_spectral_layout({s.subband: (s.freqs_hz, s.channel_widths_hz) for s in ordered}, len(first.freqs_hz))
     except ValueError as err:
@@ -106,8 +116,14 @@ def plan_chunk(paths, tolerance_s: float = GROUP_TOLERANCE_S) -> ChunkPlan:
     half = first.integration_s / 2.0 / 86400.0
     start_jd = min(s.time_jd.min() for s in ordered) - half
     end_jd = max(s.time_jd.max() for s in ordered) + half
-    plan = ChunkPlan(subbands=dict(sorted(subbands.items())), missing=[k for k in range(N_SUBBANDS) if k not in subbands],
-                     n_chan=len(first.freqs_hz), pointing_dec_deg=first.pointing_dec_deg, start_jd=start_jd, end_jd=end_jd)
+    plan = ChunkPlan(
+        subbands=dict(sorted(subbands.items())),
+        missing=[k for k in range(N_SUBBANDS) if k not in subbands],
+        n_chan=len(first.freqs_hz),
+        pointing_dec_deg=first.pointing_dec_deg,
+        start_jd=start_jd,
+        end_jd=end_jd,
+    )
     centre = meridian_icrs(Time(plan.mid_jd, format="jd", scale="utc"), plan.pointing_dec_deg)
     plan.phase_center_ra_deg = float(centre.ra.to_value(u.deg))
     plan.phase_center_dec_deg = float(centre.dec.to_value(u.deg))

@@ -73,8 +73,16 @@ class ConvertReport:
         unknown = sorted(set(data) - known)
         missing = sorted(required - set(data))
         if unknown or missing:
-            raise ValueError("convert report: " + "; ".join(
-                part for part in (f"missing key(s) {missing}" if missing else "",
-                                  f"unknown key(s) {unknown}" if unknown else "") if part)
-                + f" (expected the fields of ConvertReport: {sorted(known)})")
+            raise ValueError(
+                "convert report: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing key(s) {missing}" if missing else "",
+                        f"unknown key(s) {unknown}" if unknown else "",
+                    )
+                    if part
+                )
+                + f" (expected the fields of ConvertReport: {sorted(known)})"
+            )
         return cls(**dict(data))

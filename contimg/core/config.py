@@ -24,8 +24,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SettingsError", "Setting", "SETTINGS", "CasaTimeouts", "Directories", "Settings", "read", "directories",
-           "parse_flag"]
+__all__ = [
+    "SettingsError",
+    "Setting",
+    "SETTINGS",
+    "CasaTimeouts",
+    "Directories",
+    "Settings",
+    "read",
+    "directories",
+    "parse_flag",
+]
 
 # Subbands of a DSA-110 chunk: 16 spectral windows (contimg.core.instrument); a chunk needs at least one.
 N_SUBBANDS = 16
@@ -77,8 +86,14 @@ def _number(text: str, *, integer: bool) -> float | int:
     return value
 
 
-def _ranged(*, integer: bool = False, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            hi_open: bool = False) -> Callable[[str], float | int]:
+def _ranged(
+    *,
+    integer: bool = False,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> Callable[[str], float | int]:
     def parse(text: str):
         value = _number(text, integer=integer)
         if lo is not None and (value < lo or (lo_open and value == lo)):
@@ -206,57 +221,178 @@ class Setting:
 
 
 _S = [
-    Setting("CONTIMG_ROOT", Path("data"), "`data`", "a directory path (made when needed)", _directory,
-            "the platform's root: ingest/, products/, scratch/, state/ under it"),
-    Setting("CONTIMG_INGEST_DIR", None, "`ROOT/ingest`", "a directory path", _directory,
-            "where correlator files arrive"),
-    Setting("CONTIMG_PRODUCTS_DIR", None, "`ROOT/products`", "a directory path", _directory,
-            "measurement sets, caltables, images, mosaics"),
-    Setting("CONTIMG_SCRATCH_DIR", None, "`ROOT/scratch`", "a directory path", _directory,
-            "temporary work"),
-    Setting("CONTIMG_STATE_DIR", None, "`ROOT/state`", "a directory path", _directory,
-            "catalogue, logs, the demo's Dagster home"),
-    Setting("CONTIMG_PARTITION_START", "2026-01-01T00:00", "`2026-01-01T00:00`",
-            f"a UTC minute YYYY-MM-DDTHH:MM on the {WINDOW_MINUTES}-minute grid", _partition_start,
-            "first 5-minute partition"),
-    Setting("CONTIMG_SENSOR_INTERVAL_S", 30, "30", "a whole number of seconds >= 1", _ranged(integer=True, lo=1),
-            "ingest and failure sensors' interval"),
-    Setting("CONTIMG_GROUP_TOLERANCE_S", 60.0, "60", f"a number of seconds >= 0 and below {CHUNK_S:g} (a chunk's length)",
-            _ranged(lo=0.0, hi=CHUNK_S, hi_open=True), "subband stamps of one chunk lie within this of its first"),
-    Setting("CONTIMG_GRACE_MINUTES", 10.0, "10", "a number of minutes >= 0", _ranged(lo=0.0),
-            "wait this long for missing subbands, then run with what is there ..."),
-    Setting("CONTIMG_MIN_SUBBANDS", 12, "12", f"a whole number from 1 to {N_SUBBANDS}",
-            _ranged(integer=True, lo=1, hi=N_SUBBANDS), "... if at least this many, else mark the chunk `incomplete`"),
-    Setting("CONTIMG_MIN_FREE_GB", 20.0, "20", "a number of GB >= 0", _ranged(lo=0.0),
-            "the disk guard holds new runs below this much free space"),
-    Setting("CONTIMG_ALLOW_UNCALIBRATED", False, "0", "0 or 1 (also false or true)", parse_flag,
-            "1: image chunks with no valid calibration (said in metadata and FITS)"),
-    Setting("CONTIMG_IMAGING_CONFIG", None, "unset (the defaults)",
-            "a JSON object of ImagingConfig fields, each in its range", _imaging_config,
-            "overrides of `contimg.image.rules.ImagingConfig` (imager, weighting, sizes, niter, ...)"),
-    Setting("CONTIMG_MIN_COVERAGE", 0.9, "0.9", "a fraction from 0 to 1", _ranged(lo=0.0, hi=1.0),
-            "the mosaic's coverage check warns below this fraction of 288 windows"),
-    Setting("CONTIMG_PB_FLOOR", 0.1, "0.1", "a primary-beam response above 0 and below 1",
-            _ranged(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
-            "the nightly mosaic uses each image where its beam >= this"),
-    Setting("CONTIMG_CASA_TIMEOUT_S", CasaTimeouts(), "1800",
-            "N (every job) or job=N,...[,N], seconds > 0", _casa_timeouts,
-            "CASA child job timeout: `N` for every job, or `image=600,convert=900,1800`"),
-    Setting("CONTIMG_DRILL_HANG", (), "unset (no drill)",
-            "JOB:MATCH[@ATTEMPTS], comma-separated; ATTEMPTS a whole number >= 1 or all", _hang_drills,
-            "fault drills only: that job hangs until its timeout (`contimg/childjobs/drills.py`)"),
-    Setting("CONTIMG_SCRATCH_MAX_AGE_H", 24.0, "24", "a number of hours >= 0", _ranged(lo=0.0),
-            "housekeeping deletes scratch entries older than this"),
-    Setting("CONTIMG_MS_KEEP_DAYS", 2, "2", "a whole number of days >= 0", _ranged(integer=True, lo=0),
-            "measurement sets of the N most recent UTC days are kept"),
-    Setting("CONTIMG_STALE_GROUP_H", 6.0, "6", "a number of hours >= 0", _ranged(lo=0.0),
-            "in-flight chunks untouched this long are marked failed"),
-    Setting("CONTIMG_RUN_RETENTION_DAYS", 30.0, "30", "a number of days >= 0", _ranged(lo=0.0),
-            "Dagster runs (and their event logs) kept this long"),
-    Setting("CONTIMG_WORKSPACE", None, "`workspace.yaml` of the repository", "the path of an existing file", _file,
-            "the Dagster workspace `contimg reprocess` submits to"),
-    Setting("CONTIMG_DEBUG", False, "0", "0 or 1 (also false or true)", parse_flag,
-            "1: `contimg` shows the traceback of an error instead of its one-line message"),
+    Setting(
+        "CONTIMG_ROOT",
+        Path("data"),
+        "`data`",
+        "a directory path (made when needed)",
+        _directory,
+        "the platform's root: ingest/, products/, scratch/, state/ under it",
+    ),
+    Setting(
+        "CONTIMG_INGEST_DIR", None, "`ROOT/ingest`", "a directory path", _directory, "where correlator files arrive"
+    ),
+    Setting(
+        "CONTIMG_PRODUCTS_DIR",
+        None,
+        "`ROOT/products`",
+        "a directory path",
+        _directory,
+        "measurement sets, caltables, images, mosaics",
+    ),
+    Setting("CONTIMG_SCRATCH_DIR", None, "`ROOT/scratch`", "a directory path", _directory, "temporary work"),
+    Setting(
+        "CONTIMG_STATE_DIR",
+        None,
+        "`ROOT/state`",
+        "a directory path",
+        _directory,
+        "catalogue, logs, the demo's Dagster home",
+    ),
+    Setting(
+        "CONTIMG_PARTITION_START",
+        "2026-01-01T00:00",
+        "`2026-01-01T00:00`",
+        f"a UTC minute YYYY-MM-DDTHH:MM on the {WINDOW_MINUTES}-minute grid",
+        _partition_start,
+        "first 5-minute partition",
+    ),
+    Setting(
+        "CONTIMG_SENSOR_INTERVAL_S",
+        30,
+        "30",
+        "a whole number of seconds >= 1",
+        _ranged(integer=True, lo=1),
+        "ingest and failure sensors' interval",
+    ),
+    Setting(
+        "CONTIMG_GROUP_TOLERANCE_S",
+        60.0,
+        "60",
+        f"a number of seconds >= 0 and below {CHUNK_S:g} (a chunk's length)",
+        _ranged(lo=0.0, hi=CHUNK_S, hi_open=True),
+        "subband stamps of one chunk lie within this of its first",
+    ),
+    Setting(
+        "CONTIMG_GRACE_MINUTES",
+        10.0,
+        "10",
+        "a number of minutes >= 0",
+        _ranged(lo=0.0),
+        "wait this long for missing subbands, then run with what is there ...",
+    ),
+    Setting(
+        "CONTIMG_MIN_SUBBANDS",
+        12,
+        "12",
+        f"a whole number from 1 to {N_SUBBANDS}",
+        _ranged(integer=True, lo=1, hi=N_SUBBANDS),
+        "... if at least this many, else mark the chunk `incomplete`",
+    ),
+    Setting(
+        "CONTIMG_MIN_FREE_GB",
+        20.0,
+        "20",
+        "a number of GB >= 0",
+        _ranged(lo=0.0),
+        "the disk guard holds new runs below this much free space",
+    ),
+    Setting(
+        "CONTIMG_ALLOW_UNCALIBRATED",
+        False,
+        "0",
+        "0 or 1 (also false or true)",
+        parse_flag,
+        "1: image chunks with no valid calibration (said in metadata and FITS)",
+    ),
+    Setting(
+        "CONTIMG_IMAGING_CONFIG",
+        None,
+        "unset (the defaults)",
+        "a JSON object of ImagingConfig fields, each in its range",
+        _imaging_config,
+        "overrides of `contimg.image.rules.ImagingConfig` (imager, weighting, sizes, niter, ...)",
+    ),
+    Setting(
+        "CONTIMG_MIN_COVERAGE",
+        0.9,
+        "0.9",
+        "a fraction from 0 to 1",
+        _ranged(lo=0.0, hi=1.0),
+        "the mosaic's coverage check warns below this fraction of 288 windows",
+    ),
+    Setting(
+        "CONTIMG_PB_FLOOR",
+        0.1,
+        "0.1",
+        "a primary-beam response above 0 and below 1",
+        _ranged(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+        "the nightly mosaic uses each image where its beam >= this",
+    ),
+    Setting(
+        "CONTIMG_CASA_TIMEOUT_S",
+        CasaTimeouts(),
+        "1800",
+        "N (every job) or job=N,...[,N], seconds > 0",
+        _casa_timeouts,
+        "CASA child job timeout: `N` for every job, or `image=600,convert=900,1800`",
+    ),
+    Setting(
+        "CONTIMG_DRILL_HANG",
+        (),
+        "unset (no drill)",
+        "JOB:MATCH[@ATTEMPTS], comma-separated; ATTEMPTS a whole number >= 1 or all",
+        _hang_drills,
+        "fault drills only: that job hangs until its timeout (`contimg/childjobs/drills.py`)",
+    ),
+    Setting(
+        "CONTIMG_SCRATCH_MAX_AGE_H",
+        24.0,
+        "24",
+        "a number of hours >= 0",
+        _ranged(lo=0.0),
+        "housekeeping deletes scratch entries older than this",
+    ),
+    Setting(
+        "CONTIMG_MS_KEEP_DAYS",
+        2,
+        "2",
+        "a whole number of days >= 0",
+        _ranged(integer=True, lo=0),
+        "measurement sets of the N most recent UTC days are kept",
+    ),
+    Setting(
+        "CONTIMG_STALE_GROUP_H",
+        6.0,
+        "6",
+        "a number of hours >= 0",
+        _ranged(lo=0.0),
+        "in-flight chunks untouched this long are marked failed",
+    ),
+    Setting(
+        "CONTIMG_RUN_RETENTION_DAYS",
+        30.0,
+        "30",
+        "a number of days >= 0",
+        _ranged(lo=0.0),
+        "Dagster runs (and their event logs) kept this long",
+    ),
+    Setting(
+        "CONTIMG_WORKSPACE",
+        None,
+        "`workspace.yaml` of the repository",
+        "the path of an existing file",
+        _file,
+        "the Dagster workspace `contimg reprocess` submits to",
+    ),
+    Setting(
+        "CONTIMG_DEBUG",
+        False,
+        "0",
+        "0 or 1 (also false or true)",
+        parse_flag,
+        "1: `contimg` shows the traceback of an error instead of its one-line message",
+    ),
 ]
 SETTINGS: dict[str, Setting] = {s.name: s for s in _S}
 
@@ -311,9 +447,13 @@ def directories(environ: Mapping[str, str] | None = None) -> Directories:
         own = read(var, environ)
         return own if own is not None else root / sub
 
-    return Directories(root=root, ingest=pick("CONTIMG_INGEST_DIR", "ingest"),
-                       products=pick("CONTIMG_PRODUCTS_DIR", "products"),
-                       scratch=pick("CONTIMG_SCRATCH_DIR", "scratch"), state=pick("CONTIMG_STATE_DIR", "state"))
+    return Directories(
+        root=root,
+        ingest=pick("CONTIMG_INGEST_DIR", "ingest"),
+        products=pick("CONTIMG_PRODUCTS_DIR", "products"),
+        scratch=pick("CONTIMG_SCRATCH_DIR", "scratch"),
+        state=pick("CONTIMG_STATE_DIR", "state"),
+    )
 
 
 @dataclass(frozen=True)
@@ -355,14 +495,23 @@ class Settings:
             return read(name, environ)
 
         return cls(
-            directories=directories(environ), partition_start=r("CONTIMG_PARTITION_START"),
-            sensor_interval_s=r("CONTIMG_SENSOR_INTERVAL_S"), group_tolerance_s=r("CONTIMG_GROUP_TOLERANCE_S"),
-            grace_s=60.0 * r("CONTIMG_GRACE_MINUTES"), min_subbands=r("CONTIMG_MIN_SUBBANDS"),
-            min_free_gb=r("CONTIMG_MIN_FREE_GB"), allow_uncalibrated=r("CONTIMG_ALLOW_UNCALIBRATED"),
-            imaging=r("CONTIMG_IMAGING_CONFIG") or ImagingConfig(), min_coverage=r("CONTIMG_MIN_COVERAGE"),
-            pb_floor=r("CONTIMG_PB_FLOOR"), casa_timeouts=r("CONTIMG_CASA_TIMEOUT_S"),
-            drill_hang=r("CONTIMG_DRILL_HANG"), scratch_max_age_s=3600.0 * r("CONTIMG_SCRATCH_MAX_AGE_H"),
-            ms_keep_days=r("CONTIMG_MS_KEEP_DAYS"), stale_group_s=3600.0 * r("CONTIMG_STALE_GROUP_H"),
-            run_retention_days=r("CONTIMG_RUN_RETENTION_DAYS"), workspace=r("CONTIMG_WORKSPACE"),
+            directories=directories(environ),
+            partition_start=r("CONTIMG_PARTITION_START"),
+            sensor_interval_s=r("CONTIMG_SENSOR_INTERVAL_S"),
+            group_tolerance_s=r("CONTIMG_GROUP_TOLERANCE_S"),
+            grace_s=60.0 * r("CONTIMG_GRACE_MINUTES"),
+            min_subbands=r("CONTIMG_MIN_SUBBANDS"),
+            min_free_gb=r("CONTIMG_MIN_FREE_GB"),
+            allow_uncalibrated=r("CONTIMG_ALLOW_UNCALIBRATED"),
+            imaging=r("CONTIMG_IMAGING_CONFIG") or ImagingConfig(),
+            min_coverage=r("CONTIMG_MIN_COVERAGE"),
+            pb_floor=r("CONTIMG_PB_FLOOR"),
+            casa_timeouts=r("CONTIMG_CASA_TIMEOUT_S"),
+            drill_hang=r("CONTIMG_DRILL_HANG"),
+            scratch_max_age_s=3600.0 * r("CONTIMG_SCRATCH_MAX_AGE_H"),
+            ms_keep_days=r("CONTIMG_MS_KEEP_DAYS"),
+            stale_group_s=3600.0 * r("CONTIMG_STALE_GROUP_H"),
+            run_retention_days=r("CONTIMG_RUN_RETENTION_DAYS"),
+            workspace=r("CONTIMG_WORKSPACE"),
             debug=r("CONTIMG_DEBUG"),
         )

@@ -105,10 +105,18 @@ def correlator() -> Correlator:
     if ascending:
         raise ValueError("correlator_parameters.yaml: chan_ascending is true; the subband layout assumes descending")
     if len(firsts) != N_SUBBANDS or np.any(np.diff(firsts) != per_sb) or per_sb != nfreq_int * N_CHAN_PER_SUBBAND:
-        raise ValueError(f"correlator_parameters.yaml: ch0 of the corr nodes {firsts} are not {N_SUBBANDS} contiguous "
-                         f"blocks of nchan_spw={per_sb} averaged by nfreq_int={nfreq_int} to {N_CHAN_PER_SUBBAND}")
-    return Correlator(f0_hz=f0_hz, raw_channel_hz=raw_hz, n_raw_chan=n_raw, raw_per_subband=per_sb,
-                      nfreq_int=nfreq_int, first_raw_channel=tuple(firsts))
+        raise ValueError(
+            f"correlator_parameters.yaml: ch0 of the corr nodes {firsts} are not {N_SUBBANDS} contiguous "
+            f"blocks of nchan_spw={per_sb} averaged by nfreq_int={nfreq_int} to {N_CHAN_PER_SUBBAND}"
+        )
+    return Correlator(
+        f0_hz=f0_hz,
+        raw_channel_hz=raw_hz,
+        n_raw_chan=n_raw,
+        raw_per_subband=per_sb,
+        nfreq_int=nfreq_int,
+        first_raw_channel=tuple(firsts),
+    )
 
 
 SUBBAND_WIDTH_HZ = correlator().raw_per_subband * correlator().raw_channel_hz  # 384 x 30.517578125 kHz

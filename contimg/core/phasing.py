@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import HADec, ICRS, SkyCoord
+from astropy.coordinates import ICRS, HADec, SkyCoord
 from astropy.time import Time
 from astropy.utils import iers
 

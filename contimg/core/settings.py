@@ -40,7 +40,7 @@ class Layout:
     state: Path
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "Layout":
+    def from_env(cls, environ: dict | None = None) -> Layout:
         """The directories of ``CONTIMG_ROOT`` and ``CONTIMG_{INGEST,PRODUCTS,SCRATCH,STATE}_DIR``.
 
         Raises
@@ -52,11 +52,11 @@ class Layout:
         return cls(ingest=d.ingest, products=d.products, scratch=d.scratch, state=d.state)
 
     @classmethod
-    def under(cls, root: Path) -> "Layout":
+    def under(cls, root: Path) -> Layout:
         root = Path(root).absolute()
         return cls(ingest=root / "ingest", products=root / "products", scratch=root / "scratch", state=root / "state")
 
-    def ensure(self) -> "Layout":
+    def ensure(self) -> Layout:
         for d in (self.ingest, self.products, self.scratch, self.state, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         return self

@@ -13,8 +13,14 @@ import numpy as np
 __all__ = ["fold_solutions", "baseline_period", "baseline_gains", "channel_sum", "calibrate_and_bin"]
 
 
-def fold_solutions(gains: list[np.ndarray], flags: list[np.ndarray], cparam: np.ndarray, flag: np.ndarray,
-                   antenna: np.ndarray, spw: np.ndarray) -> None:
+def fold_solutions(
+    gains: list[np.ndarray],
+    flags: list[np.ndarray],
+    cparam: np.ndarray,
+    flag: np.ndarray,
+    antenna: np.ndarray,
+    spw: np.ndarray,
+) -> None:
     """Multiply one table's solutions into the running per-SPW gain products, in place.
 
     Parameters
@@ -38,12 +44,16 @@ def fold_solutions(gains: list[np.ndarray], flags: list[np.ndarray], cparam: np.
     """
     n_rows = cparam.shape[-1]
     if len(antenna) != n_rows or len(spw) != n_rows or flag.shape != cparam.shape:
-        raise ValueError(f"a table of {n_rows} solution rows needs as many antennas and SPWs and a FLAG of "
-                         f"CPARAM's shape {cparam.shape}: got {len(antenna)}, {len(spw)} and {flag.shape}")
+        raise ValueError(
+            f"a table of {n_rows} solution rows needs as many antennas and SPWs and a FLAG of "
+            f"CPARAM's shape {cparam.shape}: got {len(antenna)}, {len(spw)} and {flag.shape}"
+        )
     n_ant = gains[0].shape[0] if gains else 0
     if n_rows and (antenna.min() < 0 or antenna.max() >= n_ant or spw.min() < 0 or spw.max() >= len(gains)):
-        raise ValueError(f"solutions for antennas {antenna.min()}..{antenna.max()} and SPWs {spw.min()}..{spw.max()}: "
-                         f"the MS has {n_ant} antennas and {len(gains)} SPWs")
+        raise ValueError(
+            f"solutions for antennas {antenna.min()}..{antenna.max()} and SPWs {spw.min()}..{spw.max()}: "
+            f"the MS has {n_ant} antennas and {len(gains)} SPWs"
+        )
     solved = [np.zeros(n_ant, bool) for _ in gains]
     for row in range(n_rows):
         a, k = int(antenna[row]), int(spw[row])
@@ -59,8 +69,9 @@ def fold_solutions(gains: list[np.ndarray], flags: list[np.ndarray], cparam: np.
 
 
 def baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
-    """n when the rows are the same n baselines in the same order at every time (the converter's
-    layout), else 0."""
+    """N when the rows are the same n baselines in the same order at every time (the converter's
+    layout), else 0.
+    """
     repeats = np.flatnonzero((a1 == a1[0]) & (a2 == a2[0]))
     n = int(repeats[1]) if repeats.size > 1 else len(a1)
     if n == 0 or len(a1) % n:
@@ -72,7 +83,8 @@ def baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
 def baseline_gains(gain: np.ndarray, gain_flag: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, int]:
     """(gg, n): the gain products g_a1 conj(g_a2) (n, chan, pol) of the first n rows, where n is the
     baseline period (the rows repeat the same baselines, so one product per baseline serves every
-    time) or all rows. A failed or non-finite solution gives 0, which flags what it touches."""
+    time) or all rows. A failed or non-finite solution gives 0, which flags what it touches.
+    """
     n = baseline_period(a1, a2) or len(a1)
     gg = gain[a1[:n]] * np.conj(gain[a2[:n]])
     gg[gain_flag[a1[:n]] | gain_flag[a2[:n]] | ~np.isfinite(gg)] = 0
@@ -81,7 +93,8 @@ def baseline_gains(gain: np.ndarray, gain_flag: np.ndarray, a1: np.ndarray, a2: 
 
 def channel_sum(a: np.ndarray, chan_bin: int) -> np.ndarray:
     """Sums of ``chan_bin`` adjacent channels of ``a`` (row, chan, pol), as one matrix product: numpy's
-    sum over a short middle axis took 0.22 s a subband, the product 0.02 s."""
+    sum over a short middle axis took 0.22 s a subband, the product 0.02 s.
+    """
     nr, nchan, npol = a.shape
     nb = nchan // chan_bin
     k = np.arange(nchan * npol)  # (chan, pol) flattened, pol fastest
@@ -90,8 +103,15 @@ def channel_sum(a: np.ndarray, chan_bin: int) -> np.ndarray:
     return (a.reshape(nr, nchan * npol) @ summing).reshape(nr, nb, npol)
 
 
-def calibrate_and_bin(data: np.ndarray, flag: np.ndarray, chan_bin: int, row_weight: np.ndarray | None = None,
-                      weight: np.ndarray | None = None, gg: np.ndarray | None = None, n_baselines: int | None = None):
+def calibrate_and_bin(
+    data: np.ndarray,
+    flag: np.ndarray,
+    chan_bin: int,
+    row_weight: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+    gg: np.ndarray | None = None,
+    n_baselines: int | None = None,
+):
     """(vis, weight, flag), each (row, chan / chan_bin, pol): ``data`` calibrated by the gain products
     ``gg`` (baseline_gains; None = none) and averaged over ``chan_bin`` channels with weights.
 
@@ -118,7 +138,7 @@ def calibrate_and_bin(data: np.ndarray, flag: np.ndarray, chan_bin: int, row_wei
     data *= weight
     if gg is not None:
         data.reshape(nr // nbl, nbl, nchan, npol)[...] *= np.conj(gg)
-        weight.reshape(nr // nbl, nbl, nchan, npol)[...] *= gg.real ** 2 + gg.imag ** 2
+        weight.reshape(nr // nbl, nbl, nchan, npol)[...] *= gg.real**2 + gg.imag**2
     wsum, acc = channel_sum(weight, chan_bin), channel_sum(data, chan_bin)
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(wsum > 0, acc / wsum, 0).astype(np.complex64)
@@ -130,13 +150,14 @@ def _bin_unflagged(data: np.ndarray, row_weight: np.ndarray, chan_bin: int, gg, 
     one weight per row and polarization: the converter's output, whose autocorrelations are flagged. The
     weights factor out of the channel sums, so no full-resolution weight array is made (a full-size
     subband in 0.08 s instead of 0.2 s): the average is sum V conj(gg) / sum |gg|^2, its weight
-    w sum |gg|^2."""
+    w sum |gg|^2.
+    """
     nr, nchan, npol = data.shape
     if gg is None:
         gg2 = np.ones((1, nchan, npol), np.float32)
     else:
         data.reshape(nr // nbl, nbl, nchan, npol)[...] *= np.conj(gg)
-        gg2 = (gg.real ** 2 + gg.imag ** 2).astype(np.float32)
+        gg2 = (gg.real**2 + gg.imag**2).astype(np.float32)
     per_bl = channel_sum(gg2, chan_bin)  # (baseline or 1, bin, pol)
     shape = (nr // per_bl.shape[0], per_bl.shape[0], per_bl.shape[1], npol)
     wsum = (row_weight.astype(np.float32).reshape(shape[0], shape[1], 1, npol) * per_bl).reshape(nr, -1, npol)

@@ -31,7 +31,8 @@ KEY_COLUMNS = ("DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "ARRAY_ID", "ANTENNA1"
 def baseline_runs(rows: dict) -> tuple[np.ndarray, np.ndarray]:
     """(order, run_starts): the row order that puts each baseline's integrations together in time,
     and the positions in that order where a run of consecutive integrations starts (a new baseline,
-    window, field or scan, or a gap of more than half an integration)."""
+    window, field or scan, or a gap of more than half an integration).
+    """
     time = np.asarray(rows["TIME"], float)
     keys = [np.asarray(rows[c]) for c in KEY_COLUMNS if c in rows]
     order = np.lexsort([time] + keys[::-1])
@@ -53,7 +54,8 @@ def baseline_runs(rows: dict) -> tuple[np.ndarray, np.ndarray]:
 class TimeAveraging:
     """Which rows average into which: built by ``plan_time_averaging`` from the row columns alone, so
     one plan serves every window whose rows line up with the ones it was made from (the averaging
-    workers apply it to their window's data; the copy's row columns get it once)."""
+    workers apply it to their window's data; the copy's row columns get it once).
+    """
 
     order: np.ndarray  # rows sorted by baseline, then time
     group_starts: np.ndarray  # positions in ``order`` where a group starts
@@ -77,7 +79,8 @@ class TimeAveraging:
 
     def average(self, data: np.ndarray, wsum: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(data, weights, flags) of the groups: ``data`` (row, chan, pol) are weighted means with
-        weights ``wsum`` (0 = flagged); the groups' weights add."""
+        weights ``wsum`` (0 = flagged); the groups' weights add.
+        """
         n = self.order.size
         # one sparse (groups x rows) product: np.add.reduceat over the row axis walks the inner axes
         # group by group (1.2 s for a full-size chunk; this takes 0.05 s)
@@ -92,15 +95,21 @@ class TimeAveraging:
 def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_loss: float) -> TimeAveraging:
     """Each baseline's runs of integrations cut into groups of the length ``baseline_time_bins`` allows
     at ``radius_rad`` (the last group of a run may be shorter). Groups are consecutive integrations
-    of one baseline; they come out sorted by time, then baseline."""
+    of one baseline; they come out sorted by time, then baseline.
+    """
     from contimg.core.constants import C_M_S
     from contimg.image.rules import baseline_time_bins  # here: workers unpickle plans, and need no astropy
 
     order, starts = baseline_runs(rows)
     n_in = order.size
     if n_in == 0:
-        return TimeAveraging(order, order, sparse.csr_matrix((0, 0), dtype=np.float32), order,
-                             {"rows_in": 0, "rows_out": 0, "max_bin": 1})
+        return TimeAveraging(
+            order,
+            order,
+            sparse.csr_matrix((0, 0), dtype=np.float32),
+            order,
+            {"rows_in": 0, "rows_out": 0, "max_bin": 1},
+        )
     run_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n_in]))
     time = np.asarray(rows["TIME"], float)[order]
     uvw = np.asarray(rows["UVW"], float)[:, order]
@@ -115,8 +124,11 @@ def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_l
     integration = float(np.median(np.asarray(rows["INTERVAL"], float)))
     run_len = np.diff(np.r_[starts, n_in])
     to_wl = freq_max_hz / C_M_S
-    bins = (baseline_time_bins(run_uv * to_wl, run_w * to_wl, integration, int(run_len.max()), radius_rad, max_loss)
-            if max_loss > 0 else np.ones(starts.size, int))
+    bins = (
+        baseline_time_bins(run_uv * to_wl, run_w * to_wl, integration, int(run_len.max()), radius_rad, max_loss)
+        if max_loss > 0
+        else np.ones(starts.size, int)
+    )
     position = np.arange(n_in) - starts[run_of_row]
     group_starts = np.flatnonzero(position % bins[run_of_row] == 0)
     count = np.diff(np.r_[group_starts, n_in])
@@ -125,6 +137,10 @@ def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_l
     first = order[group_starts]
     mean_time = np.add.reduceat(time, group_starts) / count
     by_time = np.lexsort((np.asarray(rows["ANTENNA2"])[first], np.asarray(rows["ANTENNA1"])[first], mean_time))
-    return TimeAveraging(order, group_starts, summing, by_time,
-                         {"rows_in": int(n_in), "rows_out": int(group_starts.size), "max_bin": int(bins.max())})
-
+    return TimeAveraging(
+        order,
+        group_starts,
+        summing,
+        by_time,
+        {"rows_in": int(n_in), "rows_out": int(group_starts.size), "max_bin": int(bins.max())},
+    )

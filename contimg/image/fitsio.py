@@ -20,9 +20,20 @@ from contimg.core.instrument import SITE
 __all__ = ["add_provenance", "write_fits_atomic", "beam_arcsec"]
 
 
-def add_provenance(header: fits.Header, *, rms_jy: float, peak_jy: float, expected_rms_jy: float,
-                   calset: str | None, caltables: list[str], window: str | None, imager: str, data_column: str,
-                   ms_path: str, pb_limit: float) -> fits.Header:
+def add_provenance(
+    header: fits.Header,
+    *,
+    rms_jy: float,
+    peak_jy: float,
+    expected_rms_jy: float,
+    calset: str | None,
+    caltables: list[str],
+    window: str | None,
+    imager: str,
+    data_column: str,
+    ms_path: str,
+    pb_limit: float,
+) -> fits.Header:
     """Return a copy of ``header`` with the units, QA and provenance keywords of conventions.md.
 
     Parameters
@@ -42,18 +53,19 @@ def add_provenance(header: fits.Header, *, rms_jy: float, peak_jy: float, expect
     """
     h = header.copy()
     for key, value, comment in (
-            ("BUNIT", "JY/BEAM", "Stokes I"),
-            ("QARMS", float(rms_jy), "[Jy/beam] 1.4826 MAD of residual"),
-            ("QAPEAK", float(peak_jy), "[Jy/beam] image peak"),
-            ("QAEXPRMS", float(expected_rms_jy), "[Jy/beam] radiometer noise, natural wt"),
-            ("CALSET", calset or "NONE", "caltable set applied"),
-            ("NCALTAB", len(caltables), "number of caltables applied"),
-            ("DATACOL", data_column, "MS column imaged"),
-            ("CIVERS", __version__, "contimg package version (from git)"),
-            ("CICOMMIT", git_commit(), "contimg git commit"),
-            ("WINDOW", window or "", "partition key"),
-            ("IMAGER", imager, "imager"),
-            ("PBLIMIT", float(pb_limit), "pbcor blanked below this beam level")):
+        ("BUNIT", "JY/BEAM", "Stokes I"),
+        ("QARMS", float(rms_jy), "[Jy/beam] 1.4826 MAD of residual"),
+        ("QAPEAK", float(peak_jy), "[Jy/beam] image peak"),
+        ("QAEXPRMS", float(expected_rms_jy), "[Jy/beam] radiometer noise, natural wt"),
+        ("CALSET", calset or "NONE", "caltable set applied"),
+        ("NCALTAB", len(caltables), "number of caltables applied"),
+        ("DATACOL", data_column, "MS column imaged"),
+        ("CIVERS", __version__, "contimg package version (from git)"),
+        ("CICOMMIT", git_commit(), "contimg git commit"),
+        ("WINDOW", window or "", "partition key"),
+        ("IMAGER", imager, "imager"),
+        ("PBLIMIT", float(pb_limit), "pbcor blanked below this beam level"),
+    ):
         h[key] = (value, comment)
     # CASA's exportfits writes OBSGEO-X/Y/Z of zero when its observatory table lacks the telescope
     # (offline site config): write the site's ITRF position so astropy's obsfix finds the array.

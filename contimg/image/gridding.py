@@ -36,10 +36,12 @@ class InitialImages:
     max_weight: float
 
 
-def stokes_i(data: np.ndarray, weight: np.ndarray, flags: np.ndarray,
-             cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stokes_i(
+    data: np.ndarray, weight: np.ndarray, flags: np.ndarray, cross: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(vis, weight), each (row, chan): WSClean's Stokes I of ``data``, ``weight`` and ``flags``
-    (row, chan, pol) on rows where ``cross`` (not autocorrelations); weight 0 where left out."""
+    (row, chan, pol) on rows where ``cross`` (not autocorrelations); weight 0 where left out.
+    """
     a, b = 0, data.shape[2] - 1
     vis = 0.5 * (data[..., a] + data[..., b])
     good = ~(flags[..., a] | flags[..., b]) & cross[:, None] & np.isfinite(vis)
@@ -52,7 +54,8 @@ def initial_images(parts: list, size: int, cell_arcsec: float, accuracy: float, 
     w-gridded to ``accuracy`` (ducc0's epsilon, as WSClean's -wgridder-accuracy) on ``threads``.
     A part is (uvw (3, row) in metres, channel frequencies (chan,) in Hz, data, weights and flags
     (row, chan, pol), cross (row,)); parts on different channels add. None when nothing is unflagged,
-    or when a sample lies beyond the grid's uv extent (1 / (2 pixels)), which WSClean leaves out."""
+    or when a sample lies beyond the grid's uv extent (1 / (2 pixels)), which WSClean leaves out.
+    """
     import ducc0
 
     # ducc's image has its centre at pixel n / 2 and runs through (l, m) -> (-l, -m) for the MS's uvw
@@ -68,9 +71,19 @@ def initial_images(parts: list, size: int, cell_arcsec: float, accuracy: float, 
         longest_wl = np.abs(np.asarray(uvw)[:2, used]).max() * np.max(freqs) / C_M_S
         if 2.0 * longest_wl * pixel >= 1.0:
             return None
-        grid = dict(uvw=np.ascontiguousarray(np.asarray(uvw, np.float64).T), freq=np.asarray(freqs, np.float64),
-                    wgt=w, npix_x=n, npix_y=n, pixsize_x=pixel, pixsize_y=pixel, epsilon=accuracy,
-                    do_wgridding=True, divide_by_n=True, nthreads=threads)
+        grid = dict(
+            uvw=np.ascontiguousarray(np.asarray(uvw, np.float64).T),
+            freq=np.asarray(freqs, np.float64),
+            wgt=w,
+            npix_x=n,
+            npix_y=n,
+            pixsize_x=pixel,
+            pixsize_y=pixel,
+            epsilon=accuracy,
+            do_wgridding=True,
+            divide_by_n=True,
+            nthreads=threads,
+        )
         psf = psf + ducc0.wgridder.experimental.vis2dirty(vis=np.ones_like(vis), **grid)
         dirty = dirty + ducc0.wgridder.experimental.vis2dirty(vis=vis, **grid)
         weight_sum += float(w.sum(dtype=np.float64))
@@ -80,16 +93,25 @@ def initial_images(parts: list, size: int, cell_arcsec: float, accuracy: float, 
         return None
 
     def fits_plane(image: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(image.T[size + 1:1:-1, 1:size + 1])
+        return np.ascontiguousarray(image.T[size + 1 : 1 : -1, 1 : size + 1])
 
     psf, dirty = fits_plane(psf), fits_plane(dirty)
     centre = size // 2
-    return InitialImages(psf=(psf / psf[centre, centre]).astype(np.float32),
-                         dirty=(dirty / weight_sum).astype(np.float32), weight_sum=weight_sum, n_vis=n_vis,
-                         max_weight=max_weight)
+    return InitialImages(
+        psf=(psf / psf[centre, centre]).astype(np.float32),
+        dirty=(dirty / weight_sum).astype(np.float32),
+        weight_sum=weight_sum,
+        n_vis=n_vis,
+        max_weight=max_weight,
+    )
 
 
 def wsclean_keywords(images: InitialImages) -> dict:
     """The FITS keywords WSClean reads from a PSF or dirty image it is asked to reuse."""
-    return {"WSCIMGWG": images.weight_sum, "WSCNORMF": images.weight_sum, "WSCVWSUM": images.weight_sum,
-            "WSCNVIS": float(images.n_vis), "WSCENVIS": images.weight_sum / images.max_weight}
+    return {
+        "WSCIMGWG": images.weight_sum,
+        "WSCNORMF": images.weight_sum,
+        "WSCVWSUM": images.weight_sum,
+        "WSCNVIS": float(images.n_vis),
+        "WSCENVIS": images.weight_sum / images.max_weight,
+    }

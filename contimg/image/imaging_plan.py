@@ -51,8 +51,10 @@ def plan_imaging(prep: dict, info: dict, cfg: ImagingConfig) -> ImagingPlan:
         If ``info`` holds no unflagged cross-correlation time (nothing to image: the caller says so first).
     """
     if not info["unflagged_cross_seconds"]:
-        raise ValueError(f"no unflagged cross-correlation data to plan an image for "
-                         f"(unflagged_cross_seconds {info['unflagged_cross_seconds']!r})")
+        raise ValueError(
+            f"no unflagged cross-correlation data to plan an image for "
+            f"(unflagged_cross_seconds {info['unflagged_cross_seconds']!r})"
+        )
     if prep.get("cell_arcsec"):  # the grid the copy's imaging weights were made for
         cell, size = prep["cell_arcsec"], prep["size_px"]
     else:

@@ -23,8 +23,15 @@ from contimg.core.constants import C_M_S
 from contimg.image import rules
 from contimg.image.weighting import briggs_weighting, noise_factor
 
-__all__ = ["CopyPart", "windows_line_up", "merge_loss", "windows_as_parts", "binned_channels", "image_grid",
-           "put_briggs_weights"]
+__all__ = [
+    "CopyPart",
+    "windows_line_up",
+    "merge_loss",
+    "windows_as_parts",
+    "binned_channels",
+    "image_grid",
+    "put_briggs_weights",
+]
 
 # arcsec digits the imagers are told the cell with (run_wsclean's -scale, tclean's cell): the copy's
 # Briggs weights are made on the grid the imagers will use, so on the rounded cell
@@ -48,8 +55,12 @@ def windows_line_up(rows: dict, blocks: dict, order: list) -> bool:
     """
     first = blocks[order[0]]
     a1, a2 = rows["ANTENNA1"][first], rows["ANTENNA2"][first]
-    return all(blocks[k].size == first.size and np.array_equal(rows["ANTENNA1"][blocks[k]], a1)
-               and np.array_equal(rows["ANTENNA2"][blocks[k]], a2) for k in order[1:])
+    return all(
+        blocks[k].size == first.size
+        and np.array_equal(rows["ANTENNA1"][blocks[k]], a1)
+        and np.array_equal(rows["ANTENNA2"][blocks[k]], a2)
+        for k in order[1:]
+    )
 
 
 def merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float | None:
@@ -67,8 +78,16 @@ def merge_loss(rows: dict, blocks: dict, order: list, freqs_hz: list) -> float |
     return rules.time_merge_loss(uvw, np.array(freqs_hz), 0.5 * fwhm_rad(min(freqs_hz)))
 
 
-def windows_as_parts(rows: dict, first_rows: dict | None, blocks: dict, order: list, averaged: dict, plans: dict,
-                     freqs: list, merged: bool) -> list[CopyPart]:
+def windows_as_parts(
+    rows: dict,
+    first_rows: dict | None,
+    blocks: dict,
+    order: list,
+    averaged: dict,
+    plans: dict,
+    freqs: list,
+    merged: bool,
+) -> list[CopyPart]:
     """The windows, averaged in time by the workers with ``plans``, as parts of the copy.
 
     Parameters
@@ -95,8 +114,10 @@ def windows_as_parts(rows: dict, first_rows: dict | None, blocks: dict, order: l
     list of CopyPart
     """
     if not merged:
-        return [CopyPart(plans[k].rows({c: v[..., blocks[k]] for c, v in rows.items()}), *averaged[k], f)
-                for k, f in zip(order, freqs)]
+        return [
+            CopyPart(plans[k].rows({c: v[..., blocks[k]] for c, v in rows.items()}), *averaged[k], f)
+            for k, f in zip(order, freqs)
+        ]
     first = blocks[order[0]]
     merged_rows = dict(first_rows) if first_rows is not None else {c: v[..., first] for c, v in rows.items()}
     merged_rows["TIME"] = merged_rows["TIME_CENTROID"] = np.mean([rows["TIME"][blocks[k]] for k in order], axis=0)
@@ -115,10 +136,13 @@ def binned_channels(freqs: list, widths: list, chan_bin: int) -> list[tuple[np.n
         If ``chan_bin`` is not a positive divisor of every window's number of channels.
     """
     if chan_bin < 1 or any(len(f) % chan_bin for f in freqs):
-        raise ValueError(f"chan_bin must be a positive divisor of every window's channel count "
-                         f"{sorted({len(f) for f in freqs})}, got {chan_bin}")
-    return [(f.reshape(-1, chan_bin).mean(axis=1), wd.reshape(-1, chan_bin).sum(axis=1))
-            for f, wd in zip(freqs, widths)]
+        raise ValueError(
+            f"chan_bin must be a positive divisor of every window's channel count "
+            f"{sorted({len(f) for f in freqs})}, got {chan_bin}"
+        )
+    return [
+        (f.reshape(-1, chan_bin).mean(axis=1), wd.reshape(-1, chan_bin).sum(axis=1)) for f, wd in zip(freqs, widths)
+    ]
 
 
 def image_grid(parts: list[CopyPart], cfg) -> tuple[float | None, int | None]:
@@ -166,6 +190,6 @@ def put_briggs_weights(parts: list[CopyPart], size_px: int, cell_arcsec: float, 
     start = 0
     for _, _, wsum, _, _ in parts:
         n = wsum.shape[0] * wsum.shape[1]
-        wsum *= factor[start:start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
+        wsum *= factor[start : start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
         start += n
     return noise_factor(natural, factor), uv_cells

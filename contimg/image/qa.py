@@ -7,8 +7,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage, optimize
 
-__all__ = ["robust_rms", "ImageQA", "image_qa", "fit_point_source", "rms_verdict", "ImageVerdict", "image_verdict",
-           "MAD_TO_SIGMA", "RMS_LIMIT_OVER_EXPECTED"]
+__all__ = [
+    "robust_rms",
+    "ImageQA",
+    "image_qa",
+    "fit_point_source",
+    "rms_verdict",
+    "ImageVerdict",
+    "image_verdict",
+    "MAD_TO_SIGMA",
+    "RMS_LIMIT_OVER_EXPECTED",
+]
 
 MAD_TO_SIGMA = 1.4826  # sigma of a Gaussian = 1.4826 x median absolute deviation
 # An image whose rms exceeds the radiometer expectation (natural weighting) by this factor fails QA:
@@ -37,7 +46,7 @@ class ImageQA:
 
 
 def image_qa(image: np.ndarray, residual: np.ndarray | None = None, *, detect_sigma: float = 5.0) -> ImageQA:
-    """rms from the residual (or the image), peak, dynamic range, islands above ``detect_sigma``."""
+    """Rms from the residual (or the image), peak, dynamic range, islands above ``detect_sigma``."""
     rms = robust_rms(residual if residual is not None else image)
     peak = float(np.nanmax(image))
     mask = np.nan_to_num(image, nan=0.0) > detect_sigma * rms
@@ -45,8 +54,9 @@ def image_qa(image: np.ndarray, residual: np.ndarray | None = None, *, detect_si
     return ImageQA(rms, peak, peak / rms if rms > 0 else float("inf"), int(n))
 
 
-def fit_point_source(image: np.ndarray, x0: float, y0: float, bmaj_px: float, bmin_px: float, bpa_deg: float,
-                     box: int = 12) -> tuple[float, float, float]:
+def fit_point_source(
+    image: np.ndarray, x0: float, y0: float, bmaj_px: float, bmin_px: float, bpa_deg: float, box: int = 12
+) -> tuple[float, float, float]:
     """Fit the restoring beam (fixed shape) to a source near pixel (x0, y0): returns (flux, x, y).
 
     For a point source in a restored image (Jy/beam) the fitted amplitude is its flux; fitting
@@ -54,8 +64,8 @@ def fit_point_source(image: np.ndarray, x0: float, y0: float, bmaj_px: float, bm
     ``bpa_deg`` follows the FITS convention (east of north, i.e. from +y towards -x).
     """
     xi, yi = int(round(x0)), int(round(y0))
-    ys, xs = np.mgrid[yi - box:yi + box + 1, xi - box:xi + box + 1]
-    cut = image[yi - box:yi + box + 1, xi - box:xi + box + 1]
+    ys, xs = np.mgrid[yi - box : yi + box + 1, xi - box : xi + box + 1]
+    cut = image[yi - box : yi + box + 1, xi - box : xi + box + 1]
     sx, sy = bmin_px / 2.3548, bmaj_px / 2.3548
     pa = np.radians(bpa_deg)
 

@@ -9,8 +9,8 @@ Importable without CASA or Dagster.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["ImageReport"]
@@ -100,7 +100,8 @@ class ImageReport:
         unknown = sorted(set(data) - known)
         missing = [name for name in required if name not in data]
         if unknown or missing:
-            raise ValueError(f"not an image report: missing key(s) {missing or 'none'}, unknown key(s) "
-                             f"{unknown or 'none'}; the keys are the fields of contimg.image.report.ImageReport")
+            raise ValueError(
+                f"not an image report: missing key(s) {missing or 'none'}, unknown key(s) "
+                f"{unknown or 'none'}; the keys are the fields of contimg.image.report.ImageReport"
+            )
         return cls(**data)
-

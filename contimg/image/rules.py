@@ -20,8 +20,17 @@ from contimg.core.beam import C_M_S, fwhm_rad
 from contimg.core.config import SettingsError
 from contimg.core.instrument import SEFD_JY
 
-__all__ = ["ImagingConfig", "cell_arcsec", "image_size_px", "expected_image_noise_jy", "smearing_loss", "channel_bin",
-           "time_merge_loss", "time_smearing_loss", "baseline_time_bins"]
+__all__ = [
+    "ImagingConfig",
+    "cell_arcsec",
+    "image_size_px",
+    "expected_image_noise_jy",
+    "smearing_loss",
+    "channel_bin",
+    "time_merge_loss",
+    "time_smearing_loss",
+    "baseline_time_bins",
+]
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,8 @@ class ImagingConfig:
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
         """mgain, or by the data: 0.7 naturally weighted; with Briggs weights 0.98 when the copy's
         ``effective_uv_cells`` (contimg.weighting.briggs_weighting; the PSF's rms is 1 / sqrt of it)
-        reach deep_clean_min_uv_cells, else (or unknown: the imager weights) 0.9."""
+        reach deep_clean_min_uv_cells, else (or unknown: the imager weights) 0.9.
+        """
         if self.mgain > 0:
             return self.mgain
         if self.weighting != "briggs":
@@ -115,8 +125,12 @@ class ImagingConfig:
             problem = f"min_size_px={self.min_size_px} is above max_size_px={self.max_size_px} (set both)"
             problems.append(("min_size_px", problem))
         if problems:
-            raise SettingsError("ImagingConfig", {p[0]: getattr(self, p[0]) for p in problems},
-                                ALLOWED_IMAGING, "; ".join(p[1] for p in problems))
+            raise SettingsError(
+                "ImagingConfig",
+                {p[0]: getattr(self, p[0]) for p in problems},
+                ALLOWED_IMAGING,
+                "; ".join(p[1] for p in problems),
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -156,11 +170,13 @@ class ImagingConfig:
         try:
             overrides = json.loads(text)
         except json.JSONDecodeError as err:
-            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING,
-                                f"not JSON ({err.msg} at character {err.pos})") from None
+            raise SettingsError(
+                "ImagingConfig", text, ALLOWED_IMAGING, f"not JSON ({err.msg} at character {err.pos})"
+            ) from None
         if not isinstance(overrides, dict):
-            raise SettingsError("ImagingConfig", text, ALLOWED_IMAGING,
-                                f"a JSON {type(overrides).__name__}, not an object")
+            raise SettingsError(
+                "ImagingConfig", text, ALLOWED_IMAGING, f"a JSON {type(overrides).__name__}, not an object"
+            )
         return cls.from_mapping(overrides)
 
 
@@ -172,24 +188,24 @@ _INT, _FLOAT, _BOOL = "an integer", "a number", "true or false"
 IMAGING_FIELD_RULES: dict[str, tuple] = {
     "imager": ({"wsclean", "tclean"},),
     "weighting": ({"briggs", "natural"},),
-    "robust": (_FLOAT, -2.0, 2.0, False, False),          # Briggs' robustness runs from -2 (uniform) to 2 (natural)
+    "robust": (_FLOAT, -2.0, 2.0, False, False),  # Briggs' robustness runs from -2 (uniform) to 2 (natural)
     "pixels_per_beam": (_FLOAT, 0.0, None, True, False),
     "field_fwhm": (_FLOAT, 0.0, None, True, False),
     "max_size_px": (_INT, 1, None, False, False),
     "min_size_px": (_INT, 1, None, False, False),
     "niter": (_INT, 0, None, False, False),
     "threshold_sigma": (_FLOAT, 0.0, None, False, False),
-    "mgain": (_FLOAT, 0.0, 1.0, False, False),            # 0 = chosen by the data
+    "mgain": (_FLOAT, 0.0, 1.0, False, False),  # 0 = chosen by the data
     "deep_clean_min_uv_cells": (_FLOAT, 0.0, None, False, False),
     "nmiter": (_INT, 1, None, False, False),
     "wgridder_accuracy": (_FLOAT, 0.0, 1.0, True, True),  # a relative error
     "auto_mask_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off
-    "chan_average": (_INT, 0, None, False, False),        # 0 = chosen by the data, 1 = none
+    "chan_average": (_INT, 0, None, False, False),  # 0 = chosen by the data, 1 = none
     "max_smearing_loss": (_FLOAT, 0.0, 1.0, False, True),  # fractions of a peak
     "max_merge_loss": (_FLOAT, 0.0, 1.0, False, True),
     "max_time_smearing_loss": (_FLOAT, 0.0, 1.0, False, True),
     "briggs_in_copy": (_BOOL,),
-    "pb_limit": (_FLOAT, 0.0, 1.0, True, True),           # a primary-beam response
+    "pb_limit": (_FLOAT, 0.0, 1.0, True, True),  # a primary-beam response
     "pb_time_samples": (_INT, 1, None, False, False),
     "initial_images_by_ducc0": (_BOOL,),
     "initial_images_min_uv_cells": (_FLOAT, 0.0, None, False, False),
@@ -246,8 +262,9 @@ def image_size_px(cell: float, min_freq_hz: float, config: ImagingConfig = Imagi
     return int(np.clip(n, config.min_size_px, config.max_size_px))
 
 
-def expected_image_noise_jy(n_unflagged_cross_vis: int, channel_width_hz: float, integration_s: float,
-                            sefd_jy: float = SEFD_JY) -> float:
+def expected_image_noise_jy(
+    n_unflagged_cross_vis: int, channel_width_hz: float, integration_s: float, sefd_jy: float = SEFD_JY
+) -> float:
     """Radiometer noise of a naturally weighted Stokes I image.
 
     Each unflagged cross-correlation visibility (one polarisation, one channel, one integration)
@@ -264,7 +281,8 @@ def smearing_loss(bin_width_hz: float, freq_hz: float, radius_rad: float, resolu
     """Fractional loss of a point source's peak from averaging ``bin_width_hz`` of bandwidth, at
     ``radius_rad`` from the phase centre: the source is smeared radially over b = r dnu / nu, and the
     peak is the mean of a Gaussian beam (FWHM ``resolution_rad``) over that segment,
-    ``sqrt(pi) erf(g b / 2) / (g b)`` with b in beams and g = 2 sqrt(ln 2) (Thompson, Moran & Swenson 6.4)."""
+    ``sqrt(pi) erf(g b / 2) / (g b)`` with b in beams and g = 2 sqrt(ln 2) (Thompson, Moran & Swenson 6.4).
+    """
     from math import erf, log, pi, sqrt
 
     b = bin_width_hz / freq_hz * radius_rad / resolution_rad
@@ -274,10 +292,12 @@ def smearing_loss(bin_width_hz: float, freq_hz: float, radius_rad: float, resolu
     return float(1.0 - sqrt(pi) * erf(g * b / 2.0) / (g * b))
 
 
-def channel_bin(n_chan: int, channel_width_hz: float, freq_min_hz: float, max_baseline_m: float,
-                max_loss: float = 0.03) -> int:
+def channel_bin(
+    n_chan: int, channel_width_hz: float, freq_min_hz: float, max_baseline_m: float, max_loss: float = 0.03
+) -> int:
     """The largest divisor of ``n_chan`` whose averaged channel smears a source at the primary beam's
-    half-power radius (at the lowest frequency) by at most ``max_loss``; 1 if none does."""
+    half-power radius (at the lowest frequency) by at most ``max_loss``; 1 if none does.
+    """
     radius = 0.5 * fwhm_rad(freq_min_hz)
     resolution = C_M_S / freq_min_hz / max_baseline_m
     best = 1
@@ -296,7 +316,8 @@ def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) 
     mean uvw instead of its own shifts its phase by 2 pi (du l + dv m + dw (n - 1)) for a source at
     (l, m); in the worst direction at radius r that is 2 pi (|d(u,v)| r + |dw| r^2 / 2) wavelengths.
     The loss is 1 - the mean cosine of that phase over windows and rows (a source's peak is the mean
-    of its visibilities' real parts after phasing to it)."""
+    of its visibilities' real parts after phasing to it).
+    """
     uvw = np.asarray(uvw_m, dtype=float)
     d = uvw - uvw.mean(axis=0)
     d_uv = np.hypot(d[:, 0], d[:, 1])
@@ -307,7 +328,8 @@ def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) 
 
 def _worst_direction_turns(d_uv, d_w, radius_rad: float) -> np.ndarray:
     """Phase error in turns, in the worst direction at ``radius_rad``, of a visibility whose (u, v) is
-    off by ``d_uv`` and w by ``d_w``: |d(u,v)| r + |dw| r^2 / 2 (the w term through n - 1 ~ -r^2 / 2)."""
+    off by ``d_uv`` and w by ``d_w``: |d(u,v)| r + |dw| r^2 / 2 (the w term through n - 1 ~ -r^2 / 2).
+    """
     return np.asarray(d_uv, float) * radius_rad + np.abs(np.asarray(d_w, float)) * radius_rad**2 / 2.0
 
 
@@ -317,16 +339,19 @@ def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float
 
     The visibility phase 2 pi (u l + v m + w (n - 1)) then drifts linearly by
     dphi = 2 pi (|duv/dt| r + |dw/dt| r^2 / 2) T in the worst direction, and the mean of exp(i phi)
-    over the interval is sin(dphi / 2) / (dphi / 2) (Thompson, Moran & Swenson 6.4, for a ramp)."""
+    over the interval is sin(dphi / 2) / (dphi / 2) (Thompson, Moran & Swenson 6.4, for a ramp).
+    """
     turns = _worst_direction_turns(uv_rate_wl_s, w_rate_wl_s, radius_rad) * np.asarray(averaging_s, float)
     return 1.0 - np.sinc(turns)  # np.sinc(x) = sin(pi x) / (pi x), and dphi / 2 = pi * turns
 
 
-def baseline_time_bins(uv_rate_wl_s, w_rate_wl_s, integration_s: float, max_bin: int, radius_rad: float,
-                       max_loss: float = 0.03) -> np.ndarray:
+def baseline_time_bins(
+    uv_rate_wl_s, w_rate_wl_s, integration_s: float, max_bin: int, radius_rad: float, max_loss: float = 0.03
+) -> np.ndarray:
     """Integrations to average per baseline: the largest k <= ``max_bin`` whose time smearing over
     k integrations loses at most ``max_loss`` at ``radius_rad``, and never less than 1 (a baseline
-    that already smears more in one integration keeps its integrations as they are)."""
+    that already smears more in one integration keeps its integrations as they are).
+    """
     uv = np.asarray(uv_rate_wl_s, float)
     w = np.asarray(w_rate_wl_s, float)
     bins = np.ones(uv.shape, dtype=int)

@@ -16,8 +16,9 @@ import numpy as np
 __all__ = ["briggs_weighting", "noise_factor"]
 
 
-def briggs_weighting(u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int,
-                     robust: float) -> tuple[np.ndarray, float]:
+def briggs_weighting(
+    u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int, robust: float
+) -> tuple[np.ndarray, float]:
     """(factors, effective number of uv cells).
 
     Factors: 1 / (1 + W_k f^2), by which each sample's natural ``weight`` is multiplied (same shape).
@@ -29,7 +30,8 @@ def briggs_weighting(u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cel
     Effective uv cells: (sum_k W'_k)^2 / sum_k W'_k^2 over the cells' Briggs-weighted sums
     W'_k = W_k / (1 + W_k f^2), sample and conjugate: how many independent uv samples the image
     has. The PSF's rms over the image is 1 / sqrt of it (Parseval), so its sidelobes fall as it
-    grows (a drift-scan snapshot of 96 antennas: ~8e4; of 24: ~3e3)."""
+    grows (a drift-scan snapshot of 96 antennas: ~8e4; of 24: ~3e3).
+    """
     u_wl, v_wl, weight = (np.asarray(a, float).ravel() for a in (u_wl, v_wl, weight))
     iu, iv = np.rint(u_wl / cell_wl), np.rint(v_wl / cell_wl)
     limit = (n - 1) // 2
@@ -56,7 +58,8 @@ def noise_factor(weight: np.ndarray, factor: np.ndarray) -> float:
     """Image noise with weights ``weight * factor`` over that with ``weight`` (natural weighting).
 
     A sample of natural weight w has variance kappa / w; the weighted mean of samples with
-    weights w d has variance kappa sum(w d^2) / (sum w d)^2, the natural one kappa / sum(w)."""
+    weights w d has variance kappa sum(w d^2) / (sum w d)^2, the natural one kappa / sum(w).
+    """
     w = np.asarray(weight, float).ravel()
     d = np.asarray(factor, float).ravel()
     wd = np.sum(w * d)

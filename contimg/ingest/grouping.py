@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from contimg.core.instrument import N_SUBBANDS
 
-__all__ = ["FileEntry", "Group", "Decision", "parse_name", "is_temporary", "window_key", "window_start",
-           "group_files", "decide", "TOLERANCE_S", "WINDOW_FMT"]
+__all__ = [
+    "FileEntry",
+    "Group",
+    "Decision",
+    "parse_name",
+    "is_temporary",
+    "window_key",
+    "window_start",
+    "group_files",
+    "decide",
+    "TOLERANCE_S",
+    "WINDOW_FMT",
+]
 
 NAME = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})_sb(?P<sb>\d{2})\.hdf5$")
 WINDOW_FMT = "%Y-%m-%dT%H:%M"
@@ -80,7 +91,8 @@ def window_key(stamp: datetime) -> str:
 
 def group_files(entries, tolerance_s: float = TOLERANCE_S) -> list[Group]:
     """Group parseable entries into chunks (sorted by start). The first file of a subband wins;
-    later files of the same subband are duplicates."""
+    later files of the same subband are duplicates.
+    """
     parsed = sorted((p[0], p[1], e.name, e) for e in entries if (p := parse_name(e.name)))
     groups: list[Group] = []
     for stamp, sb, _, entry in parsed:
@@ -94,8 +106,9 @@ def group_files(entries, tolerance_s: float = TOLERANCE_S) -> list[Group]:
     return groups
 
 
-def decide(group: Group, *, stable: bool, first_seen: datetime, now: datetime, grace_s: float,
-           min_subbands: int) -> Decision:
+def decide(
+    group: Group, *, stable: bool, first_seen: datetime, now: datetime, grace_s: float, min_subbands: int
+) -> Decision:
     """What the sensor does with a group this tick.
 
     A complete group whose file sizes did not change since the last tick runs. After the grace
@@ -110,14 +123,18 @@ def decide(group: Group, *, stable: bool, first_seen: datetime, now: datetime, g
     if len(group.files) >= min_subbands:
         if not stable:
             return Decision("wait", "files still growing")
-        return Decision("run", f"grace period over: running with {len(group.files)}/16 subbands, missing {group.missing}")
-    return Decision("incomplete", f"only {len(group.files)}/16 subbands after {grace_s:.0f} s (minimum {min_subbands}); "
-                                  f"missing {group.missing}")
+        return Decision(
+            "run", f"grace period over: running with {len(group.files)}/16 subbands, missing {group.missing}"
+        )
+    return Decision(
+        "incomplete",
+        f"only {len(group.files)}/16 subbands after {grace_s:.0f} s (minimum {min_subbands}); missing {group.missing}",
+    )
 
 
 def utcnow() -> datetime:
     """Naive UTC now (stamps in file names are naive UTC)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def older_than(stamp: datetime, now: datetime, days: float) -> bool:

@@ -27,8 +27,15 @@ from contimg.catalogue.ingest import (
 from contimg.core.config import read
 from contimg.ingest.grouping import FileEntry, Group, decide, group_files, is_temporary, parse_name, window_key
 
-__all__ = ["IngestSettings", "TickResult", "ChunkRequest", "scan_tick", "assemble_group", "NoFilesError",
-           "requested_before"]
+__all__ = [
+    "IngestSettings",
+    "TickResult",
+    "ChunkRequest",
+    "scan_tick",
+    "assemble_group",
+    "NoFilesError",
+    "requested_before",
+]
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class IngestSettings:
     min_subbands: int = 12  # CONTIMG_MIN_SUBBANDS
 
     @classmethod
-    def from_env(cls, environ=None) -> "IngestSettings":
+    def from_env(cls, environ=None) -> IngestSettings:
         """Read ``CONTIMG_GROUP_TOLERANCE_S``, ``CONTIMG_GRACE_MINUTES`` and ``CONTIMG_MIN_SUBBANDS``.
 
         Raises
@@ -91,8 +98,9 @@ def _settled_starts(conn: sqlite3.Connection) -> list[datetime]:
     return out
 
 
-def scan_tick(ingest_dir: Path, conn: sqlite3.Connection, cursor: dict, now: datetime,
-              settings: IngestSettings = IngestSettings()) -> TickResult:
+def scan_tick(
+    ingest_dir: Path, conn: sqlite3.Connection, cursor: dict, now: datetime, settings: IngestSettings = IngestSettings()
+) -> TickResult:
     """One sensor tick: which chunks to request now, and what to record about the other files.
 
     The cursor carries file sizes seen last tick (stability) and when each pending group was first
@@ -112,8 +120,13 @@ def scan_tick(ingest_dir: Path, conn: sqlite3.Connection, cursor: dict, now: dat
                 continue
             if parse_name(de.name) is None:
                 if de.name.endswith((".hdf5", ".h5", ".uvh5")) or "_sb" in de.name:
-                    record_file(conn, de.path, de.name, "misnamed",
-                                "name does not parse as <YYYY-MM-DDTHH:MM:SS>_sbNN.hdf5 (NN 00-15)")
+                    record_file(
+                        conn,
+                        de.path,
+                        de.name,
+                        "misnamed",
+                        "name does not parse as <YYYY-MM-DDTHH:MM:SS>_sbNN.hdf5 (NN 00-15)",
+                    )
                     result.recorded["misnamed"] = result.recorded.get("misnamed", 0) + 1
                 continue
             st = de.stat()
@@ -125,27 +138,50 @@ def scan_tick(ingest_dir: Path, conn: sqlite3.Connection, cursor: dict, now: dat
         files = list(g.files.values()) + g.duplicates
         if any(abs((g.start - s).total_seconds()) <= settings.tolerance_s for s in settled):
             for e in files:
-                record_file(conn, str(ingest_dir / e.name), e.name, "late",
-                            f"arrived after chunk {window_key(g.start)} was handled",
-                            window_key=g.window, subband=parse_name(e.name)[1], size_bytes=e.size)
+                record_file(
+                    conn,
+                    str(ingest_dir / e.name),
+                    e.name,
+                    "late",
+                    f"arrived after chunk {window_key(g.start)} was handled",
+                    window_key=g.window,
+                    subband=parse_name(e.name)[1],
+                    size_bytes=e.size,
+                )
                 result.recorded["late"] = result.recorded.get("late", 0) + 1
             continue
         for e in files:
             sizes[str(ingest_dir / e.name)] = e.size
         stable = all(prev_sizes.get(str(ingest_dir / e.name)) == e.size for e in files)
         seen = datetime.fromisoformat(first_seen.setdefault(key, now.isoformat()))
-        decision = decide(g, stable=stable, first_seen=seen, now=now, grace_s=settings.grace_s,
-                          min_subbands=settings.min_subbands)
+        decision = decide(
+            g, stable=stable, first_seen=seen, now=now, grace_s=settings.grace_s, min_subbands=settings.min_subbands
+        )
         if decision.action == "wait":
             result.waiting[key] = decision.reason
             continue
         first_seen.pop(key, None)
         if decision.action == "incomplete":
-            upsert_group(conn, g.window, start_utc=key, state="incomplete", n_subbands=len(g.files),
-                         missing_subbands=g.missing, error=decision.reason)
+            upsert_group(
+                conn,
+                g.window,
+                start_utc=key,
+                state="incomplete",
+                n_subbands=len(g.files),
+                missing_subbands=g.missing,
+                error=decision.reason,
+            )
             for e in files:
-                record_file(conn, str(ingest_dir / e.name), e.name, "excluded", decision.reason,
-                            window_key=g.window, subband=parse_name(e.name)[1], size_bytes=e.size)
+                record_file(
+                    conn,
+                    str(ingest_dir / e.name),
+                    e.name,
+                    "excluded",
+                    decision.reason,
+                    window_key=g.window,
+                    subband=parse_name(e.name)[1],
+                    size_bytes=e.size,
+                )
             result.recorded["excluded"] = result.recorded.get("excluded", 0) + len(files)
             continue
         _request(conn, ingest_dir, g, decision.reason, result)
@@ -156,15 +192,33 @@ def scan_tick(ingest_dir: Path, conn: sqlite3.Connection, cursor: dict, now: dat
 def _request(conn, ingest_dir: Path, g: Group, reason: str, result: TickResult) -> None:
     paths = [str(ingest_dir / g.files[sb].name) for sb in sorted(g.files)]
     run_key = _run_key(g.window, g.files.values())
-    upsert_group(conn, g.window, start_utc=g.start.isoformat(), state="requested", n_subbands=len(g.files),
-                 missing_subbands=g.missing, files=paths, run_key=run_key, requested_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    upsert_group(
+        conn,
+        g.window,
+        start_utc=g.start.isoformat(),
+        state="requested",
+        n_subbands=len(g.files),
+        missing_subbands=g.missing,
+        files=paths,
+        run_key=run_key,
+        requested_at=datetime.now().astimezone().isoformat(timespec="seconds"),
+    )
     for sb, e in g.files.items():
-        record_file(conn, str(ingest_dir / e.name), e.name, "accepted", None, window_key=g.window, subband=sb,
-                    size_bytes=e.size)
+        record_file(
+            conn, str(ingest_dir / e.name), e.name, "accepted", None, window_key=g.window, subband=sb, size_bytes=e.size
+        )
     for e in g.duplicates:
         chosen = g.files[parse_name(e.name)[1]].name
-        record_file(conn, str(ingest_dir / e.name), e.name, "duplicate", f"subband already provided by {chosen}",
-                    window_key=g.window, subband=parse_name(e.name)[1], size_bytes=e.size)
+        record_file(
+            conn,
+            str(ingest_dir / e.name),
+            e.name,
+            "duplicate",
+            f"subband already provided by {chosen}",
+            window_key=g.window,
+            subband=parse_name(e.name)[1],
+            size_bytes=e.size,
+        )
         result.recorded["duplicate"] = result.recorded.get("duplicate", 0) + 1
     result.requests.append(ChunkRequest(g.window, run_key, paths, reason))
 
@@ -186,8 +240,14 @@ def requested_before(conn: sqlite3.Connection, cutoff: datetime) -> list[ChunkRe
         if when.tzinfo is None:
             when = when.astimezone()
         if when < cutoff:
-            out.append(ChunkRequest(window, run_key, json.loads(files) if files else [],
-                                    f"re-requested: requested at {requested_at}, no run found"))
+            out.append(
+                ChunkRequest(
+                    window,
+                    run_key,
+                    json.loads(files) if files else [],
+                    f"re-requested: requested at {requested_at}, no run found",
+                )
+            )
     return out
 
 
@@ -196,8 +256,8 @@ def calibrator_transit(paths: list[str], conn: sqlite3.Connection | None = None,
 
     Recorded in ``calibrator_transits`` when a connection is given.
     """
-    from contimg.convert.plan import ConversionError, read_subband
     from contimg.calibrate.transit import find_transits
+    from contimg.convert.plan import ConversionError, read_subband
 
     for p in paths:
         try:
@@ -215,14 +275,21 @@ def calibrator_transit(paths: list[str], conn: sqlite3.Connection | None = None,
         return None
     best = transits[0]
     if conn is not None and window is not None:
-        record_calibrator_transit(conn, window, calibrator=best.calibrator.name, transit_mjd=best.transit_mjd,
-                                  offset_deg=best.offset_deg, pb_flux_jy=best.pb_flux_jy)
+        record_calibrator_transit(
+            conn,
+            window,
+            calibrator=best.calibrator.name,
+            transit_mjd=best.transit_mjd,
+            offset_deg=best.offset_deg,
+            pb_flux_jy=best.pb_flux_jy,
+        )
         upsert_group(conn, window, calibrator=best.calibrator.name)
     return best
 
 
-def assemble_group(ingest_dir: Path, window: str, conn: sqlite3.Connection,
-                   settings: IngestSettings = IngestSettings()) -> dict:
+def assemble_group(
+    ingest_dir: Path, window: str, conn: sqlite3.Connection, settings: IngestSettings = IngestSettings()
+) -> dict:
     """The files of ``window`` checked one by one; corrupt files are recorded and left out.
 
     Uses the files the sensor accepted for the window, or (a window materialized by hand) the
@@ -260,20 +327,30 @@ def assemble_group(ingest_dir: Path, window: str, conn: sqlite3.Connection,
             good[info.subband] = str(p)
         except (ConversionError, FileNotFoundError) as err:
             bad.append((str(p), str(err)))
-            record_file(conn, str(p), p.name, "corrupt", str(err), window_key=window,
-                        subband=stamp_sb[1] if stamp_sb else None)
+            record_file(
+                conn, str(p), p.name, "corrupt", str(err), window_key=window, subband=stamp_sb[1] if stamp_sb else None
+            )
     missing = [sb for sb in range(16) if sb not in good]
     if not good or len(good) < min(settings.min_subbands, len(paths)):
-        reason = (f"no readable subband files for window {window}" if not good else
-                  f"only {len(good)} readable subbands for window {window} (minimum {settings.min_subbands})")
-        upsert_group(conn, window, start_utc=start, state="failed", error=reason, n_subbands=len(good),
-                     missing_subbands=missing)
+        reason = (
+            f"no readable subband files for window {window}"
+            if not good
+            else f"only {len(good)} readable subbands for window {window} (minimum {settings.min_subbands})"
+        )
+        upsert_group(
+            conn, window, start_utc=start, state="failed", error=reason, n_subbands=len(good), missing_subbands=missing
+        )
         raise NoFilesError(reason + ("; unreadable: " + "; ".join(r for _, r in bad) if bad else ""))
     files = [good[sb] for sb in sorted(good)]
-    upsert_group(conn, window, start_utc=start, state="grouped", n_subbands=len(good), missing_subbands=missing,
-                 files=files)
+    upsert_group(
+        conn, window, start_utc=start, state="grouped", n_subbands=len(good), missing_subbands=missing, files=files
+    )
     for sb, p in good.items():
         record_file(conn, p, Path(p).name, "accepted", None, window_key=window, subband=sb)
-    return {"window": window, "files": files, "missing_subbands": missing, "corrupt": bad,
-            "sizes": {p: Path(p).stat().st_size for p in files}}
-
+    return {
+        "window": window,
+        "files": files,
+        "missing_subbands": missing,
+        "corrupt": bad,
+        "sizes": {p: Path(p).stat().st_size for p in files},
+    }

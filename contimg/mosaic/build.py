@@ -37,8 +37,16 @@ from astropy.wcs import WCS
 from contimg import __version__, git_commit
 from contimg.image.qa import robust_rms
 
-__all__ = ["MosaicInput", "MosaicResult", "read_input", "strip_wcs", "build_mosaic", "DEFAULT_PB_FLOOR",
-           "PIXELS_PER_BEAM", "regrid"]
+__all__ = [
+    "MosaicInput",
+    "MosaicResult",
+    "read_input",
+    "strip_wcs",
+    "build_mosaic",
+    "DEFAULT_PB_FLOOR",
+    "PIXELS_PER_BEAM",
+    "regrid",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +107,11 @@ def read_input(image_path, window: str = "") -> MosaicInput:
         If the rms (QARMS or 1.4826 x MAD of the data) is not a positive finite number.
     """
     image_path = Path(image_path)
-    pb = image_path.with_name(image_path.name[: -len(".fits")] + ".pb.fits") if image_path.name.endswith(".fits") \
+    pb = (
+        image_path.with_name(image_path.name[: -len(".fits")] + ".pb.fits")
+        if image_path.name.endswith(".fits")
         else image_path.with_name(image_path.name + ".pb.fits")
+    )
     if not image_path.exists() or not pb.exists():
         raise FileNotFoundError(f"mosaic input {image_path} needs {pb.name} beside it")
     header = fits.getheader(image_path)
@@ -179,8 +190,15 @@ def strip_wcs(inputs: list[MosaicInput], cell_arcsec: float | None = None, margi
     return w, (ny, nx), x_ranges
 
 
-def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAULT_PB_FLOOR,
-                 cell_arcsec: float | None = None, scratch: Path | None = None, png: bool = True) -> MosaicResult:
+def build_mosaic(
+    inputs: list[MosaicInput],
+    out_path,
+    *,
+    pb_floor: float = DEFAULT_PB_FLOOR,
+    cell_arcsec: float | None = None,
+    scratch: Path | None = None,
+    png: bool = True,
+) -> MosaicResult:
     """Mosaic ``inputs`` into ``out_path`` (+ ``STEM.noise.fits``, ``STEM.png``), written atomically.
 
     Parameters
@@ -215,7 +233,9 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_wcs, shape, x_ranges = strip_wcs(inputs, cell_arcsec)
     cell_out = abs(out_wcs.wcs.cdelt[1]) * 3600.0
-    log.info("mosaic %s: %d inputs onto %d x %d px at %.2f arcsec", out_path.name, len(inputs), shape[1], shape[0], cell_out)
+    log.info(
+        "mosaic %s: %d inputs onto %d x %d px at %.2f arcsec", out_path.name, len(inputs), shape[1], shape[0], cell_out
+    )
     scratch_dir = Path(scratch) if scratch else out_path.parent
     scratch_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.tmp-", dir=scratch_dir))
@@ -232,7 +252,7 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
             if pb.shape != img.shape:
                 raise ValueError(f"{m.pb} shape {pb.shape} differs from {m.image} {img.shape}")
             good = (pb >= pb_floor) & np.isfinite(img) & np.isfinite(pb)
-            inv_var = np.float32(1.0 / m.rms_jy ** 2)
+            inv_var = np.float32(1.0 / m.rms_jy**2)
             prod = np.empty((2,) + img.shape, dtype=np.float32)
             np.multiply(pb * inv_var, img, out=prod[0])  # w I / PB = PB I / rms^2
             np.multiply(pb * inv_var, pb, out=prod[1])  # w = PB^2 / rms^2
@@ -241,10 +261,10 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
             # rows: the image's dec range; columns: its unwrapped RA range (never the long way round)
             x0, x1 = max(0, int(np.floor(xa)) - 2), min(shape[1], int(np.ceil(xb)) + 3)
             ny_in, nx_in = prod.shape[1:]
-            _, dec_edge = w_in.pixel_to_world_values(np.r_[np.arange(nx_in), np.arange(nx_in), np.zeros(ny_in),
-                                                           np.full(ny_in, nx_in - 1)],
-                                                     np.r_[np.zeros(nx_in), np.full(nx_in, ny_in - 1),
-                                                           np.arange(ny_in), np.arange(ny_in)])
+            _, dec_edge = w_in.pixel_to_world_values(
+                np.r_[np.arange(nx_in), np.arange(nx_in), np.zeros(ny_in), np.full(ny_in, nx_in - 1)],
+                np.r_[np.zeros(nx_in), np.full(nx_in, ny_in - 1), np.arange(ny_in), np.arange(ny_in)],
+            )
             _, ys = out_wcs.world_to_pixel_values(np.full(dec_edge.size, out_wcs.wcs.crval[0]), dec_edge)
             y0, y1 = max(0, int(np.floor(np.nanmin(ys))) - 2), min(shape[0], int(np.ceil(np.nanmax(ys))) + 3)
             if x1 <= x0 or y1 <= y0:
@@ -281,9 +301,13 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
         nh.add_history("noise map: 1/sqrt(sum w)")
         _stream(tmp_main, header, acc_path, "mosaic")
         _stream(tmp_noise, nh, acc_path, "noise")
-        cols = fits.ColDefs([fits.Column("WINDOW", "24A", array=[m.window for m in used]),
-                             fits.Column("IMAGE", "256A", array=[str(m.image) for m in used]),
-                             fits.Column("RMS_JY", "D", array=[m.rms_jy for m in used])])
+        cols = fits.ColDefs(
+            [
+                fits.Column("WINDOW", "24A", array=[m.window for m in used]),
+                fits.Column("IMAGE", "256A", array=[str(m.image) for m in used]),
+                fits.Column("RMS_JY", "D", array=[m.rms_jy for m in used]),
+            ]
+        )
         with fits.open(tmp_main, mode="append") as hdul:
             hdul.append(fits.BinTableHDU.from_columns(cols, name="INPUTS"))
         png_path = None
@@ -298,8 +322,13 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
                 small = np.where(den > 0, num / den, np.nan)
                 noise_med = np.nanmedian(np.where(den > 0, 1.0 / np.sqrt(den), np.nan))
             png_path = out_path.with_suffix(".png")
-            write_png(np.nan_to_num(small), work / "preview.png", title=f"{out_path.stem}: {len(used)} images",
-                      rms=float(noise_med), max_px=2048)
+            write_png(
+                np.nan_to_num(small),
+                work / "preview.png",
+                title=f"{out_path.stem}: {len(used)} images",
+                rms=float(noise_med),
+                max_px=2048,
+            )
         noise_path = out_path.with_name(out_path.stem + ".noise.fits")
         os.replace(tmp_main, out_path)
         os.replace(tmp_noise, noise_path)
@@ -307,7 +336,9 @@ def build_mosaic(inputs: list[MosaicInput], out_path, *, pb_floor: float = DEFAU
             os.replace(work / "preview.png", png_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return MosaicResult(out_path, noise_path, png_path, len(used), shape, cell_out, [str(m.image) for m in used], skipped)
+    return MosaicResult(
+        out_path, noise_path, png_path, len(used), shape, cell_out, [str(m.image) for m in used], skipped
+    )
 
 
 def _coarse_to_fine(n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,21 +378,29 @@ def regrid(planes: np.ndarray, in_wcs: WCS, out_wcs: WCS, shape_out: tuple, *, e
             fy = (ly @ cy @ lx.T).astype(np.float32)
             out = np.empty((planes.shape[0], ny, nx), dtype=np.float32)
             for k in range(planes.shape[0]):
-                map_coordinates(planes[k], (fy, fx), output=out[k], order=1, mode="constant", cval=0.0,
-                                prefilter=False)
+                map_coordinates(planes[k], (fy, fx), output=out[k], order=1, mode="constant", cval=0.0, prefilter=False)
             return out
     from reproject import reproject_interp
 
-    arr, _ = reproject_interp((planes, in_wcs), out_wcs, shape_out=(planes.shape[0],) + tuple(shape_out),
-                              order="bilinear")
+    arr, _ = reproject_interp(
+        (planes, in_wcs), out_wcs, shape_out=(planes.shape[0],) + tuple(shape_out), order="bilinear"
+    )
     return np.nan_to_num(arr, nan=0.0).astype(np.float32)
 
 
 def _stream(path: Path, header: fits.Header, acc_path: Path, what: str) -> None:
     """Write the mosaic (num/den) or noise (1/sqrt(den)) image in row blocks, NaN where no image."""
     acc = np.load(acc_path, mmap_mode="r")
-    h = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", acc.shape[2]),
-                     ("NAXIS2", acc.shape[1]), ("EXTEND", True)])
+    h = fits.Header(
+        [
+            ("SIMPLE", True),
+            ("BITPIX", -32),
+            ("NAXIS", 2),
+            ("NAXIS1", acc.shape[2]),
+            ("NAXIS2", acc.shape[1]),
+            ("EXTEND", True),
+        ]
+    )
     h.extend(header, unique=True)
     hdu = fits.StreamingHDU(str(path), h)
     try:
@@ -369,7 +408,7 @@ def _stream(path: Path, header: fits.Header, acc_path: Path, what: str) -> None:
             if r:  # remap so the rows already written leave this process's RSS
                 del acc
                 acc = np.load(acc_path, mmap_mode="r")
-            num, den = np.array(acc[0, r:r + ROW_BLOCK]), np.array(acc[1, r:r + ROW_BLOCK])
+            num, den = np.array(acc[0, r : r + ROW_BLOCK]), np.array(acc[1, r : r + ROW_BLOCK])
             with np.errstate(invalid="ignore", divide="ignore"):
                 block = np.where(den > 0, num / den if what == "mosaic" else 1.0 / np.sqrt(den), np.nan)
             hdu.write(block.astype(">f4"))

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from contimg.catalogue.ops import record_guard_decision
 from contimg.core.config import SETTINGS, read
 
-__all__ = ["GuardDecision", "DEFAULT_MIN_FREE_GB", "min_free_gb_from_env", "free_space_gb", "check_free_space",
-           "record_guard_event", "guard"]
+__all__ = [
+    "GuardDecision",
+    "DEFAULT_MIN_FREE_GB",
+    "min_free_gb_from_env",
+    "free_space_gb",
+    "check_free_space",
+    "record_guard_event",
+    "guard",
+]
 
 # 288 MS a day at 2-5 GB each is ~1 TB/day; 20 GB is a few chunks' worth of headroom (MS + image + scratch).
 DEFAULT_MIN_FREE_GB = SETTINGS["CONTIMG_MIN_FREE_GB"].default  # 20.0
@@ -62,8 +69,9 @@ def free_space_gb(paths: Iterable[Path], *, usage: Callable = shutil.disk_usage)
     return out
 
 
-def check_free_space(paths: Iterable[Path], min_free_gb: float, *,
-                     usage: Callable = shutil.disk_usage) -> GuardDecision:
+def check_free_space(
+    paths: Iterable[Path], min_free_gb: float, *, usage: Callable = shutil.disk_usage
+) -> GuardDecision:
     """Hold when any of ``paths`` has less than ``min_free_gb`` GB free.
 
     Parameters
@@ -88,15 +96,17 @@ def check_free_space(paths: Iterable[Path], min_free_gb: float, *,
     low = {p: gb for p, gb in free.items() if gb < min_free_gb}
     if low:
         worst = min(low, key=low.get)
-        reason = (f"holding new runs: {low[worst]:.1f} GB free on {worst}, below CONTIMG_MIN_FREE_GB="
-                  f"{min_free_gb:g}" + (f" (and {len(low) - 1} more path(s))" if len(low) > 1 else ""))
+        reason = f"holding new runs: {low[worst]:.1f} GB free on {worst}, below CONTIMG_MIN_FREE_GB={min_free_gb:g}" + (
+            f" (and {len(low) - 1} more path(s))" if len(low) > 1 else ""
+        )
         return GuardDecision(True, reason, free)
     worst = min(free, key=free.get)
     return GuardDecision(False, f"ok: at least {free[worst]:.1f} GB free (minimum {min_free_gb:g} GB)", free)
 
 
-def record_guard_event(conn: sqlite3.Connection, decision: GuardDecision, min_free_gb: float, *,
-                       only_on_change: bool = True) -> bool:
+def record_guard_event(
+    conn: sqlite3.Connection, decision: GuardDecision, min_free_gb: float, *, only_on_change: bool = True
+) -> bool:
     """Record the decision in ``disk_guard_events``; by default only when it differs from the last one.
 
     Returns
@@ -105,8 +115,9 @@ def record_guard_event(conn: sqlite3.Connection, decision: GuardDecision, min_fr
         True when a row was written.
     """
     # no row for the first "ok": nothing has been held yet
-    return record_guard_decision(conn, decision.decision, decision.reason, decision.free_gb, min_free_gb,
-                                 only_on_change=only_on_change)
+    return record_guard_decision(
+        conn, decision.decision, decision.reason, decision.free_gb, min_free_gb, only_on_change=only_on_change
+    )
 
 
 def guard(layout, conn: sqlite3.Connection, min_free_gb: float | None = None) -> GuardDecision:

@@ -24,17 +24,28 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
 
 from contimg.catalogue import ops as cat
 from contimg.core.config import read
 from contimg.core.settings import Layout
 
-__all__ = ["HousekeepingSettings", "Action", "Plan", "ms_retention", "old_entries", "product_temporaries",
-           "stale_groups", "make_plan", "apply_plan", "record_action", "IN_FLIGHT_STATES"]
+__all__ = [
+    "HousekeepingSettings",
+    "Action",
+    "Plan",
+    "ms_retention",
+    "old_entries",
+    "product_temporaries",
+    "stale_groups",
+    "make_plan",
+    "apply_plan",
+    "record_action",
+    "IN_FLIGHT_STATES",
+]
 
 IN_FLIGHT_STATES = ("requested", "grouped", "converted")
 TEMP_MARKERS = (".tmp-", ".deleting-")
@@ -44,13 +55,13 @@ TEMP_MARKERS = (".tmp-", ".deleting-")
 class HousekeepingSettings:
     """Retention settings; each can be set from the environment (see :meth:`from_env`)."""
 
-    scratch_max_age_s: float = 86400.0   # CONTIMG_SCRATCH_MAX_AGE_H (upstream deleted stream_* dirs after 1 day)
-    ms_keep_days: int = 2                # CONTIMG_MS_KEEP_DAYS: the N most recent UTC days of MS are kept
-    stale_group_s: float = 6 * 3600.0    # CONTIMG_STALE_GROUP_H: in-flight groups untouched this long are stale
-    run_retention_days: float = 30.0     # CONTIMG_RUN_RETENTION_DAYS: Dagster runs (and their event logs) kept
+    scratch_max_age_s: float = 86400.0  # CONTIMG_SCRATCH_MAX_AGE_H (upstream deleted stream_* dirs after 1 day)
+    ms_keep_days: int = 2  # CONTIMG_MS_KEEP_DAYS: the N most recent UTC days of MS are kept
+    stale_group_s: float = 6 * 3600.0  # CONTIMG_STALE_GROUP_H: in-flight groups untouched this long are stale
+    run_retention_days: float = 30.0  # CONTIMG_RUN_RETENTION_DAYS: Dagster runs (and their event logs) kept
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "HousekeepingSettings":
+    def from_env(cls, environ: dict | None = None) -> HousekeepingSettings:
         """Read ``CONTIMG_SCRATCH_MAX_AGE_H``, ``CONTIMG_MS_KEEP_DAYS``, ``CONTIMG_STALE_GROUP_H``,
         ``CONTIMG_RUN_RETENTION_DAYS``.
 
@@ -59,17 +70,19 @@ class HousekeepingSettings:
         SettingsError
             If a setting is not a number or is negative (see :data:`contimg.core.config.SETTINGS`).
         """
-        return cls(scratch_max_age_s=read("CONTIMG_SCRATCH_MAX_AGE_H", environ) * 3600,
-                   ms_keep_days=read("CONTIMG_MS_KEEP_DAYS", environ),
-                   stale_group_s=read("CONTIMG_STALE_GROUP_H", environ) * 3600,
-                   run_retention_days=read("CONTIMG_RUN_RETENTION_DAYS", environ))
+        return cls(
+            scratch_max_age_s=read("CONTIMG_SCRATCH_MAX_AGE_H", environ) * 3600,
+            ms_keep_days=read("CONTIMG_MS_KEEP_DAYS", environ),
+            stale_group_s=read("CONTIMG_STALE_GROUP_H", environ) * 3600,
+            run_retention_days=read("CONTIMG_RUN_RETENTION_DAYS", environ),
+        )
 
 
 @dataclass(frozen=True)
 class Action:
     """One housekeeping decision: what to do, to which path or window, and why."""
 
-    action: str            # delete_scratch, delete_temporary, delete_ms, fail_stale_group; keep_* for kept items
+    action: str  # delete_scratch, delete_temporary, delete_ms, fail_stale_group; keep_* for kept items
     reason: str
     path: str | None = None
     window_key: str | None = None
@@ -88,15 +101,20 @@ class Plan:
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"actions": [a.to_dict() for a in self.actions], "kept": [a.to_dict() for a in self.kept],
-                "notes": list(self.notes),
-                "bytes_to_free": sum(a.size_bytes or 0 for a in self.actions)}
+        return {
+            "actions": [a.to_dict() for a in self.actions],
+            "kept": [a.to_dict() for a in self.kept],
+            "notes": list(self.notes),
+            "bytes_to_free": sum(a.size_bytes or 0 for a in self.actions),
+        }
 
 
 # ----------------------------------------------------------------------------------------- pure rules
 
-def ms_retention(ms_rows: Iterable[dict], calibrator_windows: set, imaged_windows: set, today: date,
-                 keep_days: int) -> tuple[list, list]:
+
+def ms_retention(
+    ms_rows: Iterable[dict], calibrator_windows: set, imaged_windows: set, today: date, keep_days: int
+) -> tuple[list, list]:
     """Split current measurement sets into deletions and keeps.
 
     Parameters
@@ -135,8 +153,7 @@ def ms_retention(ms_rows: Iterable[dict], calibrator_windows: set, imaged_window
         elif window not in imaged_windows:
             keep.append(Action("keep_ms", "not imaged yet (no ok image)", **common))
         else:
-            delete.append(Action("delete_ms", f"imaged, not a calibrator chunk, older than {keep_days} days",
-                                 **common))
+            delete.append(Action("delete_ms", f"imaged, not a calibrator chunk, older than {keep_days} days", **common))
     return delete, keep
 
 
@@ -175,8 +192,14 @@ def old_entries(directory: Path, now_s: float, max_age_s: float, *, action: str 
     for entry in sorted(directory.iterdir()):
         age_s = now_s - _newest_mtime(entry)
         if age_s > max_age_s:
-            out.append(Action(action, f"untouched for {age_s / 3600:.1f} h (limit {max_age_s / 3600:g} h)",
-                              path=str(entry), size_bytes=_size(entry)))
+            out.append(
+                Action(
+                    action,
+                    f"untouched for {age_s / 3600:.1f} h (limit {max_age_s / 3600:g} h)",
+                    path=str(entry),
+                    size_bytes=_size(entry),
+                )
+            )
     return out
 
 
@@ -197,16 +220,23 @@ def product_temporaries(products: Path, now_s: float, max_age_s: float, *, max_d
                 entry = root_path / name
                 age_s = now_s - _newest_mtime(entry)
                 if age_s > max_age_s:
-                    out.append(Action("delete_temporary", f"left by an interrupted write, untouched for "
-                                      f"{age_s / 3600:.1f} h", path=str(entry), size_bytes=_size(entry)))
-        dirs[:] = [d for d in dirs if not (d.startswith(".") and any(m in d for m in TEMP_MARKERS))
-                   and not d.endswith(".ms")]  # do not descend into MS tables or temporaries
+                    out.append(
+                        Action(
+                            "delete_temporary",
+                            f"left by an interrupted write, untouched for {age_s / 3600:.1f} h",
+                            path=str(entry),
+                            size_bytes=_size(entry),
+                        )
+                    )
+        dirs[:] = [
+            d for d in dirs if not (d.startswith(".") and any(m in d for m in TEMP_MARKERS)) and not d.endswith(".ms")
+        ]  # do not descend into MS tables or temporaries
     return out
 
 
 def _parse_utc(text: str) -> datetime:
     dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def stale_groups(group_rows: Iterable[dict], now: datetime, stale_s: float, active_windows: set) -> list:
@@ -217,16 +247,28 @@ def stale_groups(group_rows: Iterable[dict], now: datetime, stale_s: float, acti
             continue
         age_s = (now - _parse_utc(g["updated_at"])).total_seconds()
         if age_s > stale_s:
-            out.append(Action("fail_stale_group",
-                              f"stale: state '{g['state']}' unchanged for {age_s / 3600:.1f} h and no active run; "
-                              f"re-run with `contimg reprocess {g['window_key']}`", window_key=g["window_key"]))
+            out.append(
+                Action(
+                    "fail_stale_group",
+                    f"stale: state '{g['state']}' unchanged for {age_s / 3600:.1f} h and no active run; "
+                    f"re-run with `contimg reprocess {g['window_key']}`",
+                    window_key=g["window_key"],
+                )
+            )
     return out
 
 
 # ----------------------------------------------------------------------------------------- plan & apply
 
-def make_plan(layout: Layout, conn: sqlite3.Connection, settings: HousekeepingSettings, *,
-              now: datetime | None = None, active_windows: set | None = None) -> Plan:
+
+def make_plan(
+    layout: Layout,
+    conn: sqlite3.Connection,
+    settings: HousekeepingSettings,
+    *,
+    now: datetime | None = None,
+    active_windows: set | None = None,
+) -> Plan:
     """Everything housekeeping would do now, with what it keeps and why (nothing is changed).
 
     Parameters
@@ -234,13 +276,14 @@ def make_plan(layout: Layout, conn: sqlite3.Connection, settings: HousekeepingSe
     active_windows
         Partition keys of queued or running Dagster runs; None skips the stale-group rule.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     now_s = now.timestamp()
     plan = Plan()
     plan.actions += old_entries(layout.scratch, now_s, settings.scratch_max_age_s)
     plan.actions += product_temporaries(layout.products, now_s, settings.scratch_max_age_s)
-    delete, keep = ms_retention(cat.ms_rows(conn), cat.calibrator_windows(conn), cat.imaged_windows(conn), now.date(),
-                                settings.ms_keep_days)
+    delete, keep = ms_retention(
+        cat.ms_rows(conn), cat.calibrator_windows(conn), cat.imaged_windows(conn), now.date(), settings.ms_keep_days
+    )
     plan.actions += delete
     plan.kept += keep
     if active_windows is None:
@@ -252,8 +295,15 @@ def make_plan(layout: Layout, conn: sqlite3.Connection, settings: HousekeepingSe
 
 def record_action(conn: sqlite3.Connection, action: Action, *, run_id: str | None = None) -> None:
     """Append one row to ``housekeeping_log``."""
-    cat.log_housekeeping(conn, action=action.action, path=action.path, window_key=action.window_key,
-                         size_bytes=action.size_bytes, reason=action.reason, run_id=run_id)
+    cat.log_housekeeping(
+        conn,
+        action=action.action,
+        path=action.path,
+        window_key=action.window_key,
+        size_bytes=action.size_bytes,
+        reason=action.reason,
+        run_id=run_id,
+    )
 
 
 def _remove(path: Path) -> None:

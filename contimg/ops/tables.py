@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Iterable, Sequence
 
 __all__ = ["format_value", "render_table", "to_json", "to_csv", "human_bytes"]
 
@@ -43,13 +43,13 @@ def render_table(rows: Sequence[dict], columns: Sequence[str] | None = None, *, 
     columns = list(columns or rows[0].keys())
     cells = [[format_value(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) or r.get(c) is None
-                   for r in rows) for c in columns]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+    numeric = [
+        all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) or r.get(c) is None for r in rows)
+        for c in columns
+    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     for row in cells:
-        lines.append("  ".join(v.rjust(w) if num else v.ljust(w)
-                               for v, w, num in zip(row, widths, numeric)).rstrip())
+        lines.append("  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric)).rstrip())
     return "\n".join(lines)
 
 
@@ -63,6 +63,7 @@ def _default(obj):
 
 def to_json(obj) -> str:
     """JSON for programs (dates as ISO strings, NaN as null)."""
+
     def clean(o):
         if isinstance(o, float) and math.isnan(o):
             return None
@@ -71,6 +72,7 @@ def to_json(obj) -> str:
         if isinstance(o, (list, tuple)):
             return [clean(v) for v in o]
         return o
+
     return json.dumps(clean(obj), indent=2, default=_default)
 
 
@@ -80,6 +82,10 @@ def to_csv(rows: Iterable[dict], columns: Sequence[str]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for r in rows:
-        writer.writerow(["" if r.get(c) is None else (_default(r[c]) if isinstance(r[c], (datetime, date)) else r[c])
-                         for c in columns])
+        writer.writerow(
+            [
+                "" if r.get(c) is None else (_default(r[c]) if isinstance(r[c], (datetime, date)) else r[c])
+                for c in columns
+            ]
+        )
     return buf.getvalue()

@@ -16,5 +16,14 @@ from contimg.sim.core import DEFAULT_DEC_DEG, noise_sigma_jy, simulate, transit_
 from contimg.sim.faults import Fault, parse_faults
 from contimg.sim.sky import Source, default_sky, read_sky_csv
 
-__all__ = ["simulate", "Source", "Fault", "parse_faults", "read_sky_csv", "default_sky", "noise_sigma_jy",
-           "transit_start", "DEFAULT_DEC_DEG"]
+__all__ = [
+    "simulate",
+    "Source",
+    "Fault",
+    "parse_faults",
+    "read_sky_csv",
+    "default_sky",
+    "noise_sigma_jy",
+    "transit_start",
+    "DEFAULT_DEC_DEG",
+]

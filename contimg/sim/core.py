@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from contimg.core.instrument import (
     subband_freqs_hz,
 )
 from contimg.core.phasing import meridian_icrs
-from contimg.sim.faults import Fault, apply_after_write, parse_faults
+from contimg.sim.faults import apply_after_write, parse_faults
 from contimg.sim.model import baseline_uvw, ha_frame, sky_visibilities
 from contimg.sim.sky import Source, default_sky
 from contimg.sim.uvh5 import SubbandFile, write_subband
@@ -57,12 +57,14 @@ def noise_sigma_jy(channel_width_hz: float, integration_s: float = INTEGRATION_S
 
 def _hour_angle_hours(ra_deg: float, dec_deg: float, t: Time) -> float:
     hadec = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg).transform_to(
-        HADec(obstime=t, location=SITE, pressure=0 * u.hPa))
+        HADec(obstime=t, location=SITE, pressure=0 * u.hPa)
+    )
     return float(hadec.ha.wrap_at(12 * u.hourangle).to_value(u.hourangle))
 
 
-def transit_start(start: Time, ra_deg: float, dec_deg: float, transit_chunk: int,
-                  n_integrations: int = N_INTEGRATIONS) -> tuple[Time, Time, float]:
+def transit_start(
+    start: Time, ra_deg: float, dec_deg: float, transit_chunk: int, n_integrations: int = N_INTEGRATIONS
+) -> tuple[Time, Time, float]:
     """First start >= ``start`` that puts the transit (HA=0) of (ra, dec) at the middle of ``transit_chunk``.
 
     Chunks start every 309.24 s whatever ``n_integrations``; the middle is that of the chunk's
@@ -75,8 +77,11 @@ def transit_start(start: Time, ra_deg: float, dec_deg: float, transit_chunk: int
     t = t + ((-ha) % 24.0) / SIDEREAL_PER_SOLAR * u.hour
     for _ in range(3):  # refine (precession and aberration make the rate not exactly sidereal)
         t = t - _hour_angle_hours(ra_deg, dec_deg, t) / SIDEREAL_PER_SOLAR * u.hour
-    dec_app = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg).transform_to(
-        HADec(obstime=t, location=SITE, pressure=0 * u.hPa)).dec.deg
+    dec_app = (
+        SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg)
+        .transform_to(HADec(obstime=t, location=SITE, pressure=0 * u.hPa))
+        .dec.deg
+    )
     return t - offset, t, float(dec_app)
 
 
@@ -96,7 +101,7 @@ def _gains(rng: np.random.Generator, n_ant: int, freqs_hz: np.ndarray, sb_of_fre
 
 
 def _stamp(t: Time) -> str:
-    return t.to_datetime(timezone=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return t.to_datetime(timezone=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def simulate(
@@ -158,9 +163,16 @@ def simulate(
         if dec_deg is None:
             dec_deg = dec_app
         cal_src = Source(cal.ra_deg, cal.dec_deg, cal.flux_jy, cal.spectral_index or 0.0, cal.name)
-        cal_info = {"name": cal.name, "ra_deg": cal.ra_deg, "dec_deg": cal.dec_deg, "flux_jy": cal.flux_jy,
-                    "spectral_index": cal.spectral_index or 0.0, "transit_chunk": transit_chunk,
-                    "transit_time": t_transit.isot, "transit_mjd": t_transit.mjd}
+        cal_info = {
+            "name": cal.name,
+            "ra_deg": cal.ra_deg,
+            "dec_deg": cal.dec_deg,
+            "flux_jy": cal.flux_jy,
+            "spectral_index": cal.spectral_index or 0.0,
+            "transit_chunk": transit_chunk,
+            "transit_time": t_transit.isot,
+            "transit_mjd": t_transit.mjd,
+        }
     dec_deg = DEFAULT_DEC_DEG if dec_deg is None else float(dec_deg)
     duration_s = n_integrations * INTEGRATION_S
     if sources is None:
@@ -171,8 +183,11 @@ def simulate(
         # a calibrator is used in a clean field: default sources stay out of its beam
         if sky is None:
             cal_coord = SkyCoord(cal_src.ra_deg * u.deg, cal_src.dec_deg * u.deg)
-            sources = [s for s in sources
-                       if SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg).separation(cal_coord).deg > CALIBRATOR_CLEAR_DEG]
+            sources = [
+                s
+                for s in sources
+                if SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg).separation(cal_coord).deg > CALIBRATOR_CLEAR_DEG
+            ]
         sources = [cal_src] + sources
 
     stations = load_stations()
@@ -202,8 +217,15 @@ def simulate(
             sub_start = chunk_start + jitter * u.s
             stamp = _stamp(sub_start)
             name = f"{stamp}_sb{sb:02d}.hdf5" if "badname" not in fault_kinds else f"{stamp}_subband{sb:02d}.hdf5"
-            files.append({"subband": sb, "file": name, "start": sub_start.isot, "jitter_s": jitter,
-                          "faults": sorted(fault_kinds)})
+            files.append(
+                {
+                    "subband": sb,
+                    "file": name,
+                    "start": sub_start.isot,
+                    "jitter_s": jitter,
+                    "faults": sorted(fault_kinds),
+                }
+            )
             if "missing" in fault_kinds:
                 continue
             times = sub_start + (np.arange(n_integrations) + 0.5) * INTEGRATION_S * u.s
@@ -251,8 +273,15 @@ def simulate(
             )
             path = write_subband(out_dir / name, sub)
             apply_after_write(path, fault_kinds, sub_rng)
-        truth_chunks.append({"index": c, "start": chunk_start.isot, "start_mjd": chunk_start.mjd,
-                             "mid_mjd": (chunk_start + duration_s / 2 * u.s).mjd, "files": files})
+        truth_chunks.append(
+            {
+                "index": c,
+                "start": chunk_start.isot,
+                "start_mjd": chunk_start.mjd,
+                "mid_mjd": (chunk_start + duration_s / 2 * u.s).mjd,
+                "files": files,
+            }
+        )
 
     gains_file = out_dir / "truth_gains.npz"
     order = np.argsort(freqs_all)
@@ -282,4 +311,3 @@ def simulate(
     tmp.write_text(json.dumps(truth, indent=2))
     os.replace(tmp, out_dir / "truth.json")
     return truth
-

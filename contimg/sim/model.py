@@ -39,8 +39,9 @@ def source_directions(sources: list[Source], times: Time) -> np.ndarray:
     ra = np.array([s.ra_deg for s in sources])
     dec = np.array([s.dec_deg for s in sources])
     n_t = len(times)
-    coords = SkyCoord(ra=np.broadcast_to(ra, (n_t, len(ra))) * u.deg,
-                      dec=np.broadcast_to(dec, (n_t, len(dec))) * u.deg, frame="icrs")
+    coords = SkyCoord(
+        ra=np.broadcast_to(ra, (n_t, len(ra))) * u.deg, dec=np.broadcast_to(dec, (n_t, len(dec))) * u.deg, frame="icrs"
+    )
     frame = HADec(obstime=times[:, None], location=SITE, pressure=0 * u.hPa)
     hadec = coords.transform_to(frame)
     return _unit(hadec.ha.to_value(u.rad), hadec.dec.to_value(u.rad))
@@ -52,7 +53,7 @@ def pointing_direction(dec_deg: float) -> np.ndarray:
 
 
 def baseline_uvw(b_ha: np.ndarray, dec_deg: float) -> np.ndarray:
-    """uvw (..., 3) in metres of hour-angle-frame baselines towards (HA=0, dec): u east, v north, w to s0."""
+    """Uvw (..., 3) in metres of hour-angle-frame baselines towards (HA=0, dec): u east, v north, w to s0."""
     d = np.radians(dec_deg)
     u_ = b_ha[..., 1]
     v_ = -b_ha[..., 0] * np.sin(d) + b_ha[..., 2] * np.cos(d)
@@ -60,8 +61,15 @@ def baseline_uvw(b_ha: np.ndarray, dec_deg: float) -> np.ndarray:
     return np.stack([u_, v_, w_], axis=-1)
 
 
-def sky_visibilities(ant_ha_m: np.ndarray, ant1: np.ndarray, ant2: np.ndarray, times: Time, freqs_hz: np.ndarray,
-                     sources: list[Source], dec_deg: float) -> np.ndarray:
+def sky_visibilities(
+    ant_ha_m: np.ndarray,
+    ant1: np.ndarray,
+    ant2: np.ndarray,
+    times: Time,
+    freqs_hz: np.ndarray,
+    sources: list[Source],
+    dec_deg: float,
+) -> np.ndarray:
     """Noise-free, gain-free visibilities (T, B, F) complex128 of ``sources`` for one subband.
 
     ``ant_ha_m`` are antenna positions (A, 3) in the hour-angle frame; ``ant1``/``ant2`` index them

@@ -12,8 +12,8 @@ import random
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 __all__ = ["chunks_in", "deliver_chunk", "replay"]
 
@@ -46,8 +46,14 @@ def chunks_in(sim_dir: Path, tolerance_s: float = 60.0) -> list[list[Path]]:
     return chunks
 
 
-def deliver_chunk(files: Iterable[Path], ingest_dir: Path, *, jitter_s: float = 2.0, rng=None,
-                  sleep: Callable[[float], None] = time.sleep) -> list[Path]:
+def deliver_chunk(
+    files: Iterable[Path],
+    ingest_dir: Path,
+    *,
+    jitter_s: float = 2.0,
+    rng=None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Path]:
     """Copy one chunk's files into ``ingest_dir`` as the correlator does: temporary name, then rename.
 
     Subbands arrive in random order with up to ``jitter_s`` between them.
@@ -69,9 +75,16 @@ def deliver_chunk(files: Iterable[Path], ingest_dir: Path, *, jitter_s: float = 
     return delivered
 
 
-def replay(sim_dir: Path, ingest_dir: Path, *, interval_s: float = 5.0, jitter_s: float = 1.0, seed: int = 0,
-           on_chunk: Callable[[int, list[Path]], None] | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> int:
+def replay(
+    sim_dir: Path,
+    ingest_dir: Path,
+    *,
+    interval_s: float = 5.0,
+    jitter_s: float = 1.0,
+    seed: int = 0,
+    on_chunk: Callable[[int, list[Path]], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Deliver every chunk of ``sim_dir`` into ``ingest_dir``, one chunk every ``interval_s`` seconds.
 
     Returns the number of chunks delivered.
@@ -86,4 +99,3 @@ def replay(sim_dir: Path, ingest_dir: Path, *, interval_s: float = 5.0, jitter_s
         if i + 1 < len(chunks):
             sleep(max(0.0, interval_s - (time.monotonic() - t0)))
     return len(chunks)
-

@@ -43,11 +43,20 @@ def read_sky_csv(path: Path) -> list[Source]:
         reader = csv.DictReader(fh)
         missing = {"ra_deg", "dec_deg", "flux_jy"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need ra_deg,dec_deg,flux_jy[,spectral_index]")
+            raise ValueError(
+                f"{path}: missing column(s) {sorted(missing)}; need ra_deg,dec_deg,flux_jy[,spectral_index]"
+            )
         for lineno, row in enumerate(reader, start=2):
             try:
-                sources.append(Source(float(row["ra_deg"]) % 360.0, float(row["dec_deg"]), float(row["flux_jy"]),
-                                      float(row.get("spectral_index") or 0.0), (row.get("name") or "").strip()))
+                sources.append(
+                    Source(
+                        float(row["ra_deg"]) % 360.0,
+                        float(row["dec_deg"]),
+                        float(row["flux_jy"]),
+                        float(row.get("spectral_index") or 0.0),
+                        (row.get("name") or "").strip(),
+                    )
+                )
             except ValueError as err:
                 raise ValueError(f"{path}:{lineno}: {err}") from err
     return sources

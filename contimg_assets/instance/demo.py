@@ -62,21 +62,43 @@ def run(args) -> int:
     layout = Layout.from_env()
     _prepare_root(layout)
     sim_dir = layout.scratch / "correlator"
-    print(f"simulating {args.chunks} chunks ({args.antennas} antennas, 16x{args.channels_per_subband} channels, "
-          f"{args.integrations} integrations), gains and noise, with {args.calibrator} transiting in the first chunk ...",
-          flush=True)
+    print(
+        f"simulating {args.chunks} chunks ({args.antennas} antennas, 16x{args.channels_per_subband} channels, "
+        f"{args.integrations} integrations), gains and noise, with {args.calibrator} transiting in the first chunk ...",
+        flush=True,
+    )
     truth = simulate(
-        sim_dir, args.start, n_chunks=args.chunks, n_antennas=args.antennas,
-        n_chan_per_subband=args.channels_per_subband, n_integrations=args.integrations,
-        calibrator=args.calibrator, transit_chunk=0, seed=args.seed,
+        sim_dir,
+        args.start,
+        n_chunks=args.chunks,
+        n_antennas=args.antennas,
+        n_chan_per_subband=args.channels_per_subband,
+        n_integrations=args.integrations,
+        calibrator=args.calibrator,
+        transit_chunk=0,
+        seed=args.seed,
     )
     date = truth["chunks"][0]["start"][:10]
-    print(f"first chunk starts {truth['chunks'][0]['start']}; {args.calibrator} transits at "
-          f"{truth['calibrator']['transit_time']}", flush=True)
-    env = {"CONTIMG_SENSOR_INTERVAL_S": "5", "CONTIMG_GRACE_MINUTES": "2", "CONTIMG_MIN_FREE_GB": "2",
-           "CONTIMG_IMAGING_CONFIG": '{"max_size_px": 2048, "pixels_per_beam": 3, "niter": 2000}'}
-    outcome = run_stream(sim_dir, layout, interval_s=args.interval, timeout_s=args.timeout, mosaic_dates=[date],
-                         env_extra=env, log=lambda m: print(m, flush=True))
+    print(
+        f"first chunk starts {truth['chunks'][0]['start']}; {args.calibrator} transits at "
+        f"{truth['calibrator']['transit_time']}",
+        flush=True,
+    )
+    env = {
+        "CONTIMG_SENSOR_INTERVAL_S": "5",
+        "CONTIMG_GRACE_MINUTES": "2",
+        "CONTIMG_MIN_FREE_GB": "2",
+        "CONTIMG_IMAGING_CONFIG": '{"max_size_px": 2048, "pixels_per_beam": 3, "niter": 2000}',
+    }
+    outcome = run_stream(
+        sim_dir,
+        layout,
+        interval_s=args.interval,
+        timeout_s=args.timeout,
+        mosaic_dates=[date],
+        env_extra=env,
+        log=lambda m: print(m, flush=True),
+    )
     print()
     subprocess.run([sys.executable, "-m", "contimg.cli", "status"], check=False)
     print("\nproducts:")
@@ -84,10 +106,9 @@ def run(args) -> int:
         print(f"  {p}")
     if outcome.mosaic:
         print(f"  {outcome.mosaic}")
-    print(f"\nOpen the Dagster UI on this instance with `make ui` (http://127.0.0.1:3000).")
+    print("\nOpen the Dagster UI on this instance with `make ui` (http://127.0.0.1:3000).")
     print(f"SQL over the catalogue: see docs/sql.md (catalogue: {layout.catalogue}).")
     if outcome.timed_out or not outcome.images:
         why = f"timed out after {args.timeout:g} s" if outcome.timed_out else "no image was made"
         raise RuntimeError(f"the stream did not finish cleanly ({why}); see the logs in {layout.logs}")
     return 0
-

@@ -19,24 +19,28 @@ import sys
 import uuid
 from pathlib import Path
 
+from contimg.catalogue import queries as q
 from contimg.core.config import read
 from contimg.core.settings import Layout
-from contimg.catalogue import queries as q
 from contimg.ops.tables import render_table, to_json
 
 JOB_NAME = "chunk_job"
-CALIBRATOR_JOB_NAME = "calibrator_chunk_job"   # also re-solves the calibration tables of a calibrator chunk
-SUBMISSION_TAG = "contimg/submission"   # unique per submit_backfill call: finds its runs among all others
-BACKFILL_TAG, PARTITION_TAG = "dagster/backfill", "dagster/partition"   # set by Dagster on every backfill run
+CALIBRATOR_JOB_NAME = "calibrator_chunk_job"  # also re-solves the calibration tables of a calibrator chunk
+SUBMISSION_TAG = "contimg/submission"  # unique per submit_backfill call: finds its runs among all others
+BACKFILL_TAG, PARTITION_TAG = "dagster/backfill", "dagster/partition"  # set by Dagster on every backfill run
 # the CLI loads the code location (a code server process) before it submits: seconds, a minute on a busy host
 BACKFILL_CLI_TIMEOUT_S = 300.0
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("windows", metavar="WINDOW|START..END",
-                        help="a 5-minute window key (2026-01-25T00:05) or an inclusive range START..END")
-    parser.add_argument("--force", action="store_true",
-                        help="submit windows even when the catalogue has no chunk recorded for them")
+    parser.add_argument(
+        "windows",
+        metavar="WINDOW|START..END",
+        help="a 5-minute window key (2026-01-25T00:05) or an inclusive range START..END",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="submit windows even when the catalogue has no chunk recorded for them"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the windows, submit nothing")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -57,8 +61,10 @@ def expand_windows(spec: str, partitions_def) -> list[str]:
     keys = [p.strip() for p in parts]
     for key in keys:
         if not partitions_def.has_partition_key(key):
-            raise ValueError(f"unknown window {key!r}: not a 5-minute partition key (YYYY-MM-DDTHH:MM on the 5-minute "
-                             f"grid, from the partition start to the last closed window)")
+            raise ValueError(
+                f"unknown window {key!r}: not a 5-minute partition key (YYYY-MM-DDTHH:MM on the 5-minute "
+                f"grid, from the partition start to the last closed window)"
+            )
     if len(keys) == 1:
         return keys
     if keys[0] > keys[1]:
@@ -100,28 +106,48 @@ def submit_backfill(windows: list[str], *, job_name: str = JOB_NAME, tags: dict 
     from dagster import DagsterInstance, RunsFilter
 
     token = uuid.uuid4().hex
-    cmd = [sys.executable, "-m", "dagster", "job", "backfill", *_code_location_args(), "-j", job_name,
-           "--partitions", ",".join(windows), "--tags", json.dumps({**(tags or {}), SUBMISSION_TAG: token}),
-           "--noprompt"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "job",
+        "backfill",
+        *_code_location_args(),
+        "-j",
+        job_name,
+        "--partitions",
+        ",".join(windows),
+        "--tags",
+        json.dumps({**(tags or {}), SUBMISSION_TAG: token}),
+        "--noprompt",
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BACKFILL_CLI_TIMEOUT_S)
     except subprocess.TimeoutExpired as err:
-        raise RuntimeError(f"dagster job backfill of {job_name} did not finish in {BACKFILL_CLI_TIMEOUT_S:.0f} s") \
-            from err
+        raise RuntimeError(
+            f"dagster job backfill of {job_name} did not finish in {BACKFILL_CLI_TIMEOUT_S:.0f} s"
+        ) from err
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
-        raise RuntimeError(f"dagster job backfill of {job_name} for {len(windows)} window(s) failed "
-                           f"(exit {proc.returncode}): {tail}")
+        raise RuntimeError(
+            f"dagster job backfill of {job_name} for {len(windows)} window(s) failed (exit {proc.returncode}): {tail}"
+        )
     with DagsterInstance.get() as instance:
         runs = [r.dagster_run for r in instance.get_run_records(filters=RunsFilter(tags={SUBMISSION_TAG: token}))]
     backfill_ids = {r.tags.get(BACKFILL_TAG) for r in runs}
     if not runs or len(backfill_ids) != 1 or None in backfill_ids:
-        raise RuntimeError(f"Dagster submitted no backfill of {job_name} (runs {[r.run_id for r in runs]}; "
-                           f"CLI output: {proc.stdout.strip()[-2000:]})")
+        raise RuntimeError(
+            f"Dagster submitted no backfill of {job_name} (runs {[r.run_id for r in runs]}; "
+            f"CLI output: {proc.stdout.strip()[-2000:]})"
+        )
     runs.sort(key=lambda r: r.tags.get(PARTITION_TAG, ""))
-    return {"job": job_name, "backfill_id": backfill_ids.pop(), "windows": list(windows),
-            "run_ids": [r.run_id for r in runs],
-            "run_status": {r.tags.get(PARTITION_TAG): r.status.value for r in runs}}
+    return {
+        "job": job_name,
+        "backfill_id": backfill_ids.pop(),
+        "windows": list(windows),
+        "run_ids": [r.run_id for r in runs],
+        "run_status": {r.tags.get(PARTITION_TAG): r.status.value for r in runs},
+    }
 
 
 def run(args) -> int:
@@ -142,28 +168,47 @@ def run(args) -> int:
             skipped = [w for w in windows if w not in known]
             windows = [w for w in windows if w in known]
             if not windows:
-                raise ValueError(f"unknown window {args.windows!r}: no chunk recorded in the catalogue "
-                                 f"(--force submits anyway)")
+                raise ValueError(
+                    f"unknown window {args.windows!r}: no chunk recorded in the catalogue (--force submits anyway)"
+                )
     # calibrator chunks re-solve their tables: their runs go first (higher queue priority)
-    batches = [(CALIBRATOR_JOB_NAME, [w for w in windows if w in cal], {"dagster/priority": "1"}),
-               (JOB_NAME, [w for w in windows if w not in cal], {})]
+    batches = [
+        (CALIBRATOR_JOB_NAME, [w for w in windows if w in cal], {"dagster/priority": "1"}),
+        (JOB_NAME, [w for w in windows if w not in cal], {}),
+    ]
     out = {"windows": windows, "calibrator_windows": sorted(cal & set(windows)), "skipped_no_chunk": skipped}
     if not args.dry_run:
         os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
         Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        out["backfills"] = [submit_backfill(ws, job_name=job, tags={"contimg/reprocess": "cli", **extra})
-                            for job, ws, extra in batches if ws]
+        out["backfills"] = [
+            submit_backfill(ws, job_name=job, tags={"contimg/reprocess": "cli", **extra})
+            for job, ws, extra in batches
+            if ws
+        ]
         out["run_ids"] = [r for b in out["backfills"] for r in b["run_ids"]]
         out["dagster_home"] = os.environ["DAGSTER_HOME"]
     if args.json:
         print(to_json(out))
         return 0
     status = {w: s for b in out.get("backfills", []) for w, s in b["run_status"].items()}
-    print(render_table([{"window": w, "job": CALIBRATOR_JOB_NAME if w in cal else JOB_NAME,
-                         "run_status": status.get(w, "dry run")} for w in windows], ["window", "job", "run_status"]))
+    print(
+        render_table(
+            [
+                {
+                    "window": w,
+                    "job": CALIBRATOR_JOB_NAME if w in cal else JOB_NAME,
+                    "run_status": status.get(w, "dry run"),
+                }
+                for w in windows
+            ],
+            ["window", "job", "run_status"],
+        )
+    )
     if skipped:
         print(f"skipped {len(skipped)} window(s) without a chunk in the catalogue")
     for b in out.get("backfills", []):
-        print(f"backfill {b['backfill_id']} ({b['job']}): {len(b['run_ids'])} run(s) submitted to "
-              f"{out['dagster_home']}; the daemon launches them")
+        print(
+            f"backfill {b['backfill_id']} ({b['job']}): {len(b['run_ids'])} run(s) submitted to "
+            f"{out['dagster_home']}; the daemon launches them"
+        )
     return 0

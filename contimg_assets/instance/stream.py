@@ -25,19 +25,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contimg.sim.replay import chunks_in, replay
 from contimg.catalogue.ingest import group_states
 from contimg.childjobs.env import CHILD_JOB_MODULES
 from contimg.core.settings import Layout
+from contimg.sim.replay import chunks_in, replay
 
-__all__ = ["StreamOutcome", "DaemonKillDrill", "dagster_env", "install_instance_config", "run_stream",
-           "casa_processes"]
+__all__ = ["StreamOutcome", "DaemonKillDrill", "dagster_env", "install_instance_config", "run_stream", "casa_processes"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL_GROUP_STATES = ("imaged", "failed", "incomplete")
 # command-line markers of CASA-side processes: child jobs, their guard, drill stand-ins, WSClean
-CASA_MARKERS = (*(m.encode() for m in CHILD_JOB_MODULES.values()), b"contimg.childjobs.guard", b"contimg.childjobs.drills",
-                b"wsclean")
+CASA_MARKERS = (
+    *(m.encode() for m in CHILD_JOB_MODULES.values()),
+    b"contimg.childjobs.guard",
+    b"contimg.childjobs.drills",
+    b"wsclean",
+)
 ORPHAN_WAIT_S = 30.0  # a CASA job must be gone this long after its run worker was killed
 
 
@@ -134,8 +137,11 @@ def casa_processes(dagster_home: Path) -> dict[int, str]:
 
 def _matching_job(procs: dict[int, str], job: str | None, window: str | None) -> int | None:
     for pid, cmd in procs.items():
-        if not any(m in cmd for m in CHILD_JOB_MODULES.values()) or "contimg.childjobs.guard" in cmd \
-                or "contimg.childjobs.drills" in cmd:
+        if (
+            not any(m in cmd for m in CHILD_JOB_MODULES.values())
+            or "contimg.childjobs.guard" in cmd
+            or "contimg.childjobs.drills" in cmd
+        ):
             continue
         if job is not None and f"{CHILD_JOB_MODULES[job]} " not in cmd + " ":
             continue
@@ -149,7 +155,11 @@ def _start_daemon(env: dict, daemon_log: Path) -> subprocess.Popen:
     with open(daemon_log, "ab") as out:
         return subprocess.Popen(
             [_bin("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -171,19 +181,26 @@ class _Runs:
         """Run ids queued, starting, running, cancelling, or failed and waiting for their retry."""
         from dagster import DagsterRunStatus, RunsFilter
 
-        active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                  DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+        active = [
+            DagsterRunStatus.QUEUED,
+            DagsterRunStatus.NOT_STARTED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+            DagsterRunStatus.CANCELING,
+        ]
         inst = self._open()
         ids = list(inst.get_run_ids(filters=RunsFilter(statuses=active)))
-        failed = inst.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE],
-                                                  tags={"dagster/will_retry": "true"}))
+        failed = inst.get_runs(
+            filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={"dagster/will_retry": "true"})
+        )
         return ids + [r.run_id for r in failed if r.is_complete_and_waiting_to_retry]
 
     def in_progress(self) -> list[str]:
         from dagster import DagsterRunStatus, RunsFilter
 
-        return list(self._open().get_run_ids(filters=RunsFilter(
-            statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED])))
+        return list(
+            self._open().get_run_ids(filters=RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
+        )
 
     def summary(self) -> dict:
         counts: dict = {}
@@ -197,10 +214,18 @@ class _Runs:
             self.instance = None
 
 
-def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeout_s: float = 1800.0,
-               expected_windows: int | None = None, mosaic_dates: list[str] | None = None,
-               env_extra: dict | None = None, kill_daemon: DaemonKillDrill | None = None,
-               log=print) -> StreamOutcome:
+def run_stream(
+    sim_dir: Path,
+    layout: Layout,
+    *,
+    interval_s: float = 10.0,
+    timeout_s: float = 1800.0,
+    expected_windows: int | None = None,
+    mosaic_dates: list[str] | None = None,
+    env_extra: dict | None = None,
+    kill_daemon: DaemonKillDrill | None = None,
+    log=print,
+) -> StreamOutcome:
     """Replay ``sim_dir`` into the ingest folder under a live daemon and wait for the stream to finish.
 
     ``expected_windows`` defaults to the number of chunks in ``sim_dir``; the wait ends when that
@@ -225,9 +250,16 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
     last_busy = None
     try:
         feeder = threading.Thread(
-            target=lambda: setattr(outcome, "chunks_delivered", replay(
-                sim_dir, layout.ingest, interval_s=interval_s,
-                on_chunk=lambda i, files: log(f"correlator: chunk {i} delivered ({len(files)} files)"))),
+            target=lambda: setattr(
+                outcome,
+                "chunks_delivered",
+                replay(
+                    sim_dir,
+                    layout.ingest,
+                    interval_s=interval_s,
+                    on_chunk=lambda i, files: log(f"correlator: chunk {i} delivered ({len(files)} files)"),
+                ),
+            ),
             daemon=True,
         )
         feeder.start()
@@ -287,9 +319,22 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
         for date in mosaic_dates or []:
             log(f"building the nightly mosaic for {date} through Dagster")
             proc = subprocess.run(
-                [_bin("dagster"), "asset", "materialize", "-m", "contimg_assets.definitions",
-                 "--select", "nightly_mosaic", "--partition", date],
-                cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800,
+                [
+                    _bin("dagster"),
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "contimg_assets.definitions",
+                    "--select",
+                    "nightly_mosaic",
+                    "--partition",
+                    date,
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1800,
             )
             (layout.logs / f"mosaic-{date}.log").write_text(proc.stdout + proc.stderr)
             if proc.returncode == 0 and layout.mosaic_path(date).exists():
@@ -311,7 +356,7 @@ def run_stream(sim_dir: Path, layout: Layout, *, interval_s: float = 10.0, timeo
     return outcome
 
 
-def _kill_daemon(daemon: subprocess.Popen, layout: Layout, runs: "_Runs", log) -> dict:
+def _kill_daemon(daemon: subprocess.Popen, layout: Layout, runs: _Runs, log) -> dict:
     """SIGKILL the daemon's process group (daemon, code server, run workers, steps); say what was running."""
     casa = casa_processes(layout.dagster_home)
     try:
@@ -319,15 +364,22 @@ def _kill_daemon(daemon: subprocess.Popen, layout: Layout, runs: "_Runs", log) -
     except Exception:  # noqa: BLE001 -- a report only
         in_progress = []
     group = [p for p in _instance_pids(layout.dagster_home) if _pgid(p) == daemon.pid]
-    log(f"drill: SIGKILL to the daemon's process group {daemon.pid} ({len(group)} processes; runs in progress "
-        f"{in_progress}; CASA processes {sorted(casa)})")
+    log(
+        f"drill: SIGKILL to the daemon's process group {daemon.pid} ({len(group)} processes; runs in progress "
+        f"{in_progress}; CASA processes {sorted(casa)})"
+    )
     try:
         os.killpg(daemon.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     daemon.wait()
-    return {"t": time.monotonic(), "group_size": len(group), "runs_in_progress": in_progress,
-            "casa": sorted(casa), "casa_cmdlines": list(casa.values())}
+    return {
+        "t": time.monotonic(),
+        "group_size": len(group),
+        "runs_in_progress": in_progress,
+        "casa": sorted(casa),
+        "casa_cmdlines": list(casa.values()),
+    }
 
 
 def _pgid(pid: int) -> int | None:

@@ -28,8 +28,9 @@ def _antenna_uvw(me, qa, rel_xyz: np.ndarray, time_s: float, ra_rad: float, dec_
     """Per-antenna uvw (nant, 3) in metres for phase centre (ra, dec) at ``time_s`` (MJD seconds, UTC)."""
     me.doframe(me.epoch("UTC", qa.quantity(time_s, "s")))
     me.doframe(me.direction("J2000", qa.quantity(ra_rad, "rad"), qa.quantity(dec_rad, "rad")))
-    b = me.baseline("ITRF", qa.quantity(rel_xyz[:, 0], "m"), qa.quantity(rel_xyz[:, 1], "m"),
-                    qa.quantity(rel_xyz[:, 2], "m"))
+    b = me.baseline(
+        "ITRF", qa.quantity(rel_xyz[:, 0], "m"), qa.quantity(rel_xyz[:, 1], "m"), qa.quantity(rel_xyz[:, 2], "m")
+    )
     return np.array(me.touvw(b)[1]["value"]).reshape(-1, 3)
 
 
@@ -81,13 +82,25 @@ def spw_average(ms: str, dd: int, geo: dict, ra_deg: float, dec_deg: float, rfi:
     mid = float(times.mean())
     uc = _antenna_uvw(me, qa, rel, mid, ra_c, dec_c)
     span = float(times.max() - times.min()) + float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    return {"dd": dd, "rows": rows[first], "vis": vis, "wsum": wsum, "uvw": uc[baselines[:, 0]] - uc[baselines[:, 1]],
-            "time": mid, "span": span, "baselines": baselines, "samples": flags.size, "flagged_before": n_before,
-            "flagged_rfi": n_rfi, "uvw_dev": uvw_dev}
+    return {
+        "dd": dd,
+        "rows": rows[first],
+        "vis": vis,
+        "wsum": wsum,
+        "uvw": uc[baselines[:, 0]] - uc[baselines[:, 1]],
+        "time": mid,
+        "span": span,
+        "baselines": baselines,
+        "samples": flags.size,
+        "flagged_before": n_before,
+        "flagged_rfi": n_rfi,
+        "uvw_dev": uvw_dev,
+    }
 
 
-def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, rfi: bool = True,
-                          workers: int = 2) -> FlaggingStats:
+def average_at_calibrator(
+    ms: str, avg: str, ra_deg: float, dec_deg: float, *, rfi: bool = True, workers: int = 2
+) -> FlaggingStats:
     """Write ``avg``: one row per cross baseline and SPW, the chunk's data phased to (ra, dec) and
     time-averaged after flagging; its FIELD is the calibrator. Returns flagging figures.
 
@@ -114,13 +127,17 @@ def average_at_calibrator(ms: str, avg: str, ra_deg: float, dec_deg: float, *, r
         raise CalibrationError(f"{ms}: no cross-correlation rows")
     uvw_dev = max(r["uvw_dev"] for r in results.values())
     if uvw_dev > MAX_UVW_COLUMN_DEV_M:
-        raise CalibrationError(f"{ms}: the UVW column differs from CASA's uvw for its phase centre by "
-                               f"{uvw_dev:.3f} m; not a Measurement Set this job can phase-shift")
+        raise CalibrationError(
+            f"{ms}: the UVW column differs from CASA's uvw for its phase centre by "
+            f"{uvw_dev:.3f} m; not a Measurement Set this job can phase-shift"
+        )
     _write_averaged_ms(ms, avg, results, np.radians(ra_deg), np.radians(dec_deg))
     n = max(sum(r["samples"] for r in results.values()), 1)
-    return FlaggingStats(flagged_fraction_input=sum(r["flagged_before"] for r in results.values()) / n,
-                         rfi_flagged_fraction=sum(r["flagged_rfi"] for r in results.values()) / n,
-                         uvw_column_vs_casa_m=uvw_dev)
+    return FlaggingStats(
+        flagged_fraction_input=sum(r["flagged_before"] for r in results.values()) / n,
+        rfi_flagged_fraction=sum(r["flagged_rfi"] for r in results.values()) / n,
+        uvw_column_vs_casa_m=uvw_dev,
+    )
 
 
 def _write_averaged_ms(ms: str, avg: str, results: dict, ra_c: float, dec_c: float) -> None:

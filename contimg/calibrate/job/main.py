@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m contimg.calibrate.job", description=__doc__.splitlines()[0])
     parser.add_argument("ms")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--calibrator", default=None, help="VLA name; default: the brightest one transiting in the chunk")
+    parser.add_argument(
+        "--calibrator", default=None, help="VLA name; default: the brightest one transiting in the chunk"
+    )
     parser.add_argument("--refant", default=DEFAULT_REFANTS, help="0-based antenna ids in preference order")
     parser.add_argument("--set-name", default=None)
     parser.add_argument("--no-rfi", action="store_true")
@@ -51,13 +53,21 @@ def main(argv=None) -> int:
             plan = plan_solve(span["start_mjd"], span["end_mjd"], span["pointing_dec_deg"], args.calibrator)
         except ValueError as err:
             raise CalibrationError(str(err)) from err
-        result = solve(args.ms, args.out, plan, refants=[int(a) for a in args.refant.split(",") if a],
-                       set_name=args.set_name or Path(args.out).name, rfi=not args.no_rfi)
+        result = solve(
+            args.ms,
+            args.out,
+            plan,
+            refants=[int(a) for a in args.refant.split(",") if a],
+            set_name=args.set_name or Path(args.out).name,
+            rfi=not args.no_rfi,
+        )
     except CalibrationError as err:
         print(f"calibrate: error: {err}", file=sys.stderr)
         return 1
-    print(f"solved {[t.name for t in result.tables]} with refant {result.refant}; quality "
-          f"{'ok' if result.quality_ok else 'FAILED: ' + '; '.join(result.problems)}")
+    print(
+        f"solved {[t.name for t in result.tables]} with refant {result.refant}; quality "
+        f"{'ok' if result.quality_ok else 'FAILED: ' + '; '.join(result.problems)}"
+    )
     report(result.to_dict(), args.report)
     return 0
 

@@ -40,8 +40,11 @@ def time_span(ms: str) -> dict:
     finally:
         tb.close()
     half = float(np.median(interval)) / 2  # TIME is the integration's centre; the span is its edges
-    return {"start_mjd": (times.min() - half) / 86400.0, "end_mjd": (times.max() + half) / 86400.0,
-            "pointing_dec_deg": float(pointing) if pointing is not None else None}
+    return {
+        "start_mjd": (times.min() - half) / 86400.0,
+        "end_mjd": (times.max() + half) / 86400.0,
+        "pointing_dec_deg": float(pointing) if pointing is not None else None,
+    }
 
 
 def ms_geometry(ms: str) -> dict:
@@ -88,14 +91,20 @@ def read_cross_rows(ms: str, block: np.ndarray, has_wspec: bool) -> dict:
     contiguous = bool(block[-1] - block[0] + 1 == block.size)  # contimg's layout: one block per SPW
     src = tb if contiguous else tb.selectrows(block.tolist())
     try:
+
         def read(col):
             return src.getcol(col, int(block[0]), int(block.size)) if contiguous else src.getcol(col)
 
         a1, a2 = read("ANTENNA1"), read("ANTENNA2")
         cross = a1 != a2
         data = np.transpose(read("DATA"), (2, 1, 0))[cross]  # (nrow, nchan, npol)
-        out = {"rows": block[cross], "a1": a1[cross], "a2": a2[cross], "data": data,
-               "flags": np.transpose(read("FLAG"), (2, 1, 0))[cross]}
+        out = {
+            "rows": block[cross],
+            "a1": a1[cross],
+            "a2": a2[cross],
+            "data": data,
+            "flags": np.transpose(read("FLAG"), (2, 1, 0))[cross],
+        }
         if has_wspec:
             out["weight"] = np.transpose(read("WEIGHT_SPECTRUM"), (2, 1, 0))[cross]
         else:

@@ -38,9 +38,15 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
 
     cl = casatools.componentlist()
     cl_path = str(work / "model.cl")
-    cl.addcomponent(flux=plan.apparent_flux_jy, fluxunit="Jy", shape="point",
-                    dir=f"J2000 {plan.ra_deg}deg {plan.dec_deg}deg", spectrumtype="spectral index",
-                    index=plan.spectral_index, freq=MODEL_REF_FREQ)
+    cl.addcomponent(
+        flux=plan.apparent_flux_jy,
+        fluxunit="Jy",
+        shape="point",
+        dir=f"J2000 {plan.ra_deg}deg {plan.dec_deg}deg",
+        spectrumtype="spectral index",
+        index=plan.spectral_index,
+        freq=MODEL_REF_FREQ,
+    )
     cl.rename(cl_path)
     cl.close()
     casatasks.ft(vis=avg, complist=cl_path, usescratch=True)
@@ -49,8 +55,17 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
 def _bandpass(avg: str, table: str, refant: int) -> None:
     import casatasks
 
-    casatasks.bandpass(vis=avg, caltable=table, solint="inf", combine="scan", refant=str(refant), minsnr=MIN_SNR,
-                       solnorm=False, bandtype="B", minblperant=MIN_BASELINES_PER_ANTENNA)
+    casatasks.bandpass(
+        vis=avg,
+        caltable=table,
+        solint="inf",
+        combine="scan",
+        refant=str(refant),
+        minsnr=MIN_SNR,
+        solnorm=False,
+        bandtype="B",
+        minblperant=MIN_BASELINES_PER_ANTENNA,
+    )
     if not Path(table).exists():
         raise CalibrationError("bandpass produced no table")
 
@@ -58,21 +73,33 @@ def _bandpass(avg: str, table: str, refant: int) -> None:
 def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
     import casatasks
 
-    casatasks.gaincal(vis=avg, caltable=table, solint="inf", combine="scan", refant=str(refant), calmode="ap",
-                      minsnr=MIN_SNR, gaintable=[bandpass_table], minblperant=MIN_BASELINES_PER_ANTENNA)
+    casatasks.gaincal(
+        vis=avg,
+        caltable=table,
+        solint="inf",
+        combine="scan",
+        refant=str(refant),
+        calmode="ap",
+        minsnr=MIN_SNR,
+        gaintable=[bandpass_table],
+        minblperant=MIN_BASELINES_PER_ANTENNA,
+    )
     if not Path(table).exists():
         raise CalibrationError("gaincal produced no table")
 
 
 def _solver_params(rfi: bool) -> dict:
     """What the registry records about how the set was solved."""
-    return {"bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
-            "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": MIN_SNR},
-            "rfi": "contimg.calibrate.rfi 5 sigma, grow 0.5" if rfi else "off"}
+    return {
+        "bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
+        "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": MIN_SNR},
+        "rfi": "contimg.calibrate.rfi 5 sigma, grow 0.5" if rfi else "off",
+    }
 
 
-def solve(ms: str, out_dir: str, plan: SolvePlan, *, refants: list[int], set_name: str,
-          rfi: bool = True) -> CalibrateReport:
+def solve(
+    ms: str, out_dir: str, plan: SolvePlan, *, refants: list[int], set_name: str, rfi: bool = True
+) -> CalibrateReport:
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
 
     ``out_dir`` is replaced whole, only once the tables, plot and ``caltables.json`` are complete.
@@ -115,15 +142,36 @@ def solve(ms: str, out_dir: str, plan: SolvePlan, *, refants: list[int], set_nam
         problems = quality_problems(quality)
         plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png")
         report = CalibrateReport(
-            set_name=set_name, calibrator=plan.name, refant=refant,
-            tables=[CalTable(name=f"{set_name}.{kind}", type=kind, order=APPLY_ORDER[kind], quality=quality[kind],
-                             path=str(out / f"{set_name}.{kind}")) for kind in ("B", "G")],
-            model=SolveModel(flux_jy=plan.apparent_flux_jy, spectral_index=plan.spectral_index, ra_deg=plan.ra_deg,
-                             dec_deg=plan.dec_deg),
-            quality_ok=not problems, problems=problems, out_dir=str(out), source_ms=ms,
-            bandpass_png=str(out / f"{set_name}.bandpass.png"), timings_s=timings,
+            set_name=set_name,
+            calibrator=plan.name,
+            refant=refant,
+            tables=[
+                CalTable(
+                    name=f"{set_name}.{kind}",
+                    type=kind,
+                    order=APPLY_ORDER[kind],
+                    quality=quality[kind],
+                    path=str(out / f"{set_name}.{kind}"),
+                )
+                for kind in ("B", "G")
+            ],
+            model=SolveModel(
+                flux_jy=plan.apparent_flux_jy,
+                spectral_index=plan.spectral_index,
+                ra_deg=plan.ra_deg,
+                dec_deg=plan.dec_deg,
+            ),
+            quality_ok=not problems,
+            problems=problems,
+            out_dir=str(out),
+            source_ms=ms,
+            bandpass_png=str(out / f"{set_name}.bandpass.png"),
+            timings_s=timings,
             solver_version=f"casatasks {casatasks.version_string()}; contimg {__version__}",
-            solver_params=_solver_params(rfi), flagging=flagging, plan=plan)
+            solver_params=_solver_params(rfi),
+            flagging=flagging,
+            plan=plan,
+        )
         (tables_dir / "caltables.json").write_text(json.dumps(report.set_index(), indent=2))
         if out.exists():
             shutil.rmtree(out)

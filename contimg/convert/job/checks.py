@@ -34,21 +34,33 @@ def run_checks(ms_path: Path, plan: ChunkPlan) -> dict:
     checks = {}
     with tables.table(p + "::SPECTRAL_WINDOW", ack=False) as spw:
         freqs = np.concatenate([spw.getcell("CHAN_FREQ", k) for k in range(spw.nrows())])
-    checks["frequencies_ascending"] = {"passed": bool(np.all(np.diff(freqs) > 0)),
-                                       "value": float(np.min(np.diff(freqs))), "limit": "> 0 Hz"}
+    checks["frequencies_ascending"] = {
+        "passed": bool(np.all(np.diff(freqs) > 0)),
+        "value": float(np.min(np.diff(freqs))),
+        "limit": "> 0 Hz",
+    }
     expected = plan.spectral_layout()[0]
     dfreq = float(np.max(np.abs(freqs - expected))) if freqs.shape == expected.shape else float("inf")
-    checks["chan_freq_matches_files_hz"] = {"passed": bool(dfreq <= CHAN_FREQ_TOL_HZ), "value": dfreq,
-                                            "limit": CHAN_FREQ_TOL_HZ}
+    checks["chan_freq_matches_files_hz"] = {
+        "passed": bool(dfreq <= CHAN_FREQ_TOL_HZ),
+        "value": dfreq,
+        "limit": CHAN_FREQ_TOL_HZ,
+    }
     with tables.table(p + "::FIELD", ack=False) as field:
         ra, dec = field.getcell("PHASE_DIR", 0)[0]
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
-    sep = SkyCoord(ra * u.rad, dec * u.rad).separation(
-        SkyCoord(plan.phase_center_ra_deg * u.deg, plan.phase_center_dec_deg * u.deg)).arcsec
-    checks["phase_centre_offset_arcsec"] = {"passed": bool(sep < PHASE_CENTRE_TOL_ARCSEC), "value": float(sep),
-                                            "limit": PHASE_CENTRE_TOL_ARCSEC}
+    sep = (
+        SkyCoord(ra * u.rad, dec * u.rad)
+        .separation(SkyCoord(plan.phase_center_ra_deg * u.deg, plan.phase_center_dec_deg * u.deg))
+        .arcsec
+    )
+    checks["phase_centre_offset_arcsec"] = {
+        "passed": bool(sep < PHASE_CENTRE_TOL_ARCSEC),
+        "value": float(sep),
+        "limit": PHASE_CENTRE_TOL_ARCSEC,
+    }
     with tables.table(p + "::ANTENNA", ack=False) as ant:
         pos = ant.getcol("POSITION")
         mounts = np.asarray(ant.getcol("MOUNT"))
@@ -60,7 +72,9 @@ def run_checks(ms_path: Path, plan: ChunkPlan) -> dict:
     checks["antenna_position_offset_m"] = {"passed": bool(dpos < ANT_POS_TOL_M), "value": dpos, "limit": ANT_POS_TOL_M}
     checks["antenna_mount_and_diameter"] = {
         "passed": bool(all(m == "ALT-AZ" for m in mounts[present]) and np.allclose(diam[present], 4.65)),
-        "value": f"{sorted(set(mounts[present]))} {sorted(set(np.round(diam[present], 3)))}", "limit": "ALT-AZ, 4.65 m"}
+        "value": f"{sorted(set(mounts[present]))} {sorted(set(np.round(diam[present], 3)))}",
+        "limit": "ALT-AZ, 4.65 m",
+    }
     with tables.table(p, ack=False) as ms:
         uvw = ms.getcol("UVW")
         a1, a2 = ms.getcol("ANTENNA1"), ms.getcol("ANTENNA2")
@@ -68,9 +82,14 @@ def run_checks(ms_path: Path, plan: ChunkPlan) -> dict:
     length = np.linalg.norm(uvw[cross], axis=1)
     b_len = np.linalg.norm(pos[a2[cross]] - pos[a1[cross]], axis=1)
     max_dev = float(np.max(np.abs(length - b_len))) if length.size else 0.0
-    checks["uvw_length_matches_baseline_m"] = {"passed": bool(max_dev < UVW_LENGTH_TOL_M), "value": max_dev,
-                                               "limit": UVW_LENGTH_TOL_M}
-    checks["uvw_range_m"] = {"passed": bool(length.size and length.min() > 1.0 and length.max() < 3300.0),
-                             "value": [float(length.min()), float(length.max())] if length.size else None,
-                             "limit": [1.0, 3300.0]}
+    checks["uvw_length_matches_baseline_m"] = {
+        "passed": bool(max_dev < UVW_LENGTH_TOL_M),
+        "value": max_dev,
+        "limit": UVW_LENGTH_TOL_M,
+    }
+    checks["uvw_range_m"] = {
+        "passed": bool(length.size and length.min() > 1.0 and length.max() < 3300.0),
+        "value": [float(length.min()), float(length.max())] if length.size else None,
+        "limit": [1.0, 3300.0],
+    }
     return checks

@@ -11,7 +11,7 @@ __all__ = ["casacore_uvw", "geometry"]
 
 
 def geometry(sub, frames: tuple, ra_rad: float, dec_rad: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """uvw for the fixed field (UVW column), and the old and new w, per blt, in metres.
+    """Uvw for the fixed field (UVW column), and the old and new w, per blt, in metres.
 
     The phase rotation uses w = b . s (``contimg.convert.frames.baseline_w``). The UVW column is
     computed by casacore's own measures (``to_uvw``, the code CASA uses, on casadata's tables) so

@@ -72,6 +72,7 @@ def _convert(files, out: Path, scratch, preparer: Preparer, timings: dict, t0: f
     written = []
     subtables = []
     try:
+
         def create():  # while a worker prepares SPW 0
             ts = time.perf_counter()
             ms, _ = init_ms(tmp, N_SUBBANDS * nblts, plan.n_chan)
@@ -112,8 +113,10 @@ def _convert(files, out: Path, scratch, preparer: Preparer, timings: dict, t0: f
         timings["checks"] = time.perf_counter() - ts
         failed = [name for name, c in checks.items() if not c["passed"]]
         if failed:
-            raise ConversionError(f"post-conversion checks failed: {', '.join(failed)}: "
-                                  + "; ".join(f"{n}={checks[n]['value']} (limit {checks[n]['limit']})" for n in failed))
+            raise ConversionError(
+                f"post-conversion checks failed: {', '.join(failed)}: "
+                + "; ".join(f"{n}={checks[n]['value']} (limit {checks[n]['limit']})" for n in failed)
+            )
         put_in_place(tmp, out)
     except BaseException:
         for future in subtables:  # never delete the folder under a worker still writing into it
@@ -166,8 +169,10 @@ def main(argv=None) -> int:
         return 1
     for name, c in metrics.checks.items():
         print(f"check {name}: {'ok' if c['passed'] else 'FAILED'} ({c['value']})")
-    print(f"wrote {metrics.ms_path} ({metrics.n_rows} rows, missing subbands {metrics.missing_subbands}) "
-          f"in {metrics.timings_s['total']:.1f} s")
+    print(
+        f"wrote {metrics.ms_path} ({metrics.n_rows} rows, missing subbands {metrics.missing_subbands}) "
+        f"in {metrics.timings_s['total']:.1f} s"
+    )
     report(metrics.asdict(), args.report)
     return 0
 

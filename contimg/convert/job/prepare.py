@@ -23,7 +23,8 @@ __all__ = ["Slot", "prepare_spw", "spw_inputs"]
 class Slot:
     """One shared-memory block holding a prepared SPW's DATA and FLAG, so that the ~100 MB per SPW
     pass from worker to writer without pickling. The main process creates and unlinks the slots;
-    workers only attach to them."""
+    workers only attach to them.
+    """
 
     def __init__(self, nblts: int, n_chan: int, name: str | None = None):
         from multiprocessing import shared_memory
@@ -46,8 +47,16 @@ class Slot:
             pass
 
 
-def prepare_spw(src: SubbandInput, present: bool, k: int, n_chan: int, frames: tuple, ra0: float, dec0: float,
-                slot_name: str | None = None) -> dict:
+def prepare_spw(
+    src: SubbandInput,
+    present: bool,
+    k: int,
+    n_chan: int,
+    frames: tuple,
+    ra0: float,
+    dec0: float,
+    slot_name: str | None = None,
+) -> dict:
     """Everything SPW ``k`` (subband ``15 - k``) writes, computed from its file alone.
 
     ``src`` is the subband's file, or (``present`` false: the subband is missing) its nearest
@@ -74,8 +83,17 @@ def prepare_spw(src: SubbandInput, present: bool, k: int, n_chan: int, frames: t
         slot.close()
 
 
-def _prepare_into(src: SubbandInput, present: bool, k: int, n_chan: int, frames: tuple, ra0: float, dec0: float,
-                  data: np.ndarray, flags: np.ndarray) -> dict:
+def _prepare_into(
+    src: SubbandInput,
+    present: bool,
+    k: int,
+    n_chan: int,
+    frames: tuple,
+    ra0: float,
+    dec0: float,
+    data: np.ndarray,
+    flags: np.ndarray,
+) -> dict:
     import h5py
 
     from contimg.calibrate.calavg import rotation, sigma_from_weight
@@ -95,8 +113,9 @@ def _prepare_into(src: SubbandInput, present: bool, k: int, n_chan: int, frames:
                 item = "Data/nsamples"
                 nsamples = read_chunk_ordered(h5[item])
         except (OSError, KeyError, ValueError) as err:
-            raise ConversionError(f"{src.path}: {item}: cannot be read ({type(err).__name__}: {err}); "
-                                  "truncated or corrupt?") from err
+            raise ConversionError(
+                f"{src.path}: {item}: cannot be read ({type(err).__name__}: {err}); truncated or corrupt?"
+            ) from err
         t_read = time.perf_counter() - t0
         uvw_new, w_old, w_new = geometry(src, frames, ra0, dec0)
         # MS convention: conj(vis * rot) = conj(vis) * conj(rot), channels ascending, written
@@ -137,11 +156,19 @@ def _prepare_into(src: SubbandInput, present: bool, k: int, n_chan: int, frames:
         wspec = np.where(flags, np.float32(0), nsamples).astype(np.float32)
         n_good = n_chan - np.count_nonzero(flags, axis=1)
         weight = (wspec.sum(axis=1, dtype=np.float64) / np.maximum(n_good, 1)).astype(np.float32)
-    return {"k": k, "wspec": wspec, "weight": weight, "sigma": sigma_from_weight(weight),
-            "flag_row": all_flagged.all(axis=1), "uvw": -uvw_new, "n_nan": n_nan,
-            "n_flagged": int(np.count_nonzero(flags)), "n_vis": flags.size,
-            "seconds": {"read": t_read, "phase": time.perf_counter() - t0 - t_read},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    return {
+        "k": k,
+        "wspec": wspec,
+        "weight": weight,
+        "sigma": sigma_from_weight(weight),
+        "flag_row": all_flagged.all(axis=1),
+        "uvw": -uvw_new,
+        "n_nan": n_nan,
+        "n_flagged": int(np.count_nonzero(flags)),
+        "n_vis": flags.size,
+        "seconds": {"read": t_read, "phase": time.perf_counter() - t0 - t_read},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
 
 
 def spw_inputs(plan: ChunkPlan, k: int) -> tuple[SubbandInput, bool]:

@@ -23,7 +23,8 @@ def main_table_desc(n_chan: int):
 
     MODEL_DATA and CORRECTED_DATA are not written (2.7 GB of copies of DATA at full size): the
     calibration and imaging jobs work on their own averaged copies, and CASA's ``applycal`` (the
-    imaging fallback) adds CORRECTED_DATA itself (docs/conventions.md)."""
+    imaging fallback) adds CORRECTED_DATA itself (docs/conventions.md).
+    """
     from casacore import tables
 
     desc = tables.required_ms_desc("MAIN")
@@ -39,14 +40,27 @@ def main_table_desc(n_chan: int):
     for key in ("ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FLAG_ROW"):
         desc[key].update(dataManagerType="StandardStMan", dataManagerGroup="RowScalars")
     desc["FLAG_CATEGORY"].update(keywords={"CATEGORY": np.array("baddata")})
-    for key in ("ARRAY_ID", "EXPOSURE", "FEED1", "FEED2", "FIELD_ID", "INTERVAL", "OBSERVATION_ID", "PROCESSOR_ID",
-                "SCAN_NUMBER", "STATE_ID", "TIME", "TIME_CENTROID"):
+    for key in (
+        "ARRAY_ID",
+        "EXPOSURE",
+        "FEED1",
+        "FEED2",
+        "FIELD_ID",
+        "INTERVAL",
+        "OBSERVATION_ID",
+        "PROCESSOR_ID",
+        "SCAN_NUMBER",
+        "STATE_ID",
+        "TIME",
+        "TIME_CENTROID",
+    ):
         desc[key].update(dataManagerType="IncrementalStMan", dataManagerGroup=key)
     spec = {}
     for name, value, vtype, bytes_per in (("DATA", 0j, "complex", 8),):
         group = f"Tiled_{name}"
-        cd = tables.makearrcoldesc(name, value, valuetype=vtype, ndim=2, datamanagertype="TiledShapeStMan",
-                                   datamanagergroup=group)
+        cd = tables.makearrcoldesc(
+            name, value, valuetype=vtype, ndim=2, datamanagertype="TiledShapeStMan", datamanagergroup=group
+        )
         del cd["desc"]["shape"]
         desc.update(tables.maketabdesc(cd))
         rows = max(1, TILE_BYTES // (2 * n_chan * bytes_per))
@@ -84,27 +98,53 @@ def write_subtables(path: Path, plan: ChunkPlan, freqs_asc: np.ndarray, widths: 
     tel_xyz = np.array([loc.x.to_value(u.m), loc.y.to_value(u.m), loc.z.to_value(u.m)])
     mid_s = (plan.mid_jd - 2400000.5) * 86400.0
     p = str(path)
-    ms_utils.write_ms_antenna(p, antenna_numbers=t.antenna_numbers, antenna_names=t.antenna_names,
-                              antenna_positions=t.antenna_positions_m, antenna_diameters=t.antenna_diameters_m,
-                              antenna_mount=["ALT-AZ"] * len(t.antenna_numbers), telescope_location=tel_xyz,
-                              telescope_frame="itrs")
+    ms_utils.write_ms_antenna(
+        p,
+        antenna_numbers=t.antenna_numbers,
+        antenna_names=t.antenna_names,
+        antenna_positions=t.antenna_positions_m,
+        antenna_diameters=t.antenna_diameters_m,
+        antenna_mount=["ALT-AZ"] * len(t.antenna_numbers),
+        telescope_location=tel_xyz,
+        telescope_frame="itrs",
+    )
     ms_utils.write_ms_data_description(p, nspws=N_SUBBANDS)
-    ms_utils.write_ms_feed(p, nfeeds=2, nspws=N_SUBBANDS, feed_array=np.tile(["x", "y"], (len(t.antenna_numbers), 1)),
-                           feed_angle=np.zeros((len(t.antenna_numbers), 2)), antenna_numbers=t.antenna_numbers,
-                           time_val=mid_s)
+    ms_utils.write_ms_feed(
+        p,
+        nfeeds=2,
+        nspws=N_SUBBANDS,
+        feed_array=np.tile(["x", "y"], (len(t.antenna_numbers), 1)),
+        feed_angle=np.zeros((len(t.antenna_numbers), 2)),
+        antenna_numbers=t.antenna_numbers,
+        time_val=mid_s,
+    )
     field_name = f"meridian_{plan.pointing_dec_deg:+.2f}"
-    catalog = {0: {"cat_name": field_name, "cat_type": "sidereal", "cat_lon": np.radians(plan.phase_center_ra_deg),
-                   "cat_lat": np.radians(plan.phase_center_dec_deg), "cat_frame": "icrs", "cat_epoch": 2000.0,
-                   "cat_times": None, "cat_pm_ra": None, "cat_pm_dec": None, "cat_vrad": None, "cat_dist": None,
-                   "info_source": "contimg"}}
+    catalog = {
+        0: {
+            "cat_name": field_name,
+            "cat_type": "sidereal",
+            "cat_lon": np.radians(plan.phase_center_ra_deg),
+            "cat_lat": np.radians(plan.phase_center_dec_deg),
+            "cat_frame": "icrs",
+            "cat_epoch": 2000.0,
+            "cat_times": None,
+            "cat_pm_ra": None,
+            "cat_pm_dec": None,
+            "cat_vrad": None,
+            "cat_dist": None,
+            "info_source": "contimg",
+        }
+    }
     ms_utils.write_ms_field(p, phase_center_catalog=catalog, time_val=mid_s)
     ms_utils.write_ms_source(p, phase_center_catalog=catalog, time_default=mid_s)
     ms_utils.write_ms_observation(p, telescope_name=TELESCOPE_NAME, telescope_location=tel_xyz, observer="DSA-110")
-    ms_utils.write_ms_spectral_window(p, freq_array=freqs_asc, channel_width=widths, spw_array=np.arange(N_SUBBANDS),
-                                      id_array=spw_of_chan)
+    ms_utils.write_ms_spectral_window(
+        p, freq_array=freqs_asc, channel_width=widths, spw_array=np.arange(N_SUBBANDS), id_array=spw_of_chan
+    )
     ms_utils.write_ms_polarization(p, polarization_array=POLARIZATION_ARRAY)
-    ms_utils.write_ms_history(p, history=f"contimg {__version__}: converted from "
-                                         + ", ".join(s.path.name for s in plan.subbands.values()))
+    ms_utils.write_ms_history(
+        p, history=f"contimg {__version__}: converted from " + ", ".join(s.path.name for s in plan.subbands.values())
+    )
     start_s = (plan.start_jd - 2400000.5) * 86400.0
     end_s = (plan.end_jd - 2400000.5) * 86400.0
     with tables.table(p + "::OBSERVATION", readonly=False, ack=False) as obs:
@@ -125,12 +165,14 @@ def write_subtables(path: Path, plan: ChunkPlan, freqs_asc: np.ndarray, widths: 
 
 def add_weight_spectrum(ms, n_chan: int, spws_written, nblts: int) -> None:
     """Add WEIGHT_SPECTRUM once an SPW's nsamples vary across channels, and fill it for the SPWs
-    already written (uniform ones: their WEIGHT in every unflagged channel)."""
+    already written (uniform ones: their WEIGHT in every unflagged channel).
+    """
     from casacore import tables
 
     group = "Tiled_WEIGHT_SPECTRUM"
-    cd = tables.makearrcoldesc("WEIGHT_SPECTRUM", 0.0, valuetype="float", ndim=2, datamanagertype="TiledShapeStMan",
-                               datamanagergroup=group)
+    cd = tables.makearrcoldesc(
+        "WEIGHT_SPECTRUM", 0.0, valuetype="float", ndim=2, datamanagertype="TiledShapeStMan", datamanagergroup=group
+    )
     del cd["desc"]["shape"]
     td = tables.maketabdesc(cd)
     rows = max(1, TILE_BYTES // (2 * n_chan * 4))
@@ -138,5 +180,9 @@ def add_weight_spectrum(ms, n_chan: int, spws_written, nblts: int) -> None:
     for k in spws_written:
         flags = ms.getcol("FLAG", startrow=k * nblts, nrow=nblts)
         weight = ms.getcol("WEIGHT", startrow=k * nblts, nrow=nblts)
-        ms.putcol("WEIGHT_SPECTRUM", np.where(flags, np.float32(0), weight[:, None, :].astype(np.float32)),
-                  startrow=k * nblts, nrow=nblts)
+        ms.putcol(
+            "WEIGHT_SPECTRUM",
+            np.where(flags, np.float32(0), weight[:, None, :].astype(np.float32)),
+            startrow=k * nblts,
+            nrow=nblts,
+        )

@@ -13,7 +13,8 @@ __all__ = ["Preparer", "without_rows"]
 
 def _warm_up() -> None:
     """Run once in each worker while the main process plans: pay the imports and casacore's
-    measures tables before the first subband arrives."""
+    measures tables before the first subband arrives.
+    """
     import h5py  # noqa: F401
     import pyuvdata.utils.io.ms  # noqa: F401  (for the subtables, ~1 s of imports off the writer's path)
     from casacore.measures import measures
@@ -28,7 +29,9 @@ def without_rows(plan: ChunkPlan) -> ChunkPlan:
     import dataclasses
 
     none = np.zeros(0, int)
-    slim = {k: dataclasses.replace(s, time_jd=none.astype(float), ant1=none, ant2=none) for k, s in plan.subbands.items()}
+    slim = {
+        k: dataclasses.replace(s, time_jd=none.astype(float), ant1=none, ant2=none) for k, s in plan.subbands.items()
+    }
     return dataclasses.replace(plan, subbands=slim)
 
 
@@ -70,8 +73,12 @@ class Preparer:
             while free and len(pending) < limit and k + len(pending) < N_SUBBANDS:
                 nxt = k + len(pending)
                 i = free.pop(0)
-                pending[nxt] = (self.pool.submit(prepare_spw, *spw_inputs(plan, nxt), nxt, n_chan, frames[nxt], ra0,
-                                                 dec0, self.slots[i].name), i)
+                pending[nxt] = (
+                    self.pool.submit(
+                        prepare_spw, *spw_inputs(plan, nxt), nxt, n_chan, frames[nxt], ra0, dec0, self.slots[i].name
+                    ),
+                    i,
+                )
 
         submit_ahead(0, limit=1)  # one worker starts on SPW 0, the other is free for before_first's task
         if before_first:

@@ -11,4 +11,5 @@ class ImagingError(RuntimeError):
 
 class UnsupportedTables(Exception):
     """Tables or a layout the imaging copy cannot handle (several solution times, not B/G, windows
-    whose rows are not contiguous): the job images the product itself, calibrated by CASA's applycal."""
+    whose rows are not contiguous): the job images the product itself, calibrated by CASA's applycal.
+    """

@@ -18,8 +18,17 @@ __all__ = ["run_wsclean", "run_tclean"]
 LOG_TAIL_CHARS = 1500  # of WSClean's log in the error: its last lines say why
 
 
-def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column: str, threshold_jy: float,
-                tmpdir: Path, initial=None) -> dict:
+def run_wsclean(
+    ms_path: str,
+    prefix: Path,
+    size: int,
+    cell: float,
+    cfg,
+    column: str,
+    threshold_jy: float,
+    tmpdir: Path,
+    initial=None,
+) -> dict:
     """WSClean's quick image of ``ms_path`` (``size`` px of ``cell`` arcsec; ``cfg`` an ImagingConfig).
 
     It starts from ``initial`` (contimg.image.gridding.InitialImages, of this MS on this grid) when
@@ -35,12 +44,41 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column:
     # radiometer is the floor, the residual's own noise (1.2x the radiometer at full size) the
     # usual stop; cleaning to the floor instead took 2-3 s more for the same image. (In a first major
     # cycle the residual's rms is the dirty image's sidelobes: see ImagingConfig.mgain.)
-    argv = ["wsclean", "-name", str(prefix), "-size", str(size), str(size), "-scale", f"{cell:.4f}asec",
-            "-pol", "I", "-niter", str(cfg.niter), "-mgain", str(cfg.mgain), "-threshold", f"{threshold_jy:.6g}",
-            "-auto-threshold", str(cfg.threshold_sigma),
-            "-data-column", column, "-reorder", "-use-wgridder", "-j", str(cfg.threads), "-temp-dir", str(tmpdir),
-            "-wgridder-accuracy", f"{cfg.wgridder_accuracy:g}", "-nmiter", str(cfg.nmiter),
-            "-no-update-model-required", "-no-dirty", "-quiet"]
+    argv = [
+        "wsclean",
+        "-name",
+        str(prefix),
+        "-size",
+        str(size),
+        str(size),
+        "-scale",
+        f"{cell:.4f}asec",
+        "-pol",
+        "I",
+        "-niter",
+        str(cfg.niter),
+        "-mgain",
+        str(cfg.mgain),
+        "-threshold",
+        f"{threshold_jy:.6g}",
+        "-auto-threshold",
+        str(cfg.threshold_sigma),
+        "-data-column",
+        column,
+        "-reorder",
+        "-use-wgridder",
+        "-j",
+        str(cfg.threads),
+        "-temp-dir",
+        str(tmpdir),
+        "-wgridder-accuracy",
+        f"{cfg.wgridder_accuracy:g}",
+        "-nmiter",
+        str(cfg.nmiter),
+        "-no-update-model-required",
+        "-no-dirty",
+        "-quiet",
+    ]
     if cfg.auto_mask_sigma > 0:
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
@@ -61,14 +99,19 @@ def run_wsclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column:
         raise ImagingError(f"wsclean failed ({proc.returncode}): {log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}")
     image = Path(f"{prefix}-image.fits")
     residual = Path(f"{prefix}-residual.fits")  # absent when niter is 0: the image is then the residual
-    return {"image": image, "residual": residual if residual.exists() else image, "casa_image": None,
-            "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {
+        "image": image,
+        "residual": residual if residual.exists() else image,
+        "casa_image": None,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def _write_for_reuse(prefix: Path, images) -> None:
     """``images`` (contimg.image.gridding.InitialImages) as the ``{prefix}-psf.fits`` and
     ``{prefix}-dirty.fits`` WSClean loads with -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no
-    WCS; WSClean writes its products' headers itself)."""
+    WCS; WSClean writes its products' headers itself).
+    """
     from astropy.io import fits
 
     from contimg.image.gridding import wsclean_keywords
@@ -89,11 +132,24 @@ def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column: 
     """
     import casatasks
 
-    casatasks.tclean(vis=ms_path, imagename=str(prefix), imsize=[size, size], cell=f"{cell:.4f}arcsec", stokes="I",
-                     specmode="mfs", gridder="wproject", wprojplanes=-1, deconvolver="hogbom",
-                     weighting="briggs" if cfg.weighting == "briggs" else "natural", robust=cfg.robust,
-                     niter=cfg.niter, gain=0.1, threshold=f"{threshold_jy}Jy", pblimit=-1,
-                     datacolumn="corrected" if column == "CORRECTED_DATA" else "data")
+    casatasks.tclean(
+        vis=ms_path,
+        imagename=str(prefix),
+        imsize=[size, size],
+        cell=f"{cell:.4f}arcsec",
+        stokes="I",
+        specmode="mfs",
+        gridder="wproject",
+        wprojplanes=-1,
+        deconvolver="hogbom",
+        weighting="briggs" if cfg.weighting == "briggs" else "natural",
+        robust=cfg.robust,
+        niter=cfg.niter,
+        gain=0.1,
+        threshold=f"{threshold_jy}Jy",
+        pblimit=-1,
+        datacolumn="corrected" if column == "CORRECTED_DATA" else "data",
+    )
     image = Path(f"{prefix}.image")
     if not image.exists():
         raise ImagingError("tclean produced no image")

@@ -18,16 +18,31 @@ import numpy as np
 from contimg.childjobs.mscolumns import ensure_weight_spectrum
 from contimg.image.job.errors import UnsupportedTables
 from contimg.image.job.msread import ROW_COLUMNS, load_gains, read_rows, read_windows
-from contimg.image.job.workers import (averaging_pool, cpu_seconds, in_worker, stash, submit_averaging, unstash,
-                                       workers_cpu_seconds, write_rows)
-from contimg.image.parts import (binned_channels, image_grid, merge_loss, put_briggs_weights, windows_as_parts,
-                                 windows_line_up)
+from contimg.image.job.workers import (
+    averaging_pool,
+    cpu_seconds,
+    in_worker,
+    stash,
+    submit_averaging,
+    unstash,
+    workers_cpu_seconds,
+    write_rows,
+)
+from contimg.image.parts import (
+    binned_channels,
+    image_grid,
+    merge_loss,
+    put_briggs_weights,
+    windows_as_parts,
+    windows_line_up,
+)
 
 __all__ = ["make_imaging_ms"]
 
 
-def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg,
-                    initial_images: bool = False) -> dict:
+def make_imaging_ms(
+    ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, initial_images: bool = False
+) -> dict:
     """A compact copy of ``ms_path`` for imaging, with the figures of how it was made.
 
     Calibrated (B, G by division; weights x |g_i g_j|^2, as CASA's calwt; failed solutions flag the
@@ -81,8 +96,9 @@ def make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int,
     return made
 
 
-def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool, scratch: str,
-                     initial_images: bool) -> dict:
+def _make_imaging_ms(
+    ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool, scratch: str, initial_images: bool
+) -> dict:
     import casatools
 
     freqs, widths, spw_of_dd, n_ant = read_windows(ms_path)
@@ -102,8 +118,21 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
         plans, rows, first_rows = _time_averaging_plans(tb, layout, blocks, order, freqs, cfg.max_time_smearing_loss)
     finally:
         tb.close()
-    pending = submit_averaging(pool, ms_path, blocks, order, layout["ANTENNA1"], layout["ANTENNA2"], has_wspec,
-                               chan_bin, gains, gain_flags, spw_of_dd, plans, scratch)
+    pending = submit_averaging(
+        pool,
+        ms_path,
+        blocks,
+        order,
+        layout["ANTENNA1"],
+        layout["ANTENNA2"],
+        has_wspec,
+        chan_bin,
+        gains,
+        gain_flags,
+        spw_of_dd,
+        plans,
+        scratch,
+    )
     # while the workers average: the copy's skeleton, the one-window test (on every row's uvw; the
     # merged window's times and uvw are the windows' means, its other row columns the first window's)
     tb.open(ms_path)
@@ -132,8 +161,10 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     del averaged
     figures = [plans[order[0]].figures] if merged else [plans[k].figures for k in order]
     rows_in, rows_out = (sum(f[key] for f in figures) for key in ("rows_in", "rows_out"))
-    time_figures = {"rows_kept_fraction": rows_out / max(rows_in, 1),
-                    "max_time_bin": max(f["max_bin"] for f in figures)}
+    time_figures = {
+        "rows_kept_fraction": rows_out / max(rows_in, 1),
+        "max_time_bin": max(f["max_bin"] for f in figures),
+    }
     cell, size = image_grid(parts, cfg)
     noise_over_natural, uv_cells = None, None
     if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
@@ -145,8 +176,9 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
     finally:
         ot.close()
     # written by an averaging worker with python-casacore, while this process grids the initial images
-    stashed = [(part.rows, stash(f"{scratch}/part{i}", part.data, part.weights, part.flags))
-               for i, part in enumerate(parts)]
+    stashed = [
+        (part.rows, stash(f"{scratch}/part{i}", part.data, part.weights, part.flags)) for i, part in enumerate(parts)
+    ]
     writing = pool.submit(in_worker, write_rows, out, stashed)
     # contimg.image.gridding weights naturally, so WSClean must (the copy carries any Briggs weights), and only
     # a well-filled uv plane's exact PSF agrees with WSClean's later residuals (ImagingConfig)
@@ -161,20 +193,32 @@ def _make_imaging_ms(ms_path: str, out: str, caltables: list[str], chan_bin: int
         tb.copy(f"{out}/{name}", deep=True, valuecopy=True, returnobject=False)
         tb.close()
     _rewrite_windows(out, binned, [int(spw_of_dd[k]) for k in order] if merged else None)
-    return {"chan_bin": chan_bin, "applied": bool(caltables), "flagged_fraction_after_apply": n_flag / max(n_all, 1),
-            "merged_spws": merged, "merge_loss": loss, **time_figures, "cell_arcsec": cell, "size_px": size,
-            "weights_noise_factor": noise_over_natural, "effective_uv_cells": uv_cells,
-            "workers_cpu_s": workers_cpu_seconds(reports), **initial}
+    return {
+        "chan_bin": chan_bin,
+        "applied": bool(caltables),
+        "flagged_fraction_after_apply": n_flag / max(n_all, 1),
+        "merged_spws": merged,
+        "merge_loss": loss,
+        **time_figures,
+        "cell_arcsec": cell,
+        "size_px": size,
+        "weights_noise_factor": noise_over_natural,
+        "effective_uv_cells": uv_cells,
+        "workers_cpu_s": workers_cpu_seconds(reports),
+        **initial,
+    }
 
 
-def _time_averaging_plans(tb, layout: dict, blocks: dict, order: list, freqs: list,
-                          max_loss: float) -> tuple[dict, dict | None, dict | None]:
+def _time_averaging_plans(
+    tb, layout: dict, blocks: dict, order: list, freqs: list, max_loss: float
+) -> tuple[dict, dict | None, dict | None]:
     """(plans, rows, first_rows): per window, the contimg.image.bda.TimeAveraging the workers apply to
     it (so that they hand back a third of the rows), planned from the row columns (ROW_COLUMNS) of the
     open product table ``tb`` for a loss of at most ``max_loss`` at the primary beam's half-power
     radius. Windows whose rows line up share one plan, made from the first window's rows, which are
     returned as ``first_rows`` (``rows`` None); otherwise each gets its own, from all the rows,
-    returned as ``rows`` (``first_rows`` None)."""
+    returned as ``rows`` (``first_rows`` None).
+    """
     from contimg.core.beam import fwhm_rad
     from contimg.image.bda import plan_time_averaging
 
@@ -186,26 +230,39 @@ def _time_averaging_plans(tb, layout: dict, blocks: dict, order: list, freqs: li
         plan = plan_time_averaging(rows, freq_max, radius, max_loss)
         return {k: plan for k in order}, None, rows
     rows = read_rows(tb, layout)
-    return {k: plan_time_averaging({c: v[..., blocks[k]] for c, v in rows.items()}, freq_max, radius, max_loss)
-            for k in order}, rows, None
+    return (
+        {
+            k: plan_time_averaging({c: v[..., blocks[k]] for c, v in rows.items()}, freq_max, radius, max_loss)
+            for k in order
+        },
+        rows,
+        None,
+    )
 
 
 def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
     """contimg.image.gridding.initial_images of the copy's ``parts`` (after their imaging weights),
-    with the wall and CPU seconds it took (this process: ducc0's threads)."""
+    with the wall and CPU seconds it took (this process: ducc0's threads).
+    """
     from contimg.image.gridding import initial_images
 
     ts, cs = time.perf_counter(), cpu_seconds()
-    grid_parts = [(rows["UVW"], freqs, data, weights, flags, rows["ANTENNA1"] != rows["ANTENNA2"])
-                  for rows, data, weights, flags, freqs in parts]
+    grid_parts = [
+        (rows["UVW"], freqs, data, weights, flags, rows["ANTENNA1"] != rows["ANTENNA2"])
+        for rows, data, weights, flags, freqs in parts
+    ]
     images = initial_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads)
-    return {"initial_images": images, "initial_images_s": time.perf_counter() - ts,
-            "initial_images_cpu_s": cpu_seconds() - cs}
+    return {
+        "initial_images": images,
+        "initial_images_s": time.perf_counter() - ts,
+        "initial_images_cpu_s": cpu_seconds() - cs,
+    }
 
 
 def _rewrite_windows(out: str, binned: list, merged_spws: list | None) -> None:
     """SPECTRAL_WINDOW after averaging (``binned``: contimg.image.parts.binned_channels); with
-    ``merged_spws`` (ascending), one window holding them all, and DATA_DESCRIPTION and FEED reduced to it."""
+    ``merged_spws`` (ascending), one window holding them all, and DATA_DESCRIPTION and FEED reduced to it.
+    """
     import casatools
 
     tb = casatools.table()

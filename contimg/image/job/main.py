@@ -51,9 +51,11 @@ def main(argv=None) -> int:
         return 1
     for w in made.warnings:
         print(f"WARNING: {w}")
-    print(f"wrote {made.image} ({made.imager}, {made.size_px} px at {made.cell_arcsec:.2f}\"), "
-          f"rms {made.rms_jy * 1e3:.2f} mJy/beam (expected {made.expected_rms_jy * 1e3:.2f}), "
-          f"peak {made.peak_jy:.3f} Jy/beam, {made.n_sources_5sigma} sources > 5 sigma")
+    print(
+        f'wrote {made.image} ({made.imager}, {made.size_px} px at {made.cell_arcsec:.2f}"), '
+        f"rms {made.rms_jy * 1e3:.2f} mJy/beam (expected {made.expected_rms_jy * 1e3:.2f}), "
+        f"peak {made.peak_jy:.3f} Jy/beam, {made.n_sources_5sigma} sources > 5 sigma"
+    )
     report(made.to_dict(), args.report)
     return 0
 

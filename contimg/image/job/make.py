@@ -25,8 +25,9 @@ from contimg.image.report import ImageReport
 __all__ = ["make_image"]
 
 
-def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str | None, window: str | None,
-               cfg) -> ImageReport:
+def make_image(
+    ms_path: str, out_prefix: str, caltables: list[str], calset: str | None, window: str | None, cfg
+) -> ImageReport:
     """Apply ``caltables`` to ``ms_path`` and write the chunk's image products at ``out_prefix``.
 
     Parameters
@@ -65,9 +66,13 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     if imager == "wsclean" and shutil.which("wsclean") is None:
         warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
         imager = "tclean"
-    chan_bin = cfg.chan_average or channel_bin(len(source_info["freqs_hz"]) // max(source_info["n_spw"], 1),
-                                               source_info["channel_width_hz"], source_info["freq_min_hz"],
-                                               source_info["max_baseline_m"], cfg.max_smearing_loss)
+    chan_bin = cfg.chan_average or channel_bin(
+        len(source_info["freqs_hz"]) // max(source_info["n_spw"], 1),
+        source_info["channel_width_hz"],
+        source_info["freq_min_hz"],
+        source_info["max_baseline_m"],
+        cfg.max_smearing_loss,
+    )
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.tmp-", dir=out_prefix.parent))
     os.chdir(tmpdir)  # CASA drops TempLattice*/imagesolver* scratch in the working directory
     try:
@@ -80,8 +85,10 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         data_column = "CORRECTED_DATA" if caltables else "DATA"  # what was imaged (from the copy, or in place)
         info = describe_ms(image_ms)
         if info["n_unflagged_cross"] == 0:
-            raise ImagingError(f"{ms_path}: all cross-correlation data are flagged"
-                               f"{' (after calibration)' if caltables else ''}; nothing to image")
+            raise ImagingError(
+                f"{ms_path}: all cross-correlation data are flagged"
+                f"{' (after calibration)' if caltables else ''}; nothing to image"
+            )
         plan = plan_imaging(prep, info, cfg)
         cell, size, imager_cfg, expected = plan.cell_arcsec, plan.size_px, plan.imager_cfg, plan.expected_rms_jy
         ts, cs = time.perf_counter(), cpu_seconds()
@@ -89,11 +96,21 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
         pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
         threshold = cfg.threshold_sigma * expected
         with ThreadPoolExecutor(1) as beside:  # WSClean leaves part of a core idle: the beam's pointings meanwhile
-            track = beside.submit(thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing,
-                                  cfg.pb_time_samples)
+            track = beside.submit(
+                thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing, cfg.pb_time_samples
+            )
             if imager == "wsclean":
-                made = run_wsclean(image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir,
-                                   initial=prep.get("initial_images"))
+                made = run_wsclean(
+                    image_ms,
+                    work,
+                    size,
+                    cell,
+                    imager_cfg,
+                    column,
+                    threshold,
+                    tmpdir,
+                    initial=prep.get("initial_images"),
+                )
             else:
                 made = run_tclean(image_ms, work, size, cell, imager_cfg, column, threshold)
             timings["image"] = time.perf_counter() - ts + initial_s
@@ -101,10 +118,22 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
                 timings["image_initial"] = initial_s  # of which the PSF and dirty image by ducc0
             pointings, pointings_cpu = track.result()
         cpu["image"] = cpu_seconds() - cs - pointings_cpu + made.get("cpu_s", 0.0) + initial_cpu
-        published = publish_products(made, out_prefix, tmpdir, pointings=pointings, freq_min_hz=info["freq_min_hz"],
-                                     freq_max_hz=info["freq_max_hz"], expected_rms_jy=expected, cfg=cfg, calset=calset,
-                                     caltables=caltables, window=window, imager=imager, data_column=data_column,
-                                     ms_path=ms_path)
+        published = publish_products(
+            made,
+            out_prefix,
+            tmpdir,
+            pointings=pointings,
+            freq_min_hz=info["freq_min_hz"],
+            freq_max_hz=info["freq_max_hz"],
+            expected_rms_jy=expected,
+            cfg=cfg,
+            calset=calset,
+            caltables=caltables,
+            window=window,
+            imager=imager,
+            data_column=data_column,
+            ms_path=ms_path,
+        )
         timings["pb"] = published.pb_s
     finally:
         os.chdir(out_prefix.parent)  # never leave CASA in a deleted directory (it asserts getcwd at exit)
@@ -112,31 +141,64 @@ def make_image(ms_path: str, out_prefix: str, caltables: list[str], calset: str 
     timings["total"] = time.perf_counter() - t0
     qa = published.qa
     return ImageReport(
-        image=f"{out_prefix}.fits", pbcor=f"{out_prefix}.pbcor.fits", pb=f"{out_prefix}.pb.fits",
-        png=f"{out_prefix}.png", casa_image=published.casa_image, imager=imager, calibrated=bool(caltables),
-        data_column=data_column, chan_bin=prep["chan_bin"], merged_spws=bool(prep.get("merged_spws")),
-        merge_loss=prep.get("merge_loss"), caltables=caltables, calset=calset, window=window, cell_arcsec=cell,
-        size_px=size, weighting=plan.weighting, mgain=imager_cfg.mgain,
+        image=f"{out_prefix}.fits",
+        pbcor=f"{out_prefix}.pbcor.fits",
+        pb=f"{out_prefix}.pb.fits",
+        png=f"{out_prefix}.png",
+        casa_image=published.casa_image,
+        imager=imager,
+        calibrated=bool(caltables),
+        data_column=data_column,
+        chan_bin=prep["chan_bin"],
+        merged_spws=bool(prep.get("merged_spws")),
+        merge_loss=prep.get("merge_loss"),
+        caltables=caltables,
+        calset=calset,
+        window=window,
+        cell_arcsec=cell,
+        size_px=size,
+        weighting=plan.weighting,
+        mgain=imager_cfg.mgain,
         initial_images="ducc0" if prep.get("initial_images") is not None else imager,
-        rows_kept_fraction=prep.get("rows_kept_fraction", 1.0), max_time_bin=prep.get("max_time_bin", 1),
-        effective_uv_cells=prep.get("effective_uv_cells"), bmaj_arcsec=published.bmaj_arcsec,
-        bmin_arcsec=published.bmin_arcsec, bpa_deg=published.bpa_deg, rms_jy=qa.rms_jy, peak_jy=qa.peak_jy,
-        dynamic_range=qa.dynamic_range, n_sources_5sigma=qa.n_sources_5sigma, expected_rms_jy=expected,
-        flagged_fraction=info["flagged_fraction"], timings_s=timings, cpu_s=cpu, warnings=warnings,
-        config=cfg.to_json(), code_version=__version__, mid_mjd=0.5 * (info["start_mjd"] + info["end_mjd"]),
+        rows_kept_fraction=prep.get("rows_kept_fraction", 1.0),
+        max_time_bin=prep.get("max_time_bin", 1),
+        effective_uv_cells=prep.get("effective_uv_cells"),
+        bmaj_arcsec=published.bmaj_arcsec,
+        bmin_arcsec=published.bmin_arcsec,
+        bpa_deg=published.bpa_deg,
+        rms_jy=qa.rms_jy,
+        peak_jy=qa.peak_jy,
+        dynamic_range=qa.dynamic_range,
+        n_sources_5sigma=qa.n_sources_5sigma,
+        expected_rms_jy=expected,
+        flagged_fraction=info["flagged_fraction"],
+        timings_s=timings,
+        cpu_s=cpu,
+        warnings=warnings,
+        config=cfg.to_json(),
+        code_version=__version__,
+        mid_mjd=0.5 * (info["start_mjd"] + info["end_mjd"]),
     )
 
 
-def _prepare(ms_path: str, tmpdir: Path, caltables: list[str], chan_bin: int, cfg, imager: str,
-             warnings: list[str]) -> tuple[str, str, dict]:
+def _prepare(
+    ms_path: str, tmpdir: Path, caltables: list[str], chan_bin: int, cfg, imager: str, warnings: list[str]
+) -> tuple[str, str, dict]:
     """(the MS to image, its data column, the imaging copy's figures): the calibrated, averaged copy
     (contimg.image.job.imaging_copy) in ``tmpdir``, made in one read of the product, which is never
     written; or, when the copy cannot be made (UnsupportedTables), the product itself, calibrated in
-    place by CASA's applycal if there are tables. Appends to ``warnings`` what it fell back on."""
+    place by CASA's applycal if there are tables. Appends to ``warnings`` what it fell back on.
+    """
     image_ms = str(tmpdir / "imaging.ms")
     try:
-        prep = make_imaging_ms(ms_path, image_ms, caltables, chan_bin, cfg,
-                               initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0)
+        prep = make_imaging_ms(
+            ms_path,
+            image_ms,
+            caltables,
+            chan_bin,
+            cfg,
+            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0,
+        )
         return image_ms, "DATA", prep
     except UnsupportedTables as why:
         shutil.rmtree(image_ms, ignore_errors=True)

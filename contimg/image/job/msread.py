@@ -10,14 +10,37 @@ import numpy as np
 
 from contimg.image.job.errors import UnsupportedTables
 
-__all__ = ["POINTING_KEYWORD", "ROW_COLUMNS", "describe_ms", "apply_calibration", "load_gains", "read_rows",
-           "read_windows"]
+__all__ = [
+    "POINTING_KEYWORD",
+    "ROW_COLUMNS",
+    "describe_ms",
+    "apply_calibration",
+    "load_gains",
+    "read_rows",
+    "read_windows",
+]
 
 POINTING_KEYWORD = "CONTIMG_POINTING_DEC_DEG"  # the main table's keyword the converter writes the dish's dec in
 
 # the per-row columns the imaging copy carries over (averaged in time by contimg.image.bda)
-ROW_COLUMNS = ("UVW", "TIME", "TIME_CENTROID", "INTERVAL", "EXPOSURE", "ANTENNA1", "ANTENNA2", "FEED1", "FEED2",
-               "DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "STATE_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")
+ROW_COLUMNS = (
+    "UVW",
+    "TIME",
+    "TIME_CENTROID",
+    "INTERVAL",
+    "EXPOSURE",
+    "ANTENNA1",
+    "ANTENNA2",
+    "FEED1",
+    "FEED2",
+    "DATA_DESC_ID",
+    "FIELD_ID",
+    "SCAN_NUMBER",
+    "STATE_ID",
+    "ARRAY_ID",
+    "OBSERVATION_ID",
+    "PROCESSOR_ID",
+)
 
 
 def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
@@ -80,15 +103,20 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
     lengths = np.linalg.norm(uvw[:, good_rows], axis=0)
     pointing = keywords.get(POINTING_KEYWORD)
     return {
-        "freq_min_hz": float(freqs.min()), "freq_max_hz": float(freqs.max()), "freqs_hz": freqs,
-        "channel_width_hz": float(np.median(np.abs(widths))), "interval_s": interval,
+        "freq_min_hz": float(freqs.min()),
+        "freq_max_hz": float(freqs.max()),
+        "freqs_hz": freqs,
+        "channel_width_hz": float(np.median(np.abs(widths))),
+        "interval_s": interval,
         "start_mjd": float((times - intervals / 2).min()) / 86400.0,
         "end_mjd": float((times + intervals / 2).max()) / 86400.0,
         "flagged_fraction": None if not with_flags else float(flags[:, :, cross].mean()) if cross.any() else 1.0,
-        "n_unflagged_cross": unflagged, "unflagged_cross_seconds": unflagged_s,
+        "n_unflagged_cross": unflagged,
+        "unflagged_cross_seconds": unflagged_s,
         "max_baseline_m": float(lengths.max()) if lengths.size else 0.0,
         "n_spw": len(widths_per_spw),
-        "field_ra_deg": float(np.degrees(field_dir[0]) % 360.0), "field_dec_deg": float(np.degrees(field_dir[1])),
+        "field_ra_deg": float(np.degrees(field_dir[0]) % 360.0),
+        "field_dec_deg": float(np.degrees(field_dir[1])),
         "pointing_dec_deg": float(pointing) if pointing is not None else None,
     }
 
@@ -133,8 +161,14 @@ def apply_calibration(ms_path: str, caltables: list[str]) -> None:
     """
     import casatasks
 
-    casatasks.applycal(vis=ms_path, gaintable=caltables, interp=["linear"] * len(caltables), calwt=True,
-                       applymode="calflag", flagbackup=False)
+    casatasks.applycal(
+        vis=ms_path,
+        gaintable=caltables,
+        interp=["linear"] * len(caltables),
+        calwt=True,
+        applymode="calflag",
+        flagbackup=False,
+    )
 
 
 def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[list, list]:

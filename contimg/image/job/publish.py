@@ -34,9 +34,23 @@ class Published:
     pb_s: float  # wall seconds for reading the image, its QA and the primary beam
 
 
-def publish_products(made: dict, out_prefix: Path, tmpdir: Path, *, pointings: np.ndarray, freq_min_hz: float,
-                     freq_max_hz: float, expected_rms_jy: float, cfg, calset: str | None, caltables: list[str],
-                     window: str | None, imager: str, data_column: str, ms_path: str) -> Published:
+def publish_products(
+    made: dict,
+    out_prefix: Path,
+    tmpdir: Path,
+    *,
+    pointings: np.ndarray,
+    freq_min_hz: float,
+    freq_max_hz: float,
+    expected_rms_jy: float,
+    cfg,
+    calset: str | None,
+    caltables: list[str],
+    window: str | None,
+    imager: str,
+    data_column: str,
+    ms_path: str,
+) -> Published:
     """Write PREFIX.fits, .pbcor.fits, .pb.fits, .png (and .image) from the imager's ``made``.
 
     Parameters
@@ -81,9 +95,19 @@ def publish_products(made: dict, out_prefix: Path, tmpdir: Path, *, pointings: n
     centre_freqs = np.linspace(freq_min_hz, freq_max_hz, 5)
     pb = effective_beam(WCS(header), plane.shape, pointings, centre_freqs)
     pb_s = time.perf_counter() - ts
-    header = add_provenance(header, rms_jy=qa.rms_jy, peak_jy=qa.peak_jy, expected_rms_jy=expected_rms_jy,
-                            calset=calset, caltables=caltables, window=window, imager=imager, data_column=data_column,
-                            ms_path=ms_path, pb_limit=cfg.pb_limit)
+    header = add_provenance(
+        header,
+        rms_jy=qa.rms_jy,
+        peak_jy=qa.peak_jy,
+        expected_rms_jy=expected_rms_jy,
+        calset=calset,
+        caltables=caltables,
+        window=window,
+        imager=imager,
+        data_column=data_column,
+        ms_path=ms_path,
+        pb_limit=cfg.pb_limit,
+    )
     pb_full = pb.reshape(data.shape).astype(np.float32)
     pbcor = pb_corrected(data, pb_full, cfg.pb_limit)
     staged = {}
@@ -94,8 +118,12 @@ def publish_products(made: dict, out_prefix: Path, tmpdir: Path, *, pointings: n
             h["BUNIT"] = ("", "primary beam response")
         fits.PrimaryHDU(data=arr, header=h).writeto(tmp)
         staged[suffix] = tmp
-    write_png(plane, tmpdir / "out.png", title=f"{window or Path(ms_path).name}  rms {qa.rms_jy * 1e3:.2f} mJy/beam",
-              rms=qa.rms_jy)
+    write_png(
+        plane,
+        tmpdir / "out.png",
+        title=f"{window or Path(ms_path).name}  rms {qa.rms_jy * 1e3:.2f} mJy/beam",
+        rms=qa.rms_jy,
+    )
     staged[".png"] = tmpdir / "out.png"
     if made["casa_image"] is not None:
         staged[".image"] = made["casa_image"]
@@ -105,6 +133,11 @@ def publish_products(made: dict, out_prefix: Path, tmpdir: Path, *, pointings: n
         if final.is_dir():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    return Published(qa=qa, bmaj_arcsec=float(header.get("BMAJ", 0.0)) * ARCSEC_PER_DEG,
-                     bmin_arcsec=float(header.get("BMIN", 0.0)) * ARCSEC_PER_DEG, bpa_deg=float(header.get("BPA", 0.0)),
-                     casa_image=f"{out_prefix}.image" if made["casa_image"] is not None else None, pb_s=pb_s)
+    return Published(
+        qa=qa,
+        bmaj_arcsec=float(header.get("BMAJ", 0.0)) * ARCSEC_PER_DEG,
+        bmin_arcsec=float(header.get("BMIN", 0.0)) * ARCSEC_PER_DEG,
+        bpa_deg=float(header.get("BPA", 0.0)),
+        casa_image=f"{out_prefix}.image" if made["casa_image"] is not None else None,
+        pb_s=pb_s,
+    )

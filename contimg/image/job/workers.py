@@ -13,8 +13,17 @@ import time
 
 import numpy as np
 
-__all__ = ["averaging_pool", "submit_averaging", "write_rows", "in_worker", "workers_cpu_seconds", "stash", "unstash",
-           "cpu_seconds", "thread_cpu"]
+__all__ = [
+    "averaging_pool",
+    "submit_averaging",
+    "write_rows",
+    "in_worker",
+    "workers_cpu_seconds",
+    "stash",
+    "unstash",
+    "cpu_seconds",
+    "thread_cpu",
+]
 
 
 def averaging_pool(workers: int):
@@ -26,8 +35,9 @@ def averaging_pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     n = max(1, workers)
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_import_worker_modules)
+    pool = ProcessPoolExecutor(
+        max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_import_worker_modules
+    )
     for _ in range(n):  # a pool spawns a process per task submitted while none is idle
         pool.submit(int)
     return pool
@@ -35,7 +45,8 @@ def averaging_pool(workers: int):
 
 def _import_worker_modules() -> None:
     """Worker start-up: the modules of the averaging and writing tasks (~0.6 s, scipy.sparse for the
-    time-averaging plans the most), imported while the job's process reads the layout."""
+    time-averaging plans the most), imported while the job's process reads the layout.
+    """
     import casacore.tables  # noqa: F401
 
     import contimg.calibrate.calavg
@@ -43,19 +54,57 @@ def _import_worker_modules() -> None:
     import contimg.image.bda  # noqa: F401
 
 
-def submit_averaging(pool, ms_path: str, blocks: dict, order: list, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
-                     chan_bin: int, gains, gain_flags, spw_of_dd, plans: dict, scratch: str) -> list:
+def submit_averaging(
+    pool,
+    ms_path: str,
+    blocks: dict,
+    order: list,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    has_wspec: bool,
+    chan_bin: int,
+    gains,
+    gain_flags,
+    spw_of_dd,
+    plans: dict,
+    scratch: str,
+) -> list:
     """``_calibrated_average`` of every window submitted to ``pool`` (through ``in_worker``),
-    stashing into the folder ``scratch``. Returns the futures in ``order``."""
-    return [pool.submit(in_worker, _calibrated_average, ms_path, int(blocks[k][0]), int(blocks[k].size),
-                        a1[blocks[k]], a2[blocks[k]], has_wspec, chan_bin,
-                        None if gains is None else gains[spw_of_dd[k]],
-                        None if gains is None else gain_flags[spw_of_dd[k]], plans[k], f"{scratch}/window{k}")
-            for k in order]
+    stashing into the folder ``scratch``. Returns the futures in ``order``.
+    """
+    return [
+        pool.submit(
+            in_worker,
+            _calibrated_average,
+            ms_path,
+            int(blocks[k][0]),
+            int(blocks[k].size),
+            a1[blocks[k]],
+            a2[blocks[k]],
+            has_wspec,
+            chan_bin,
+            None if gains is None else gains[spw_of_dd[k]],
+            None if gains is None else gain_flags[spw_of_dd[k]],
+            plans[k],
+            f"{scratch}/window{k}",
+        )
+        for k in order
+    ]
 
 
-def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np.ndarray, has_wspec: bool,
-                        chan_bin: int, gain, gain_flag, plan, stash_prefix: str) -> tuple[list[str], int, int]:
+def _calibrated_average(
+    ms_path: str,
+    start: int,
+    n: int,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    has_wspec: bool,
+    chan_bin: int,
+    gain,
+    gain_flag,
+    plan,
+    stash_prefix: str,
+) -> tuple[list[str], int, int]:
     """Rows [start, start + n) of one spectral window read, calibrated (gains (ant, chan, pol)),
     averaged over ``chan_bin`` channels with weights, then in time by ``plan`` (a
     contimg.image.bda.TimeAveraging): (data, weight, flag), each (row, chan / chan_bin, pol) as the
@@ -63,7 +112,8 @@ def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np
     and all samples after calibration (before the time averaging).
 
     Opens the table itself with python-casacore, which hands back the stored complex64 (casatools
-    converts to complex128: 2.5x slower per window)."""
+    converts to complex128: 2.5x slower per window).
+    """
     from casacore.tables import table
 
     from contimg.image.applycal import baseline_gains, calibrate_and_bin
@@ -79,15 +129,17 @@ def _calibrated_average(ms_path: str, start: int, n: int, a1: np.ndarray, a2: np
         weight = tb.getcol("WEIGHT_SPECTRUM", start, n).astype(np.float32) if has_wspec else None
         row_weight = None if has_wspec else tb.getcol("WEIGHT", start, n)  # (row, pol)
     gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
-    avg, wsum, flags = calibrate_and_bin(data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg,
-                                         n_baselines=nbl)
+    avg, wsum, flags = calibrate_and_bin(
+        data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl
+    )
     return stash(stash_prefix, *plan.average(avg, wsum)), int(np.count_nonzero(flags)), flags.size
 
 
 def write_rows(out: str, parts: list) -> None:
     """Append each part's rows to the copy ``out`` (a worker's task, with python-casacore: casatools'
     putcol took 1.3 s, this 0.2 s). A part is (row columns as casatools' getcol laid them out (...,
-    row), the stashed data, weights and flags (row, chan, pol))."""
+    row), the stashed data, weights and flags (row, chan, pol)).
+    """
     from casacore.tables import table
 
     from contimg.calibrate.calavg import sigma_from_weight
@@ -110,7 +162,8 @@ def write_rows(out: str, parts: list) -> None:
 
 def stash(prefix: str, *arrays: np.ndarray) -> list[str]:
     """``arrays`` saved as .npy files for another process to ``unstash``: through the page cache
-    134 MB moved in 0.07 s, where the pool's pipe (pickled) took 0.6 s."""
+    134 MB moved in 0.07 s, where the pool's pipe (pickled) took 0.6 s.
+    """
     paths = [f"{prefix}.{i}.npy" for i in range(len(arrays))]
     for path, a in zip(paths, arrays):
         np.save(path, a)
@@ -128,7 +181,8 @@ _BUFFERS: dict = {}
 def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
     """The array a worker process reads ``column`` into, kept while the shape holds (every subband
     has the same): fresh pages for each subband's 100 MB cost 0.4 s of the 4.1 s that two workers
-    took over the 16 subbands of a full-size chunk."""
+    took over the 16 subbands of a full-size chunk.
+    """
     buf = _BUFFERS.get(column)
     if buf is None or buf.shape != shape or buf.dtype != np.dtype(dtype):
         buf = _BUFFERS[column] = np.empty(shape, dtype)
@@ -137,7 +191,8 @@ def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
 
 def in_worker(fn, *args):
     """``fn(*args)`` run in a pool worker: (its result, the worker's pid, the worker's CPU seconds so
-    far). The workers exit after the job's step, so their CPU is reported rather than waited for."""
+    far). The workers exit after the job's step, so their CPU is reported rather than waited for.
+    """
     return fn(*args), os.getpid(), time.process_time()
 
 
@@ -151,7 +206,8 @@ def workers_cpu_seconds(reports: list) -> float:
 
 def cpu_seconds() -> float:
     """CPU time of this process; its children's (WSClean, the averaging workers) are reported with
-    their results. Steadier than the wall clock on a shared machine whose speed wanders."""
+    their results. Steadier than the wall clock on a shared machine whose speed wanders.
+    """
     t = os.times()
     return t.user + t.system
 
