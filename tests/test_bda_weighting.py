@@ -33,7 +33,7 @@ def test_time_bins_grow_as_baselines_shorten_and_keep_the_loss():
     bins = baseline_time_bins(rates, 0 * rates, T, 24, r, max_loss=0.03)
     assert bins[0] == 1, "the longest baseline already smears more than 3 % in one integration: kept"
     assert np.all(np.diff(bins) >= 0) and bins[-1] == 24
-    for k, rate in zip(bins, rates):
+    for k, rate in zip(bins, rates, strict=True):
         if k > 1:
             assert time_smearing_loss(rate, 0, k * T, r) <= 0.03
         if k < 24 and time_smearing_loss(rate, 0, T, r) <= 0.03:
@@ -155,7 +155,7 @@ def test_briggs_limits_are_natural_and_uniform():
     # uniform: the summed imaging weight is the same in every occupied cell (sample + conjugate grid)
     iu, iv = np.rint(u / cell).astype(int), np.rint(v / cell).astype(int)
     cells = {}
-    for a, b, x in zip(iu, iv, w * uni):
+    for a, b, x in zip(iu, iv, w * uni, strict=True):
         cells[(a, b)] = cells.get((a, b), 0.0) + x
         cells[(-a, -b)] = cells.get((-a, -b), 0.0) + x
     sums = np.array([x for (a, b), x in cells.items() if max(abs(a), abs(b)) < n // 2 - 1])  # on the grid

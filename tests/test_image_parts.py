@@ -132,7 +132,7 @@ def test_windows_as_parts_unmerged_keep_each_windows_rows():
     freqs = [np.array([1.30e9, 1.31e9]), np.array([1.40e9, 1.41e9])]
     parts = windows_as_parts(rows, None, blocks, order, averaged, plans, freqs, merged=False)
     assert len(parts) == 2
-    for part, k, f in zip(parts, order, freqs):
+    for part, k, f in zip(parts, order, freqs, strict=True):
         np.testing.assert_allclose(part.rows["UVW"], rows["UVW"][:, blocks[k]], rtol=0, atol=ATOL)
         np.testing.assert_array_equal(part.rows["DATA_DESC_ID"], k)
         np.testing.assert_array_equal(part.freqs_hz, f)

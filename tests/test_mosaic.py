@@ -90,7 +90,7 @@ def test_overlap_source_flux_position_and_noise(tmp_path):
     patch = m[yy, xx]
     assert robust_rms(patch * np.sqrt(sum_w)) == pytest.approx(1.0, rel=NOISE_RTOL)
     measured = robust_rms(patch)
-    single = min(r / pb for r, pb in zip(rms, pbs) if pb > 0)
+    single = min(r / pb for r, pb in zip(rms, pbs, strict=True) if pb > 0)
     assert measured < single, "the overlap is deeper than any single image"
     with fits.open(res.path) as hm:
         assert list(hm["INPUTS"].data["IMAGE"]) == [str(t) for t in tiles]

@@ -65,7 +65,7 @@ def write_chunk(out_dir: Path, seed: int = 0) -> dict:
         instrument="DSA",
         antenna_names=list(st.name),
         antenna_numbers=list(st.number - 1),
-        antenna_positions={int(n) - 1: x - site_m for n, x in zip(st.number, st.itrf_m)},
+        antenna_positions={int(n) - 1: x - site_m for n, x in zip(st.number, st.itrf_m, strict=True)},
         antenna_diameters=np.full(len(st.number), 4.65),
         update_from_known=False,
     )

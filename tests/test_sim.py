@@ -83,7 +83,7 @@ def test_files_are_read_by_pyuvdata_with_the_correlator_layout(small_chunk):
     # of its middle, 47.5 raw channels from either end
     all_freqs = sorted(set(all_freqs))
     assert len(all_freqs) == 16
-    assert all(a[1] > b[2] for a, b in zip(all_freqs, all_freqs[1:]))
+    assert all(a[1] > b[2] for a, b in zip(all_freqs, all_freqs[1:], strict=True))
     raw_hz = 250e6 / 8192
     lo = all_freqs[-1][1] - 47.5 * raw_hz
     hi = all_freqs[0][2] + 47.5 * raw_hz
@@ -157,7 +157,7 @@ def test_off_centre_phase_matches_astropy_geometry(tmp_path):
     )
     pos = {
         n - 1: rot @ EarthLocation.from_geodetic(lo * u.deg, la * u.deg, h * u.m).itrs.cartesian.xyz.to_value(u.m)
-        for n, la, lo, h in zip(stations.number, stations.lat_deg, stations.lon_deg, stations.height_m)
+        for n, la, lo, h in zip(stations.number, stations.lat_deg, stations.lon_deg, stations.height_m, strict=True)
     }
     checked = 0
     for k in range(uv.Nblts):

@@ -108,7 +108,7 @@ def current_mosaic(conn: sqlite3.Connection, date: str) -> dict | None:
     row = cur.fetchone()
     if row is None:
         return None
-    d = dict(zip([c[0] for c in cur.description], row))
+    d = dict(zip([c[0] for c in cur.description], row, strict=True))
     d["gaps"] = json.loads(d["gaps"] or "[]")
     d["excluded"] = json.loads(d["excluded"] or "[]")
     return d

@@ -121,7 +121,7 @@ def window_key_of(dt: datetime) -> str:
 def fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def table_exists(con, name: str) -> bool:

@@ -55,7 +55,7 @@ def sky_frames(subs: list, ra_rad: float, dec_rad: float) -> list[tuple]:
     rc2t = erfa.c2t06a(tt.jd1, tt.jd2, ut1.jd1, ut1.jd2, xp.to_value(u.rad), yp.to_value(u.rad))  # (T, 3, 3)
     gcrs = GCRS(obstime=t)
     s_new = SkyCoord(ra=ra_rad * u.rad, dec=dec_rad * u.rad, frame="icrs").transform_to(gcrs).cartesian.xyz.value.T
-    dec_old = np.concatenate([np.full(len(q), np.radians(s.pointing_dec_deg)) for q, s in zip(uniq, subs)])
+    dec_old = np.concatenate([np.full(len(q), np.radians(s.pointing_dec_deg)) for q, s in zip(uniq, subs, strict=True)])
     s_old = (
         SkyCoord(
             ha=np.zeros(len(t)) * u.rad, dec=dec_old * u.rad, frame=HADec(obstime=t, location=loc, pressure=0 * u.hPa)

@@ -173,7 +173,7 @@ def load_stations() -> Stations:
         except ValueError as err:
             raise ValueError(f"station table: cannot parse row {line!r}") from err
     rows.sort()
-    number, name, lat, lon, height = (np.array(col) for col in zip(*rows))
+    number, name, lat, lon, height = (np.array(col) for col in zip(*rows, strict=True))
     loc = EarthLocation.from_geodetic(lon=lon * u.deg, lat=lat * u.deg, height=height * u.m)
     itrf = np.stack([loc.x.to_value(u.m), loc.y.to_value(u.m), loc.z.to_value(u.m)], axis=1)
     return Stations(number=number.astype(int), name=name, lat_deg=lat, lon_deg=lon, height_m=height, itrf_m=itrf)
@@ -209,7 +209,7 @@ def select_stations(n_antennas: int) -> np.ndarray:
     # 5.75 m pads give grating lobes about a degree out, inside small test images.
     rng = np.random.default_rng(110)
     picked = []
-    for arm, k in zip(arms, counts):
+    for arm, k in zip(arms, counts, strict=True):
         inner = np.sort(rng.choice(np.arange(1, len(arm) - 1), size=max(0, k - 2), replace=False)) if k > 2 else []
         idx = ([0] if k >= 1 else []) + list(inner) + ([len(arm) - 1] if k >= 2 else [])
         picked.extend(arm[np.array(idx, dtype=int)])

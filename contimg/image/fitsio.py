@@ -69,7 +69,7 @@ def add_provenance(
         h[key] = (value, comment)
     # CASA's exportfits writes OBSGEO-X/Y/Z of zero when its observatory table lacks the telescope
     # (offline site config): write the site's ITRF position so astropy's obsfix finds the array.
-    for axis, value in zip("XYZ", SITE.to_geocentric()):
+    for axis, value in zip("XYZ", SITE.to_geocentric(), strict=True):
         h[f"OBSGEO-{axis}"] = (float(value.to_value("m")), "[m] array ITRF position")
     for i, table in enumerate(caltables):
         # long paths do not fit a card value: the full path goes in HISTORY, the name in CALTABnn

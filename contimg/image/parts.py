@@ -116,7 +116,7 @@ def windows_as_parts(
     if not merged:
         return [
             CopyPart(plans[k].rows({c: v[..., blocks[k]] for c, v in rows.items()}), *averaged[k], f)
-            for k, f in zip(order, freqs)
+            for k, f in zip(order, freqs, strict=True)
         ]
     first = blocks[order[0]]
     merged_rows = dict(first_rows) if first_rows is not None else {c: v[..., first] for c, v in rows.items()}
@@ -141,7 +141,8 @@ def binned_channels(freqs: list, widths: list, chan_bin: int) -> list[tuple[np.n
             f"{sorted({len(f) for f in freqs})}, got {chan_bin}"
         )
     return [
-        (f.reshape(-1, chan_bin).mean(axis=1), wd.reshape(-1, chan_bin).sum(axis=1)) for f, wd in zip(freqs, widths)
+        (f.reshape(-1, chan_bin).mean(axis=1), wd.reshape(-1, chan_bin).sum(axis=1))
+        for f, wd in zip(freqs, widths, strict=True)
     ]
 
 

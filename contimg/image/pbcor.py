@@ -50,7 +50,7 @@ def effective_beam(
     valid = np.isfinite(ra) & np.isfinite(dec)
     freqs = np.atleast_1d(np.asarray(freqs_hz, dtype=float))
     coarse = np.zeros(xx.shape)
-    for p_ra, p_dec in zip(*pointings):
+    for p_ra, p_dec in zip(*pointings, strict=True):
         cos_t = np.sin(dec) * np.sin(p_dec) + np.cos(dec) * np.cos(p_dec) * np.cos(ra - p_ra)
         theta = np.where(valid, np.arccos(np.clip(cos_t, -1.0, 1.0)), np.pi)
         coarse += np.mean([airy_power(theta, f) for f in freqs], axis=0)

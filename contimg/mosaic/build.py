@@ -171,7 +171,7 @@ def strip_wcs(inputs: list[MosaicInput], cell_arcsec: float | None = None, margi
     cell = cell_arcsec / 3600.0
     cos0 = np.cos(np.radians(dec0))
     offs = []
-    for g, uc in zip(geo, unwrapped):
+    for g, uc in zip(geo, unwrapped, strict=True):
         offs.append((uc - ra0) + (((g[4] - g[2]) + 180.0) % 360.0 - 180.0))  # deg of RA from ra0
     allx = np.concatenate(offs)
     ally = np.concatenate([g[5] for g in geo])
@@ -244,7 +244,7 @@ def build_mosaic(
         del_acc = np.lib.format.open_memmap(acc_path, mode="w+", dtype=np.float32, shape=(2,) + shape)
         del del_acc
         beams, used, skipped = [], [], []
-        for m, (xa, xb) in zip(inputs, x_ranges):
+        for m, (xa, xb) in zip(inputs, x_ranges, strict=True):
             with fits.open(m.image) as hi, fits.open(m.pb) as hp:
                 img, w_in = _plane(hi[0])
                 pb, _ = _plane(hp[0])

@@ -119,7 +119,7 @@ def average_at_calibrator(
     dds = list(geo["blocks"])
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            found = list(pool.map(spw_average, *zip(*[(ms, dd, geo, ra_deg, dec_deg, rfi) for dd in dds])))
+            found = list(pool.map(spw_average, *zip(*[(ms, dd, geo, ra_deg, dec_deg, rfi) for dd in dds], strict=True)))
     else:
         found = [spw_average(ms, dd, geo, ra_deg, dec_deg, rfi) for dd in dds]
     results = {r["dd"]: r for r in found if r is not None}

@@ -153,7 +153,7 @@ def _make_imaging_ms(
             tb.close()
     reports = [f.result() for f in pending]
     results = [r[0] for r in reports]
-    averaged = {k: unstash(paths) for k, (paths, _, _) in zip(order, results)}
+    averaged = {k: unstash(paths) for k, (paths, _, _) in zip(order, results, strict=True)}
     n_flag, n_all = (sum(r[i] for r in results) for i in (1, 2))
     binned = binned_channels(freqs, widths, chan_bin)  # (frequencies, widths) of the copy's channels
     window_freqs = [binned[spw_of_dd[k]][0] for k in order]

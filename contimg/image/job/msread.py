@@ -200,7 +200,7 @@ def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[
             ant, spw, times = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("TIME")
         finally:
             tb.close()
-        if len(set(zip(ant.tolist(), spw.tolist()))) != len(ant):
+        if len(set(zip(ant.tolist(), spw.tolist(), strict=True))) != len(ant):
             raise UnsupportedTables(f"{path}: several solutions per antenna and SPW ({len(set(times.tolist()))} times)")
         fold_solutions(gains, bad, cparam, flag, ant, spw)
     return gains, bad

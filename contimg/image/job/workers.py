@@ -165,7 +165,7 @@ def stash(prefix: str, *arrays: np.ndarray) -> list[str]:
     134 MB moved in 0.07 s, where the pool's pipe (pickled) took 0.6 s.
     """
     paths = [f"{prefix}.{i}.npy" for i in range(len(arrays))]
-    for path, a in zip(paths, arrays):
+    for path, a in zip(paths, arrays, strict=True):
         np.save(path, a)
     return paths
 
