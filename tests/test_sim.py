@@ -1,5 +1,6 @@
 """The simulator writes what the correlator writes, and its physics matches independent computations."""
 
+import itertools
 import json
 import re
 import warnings
@@ -83,7 +84,7 @@ def test_files_are_read_by_pyuvdata_with_the_correlator_layout(small_chunk):
     # of its middle, 47.5 raw channels from either end
     all_freqs = sorted(set(all_freqs))
     assert len(all_freqs) == 16
-    assert all(a[1] > b[2] for a, b in zip(all_freqs, all_freqs[1:], strict=True))
+    assert all(a[1] > b[2] for a, b in itertools.pairwise(all_freqs))
     raw_hz = 250e6 / 8192
     lo = all_freqs[-1][1] - 47.5 * raw_hz
     hi = all_freqs[0][2] + 47.5 * raw_hz
