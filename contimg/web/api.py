@@ -202,7 +202,27 @@ def post_reprocess(window: Window) -> JSONResponse:
         message = lines[-1] if lines else f"exit code {proc.returncode}"
         # exit code 1: the command refused the window (unknown window, no chunk recorded): the caller's to fix
         raise HTTPException(status_code=422 if proc.returncode == 1 else 500, detail=message)
-    try:
-        return json_response(json.loads(proc.stdout))
-    except ValueError as err:
-        raise HTTPException(status_code=500, detail="contimg reprocess printed no JSON") from err
+    result = json_object_in(proc.stdout)
+    if result is None:
+        raise HTTPException(status_code=500, detail="contimg reprocess printed no JSON")
+    return json_response(result)
+
+
+def json_object_in(text: str) -> dict | None:
+    """The first JSON object that starts a line of ``text``.
+
+    ``contimg reprocess --json`` prints one object, but the Dagster code server it starts logs to the same
+    stdout, before and after it.
+    """
+    decoder = json.JSONDecoder()
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith("{"):
+            try:
+                obj, _ = decoder.raw_decode(text, offset)
+                if isinstance(obj, dict):
+                    return obj
+            except ValueError:
+                pass
+        offset += len(line)
+    return None
