@@ -90,8 +90,11 @@ def status_info(con, layout, n_failures: int = 10) -> dict:
 
 @router.get("/status", summary="Chunks by state (last 24 h of data), backlog, last image, calibration, failures, disk")
 def get_status(request: Request, failures: Annotated[int, Query(ge=0, le=1000)] = 10) -> JSONResponse:
-    with request.app.state.reader.cursor() as con:
-        return json_response(status_info(con, request.app.state.settings.layout, failures))
+    def compute():
+        with request.app.state.reader.cursor() as con:
+            return jsonable_encoder(status_info(con, request.app.state.settings.layout, failures))
+
+    return json_response(request.app.state.cache.get(("status", failures), compute))
 
 
 @router.get("/products", summary="Current product files, by UTC date and type")

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from contimg import __version__
 from contimg.core.settings import Layout
+from contimg.web.cache import MAX_AGE_S, MIN_AGE_S, AnswerCache
 from contimg.web.reader import CatalogueReader
 
 __all__ = ["WebSettings", "create_app", "DEFAULT_DAGSTER_URL"]
@@ -36,11 +37,14 @@ class WebSettings:
 
     ``dagster_url`` (``CONTIMG_DAGSTER_URL``) is where run links point; ``api_token``
     (``CONTIMG_API_TOKEN``) guards the one route that changes anything: unset, that route always answers 401.
+    ``cache_s`` (``CONTIMG_WEB_CACHE_S``) is how long the status and night page may lag a writing pipeline
+    (:mod:`contimg.web.cache`; 0 turns the cache off).
     """
 
     layout: Layout
     dagster_url: str = DEFAULT_DAGSTER_URL
     api_token: str | None = None
+    cache_s: float = MIN_AGE_S
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "WebSettings":
@@ -48,7 +52,14 @@ class WebSettings:
         url = (env.get("CONTIMG_DAGSTER_URL") or DEFAULT_DAGSTER_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"CONTIMG_DAGSTER_URL={url!r} is not an http(s) URL")
-        return cls(layout=Layout.from_env(env), dagster_url=url, api_token=env.get("CONTIMG_API_TOKEN") or None)
+        try:
+            cache_s = float(env.get("CONTIMG_WEB_CACHE_S") or MIN_AGE_S)
+        except ValueError as err:
+            raise ValueError(f"CONTIMG_WEB_CACHE_S={env['CONTIMG_WEB_CACHE_S']!r} is not a number of seconds") from err
+        if not 0 <= cache_s <= MAX_AGE_S:
+            raise ValueError(f"CONTIMG_WEB_CACHE_S={cache_s:g} must be between 0 and {MAX_AGE_S:g} s")
+        return cls(layout=Layout.from_env(env), dagster_url=url, api_token=env.get("CONTIMG_API_TOKEN") or None,
+                   cache_s=cache_s)
 
     def run_url(self, run_id: str) -> str:
         return f"{self.dagster_url}/runs/{run_id}"
@@ -77,6 +88,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
                               "the pages for people are at / (the newest night).")
     app.state.settings = settings
     app.state.reader = reader
+    app.state.cache = AnswerCache(settings.layout.catalogue, min_age_s=settings.cache_s)
     app.mount("/static/swagger", StaticFiles(directory=_swagger_assets()), name="swagger")
 
     @app.get("/docs", include_in_schema=False)

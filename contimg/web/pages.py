@@ -55,14 +55,23 @@ def index(request: Request):
 @router.get("/night/{date}/rms.png")
 def night_rms(request: Request, date: DateStr) -> Response:
     check_date(date)
-    with request.app.state.reader.cursor() as con:
-        rows = [] if con is None else wq.night_thumbs(con, date)
-    return Response(plots.rms_trend_png(date, rows), media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+    def compute() -> bytes:
+        with request.app.state.reader.cursor() as con:
+            rows = [] if con is None else wq.night_thumbs(con, date)
+        return plots.rms_trend_png(date, rows)
+
+    png = request.app.state.cache.get(("rms.png", date), compute)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/night/{date}")
 def night(request: Request, date: DateStr) -> HTMLResponse:
     check_date(date)
+    return _html(request.app.state.cache.get(("night", date), lambda: _night_page(request, date)))
+
+
+def _night_page(request: Request, date: str) -> str:
     products = request.app.state.settings.layout.products
     with request.app.state.reader.cursor() as con:
         if con is None:
@@ -108,7 +117,7 @@ def night(request: Request, date: DateStr) -> HTMLResponse:
             body.append(f'<a href="{e(png)}"><img src="{e(png)}" alt="mosaic of {e(date)}" style="max-width:700px"></a>')
     else:
         body.append('<p class="muted">no current mosaic for this night</p>')
-    return _html(page(f"Night of {date}", "".join(body)))
+    return page(f"Night of {date}", "".join(body))
 
 
 def _ratio(row: dict):
