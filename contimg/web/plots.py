@@ -49,7 +49,12 @@ def rms_trend_png(date: str, rows: list[dict]) -> bytes:
     ax.set_xlabel(f"{date} UTC (h)")
     ax.set_ylabel("rms (mJy/beam)")
     if rows:
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")   # 5, 10, 40 rather than 4x10^1
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=3)
     else:
         ax.text(12, 0.5, "no images this night", ha="center", va="center", color="#888", transform=ax.transData)
