@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from astropy.time import Time
 
 from contimg.core.settings import Layout
 from contimg.sim import simulate
+from contimg.web.cache import MIN_AGE_S
 
 TOKEN = "test-token-5f1c"
 SERVER_START_TIMEOUT_S = 60.0
@@ -194,8 +194,12 @@ def test_status_matches_the_catalogue(server, stream):
     assert [info["active_calibration"]["set_name"]] == [a[0] for a in active]
     age_h = (Time.now().mjd - active[0][1]) * 24
     assert info["active_calibration"]["age_h"] == pytest.approx(age_h, abs=0.05)
-    # the target chunks lie inside the set's validity: it covers the newest MS
+    # the target chunks lie inside the set's validity: it covers the newest MS, an hour after the transit
     assert info["active_calibration"]["covers_latest_ms"] is True
+    newest_mjd = sql(layout, "SELECT max(mid_mjd) FROM measurement_sets WHERE status = 'current'")[0][0]
+    assert info["active_calibration"]["age_h_at_newest_data"] == pytest.approx((newest_mjd - active[0][1]) * 24,
+                                                                                abs=1e-3)
+    assert 1.0 < info["active_calibration"]["age_h_at_newest_data"] < 1.2
     corrupt = sql(layout, "SELECT window_key, path FROM subband_files WHERE status = 'corrupt'")
     assert [(f["kind"], f["window_key"], f["path"]) for f in info["recent_failures"]] == \
         [("file", w, p) for w, p in corrupt]
@@ -233,7 +237,7 @@ def test_qa_rows_and_range(server, stream):
     got = [(r["window_key"], r["status"], r["rms_jy"], r["dynamic_range"], r["n_sources"], r["calset"])
            for r in data["images"]]
     assert got == expected and len(got) == 3
-    for r, e in zip(data["images"], expected):
+    for r in data["images"]:
         assert r["rms_ratio"] == pytest.approx(r["rms_jy"] / r["expected_rms_jy"], rel=1e-12)
     later = server.get_json(f"/api/qa?since={stream['targets'][0]}")
     assert [r["window_key"] for r in later["images"]] == stream["targets"]
@@ -246,7 +250,8 @@ def test_thumbnails_of_a_night(server, stream):
     default = server.get_json("/api/qa/thumbs")
     data = server.get_json(f"/api/qa/thumbs?date={stream['date']}")
     assert default == data and data["date"] == stream["date"]
-    expected = sql(layout, "SELECT window_key, png_path FROM images WHERE status IN ('ok', 'flagged') ORDER BY window_key")
+    expected = sql(layout, "SELECT window_key, png_path FROM images WHERE status IN ('ok', 'flagged') "
+                           "ORDER BY window_key")
     assert [(t["window_key"], t["png_path"]) for t in data["thumbs"]] == expected
     for t in data["thumbs"]:
         status, body, _ = server.request("GET", t["png_url"])
@@ -365,7 +370,7 @@ def test_files_only_from_the_products_tree_and_only_served_types(server, stream)
         assert server.request("GET", f"/files/{ms_rel}")[0] == 404            # a directory (an MS)
         assert server.request("GET", f"/files/{ms_rel}/table.dat")[0] == 404
         cal_json = layout.caltable_dir(stream["cal_window"]) / "caltables.json"
-        status, body, headers = server.request("GET", "/files/" + cal_json.relative_to(layout.products).as_posix())
+        status, body, _ = server.request("GET", "/files/" + cal_json.relative_to(layout.products).as_posix())
         assert status == 200 and json.loads(body) == json.loads(cal_json.read_text())
         fits_path = Path(sql(layout, "SELECT image_path FROM images LIMIT 1")[0][0])
         status, body, _ = server.request("GET", "/files/" + fits_path.relative_to(layout.products).as_posix())
@@ -449,7 +454,7 @@ def test_missing_then_empty_catalogue_gives_empty_answers(tmp_path):
     from contimg.catalogue.ingest import upsert_group
 
     root = tmp_path / "contimg"
-    srv = Server(root)
+    srv = Server(root, extra_env={"CONTIMG_WEB_CACHE_S": "0"})   # each answer from the catalogue as it is now
     try:
         for _ in ("missing", "empty"):
             status = srv.get_json("/api/status")
@@ -474,5 +479,29 @@ def test_missing_then_empty_catalogue_gives_empty_answers(tmp_path):
         page = srv.request("GET", "/chunk/2026-01-25T00:00")[1].decode()
         assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
         assert srv.get_json("/api/groups/2026-01-25T00:00")["group"]["error"] == '<script>alert("x")</script>'
+    finally:
+        srv.stop()
+
+
+def test_cached_answers_follow_the_catalogue_within_the_cache_age(tmp_path):
+    from contimg.catalogue import connect
+    from contimg.catalogue.ingest import upsert_group
+
+    root = tmp_path / "contimg"
+    srv = Server(root)   # the default cache: answers at most MIN_AGE_S behind the catalogue
+    try:
+        assert srv.get_json("/api/status")["catalogue_exists"] is False
+        conn = connect(Layout.under(root).ensure().catalogue)
+        upsert_group(conn, "2026-01-25T00:00", state="failed", error="boom")
+        time.sleep(MIN_AGE_S + 0.1)
+        info = srv.get_json("/api/status")
+        assert info["catalogue_exists"] is True and info["groups_by_state"] == {"failed": 1}
+        night = srv.request("GET", "/night/2026-01-25")[1].decode()
+        assert "1 of 288 windows seen" in night and "1 chunks failed" in night
+        upsert_group(conn, "2026-01-25T00:05", state="imaged")
+        time.sleep(MIN_AGE_S + 0.1)
+        assert srv.get_json("/api/status")["groups_by_state"] == {"failed": 1, "imaged": 1}
+        assert "2 of 288 windows seen" in srv.request("GET", "/night/2026-01-25")[1].decode()
+        conn.close()
     finally:
         srv.stop()

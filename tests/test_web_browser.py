@@ -48,7 +48,8 @@ def wait_for_images(driver) -> list[dict]:
     WebDriverWait(driver, PAGE_LOAD_TIMEOUT_S).until(
         lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)"))
     return driver.execute_script(
-        "return Array.from(document.images).map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, h: i.naturalHeight}))")
+        "return Array.from(document.images)"
+        ".map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, h: i.naturalHeight}))")
 
 
 def test_night_page_thumbnails_decode_and_lead_to_the_chunk(server, stream, browser, tmp_path):

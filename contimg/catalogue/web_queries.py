@@ -12,7 +12,8 @@ import json
 
 from contimg.ops.queries import fetch_dicts, table_exists
 
-__all__ = ["GROUP_STATES", "MS_STATUSES", "newest_date", "night_windows", "night_thumbs", "night_calsets",
+__all__ = ["GROUP_STATES", "MS_STATUSES", "newest_date", "newest_ms_mid_mjd", "night_windows", "night_thumbs",
+           "night_calsets",
            "current_mosaic", "group_detail", "ms_index", "calibrator_matches", "calibration_history",
            "calibration_set", "json_or_none"]
 
@@ -30,11 +31,19 @@ def json_or_none(text):
         return text
 
 
+# A UTC date's windows are the keys in [date, date + "~"): "~" sorts after the "T..." of every key of that date.
+
+
 def newest_date(con) -> str | None:
     """The UTC date of the newest chunk or image in the catalogue (None when it has none)."""
     row = con.execute("SELECT max(w) FROM (SELECT max(window_key) AS w FROM cat.groups "
                       "UNION ALL SELECT max(window_key) FROM cat.images)").fetchone()
     return row[0][:10] if row and row[0] else None
+
+
+def newest_ms_mid_mjd(con) -> float | None:
+    """Mid time (MJD) of the newest current measurement set: the newest data the pipeline has."""
+    return con.execute("SELECT max(mid_mjd) FROM cat.measurement_sets WHERE status = 'current'").fetchone()[0]
 
 
 def night_windows(con, date: str) -> dict[str, dict]:
@@ -114,11 +123,11 @@ def group_detail(con, window: str) -> dict | None:
     if group is not None:
         for key in ("missing_subbands", "files"):
             group[key] = json_or_none(group[key])
-    files = fetch_dicts(con, "SELECT path, name, subband, size_bytes, status, reason, first_seen FROM cat.subband_files "
-                             "WHERE window_key = ? ORDER BY subband, path", [window])
-    mss = fetch_dicts(con, "SELECT id, path, status, n_rows, n_subbands, missing_subbands, start_mjd, mid_mjd, end_mjd, "
-                           "phase_center_ra_deg, phase_center_dec_deg, flagged_fraction, checks, size_bytes, run_id, "
-                           "created_at FROM cat.measurement_sets WHERE window_key = ? ORDER BY id", [window])
+    files = fetch_dicts(con, "SELECT path, name, subband, size_bytes, status, reason, first_seen "
+                             "FROM cat.subband_files WHERE window_key = ? ORDER BY subband, path", [window])
+    mss = fetch_dicts(con, "SELECT id, path, status, n_rows, n_subbands, missing_subbands, start_mjd, mid_mjd, "
+                           "end_mjd, phase_center_ra_deg, phase_center_dec_deg, flagged_fraction, checks, size_bytes, "
+                           "run_id, created_at FROM cat.measurement_sets WHERE window_key = ? ORDER BY id", [window])
     for ms in mss:
         ms["missing_subbands"], ms["checks"] = json_or_none(ms["missing_subbands"]), json_or_none(ms["checks"])
     images = fetch_dicts(con, "SELECT * FROM cat.images WHERE window_key = ? ORDER BY id", [window])

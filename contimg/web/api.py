@@ -82,9 +82,13 @@ def status_info(con, layout, n_failures: int = 10) -> dict:
                 "oldest_window": None}, "last_image": None, "active_calibration": None, "recent_failures": []}
     lo, hi = q.resolve_range(con, None, None)
     info["disk_guard"]["last_event"] = q.last_guard_event(con)
+    cal = q.active_calibration(con, datetime.now(timezone.utc))
+    if cal is not None:
+        # beside the age now: how old the set was for the newest data (what matters when the stream lags)
+        newest_mjd = wq.newest_ms_mid_mjd(con)
+        cal["age_h_at_newest_data"] = None if newest_mjd is None else round((newest_mjd - cal["transit_mjd"]) * 24.0, 3)
     return {**info, "range": {"since": lo, "until": hi}, "groups_by_state": q.groups_by_state(con, lo, hi),
-            "backlog": q.backlog(con), "last_image": q.last_image(con),
-            "active_calibration": q.active_calibration(con, datetime.now(timezone.utc)),
+            "backlog": q.backlog(con), "last_image": q.last_image(con), "active_calibration": cal,
             "recent_failures": q.recent_failures(con, lo, hi, n_failures)}
 
 
@@ -99,20 +103,22 @@ def get_status(request: Request, failures: Annotated[int, Query(ge=0, le=1000)] 
 
 @router.get("/products", summary="Current product files, by UTC date and type")
 def get_products(request: Request, date: DateParam = None,
-                 type: Annotated[str | None, Query(description="ms, caltable, image or mosaic")] = None) -> JSONResponse:
+                 type: Annotated[str | None, Query(description="ms, caltable, image or mosaic")] = None,
+                 ) -> JSONResponse:
     if date is not None:
         check_date(date)
     with request.app.state.reader.cursor() as con:
         rows = [] if con is None else q.products(con, date, type)
     products = request.app.state.settings.layout.products
     for r in rows:
-        r["url"] = file_url(products, r["path"]) if str(r["path"]).endswith(tuple((".png", ".fits", ".json"))) else None
+        r["url"] = file_url(products, r["path"]) if str(r["path"]).endswith((".png", ".fits", ".json")) else None
     return json_response(rows)
 
 
 @router.get("/qa", summary="QA figures of the current images in [since, until) (default: the last 24 h of data)")
 def get_qa(request: Request, since: Annotated[str | None, Query(description="YYYY-MM-DD[THH:MM], UTC")] = None,
-           until: Annotated[str | None, Query(description="YYYY-MM-DD[THH:MM], UTC, exclusive")] = None) -> JSONResponse:
+           until: Annotated[str | None, Query(description="YYYY-MM-DD[THH:MM], UTC, exclusive")] = None,
+           ) -> JSONResponse:
     with request.app.state.reader.cursor() as con:
         if con is None:
             for t in (since, until):
@@ -197,9 +203,11 @@ def post_reprocess(window: Window) -> JSONResponse:
     q.parse_utc(window)
     cmd = [sys.executable, "-m", "contimg.cli", "reprocess", window, "--json"]   # an argument list: no shell
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=REPROCESS_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=REPROCESS_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as err:
-        raise HTTPException(status_code=504, detail=f"contimg reprocess {window} took over {REPROCESS_TIMEOUT_S:g} s") from err
+        raise HTTPException(status_code=504,
+                            detail=f"contimg reprocess {window} took over {REPROCESS_TIMEOUT_S:g} s") from err
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         message = lines[-1] if lines else f"exit code {proc.returncode}"

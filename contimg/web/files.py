@@ -7,7 +7,10 @@ Measurement Set, missing files -- is a 404 that says nothing about what exists o
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
@@ -31,15 +34,25 @@ def resolve_product(products: Path, relative: str) -> Path | None:
     return path
 
 
+@lru_cache(maxsize=16)
+def _roots(products: str) -> tuple[str, ...]:
+    """The products folder as given and with symbolic links resolved (catalogue paths may use either)."""
+    return tuple(dict.fromkeys((os.path.normpath(os.path.abspath(products)), os.path.realpath(products))))
+
+
 def file_url(products: Path, path: str | None) -> str | None:
-    """The ``/files/...`` URL of a product path recorded in the catalogue (None if it is outside the tree)."""
+    """The ``/files/...`` URL of a product path recorded in the catalogue (None if it is outside the tree).
+
+    Only builds a link (string work, no file-system calls: a night page has hundreds); the request for it is
+    checked by :func:`resolve_product`.
+    """
     if not path:
         return None
-    try:
-        rel = Path(path).resolve().relative_to(Path(products).resolve())
-    except ValueError:
-        return None
-    return "/files/" + rel.as_posix()
+    norm = os.path.normpath(str(path))
+    for root in _roots(str(products)):
+        if norm.startswith(root + os.sep):
+            return "/files/" + quote(norm[len(root) + 1:], safe="/")
+    return None
 
 
 @router.get("/files/{relative:path}", tags=["files"], summary="A product file (PNG, FITS, JSON) from the products tree")

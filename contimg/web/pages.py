@@ -114,7 +114,8 @@ def _night_page(request: Request, date: str) -> str:
         body.append(f'<p>{fmt(mosaic["n_images"])} images of {fmt(mosaic["n_possible"])} windows '
                     f'(coverage {fmt(100 * (mosaic["coverage"] or 0), ".1f")} %), {link(fits_url, "FITS")}</p>')
         if png:
-            body.append(f'<a href="{e(png)}"><img src="{e(png)}" alt="mosaic of {e(date)}" style="max-width:700px"></a>')
+            body.append(f'<a href="{e(png)}"><img src="{e(png)}" alt="mosaic of {e(date)}" '
+                        'style="max-width:700px"></a>')
     else:
         body.append('<p class="muted">no current mosaic for this night</p>')
     return page(f"Night of {date}", "".join(body))
@@ -136,9 +137,9 @@ def chunk(request: Request, window: WindowStr) -> HTMLResponse:
     if d is None:
         raise HTTPException(status_code=404, detail=f"no chunk {window} in the catalogue")
     g, im, cal = d["group"] or {}, d["current_image"], d["calibration"]
-    body = [f'<p>{link("/night/" + window[:10], "night of " + window[:10])} &middot; state <b>{e(g.get("state"))}</b>'
-            f'{" &middot; calibrator " + e(g["calibrator"]) if g.get("calibrator") else ""}'
-            f'{" &middot; error: " + e(g["error"]) if g.get("error") else ""}</p>']
+    body = [(f'<p>{link("/night/" + window[:10], "night of " + window[:10])} &middot; state <b>{e(g.get("state"))}</b>'
+             f'{" &middot; calibrator " + e(g["calibrator"]) if g.get("calibrator") else ""}'
+             f'{" &middot; error: " + e(g["error"]) if g.get("error") else ""}</p>')]
     runs = " ".join(link(settings.run_url(r), r[:8], title=r) for r in d["run_ids"])
     body.append(f"<p>Dagster runs: {runs or '<span class=muted>none recorded</span>'}</p>")
     body.append('<div class="cols">')
@@ -150,7 +151,8 @@ def chunk(request: Request, window: WindowStr) -> HTMLResponse:
               ("radiometer rms (mJy/beam)", mjy(im["expected_rms_jy"])), ("rms / radiometer", fmt(_ratio(im), ".3g")),
               ("peak (Jy/beam)", fmt(im["peak_jy"])), ("dynamic range", fmt(im["dynamic_range"], ".0f")),
               ("sources > 5 sigma", fmt(im["n_sources"])),
-              ("beam", f'{fmt(im["bmaj_arcsec"], ".1f")}" x {fmt(im["bmin_arcsec"], ".1f")}" PA {fmt(im["bpa_deg"], ".0f")}'),
+              ("beam", (f'{fmt(im["bmaj_arcsec"], ".1f")}" x {fmt(im["bmin_arcsec"], ".1f")}" '
+                        f'PA {fmt(im["bpa_deg"], ".0f")}')),
               ("flagged fraction", fmt(im["flagged_fraction"], ".3f")), ("imager", im["imager"]),
               ("calibration set", im["calset"] or "none (uncalibrated)")]
         body.append("<div><h2>QA</h2>" + table([{"k": k, "v": v} for k, v in qa], [("k", "figure"), ("v", "value")])
@@ -171,7 +173,8 @@ def chunk(request: Request, window: WindowStr) -> HTMLResponse:
     if cal:
         bp = _bandpass_url(products, cal["tables"])
         body.append(f'<p>set {link("/calibration#" + cal["set_name"], cal["set_name"])} on {e(cal["calibrator"])} '
-                    f'(transit window {link(chunk_href(cal["window_key"]), cal["window_key"])}), status {e(cal["status"])}, '
+                    f'(transit window {link(chunk_href(cal["window_key"]), cal["window_key"])}), '
+                    f'status {e(cal["status"])}, '
                     f'refant {e(cal["refant"])}</p>')
         body.append(table(cal["tables"], [("apply_order", "order"), ("table_type", "type"), ("path", "path")]))
         if bp:
@@ -213,7 +216,8 @@ def calibration(request: Request) -> HTMLResponse:
         bp = _bandpass_url(products, tables.get(h["set_name"], []))
         rows.append({**h, "set": f'<span id="{e(h["set_name"])}">{e(h["set_name"])}</span>',
                      "window": link(chunk_href(h["window_key"]), h["window_key"]),
-                     "bandpass": f'<a href="{e(bp)}"><img src="{e(bp)}" alt="bandpass" width="240"></a>' if bp else "-"})
+                     "bandpass": (f'<a href="{e(bp)}"><img src="{e(bp)}" alt="bandpass" width="240"></a>'
+                                  if bp else "-")})
     body = ["<h2>Calibration sets (newest transit first)</h2>",
             table(rows, [("set", "set"), ("calibrator", "calibrator"), ("window", "transit window"),
                          ("transit_utc", "transit (UTC)"), ("status", "status"), ("table_types", "tables"),

@@ -39,11 +39,11 @@ def rms_trend_png(date: str, rows: list[dict]) -> bytes:
         pts = [(_window_hours(r["window_key"]), r["rms_jy"] * 1e3) for r in rows
                if r["status"] == status and r["rms_jy"] is not None]
         if pts:
-            ax.plot(*zip(*pts), marker, color=colour, ms=5, label=f"{status} ({len(pts)})", ls="none")
+            ax.plot(*zip(*pts, strict=True), marker, color=colour, ms=5, label=f"{status} ({len(pts)})", ls="none")
     expected = sorted((_window_hours(r["window_key"]), r["expected_rms_jy"] * 1e3) for r in rows
                       if r.get("expected_rms_jy") is not None)
     if expected:
-        ax.plot(*zip(*expected), "-", color="#555", lw=1, label="radiometer")
+        ax.plot(*zip(*expected, strict=True), "-", color="#555", lw=1, label="radiometer")
     ax.set_xlim(0, 24)
     ax.set_xticks(range(0, 25, 2))
     ax.set_xlabel(f"{date} UTC (h)")
