@@ -6,6 +6,7 @@ from :mod:`contimg.web.plots` (PNG made here) or the pipeline's own PNGs under `
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path as FsPath
 from typing import Annotated
 
@@ -165,7 +166,8 @@ def chunk(request: Request, window: WindowStr) -> HTMLResponse:
             except OSError as err:
                 header = [{"key": "error", "value": str(err), "meaning": ""}]
         body.append("<div><h2>FITS header</h2>" + table(header, [("key", "keyword"), ("value", "value"),
-                                                                ("meaning", "")], empty="no FITS image") + "</div>")
+                                                                ("readable", ""), ("meaning", "")],
+                                                        empty="no FITS image") + "</div>")
     else:
         body.append('<div><h2>Image</h2><p class="muted">no current image</p></div>')
     body.append("</div>")
@@ -215,12 +217,13 @@ def calibration(request: Request) -> HTMLResponse:
     for h in history:
         bp = _bandpass_url(products, tables.get(h["set_name"], []))
         rows.append({**h, "set": f'<span id="{e(h["set_name"])}">{e(h["set_name"])}</span>',
+                     "valid": f"{_utc(h['valid_start_mjd'])} .. {_utc(h['valid_end_mjd'])}",
                      "window": link(chunk_href(h["window_key"]), h["window_key"]),
                      "bandpass": (f'<a href="{e(bp)}"><img src="{e(bp)}" alt="bandpass" width="240"></a>'
                                   if bp else "-")})
     body = ["<h2>Calibration sets (newest transit first)</h2>",
             table(rows, [("set", "set"), ("calibrator", "calibrator"), ("window", "transit window"),
-                         ("transit_utc", "transit (UTC)"), ("status", "status"), ("table_types", "tables"),
+                         ("transit_utc", "transit (UTC)"), ("valid", "valid (UTC)"), ("status", "status"), ("table_types", "tables"),
                          ("refant", "refant"), ("n_images", "images"), ("reason", "reason"), ("bandpass", "bandpass")],
                   raw={"set", "window", "bandpass"}, empty="no calibration solved yet"),
             "<h2>Calibrator transits found</h2>",
@@ -229,3 +232,10 @@ def calibration(request: Request) -> HTMLResponse:
                    ("pb_flux_jy", "apparent flux (Jy)"), ("set_name", "set"), ("set_status", "set status")],
                   raw={"window"}, empty="no calibrator transit found yet")]
     return _html(page("Calibration history", "".join(body)))
+
+
+def _utc(mjd: float | None) -> str:
+    """``YYYY-MM-DD HH:MM`` (UTC) of an MJD."""
+    if mjd is None:
+        return "?"
+    return (datetime(1970, 1, 1) + timedelta(days=mjd - q.MJD_UNIX_EPOCH)).strftime("%Y-%m-%d %H:%M")

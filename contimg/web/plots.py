@@ -49,12 +49,11 @@ def rms_trend_png(date: str, rows: list[dict]) -> bytes:
     ax.set_xlabel(f"{date} UTC (h)")
     ax.set_ylabel("rms (mJy/beam)")
     if rows:
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, LogFormatter
 
         ax.set_yscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")   # 5, 10, 40 rather than 4x10^1
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))   # 10, not 10^1
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=3)
     else:
         ax.text(12, 0.5, "no images this night", ha="center", va="center", color="#888", transform=ax.transData)
@@ -76,4 +75,23 @@ def header_essentials(path: Path) -> list[dict]:
     from astropy.io import fits
 
     header = fits.getheader(path, 0)
-    return [{"key": k, "value": header[k], "meaning": meaning} for k, meaning in HEADER_KEYS.items() if k in header]
+    return [{"key": k, "value": header[k], "meaning": meaning, "readable": _readable(k, header[k])}
+            for k, meaning in HEADER_KEYS.items() if k in header]
+
+
+def _readable(key: str, value) -> str:
+    """The value in the units people read: sexagesimal centre, arcsec beam and pixel, MHz."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return ""
+    if key == "CRVAL1":
+        return str(Angle(value, u.deg).wrap_at(360 * u.deg).to_string(unit=u.hourangle, sep=":", precision=1))
+    if key == "CRVAL2":
+        return str(Angle(value, u.deg).to_string(unit=u.deg, sep=":", precision=0, alwayssign=True))
+    if key in ("BMAJ", "BMIN", "CDELT2"):
+        return f"{abs(value) * 3600:.1f} arcsec"
+    if key in ("CRVAL3", "CDELT3"):
+        return f"{value / 1e6:.1f} MHz"
+    return ""
