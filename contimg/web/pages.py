@@ -223,7 +223,8 @@ def calibration(request: Request) -> HTMLResponse:
                                   if bp else "-")})
     body = ["<h2>Calibration sets (newest transit first)</h2>",
             table(rows, [("set", "set"), ("calibrator", "calibrator"), ("window", "transit window"),
-                         ("transit_utc", "transit (UTC)"), ("valid", "valid (UTC)"), ("status", "status"), ("table_types", "tables"),
+                         ("transit_utc", "transit (UTC)"), ("valid", "valid (UTC)"), ("status", "status"),
+                         ("table_types", "tables"),
                          ("refant", "refant"), ("n_images", "images"), ("reason", "reason"), ("bandpass", "bandpass")],
                   raw={"set", "window", "bandpass"}, empty="no calibration solved yet"),
             "<h2>Calibrator transits found</h2>",
