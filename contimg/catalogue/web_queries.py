@@ -209,7 +209,8 @@ def calibration_history(con, limit: int = 200) -> list[dict]:
         return []
     rows = fetch_dicts(con, "SELECT set_name, window_key, calibrator, transit_mjd, "
                             "strftime(transit_utc, '%Y-%m-%d %H:%M:%S') AS transit_utc, valid_start_mjd, "
-                            "valid_end_mjd, status, refant, reason, quality, n_tables, table_types, n_images, solver_version, created_at FROM calibration_history LIMIT ?",
+                            "valid_end_mjd, status, refant, reason, quality, n_tables, table_types, n_images, "
+                            "solver_version, created_at FROM calibration_history LIMIT ?",
                        [limit])
     for r in rows:
         r["quality"] = json_or_none(r["quality"])
