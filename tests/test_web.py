@@ -479,6 +479,15 @@ def test_missing_then_empty_catalogue_gives_empty_answers(tmp_path):
         page = srv.request("GET", "/chunk/2026-01-25T00:00")[1].decode()
         assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
         assert srv.get_json("/api/groups/2026-01-25T00:00")["group"]["error"] == '<script>alert("x")</script>'
+        # a new catalogue in place of the old one (a new demo): the service reads the new file
+        catalogue = Layout.under(root).catalogue
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{catalogue}{suffix}").unlink(missing_ok=True)
+        conn = connect(catalogue)
+        upsert_group(conn, "2026-01-26T00:00", state="imaged")
+        conn.close()
+        assert srv.get_json("/api/status")["groups_by_state"] == {"imaged": 1}
+        assert srv.request("GET", "/api/groups/2026-01-25T00:00")[0] == 404
     finally:
         srv.stop()
 
