@@ -19,6 +19,7 @@ setup: system-deps $(VENV)/.installed
 
 demo: setup
 	$(PY) -m contimg.cli demo
+	@nohup $(PY) -m contimg.cli serve --port 8765 >$(CONTIMG_ROOT)/state/logs/web.log 2>&1 & echo "QA pages and monitoring API: http://127.0.0.1:8765/ (docs at /docs; stop it with: kill $$!)"
 
 test: setup
 	$(PY) -m pytest

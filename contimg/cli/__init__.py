@@ -33,6 +33,7 @@ COMMANDS = {
     "reprocess": "re-run chunks through Dagster",
     "cleanup": "housekeeping: scratch, old measurement sets",
     "demo": "run the whole stream on simulated data",
+    "serve": "the monitoring API and the morning QA pages (read-only web service)",
 }
 
 

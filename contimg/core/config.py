@@ -42,6 +42,10 @@ N_SUBBANDS = 16
 WINDOW_MINUTES = 5
 PARTITION_FMT = "%Y-%m-%dT%H:%M"
 CHUNK_S = 300.0  # a chunk's nominal length: two stamps this far apart are different chunks
+# a bearer token this short is guessable by a loop over loopback; 16 characters of a random token are not
+MIN_TOKEN_CHARS = 16
+# the web service's answer cache may lag a writing pipeline at most this long (contimg.web.cache)
+MAX_WEB_CACHE_S = 30.0
 TRUE_WORDS = ("1", "true")
 FALSE_WORDS = ("0", "false")
 
@@ -203,6 +207,18 @@ def _file(text: str) -> Path:
     if not path.is_file():
         raise ValueError(f"no file at {path}")
     return path
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text.split("//", 1)[1]) == 0:
+        raise ValueError("is not an http(s) URL")
+    return text.rstrip("/")
+
+
+def _secret(text: str) -> str:
+    if len(text) < MIN_TOKEN_CHARS:
+        raise ValueError(f"is shorter than {MIN_TOKEN_CHARS} characters")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -384,6 +400,38 @@ _S = [
         "the path of an existing file",
         _file,
         "the Dagster workspace `contimg reprocess` submits to",
+    ),
+    Setting(
+        "CONTIMG_REFERENCE_CATALOG",
+        None,
+        "unset (none)",
+        "the path of an existing file: CSV with ra_deg,dec_deg,flux_jy,spectral_index or a VizieR-format table",
+        _file,
+        "the reference catalogue (positions, 1.4 GHz fluxes) for calibration field models and science QA",
+    ),
+    Setting(
+        "CONTIMG_DAGSTER_URL",
+        "http://127.0.0.1:3000",
+        "`http://127.0.0.1:3000`",
+        "an http(s) URL",
+        _http_url,
+        "where the web pages' and API's Dagster run links point",
+    ),
+    Setting(
+        "CONTIMG_API_TOKEN",
+        None,
+        "unset (reprocess refused)",
+        f"a token of at least {MIN_TOKEN_CHARS} characters",
+        _secret,
+        "bearer token of `POST /api/reprocess/<window>` (unset: refused)",
+    ),
+    Setting(
+        "CONTIMG_WEB_CACHE_S",
+        1.0,
+        "1",
+        f"a number of seconds from 0 to {MAX_WEB_CACHE_S:g}",
+        _ranged(lo=0.0, hi=MAX_WEB_CACHE_S),
+        "how far `contimg serve`'s status and night page may lag the catalogue (0: no cache)",
     ),
     Setting(
         "CONTIMG_DEBUG",
