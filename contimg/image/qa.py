@@ -17,12 +17,47 @@ __all__ = [
     "image_verdict",
     "MAD_TO_SIGMA",
     "RMS_LIMIT_OVER_EXPECTED",
+    "GRADES",
+    "FLUX_RATIO_GREEN",
+    "FLUX_RATIO_AMBER",
+    "OFFSET_BEAMS_GREEN",
+    "OFFSET_BEAMS_AMBER",
+    "COMPLETENESS_GREEN",
+    "COMPLETENESS_AMBER",
+    "RELIABILITY_GREEN",
+    "RELIABILITY_AMBER",
+    "MIN_SOURCES_TO_GRADE",
+    "science_grade",
 ]
 
 MAD_TO_SIGMA = 1.4826  # sigma of a Gaussian = 1.4826 x median absolute deviation
 # An image whose rms exceeds the radiometer expectation (natural weighting) by this factor fails QA:
 # Briggs 0 weighting alone raises the noise by ~1.4 (measured on simulated chunks), calibration errors more.
 RMS_LIMIT_OVER_EXPECTED = 3.0
+
+# Science QA grades (contimg.image.crossmatch), worst figure wins. Flux scale and astrometry follow the
+# ASKAP continuum validation reports (flux ratio to the reference within 5 % good, 10 % uncertain; mean
+# positional offset within 1/10 of the beam good, 1/5 uncertain).
+GRADES = ("green", "amber", "red")
+FLUX_RATIO_GREEN = 0.05  # |median S_measured / S_ref - 1|
+FLUX_RATIO_AMBER = 0.10
+OFFSET_BEAMS_GREEN = 0.1  # |median offset| in beams (the beam's FWHM along RA, along Dec)
+OFFSET_BEAMS_AMBER = 0.2
+# Completeness of reference sources whose expected peak is >= 10 sigma: noise alone misses none of them
+# (a 5 sigma seed is 5 sigma below), and a flux scale 10 % low still leaves them at 9 sigma. What is
+# missed is blended (two sources inside the 45" x 11" beam count once) or truly gone; blending cost 3-7 %
+# on 30 random sources in 512 px (benchmark in contimg.image.sources): 0.9 leaves room for it, below
+# 0.7 a third of the bright sky is missing and the image is wrong.
+COMPLETENESS_GREEN = 0.90
+COMPLETENESS_AMBER = 0.70
+# Reliability of detections >= 10 sigma (fraction with a reference counterpart): a 10 sigma noise peak
+# has p ~ 1e-23, so an unmatched bright detection is an artefact (sidelobe, calibration error) or a
+# source the reference lacks (variable, resolved out there): same thresholds, same reasoning.
+RELIABILITY_GREEN = 0.90
+RELIABILITY_AMBER = 0.70
+# Fewer sources than this in a figure leave it ungraded: the median of 4 ratios with a 5 % scatter each
+# is itself uncertain by ~3 %, as large as the green band.
+MIN_SOURCES_TO_GRADE = 5
 
 
 def robust_rms(values) -> float:
@@ -143,3 +178,66 @@ def image_verdict(rms_jy: float, expected_jy: float, *, calibrated: bool, allow_
     if not calibrated:
         problems.append("uncalibrated")
     return ImageVerdict(rms_ok and (calibrated or allow_uncalibrated), ratio, problems)
+
+
+def _band(value: float, green: float, amber: float, *, higher_is_better: bool = False) -> str:
+    if higher_is_better:
+        return "green" if value >= green else "amber" if value >= amber else "red"
+    return "green" if value <= green else "amber" if value <= amber else "red"
+
+
+def science_grade(
+    *,
+    flux_ratio: float | None,
+    n_flux: int,
+    offset_ra_beams: float | None,
+    offset_dec_beams: float | None,
+    completeness: float | None,
+    n_complete: int,
+    reliability: float | None,
+    n_reliable: int,
+) -> tuple[str, list[str]]:
+    """Grade an image's science QA: green, amber or red (the worst figure), or 'ungraded'.
+
+    Parameters
+    ----------
+    flux_ratio : float or None
+        Median S_measured / S_ref of the compact matched sources (``n_flux`` of them).
+    offset_ra_beams, offset_dec_beams : float or None
+        Median offsets of the same sources, in beams along RA and along Dec.
+    completeness : float or None
+        Of the ``n_complete`` reference sources expected >= 10 sigma, the fraction detected.
+    reliability : float or None
+        Of the ``n_reliable`` detections >= 10 sigma, the fraction with a reference match.
+
+    Returns
+    -------
+    grade : str
+        'green', 'amber', 'red', or 'ungraded' when no figure rests on MIN_SOURCES_TO_GRADE sources.
+    problems : list of str
+        One line per figure that is not green, naming the figure, its value and the threshold.
+    """
+    grades, problems = [], []
+
+    def judge(name: str, shown: str, grade: str, limit: str) -> None:
+        grades.append(grade)
+        if grade != "green":
+            problems.append(f"{name} {shown} ({grade}: green {limit})")
+
+    if flux_ratio is not None and np.isfinite(flux_ratio) and n_flux >= MIN_SOURCES_TO_GRADE:
+        g = _band(abs(flux_ratio - 1.0), FLUX_RATIO_GREEN, FLUX_RATIO_AMBER)
+        judge("flux ratio", f"{flux_ratio:.3f}", g, f"within {FLUX_RATIO_GREEN:.0%} of 1")
+    if n_flux >= MIN_SOURCES_TO_GRADE:
+        for axis, off in (("RA", offset_ra_beams), ("Dec", offset_dec_beams)):
+            if off is not None and np.isfinite(off):
+                g = _band(abs(off), OFFSET_BEAMS_GREEN, OFFSET_BEAMS_AMBER)
+                judge(f"{axis} offset", f"{off:+.3f} beam", g, f"<= {OFFSET_BEAMS_GREEN} beam")
+    if completeness is not None and n_complete >= MIN_SOURCES_TO_GRADE:
+        g = _band(completeness, COMPLETENESS_GREEN, COMPLETENESS_AMBER, higher_is_better=True)
+        judge("completeness", f"{completeness:.2f}", g, f">= {COMPLETENESS_GREEN}")
+    if reliability is not None and n_reliable >= MIN_SOURCES_TO_GRADE:
+        g = _band(reliability, RELIABILITY_GREEN, RELIABILITY_AMBER, higher_is_better=True)
+        judge("reliability", f"{reliability:.2f}", g, f">= {RELIABILITY_GREEN}")
+    if not grades:
+        return "ungraded", [f"fewer than {MIN_SOURCES_TO_GRADE} sources for every figure"]
+    return max(grades, key=GRADES.index), problems
