@@ -32,6 +32,45 @@ from contimg_assets.partitions import FIVE_MIN
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 
 
+def _science_metadata(grade: str | None, sq: dict) -> dict:
+    """The science-QA grade and figures as metadata: numbers, so Dagster plots them across partitions."""
+    if grade is None:
+        return {"science_grade": "none (no CONTIMG_REFERENCE_CATALOG)"}
+    out = {"science_grade": grade, "science_problems": MetadataValue.json(sq.get("problems", []))}
+    for key in (
+        "flux_ratio",
+        "flux_ratio_scatter",
+        "offset_ra_arcsec",
+        "offset_dec_arcsec",
+        "offset_ra_beams",
+        "offset_dec_beams",
+        "completeness",
+        "reliability",
+    ):
+        if sq.get(key) is not None:
+            out[f"science_{key}"] = float(sq[key])
+    for key in ("n_flux", "n_complete", "n_reliable"):
+        out[f"science_{key}"] = int(sq.get(key) or 0)
+    return out
+
+
+def _science_md(grade: str | None, sq: dict) -> str:
+    """One line of the summary: the grade and its figures."""
+    if grade is None:
+        return ""
+
+    def f(key: str, fmt: str, unit: str = "") -> str:
+        return "n/a" if sq.get(key) is None else format(sq[key], fmt) + unit
+
+    arcsec = '"'
+    return (
+        f"\n\nscience QA **{grade}**: flux ratio {f('flux_ratio', '.3f')} (scatter {f('flux_ratio_scatter', '.3f')}, "
+        f"{sq.get('n_flux', 0)} sources), offsets RA {f('offset_ra_arcsec', '+.2f', arcsec)} "
+        f"Dec {f('offset_dec_arcsec', '+.2f', arcsec)}, "
+        f"completeness {f('completeness', '.2f')}, reliability {f('reliability', '.2f')}"
+    )
+
+
 def _thumbnail_md(png: str) -> str:
     data = base64.b64encode(Path(png).read_bytes()).decode()
     return f"![thumbnail](data:image/png;base64,{data})"
@@ -50,7 +89,8 @@ def _thumbnail_md(png: str) -> str:
             "image_quality",
             asset="image",
             blocking=True,
-            description="rms near the radiometer noise, and calibrated with valid tables",
+            description="rms near the radiometer noise, calibrated with valid tables, and science QA not red "
+            "(flux scale, astrometry, completeness, reliability against CONTIMG_REFERENCE_CATALOG)",
         )
     ],
     description="Quick continuum image (Stokes I) with QA, primary-beam correction and FITS products.",
@@ -63,6 +103,7 @@ def image(
     slug = window_slug(window)
     cfg = read("CONTIMG_IMAGING_CONFIG") or ImagingConfig()
     allow_uncal = read("CONTIMG_ALLOW_UNCALIBRATED")
+    reference = read("CONTIMG_REFERENCE_CATALOG")  # None: no science QA against a catalogue
     conn = catalogue.connect()
     try:
         ms = current_ms(conn, window)
@@ -83,6 +124,8 @@ def image(
             upsert_group(conn, window, state="failed", error=reason)
             raise Failure(description=reason, allow_retries=False)
         args = [ms["path"], "--out", layout.image_prefix(window), "--window", window, "--config", cfg.to_json()]
+        if reference is not None:
+            args += ["--reference-catalog", str(reference)]
         if cal is not None:
             args += ["--calset", cal["set_name"]]
             for t in cal["tables"]:
@@ -104,7 +147,15 @@ def image(
         log_path = job.pop("log_path")  # the runner's additions to the job's report
         job.pop("seconds", None)
         m = ImageReport.from_dict(job)
-        verdict = image_verdict(m.rms_jy, m.expected_rms_jy, calibrated=m.calibrated, allow_uncalibrated=allow_uncal)
+        sq = m.science_qa or {}
+        verdict = image_verdict(
+            m.rms_jy,
+            m.expected_rms_jy,
+            calibrated=m.calibrated,
+            allow_uncalibrated=allow_uncal,
+            science_grade=m.science_grade,
+            science_problems=sq.get("problems"),
+        )
         record_image(
             conn,
             window,
@@ -121,7 +172,8 @@ def image(
         f"**{window}** {m.imager}, {'calibrated with ' + str(m.calset) if m.calibrated else 'NOT calibrated'}"
         f"; rms {m.rms_jy * 1e3:.2f} mJy/beam (radiometer {m.expected_rms_jy * 1e3:.2f}), peak "
         f"{m.peak_jy:.3f} Jy/beam, DR {m.dynamic_range:.0f}, {m.n_sources_5sigma} sources > 5 sigma, "
-        f'beam {m.bmaj_arcsec:.1f}" x {m.bmin_arcsec:.1f}" PA {m.bpa_deg:.0f}\n\n{_thumbnail_md(m.png)}'
+        f'beam {m.bmaj_arcsec:.1f}" x {m.bmin_arcsec:.1f}" PA {m.bpa_deg:.0f}'
+        f"{_science_md(m.science_grade, sq)}\n\n{_thumbnail_md(m.png)}"
     )
     return MaterializeResult(
         metadata={
@@ -157,6 +209,8 @@ def image(
             "log": MetadataValue.path(log_path),
             "ms": MetadataValue.path(ms["path"]),
             "code_version": __version__,
+            "n_detections": int(m.n_detections or 0),
+            **_science_metadata(m.science_grade, sq),
         },
         check_results=[
             AssetCheckResult(
@@ -166,6 +220,7 @@ def image(
                 metadata={
                     "problems": MetadataValue.json(verdict.problems),
                     "rms_over_expected": verdict.rms_over_expected,
+                    **_science_metadata(m.science_grade, sq),
                 },
             )
         ],

@@ -345,6 +345,10 @@ REPORT_KEYS = {
     "config",
     "code_version",
     "mid_mjd",
+    "sources",
+    "n_detections",
+    "science_grade",
+    "science_qa",
 }
 ROW_KEYS = {
     "image": "/p/i.fits",

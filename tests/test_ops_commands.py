@@ -335,7 +335,7 @@ def test_commands_and_views_on_an_empty_catalogue(layout, capsys):
 
     connect(layout.catalogue).close()
     con = open_duckdb(layout.catalogue)
-    for view in ("status_per_day", "qa_trends", "recent_failures", "products"):
+    for view in ("status_per_day", "qa_trends", "recent_failures", "products", "science_qa"):
         assert con.sql(f"SELECT count(*) FROM {view}").fetchone()[0] == 0, view
     code, out, _ = run_cli(capsys, "status", "--json")
     info = json.loads(out)
@@ -354,6 +354,12 @@ def test_commands_and_views_on_an_empty_catalogue(layout, capsys):
             "bmin_arcsec",
             "bpa_deg",
             "flagged_fraction",
+            "science_grade",
+            "flux_ratio",
+            "offset_ra_arcsec",
+            "offset_dec_arcsec",
+            "completeness",
+            "reliability",
             "calset",
             "image_path",
         ]

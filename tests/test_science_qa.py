@@ -352,3 +352,106 @@ def test_reference_catalog_vizier_formats(tmp_path, fmt):
     t2.write(tmp_path / "noflux.fits")
     with pytest.raises(ValueError, match=r"noflux.fits: no flux column \(looked for flux_jy, S1.4"):
         read_reference_catalog(tmp_path / "noflux.fits")
+
+
+def _report(tmp_path, window, *, science_qa=None, sources=None):
+    from contimg.image.report import ImageReport
+
+    return ImageReport(
+        image=str(tmp_path / f"{window}.fits"),
+        pbcor="p",
+        pb="b",
+        png="g",
+        imager="wsclean",
+        calibrated=True,
+        rms_jy=1e-3,
+        expected_rms_jy=1e-3,
+        peak_jy=0.5,
+        dynamic_range=500.0,
+        n_sources_5sigma=3,
+        bmaj_arcsec=BMAJ,
+        bmin_arcsec=BMIN,
+        bpa_deg=BPA,
+        cell_arcsec=CELL,
+        size_px=320,
+        flagged_fraction=0.1,
+        window=window,
+        mid_mjd=61065.0,
+        sources=sources,
+        n_detections=None,
+        science_grade=None if science_qa is None else science_qa["grade"],
+        science_qa=science_qa,
+    )
+
+
+def test_red_science_qa_flags_the_image_and_the_mosaic_leaves_it_out(found, tmp_path):
+    """The grade travels: report -> verdict -> catalogue (image_science_qa, sources, the science_qa
+    view, `contimg qa` rows) -> the mosaic's choice of images, with the figures as the reason."""
+    from contimg.catalogue import connect
+    from contimg.catalogue import queries as q
+    from contimg.catalogue.images import image_sources, record_image
+    from contimg.catalogue.mosaics import day_images
+
+    truth, table, _ = found
+    sources_path = write_sources(table, tmp_path / "a.sources.fits")
+    det, ra, dec, flux = _lists()
+    green = _match(det, ra, dec, flux).as_dict()
+    det_low, *_ = _lists(ratio=0.8)
+    red = _match(det_low, ra, dec, flux).as_dict()
+    assert red["grade"] == "red"
+    conn = connect(tmp_path / "catalogue.sqlite")
+    try:
+        for window, sq, src in (("2026-01-25T00:00", green, sources_path), ("2026-01-25T00:05", red, None)):
+            m = _report(tmp_path, window, science_qa=sq, sources=str(src) if src else None)
+            verdict = qa.image_verdict(
+                m.rms_jy,
+                m.expected_rms_jy,
+                calibrated=True,
+                allow_uncalibrated=False,
+                science_grade=m.science_grade,
+                science_problems=sq["problems"],
+            )
+            assert verdict.passed == (sq["grade"] != "red")
+            record_image(
+                conn,
+                window,
+                "ms",
+                m,
+                status=verdict.status,
+                reason="; ".join(verdict.problems) or None,
+                run_id="r",
+            )
+        rows = image_sources(conn, "2026-01-25T00:00")
+        assert len(rows) == len(table) and image_sources(conn, "2026-01-25T00:05") == []
+        np.testing.assert_allclose(sorted(r["int_jy"] for r in rows), np.sort(table["int_flux"]), rtol=1e-12)
+        np.testing.assert_allclose(sorted(r["ra_deg"] for r in rows), np.sort(table["ra"]), rtol=0, atol=1e-12)
+        ok, excluded, _ = day_images(conn, "2026-01-25")
+        assert [r["window"] for r in ok] == ["2026-01-25T00:00"]
+        reason = "science QA red: flux ratio 0.800 (red: green within 5% of 1)"
+        assert excluded == [{"window": "2026-01-25T00:05", "reason": reason}]
+    finally:
+        conn.close()
+    with q.reading(tmp_path / "catalogue.sqlite") as con:
+        view = con.sql("SELECT window_key, grade, flux_ratio, n_flux FROM science_qa ORDER BY window_key").fetchall()
+        assert view == [("2026-01-25T00:00", "green", 1.0, 40), ("2026-01-25T00:05", "red", pytest.approx(0.8), 40)]
+        rows = q.qa_rows(con, "2026-01-25T00:00", "2026-01-26T00:00")
+    assert [(r["science_grade"], r["status"]) for r in rows] == [("green", "ok"), ("red", "flagged")]
+    assert rows[1]["flux_ratio"] == pytest.approx(0.8, abs=1e-12)
+
+
+def test_image_verdict_amber_is_said_red_fails_unknown_refused():
+    amber = qa.image_verdict(
+        1e-3,
+        1e-3,
+        calibrated=True,
+        allow_uncalibrated=False,
+        science_grade="amber",
+        science_problems=["completeness 0.80 (amber: green >= 0.9)"],
+    )
+    assert amber.passed and amber.problems == ["science QA amber: completeness 0.80 (amber: green >= 0.9)"]
+    assert not qa.image_verdict(1e-3, 1e-3, calibrated=True, allow_uncalibrated=False, science_grade="red").passed
+    for grade in (None, "ungraded", "green"):
+        v = qa.image_verdict(1e-3, 1e-3, calibrated=True, allow_uncalibrated=False, science_grade=grade)
+        assert v.passed and v.problems == []
+    with pytest.raises(ValueError, match="science_grade must be one of"):
+        qa.image_verdict(1e-3, 1e-3, calibrated=True, allow_uncalibrated=False, science_grade="purple")

@@ -1,17 +1,56 @@
-"""Writers for the ``images`` table (``schema/40_images.sql``)."""
+"""Writers for the ``images`` table (``schema/40_images.sql``), its science QA and sources (``45_science_qa.sql``)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
 
 from contimg import __version__
 from contimg.catalogue.db import transaction
 from contimg.catalogue.ingest import now_iso
 from contimg.image.report import ImageReport
 
-__all__ = ["record_image", "record_image_failure", "current_image"]
+__all__ = ["record_image", "record_image_failure", "current_image", "image_sources"]
+
+# ScienceQA fields stored as columns of image_science_qa (problems as JSON)
+_SCIENCE_COLUMNS = (
+    "reference_catalog",
+    "grade",
+    "n_detected",
+    "n_reference",
+    "n_matched",
+    "flux_ratio",
+    "flux_ratio_scatter",
+    "n_flux",
+    "offset_ra_arcsec",
+    "offset_dec_arcsec",
+    "offset_ra_beams",
+    "offset_dec_beams",
+    "completeness",
+    "n_complete",
+    "reliability",
+    "n_reliable",
+)
+# sources table column <- source-list column (contimg.image.sources.SOURCE_COLUMNS)
+_SOURCE_COLUMNS = (
+    ("ra_deg", "ra"),
+    ("dec_deg", "dec"),
+    ("err_ra_arcsec", "err_ra"),
+    ("err_dec_arcsec", "err_dec"),
+    ("peak_jy", "peak_flux"),
+    ("err_peak_jy", "err_peak_flux"),
+    ("int_jy", "int_flux"),
+    ("err_int_jy", "err_int_flux"),
+    ("a_arcsec", "a"),
+    ("b_arcsec", "b"),
+    ("pa_deg", "pa"),
+    ("local_rms_jy", "local_rms"),
+    ("pb", "pb"),
+)
 
 
 def record_image(
@@ -35,8 +74,14 @@ def record_image(
     ------
     ValueError
         If ``image`` is a mapping that is not an image report (``ImageReport.from_dict``).
+
+    Notes
+    -----
+    With the report's science QA, one ``image_science_qa`` row; with its source list (read from
+    ``m.sources`` when the file exists), one ``sources`` row per detection; in the same transaction.
     """
     m = image if isinstance(image, ImageReport) else ImageReport.from_dict(image)
+    source_rows = _source_rows(m.sources)
     with transaction(conn):
         conn.execute(
             "UPDATE images SET status = 'superseded' WHERE window_key = ? AND status IN ('ok', 'flagged', 'failed')",
@@ -78,11 +123,49 @@ def record_image(
                 m.code_version or __version__,
             ),
         )
+        image_id = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if m.science_qa is not None:
+            sq = m.science_qa
+            cols = ", ".join(_SCIENCE_COLUMNS)
+            conn.execute(
+                f"INSERT INTO image_science_qa (image_id, window_key, problems, {cols}) "
+                f"VALUES (?, ?, ?, {', '.join('?' * len(_SCIENCE_COLUMNS))})",
+                (image_id, window_key, json.dumps(sq.get("problems", [])), *(sq.get(c) for c in _SCIENCE_COLUMNS)),
+            )
+        if source_rows:
+            cols = ", ".join(c for c, _ in _SOURCE_COLUMNS)
+            conn.executemany(
+                f"INSERT INTO sources (image_id, window_key, {cols}) "
+                f"VALUES (?, ?, {', '.join('?' * len(_SOURCE_COLUMNS))})",
+                [(image_id, window_key, *row) for row in source_rows],
+            )
+
+
+def _source_rows(path: str | None) -> list[tuple]:
+    """The source list's rows as the sources table's columns (NaN stored as NULL); none without a file."""
+    if not path or not Path(path).is_file():
+        return []
+    from contimg.image.sources import read_sources
+
+    table = read_sources(path)
+    columns = [np.asarray(table[name], dtype=float) for _, name in _SOURCE_COLUMNS]
+    return [tuple(None if not np.isfinite(v) else float(v) for v in row) for row in zip(*columns, strict=True)]
+
+
+def image_sources(conn: sqlite3.Connection, window_key: str) -> list[dict]:
+    """The detections of a window's current image (status ok or flagged), brightest first."""
+    rows = conn.execute(
+        "SELECT s.* FROM sources AS s JOIN images AS i ON i.id = s.image_id WHERE i.window_key = ? "
+        "AND i.status IN ('ok', 'flagged') ORDER BY s.peak_jy DESC",
+        (window_key,),
+    ).fetchall()
+    return [dict(r) for r in rows]
 
 
 def record_image_failure(
     conn: sqlite3.Connection, window_key: str, ms_path: str | None, reason: str, run_id: str | None
 ) -> None:
+    """Add a 'failed' image row for ``window_key`` with its reason (an earlier failed row becomes 'superseded')."""
     with transaction(conn):
         conn.execute(
             "UPDATE images SET status = 'superseded' WHERE window_key = ? AND status = 'failed'", (window_key,)
@@ -95,6 +178,7 @@ def record_image_failure(
 
 
 def current_image(conn: sqlite3.Connection, window_key: str) -> dict | None:
+    """The window's current image row (status ok or flagged), or None."""
     row = conn.execute(
         "SELECT * FROM images WHERE window_key = ? AND status IN ('ok', 'flagged') ORDER BY id DESC LIMIT 1",
         (window_key,),

@@ -295,16 +295,33 @@ QA_COLUMNS = [
     "bmin_arcsec",
     "bpa_deg",
     "flagged_fraction",
+    "science_grade",
+    "flux_ratio",
+    "offset_ra_arcsec",
+    "offset_dec_arcsec",
+    "completeness",
+    "reliability",
     "calset",
     "image_path",
 ]
+# from the science_qa view (NULL for an image made without a reference catalogue)
+_SCIENCE_QA = {
+    "science_grade": "grade",
+    "flux_ratio": "flux_ratio",
+    "offset_ra_arcsec": "offset_ra_arcsec",
+    "offset_dec_arcsec": "offset_dec_arcsec",
+    "completeness": "completeness",
+    "reliability": "reliability",
+}
 
 
 def qa_rows(con, since: str, until: str) -> list[dict]:
-    cols = ", ".join(QA_COLUMNS)
+    """The current image of each window in ``[since, until)`` with its QA figures (``QA_COLUMNS``)."""
+    cols = ", ".join(f"s.{_SCIENCE_QA[c]} AS {c}" if c in _SCIENCE_QA else f"q.{c}" for c in QA_COLUMNS)
     return fetch_dicts(
         con,
-        f"SELECT {cols} FROM qa_trends WHERE window_key >= ? AND window_key < ? ORDER BY window_key",
+        f"SELECT {cols} FROM qa_trends AS q LEFT JOIN science_qa AS s ON s.image_path = q.image_path "
+        "AND s.window_key = q.window_key WHERE q.window_key >= ? AND q.window_key < ? ORDER BY q.window_key",
         [since, until],
     )
 

@@ -23,6 +23,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--imager", choices=["wsclean", "tclean"], default=None)
     parser.add_argument("--config", default=None, help="JSON overrides of contimg.image.rules.ImagingConfig")
     parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument(
+        "--reference-catalog",
+        type=Path,
+        default=None,
+        help="a reference catalogue (CSV ra_deg,dec_deg,flux_jy,spectral_index or a VizieR-format table) to "
+        "cross-match the image's sources with: flux scale, astrometry, completeness, reliability and a grade "
+        "(default: CONTIMG_REFERENCE_CATALOG, if set)",
+    )
 
 
 def caltables_from(arg: str | None, catalogue_path: Path | None = None) -> tuple[list[str], str | None]:
@@ -79,6 +87,15 @@ def run(args) -> int:
             ImagingConfig.from_json(args.config)
         except SettingsError as err:
             raise SettingsError("--config", args.config, err.allowed, err.problem) from None
+    reference = args.reference_catalog
+    if reference is None:
+        from contimg.core.config import read
+
+        reference = read("CONTIMG_REFERENCE_CATALOG")
+    if reference is not None:  # a bad catalogue is refused before the child job starts, naming file and column
+        from contimg.image.refcat import read_reference_catalog
+
+        read_reference_catalog(reference)
     layout = Layout.from_env()
     tables, calset = caltables_from(args.caltables, layout.catalogue)
     argv = ["--out", args.out]
@@ -92,4 +109,6 @@ def run(args) -> int:
         argv += ["--config", args.config]
     if args.report:
         argv += ["--report", str(args.report)]
+    if reference is not None:
+        argv += ["--reference-catalog", str(Path(reference).absolute())]
     return run_child_job("image", [args.ms, *argv], layout)

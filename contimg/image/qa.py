@@ -71,12 +71,15 @@ def robust_rms(values) -> float:
 
 @dataclass
 class ImageQA:
+    """The flat image's noise, peak, dynamic range and islands above 5 sigma."""
+
     rms_jy: float
     peak_jy: float
     dynamic_range: float
     n_sources_5sigma: int
 
     def as_dict(self) -> dict:
+        """The figures as a dict (one key per field)."""
         return asdict(self)
 
 
@@ -163,21 +166,36 @@ class ImageVerdict:
         return "ok" if self.passed else "flagged"
 
 
-def image_verdict(rms_jy: float, expected_jy: float, *, calibrated: bool, allow_uncalibrated: bool) -> ImageVerdict:
-    """The QA verdict on a chunk's image: its noise (``rms_verdict``) and its calibration.
+def image_verdict(
+    rms_jy: float,
+    expected_jy: float,
+    *,
+    calibrated: bool,
+    allow_uncalibrated: bool,
+    science_grade: str | None = None,
+    science_problems: list[str] | None = None,
+) -> ImageVerdict:
+    """The QA verdict on a chunk's image: its noise (``rms_verdict``), its calibration, its science QA.
 
-    An uncalibrated image is always a problem said, and a failure unless ``allow_uncalibrated``.
+    An uncalibrated image is always a problem said, and a failure unless ``allow_uncalibrated``. A
+    science grade (``science_grade``, contimg.image.crossmatch) of 'red' fails the image (the mosaic
+    leaves it out, with the figures that made it red as the reason); 'amber' is said, and passes.
 
     Raises
     ------
     ValueError
-        As ``rms_verdict``.
+        As ``rms_verdict``, or when ``science_grade`` is not one of GRADES, 'ungraded' or None.
     """
+    if science_grade not in (*GRADES, "ungraded", None):
+        raise ValueError(f"science_grade must be one of {GRADES}, 'ungraded' or None, got {science_grade!r}")
     rms_ok, ratio, limit = rms_verdict(rms_jy, expected_jy)
     problems = [] if rms_ok else [f"rms {rms_jy * 1e3:.2f} mJy/beam > {limit} x expected {expected_jy * 1e3:.2f}"]
     if not calibrated:
         problems.append("uncalibrated")
-    return ImageVerdict(rms_ok and (calibrated or allow_uncalibrated), ratio, problems)
+    if science_grade in ("amber", "red"):
+        problems.append(f"science QA {science_grade}: {'; '.join(science_problems or []) or 'see image_science_qa'}")
+    passed = rms_ok and (calibrated or allow_uncalibrated) and science_grade != "red"
+    return ImageVerdict(passed, ratio, problems)
 
 
 def _band(value: float, green: float, amber: float, *, higher_is_better: bool = False) -> str:

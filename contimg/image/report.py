@@ -67,6 +67,11 @@ class ImageReport:
     warnings: list[str] = field(default_factory=list)
     config: str | None = None  # the ImagingConfig as JSON
     code_version: str | None = None
+    # science QA (contimg.image.sources, contimg.image.crossmatch)
+    sources: str | None = None  # PREFIX.sources.fits, the source list (PyBDSF)
+    n_detections: int | None = None  # rows of the source list
+    science_grade: str | None = None  # green, amber, red, ungraded; None without a reference catalogue
+    science_qa: dict[str, Any] | None = None  # contimg.image.crossmatch.ScienceQA.as_dict(); None without one
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able report (``dataclasses.asdict``): one key per field."""

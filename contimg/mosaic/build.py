@@ -325,9 +325,10 @@ def build_mosaic(
             write_png(
                 np.nan_to_num(small),
                 work / "preview.png",
-                title=f"{out_path.stem}: {len(used)} images",
+                title=f"{out_path.stem}: {len(used)} images, median noise {noise_med * 1e3:.2f} mJy/beam",
                 rms=float(noise_med),
                 max_px=2048,
+                wcs=WCS(header).celestial[::step, ::step],  # the preview's own grid: RA/Dec axes
             )
         noise_path = out_path.with_name(out_path.stem + ".noise.fits")
         os.replace(tmp_main, out_path)

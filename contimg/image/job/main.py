@@ -2,11 +2,13 @@
 
     python -m contimg.image.job CHUNK.ms --out PREFIX [--caltable T ...] [--calset NAME]
            [--window KEY] [--imager wsclean|tclean] [--config JSON] [--report R.json]
+           [--reference-catalog FILE]
 
 Writes PREFIX.fits (Stokes I, Jy/beam), PREFIX.pbcor.fits, PREFIX.pb.fits (the chunk's effective
-primary beam) and PREFIX.png, plus PREFIX.image when tclean made it. Every product is written
-under a temporary name and renamed only when all of them exist; a failure leaves none behind.
-The report (``--report`` and/or Dagster Pipes) is a contimg.image.report.ImageReport.
+primary beam), PREFIX.sources.fits (the source list) and PREFIX.png, plus PREFIX.image when tclean
+made it. Every product is written under a temporary name and renamed only when all of them exist; a
+failure leaves none behind. The report (``--report`` and/or Dagster Pipes) is a
+contimg.image.report.ImageReport.
 
 The job's modules, in the order they run: ``msread`` (what the MS and tables hold),
 ``imaging_copy`` (the calibrated, averaged copy; its arrays are ``contimg.image.parts``),
@@ -37,6 +39,9 @@ def main(argv=None) -> int:
     parser.add_argument("--imager", choices=["wsclean", "tclean"], default=None)
     parser.add_argument("--config", default=None, help="JSON overrides of ImagingConfig")
     parser.add_argument("--report", default=None)
+    parser.add_argument(
+        "--reference-catalog", default=None, help="CSV or VizieR table to cross-match the sources with (science QA)"
+    )
     args = parser.parse_args(argv)
     from contimg.image.job.make import make_image
     from contimg.image.rules import ImagingConfig
@@ -44,8 +49,16 @@ def main(argv=None) -> int:
     cfg = ImagingConfig.from_json(args.config)
     if args.imager:
         cfg = replace(cfg, imager=args.imager)
+    if args.reference_catalog:  # a bad catalogue fails before the chunk is imaged, naming file and column
+        from contimg.image.refcat import read_reference_catalog
+
+        try:
+            read_reference_catalog(args.reference_catalog)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"image: error: {err}", file=sys.stderr)
+            return 1
     try:
-        made = make_image(args.ms, args.out, args.caltable, args.calset, args.window, cfg)
+        made = make_image(args.ms, args.out, args.caltable, args.calset, args.window, cfg, args.reference_catalog)
     except ImagingError as err:
         print(f"image: error: {err}", file=sys.stderr)
         return 1
@@ -56,6 +69,12 @@ def main(argv=None) -> int:
         f"rms {made.rms_jy * 1e3:.2f} mJy/beam (expected {made.expected_rms_jy * 1e3:.2f}), "
         f"peak {made.peak_jy:.3f} Jy/beam, {made.n_sources_5sigma} sources > 5 sigma"
     )
+    if made.science_qa is not None:
+        sq = made.science_qa
+        print(
+            f"science QA {made.science_grade}: flux ratio {sq['flux_ratio']}, completeness {sq['completeness']}, "
+            f"reliability {sq['reliability']}; {'; '.join(sq['problems']) or 'no problems'}"
+        )
     report(made.to_dict(), args.report)
     return 0
 

@@ -26,7 +26,13 @@ __all__ = ["make_image"]
 
 
 def make_image(
-    ms_path: str, out_prefix: str, caltables: list[str], calset: str | None, window: str | None, cfg
+    ms_path: str,
+    out_prefix: str,
+    caltables: list[str],
+    calset: str | None,
+    window: str | None,
+    cfg,
+    reference_catalog: str | None = None,
 ) -> ImageReport:
     """Apply ``caltables`` to ``ms_path`` and write the chunk's image products at ``out_prefix``.
 
@@ -41,6 +47,9 @@ def make_image(
     calset, window : str or None
         The caltable set's name and the partition key, for provenance.
     cfg : ImagingConfig
+    reference_catalog : str, optional
+        A reference catalogue (contimg.image.refcat) to cross-match the source list with: the
+        report's science QA. Read first, so a bad file fails the job before it images.
 
     Returns
     -------
@@ -50,13 +59,17 @@ def make_image(
     ------
     ImagingError
         When every cross-correlation is flagged or an imager fails.
+    FileNotFoundError, ValueError
+        When ``reference_catalog`` cannot be read (contimg.image.refcat.read_reference_catalog).
     """
     from contimg.image.imaging_plan import plan_imaging
     from contimg.image.pbcor import drift_pointings
+    from contimg.image.refcat import read_reference_catalog
     from contimg.image.rules import channel_bin
 
     timings, cpu, warnings = {}, {}, []
     t0 = time.perf_counter()
+    reference = read_reference_catalog(reference_catalog) if reference_catalog else None
     out_prefix = Path(out_prefix).absolute()
     ms_path = str(Path(ms_path).absolute())  # the job changes directory below
     caltables = [str(Path(t).absolute()) for t in caltables]
@@ -133,8 +146,10 @@ def make_image(
             imager=imager,
             data_column=data_column,
             ms_path=ms_path,
+            reference=reference,
         )
         timings["pb"] = published.pb_s
+        timings["sources"] = published.sources_s  # the finder and the cross-match
     finally:
         os.chdir(out_prefix.parent)  # never leave CASA in a deleted directory (it asserts getcwd at exit)
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -178,6 +193,10 @@ def make_image(
         config=cfg.to_json(),
         code_version=__version__,
         mid_mjd=0.5 * (info["start_mjd"] + info["end_mjd"]),
+        sources=f"{out_prefix}.sources.fits" if published.n_detections is not None else None,
+        n_detections=published.n_detections,
+        science_grade=published.science_qa.grade if published.science_qa is not None else None,
+        science_qa=published.science_qa.as_dict() if published.science_qa is not None else None,
     )
 
 
