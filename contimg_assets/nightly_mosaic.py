@@ -71,6 +71,8 @@ def nightly_mosaic(context: AssetExecutionContext, storage: StorageLayout, catal
         )
     finally:
         conn.close()
+    # a red science grade flags the image (contimg.image.qa.image_verdict): its reason names the figures
+    n_red = sum("science QA red" in (e.get("reason") or "") for e in excluded)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(res.path)),
@@ -80,12 +82,14 @@ def nightly_mosaic(context: AssetExecutionContext, storage: StorageLayout, catal
             "coverage": float(coverage),
             "n_gaps": len(gaps),
             "excluded": MetadataValue.json(excluded),
+            "n_excluded_science_red": n_red,
             "shape": MetadataValue.json(list(res.shape)),
             "cell_arcsec": float(res.cell_arcsec),
             "code_version": __version__,
             "summary": MetadataValue.md(
                 f"**{date}**: {res.n_images}/{WINDOWS_PER_DAY} windows "
                 f"({100 * coverage:.1f}%), {len(excluded)} left out by QA"
+                + (f" ({n_red} of them science QA red)" if n_red else "")
             ),
         },
         check_results=[

@@ -49,6 +49,9 @@ METADATA_KEYS = {
     "log",
     "ms",
     "code_version",
+    # science QA (#22): the source list's length; the grade says when no reference catalogue was set
+    "n_detections",
+    "science_grade",
 }
 ARCSEC_PER_DEG = 3600.0
 # the catalogue row and the metadata carry the report's floats (JSON, then SQLite REAL): equal to 1e-12

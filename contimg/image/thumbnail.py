@@ -88,7 +88,8 @@ def write_png(
     fig = plt.figure(figsize=(7, 6.2), dpi=100)
     ax = fig.add_subplot(projection=small_wcs) if small_wcs is not None else fig.add_subplot()
     shown = ax.imshow(img, origin="lower", cmap="gray_r", norm=norm, interpolation="nearest")
-    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    # a bar as tall as the image: a wide mosaic strip would otherwise get one twice its height
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, shrink=min(1.0, img.shape[0] / img.shape[1]))
     bar.set_label("mJy/beam")
     ax.set_title(title, fontsize=9)
     if small_wcs is None:
