@@ -455,3 +455,17 @@ def test_image_verdict_amber_is_said_red_fails_unknown_refused():
         assert v.passed and v.problems == []
     with pytest.raises(ValueError, match="science_grade must be one of"):
         qa.image_verdict(1e-3, 1e-3, calibrated=True, allow_uncalibrated=False, science_grade="purple")
+
+
+def test_contimg_image_refuses_a_bad_reference_catalogue_before_imaging(tmp_path, capsys, monkeypatch):
+    from contimg.cli import main
+
+    monkeypatch.setenv("CONTIMG_ROOT", str(tmp_path / "root"))
+    ms = tmp_path / "chunk.ms"
+    ms.mkdir()
+    (ms / "table.dat").write_bytes(b"")
+    bad = tmp_path / "ref.csv"
+    bad.write_text("ra_deg,dec_deg,flux_jy\n150,55,1\n")
+    code = main(["image", str(ms), "--out", str(tmp_path / "img"), "--reference-catalog", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"reference catalogue {bad}: missing column(s) spectral_index" in err

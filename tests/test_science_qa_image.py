@@ -123,3 +123,32 @@ def test_image_job_grades_a_field_against_its_truth(imaged):
     ratio = integ[ok] / expected[ok]
     np.testing.assert_allclose(sq["flux_ratio"], np.median(ratio), rtol=0, atol=0.02)
     np.testing.assert_allclose(np.median(ratio), 1.0, rtol=0, atol=0.05)
+
+
+def test_a_reference_scaled_by_a_known_factor_turns_the_grade_red(imaged):
+    """The job's own products graded against the same truth with every flux x 1.3: the same matches, the
+    flux ratio divided by 1.3 exactly, and a red grade (outside 10 %)."""
+    from contimg.image.crossmatch import cross_match, values_at
+
+    _, _, m, sky, _ = imaged
+    table = read_sources(m.sources)
+    header = fits.getheader(m.image)
+    with fits.open(m.pb) as hdul:
+        pb_plane = hdul[0].data[0, 0]
+    ra, dec = np.array([s.ra_deg for s in sky]), np.array([s.dec_deg for s in sky])
+    flux = np.array([s.flux_jy * (header["CRVAL3"] / 1.4e9) ** s.spectral_index for s in sky])
+    scaled = cross_match(
+        table,
+        ra,
+        dec,
+        1.3 * flux,
+        values_at(pb_plane, WCS(header), ra, dec),
+        rms_jy=m.rms_jy,
+        bmaj_arcsec=m.bmaj_arcsec,
+        bmin_arcsec=m.bmin_arcsec,
+        bpa_deg=m.bpa_deg,
+        pb_limit=0.1,
+    )
+    assert scaled.n_flux == m.science_qa["n_flux"]
+    np.testing.assert_allclose(scaled.flux_ratio, m.science_qa["flux_ratio"] / 1.3, rtol=1e-12)
+    assert scaled.grade == "red" and scaled.problems[0].startswith("flux ratio 0.7")
