@@ -8,6 +8,7 @@ detections more than 11" from any true source, wall seconds. One core each.
     python benchmarks/source_finders.py 512 pybdsf aegean
     python benchmarks/source_finders.py 3420 pybdsf aegean   # 300 sources; Aegean needs the `bench` extra
     DOCOV=0 python benchmarks/source_finders.py 3420 aegean  # Aegean without covariance-weighted fits
+    INI_GAUSFIT=default python benchmarks/source_finders.py 3420 pybdsf  # PyBDSF's default initial Gaussians
 """
 
 from __future__ import annotations
@@ -89,7 +90,14 @@ def pybdsf(path, tmp):
 
     t = time.perf_counter()
     img = bdsf.process_image(
-        path, quiet=True, thresh_isl=3.0, thresh_pix=5.0, ncores=1, output_opts=False, frequency=1.405e9
+        path,
+        quiet=True,
+        thresh_isl=3.0,
+        thresh_pix=5.0,
+        ncores=1,
+        output_opts=False,
+        frequency=1.405e9,
+        ini_gausfit=os.environ.get("INI_GAUSFIT", "simple"),
     )
     s = img.sources
     cols = [
