@@ -1,6 +1,6 @@
 """The JSON routes (``/api/...``), documented at ``/docs``.
 
-Queries come from :mod:`contimg.ops.queries` (the ones behind ``contimg status|products|qa``) and
+Queries come from :mod:`contimg.catalogue.queries` (the ones behind ``contimg status|products|qa``) and
 :mod:`contimg.catalogue.web_queries`; this module only validates parameters and shapes answers. A
 missing catalogue gives empty answers, never an error: the service may start before the pipeline.
 """
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contimg.catalogue import web_queries as wq
-from contimg.ops import queries as q
+from contimg.catalogue import queries as q
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.web.files import file_url
 
