@@ -42,7 +42,8 @@ def record_file(
     now = now_iso()
     with transaction(conn):
         conn.execute(
-            """INSERT INTO subband_files (path, name, window_key, subband, size_bytes, status, reason, first_seen, updated_at)
+            "INSERT INTO subband_files (path, name, window_key, subband, size_bytes, status, reason, "
+            """first_seen, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (path) DO UPDATE SET status = excluded.status, reason = excluded.reason,
                    size_bytes = COALESCE(excluded.size_bytes, size_bytes), updated_at = excluded.updated_at""",
@@ -149,7 +150,8 @@ def record_timing(
 ) -> None:
     with transaction(conn):
         conn.execute(
-            "INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (window_key, stage, seconds, json.dumps(detail) if detail else None, run_id, now_iso()),
         )
 

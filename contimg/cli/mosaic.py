@@ -41,7 +41,8 @@ def run(args) -> int:
         print(f"contimg mosaic: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(
-        f"wrote {res.path} ({res.n_images} images, {res.shape[1]} x {res.shape[0]} px at {res.cell_arcsec:.2f} arcsec), "
+        f"wrote {res.path} ({res.n_images} images, "
+        f"{res.shape[1]} x {res.shape[0]} px at {res.cell_arcsec:.2f} arcsec), "
         f"noise map {res.noise_path}"
     )
     for s in res.skipped:

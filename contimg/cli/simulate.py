@@ -97,11 +97,13 @@ def run(args) -> int:
         raise
     n_files = sum(1 for _ in Path(args.out).glob("*.hdf5"))
     print(
-        f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; first chunk starts {truth['chunks'][0]['start']}"
+        f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; "
+        f"first chunk starts {truth['chunks'][0]['start']}"
     )
     if truth["calibrator"]:
         cal = truth["calibrator"]
         print(
-            f"calibrator {cal['name']} ({cal['flux_jy']} Jy) transits at {cal['transit_time']} in chunk {cal['transit_chunk']}"
+            f"calibrator {cal['name']} ({cal['flux_jy']} Jy) transits at {cal['transit_time']} "
+            f"in chunk {cal['transit_chunk']}"
         )
     return 0
