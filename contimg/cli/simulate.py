@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg simulate`` to ``parser``."""
     parser.add_argument("--out", required=True, type=Path, help="folder for the UVH5 files and truth.json")
     parser.add_argument("--start", required=True, help="UTC start of the first chunk, ISO format")
     parser.add_argument("--chunks", type=int, default=1)
@@ -69,6 +70,7 @@ def check_arguments(args) -> None:
 
 
 def run(args) -> int:
+    """Write the simulated chunks and truth.json, and print what was written; 0 on success."""
     from contimg.sim import read_sky_csv, simulate
 
     check_arguments(args)
