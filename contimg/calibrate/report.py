@@ -65,7 +65,7 @@ class TableQuality:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "quality") -> TableQuality:
-        """A TableQuality from its dict form; ``where`` names it in a ReportFormatError (missing or unknown key)."""
+        """A TableQuality from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 
@@ -97,7 +97,7 @@ class SolveModel:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "model") -> SolveModel:
-        """A SolveModel from its dict form; ``where`` names it in a ReportFormatError (missing or unknown key)."""
+        """A SolveModel from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 
@@ -111,7 +111,7 @@ class FlaggingStats:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "flagging") -> FlaggingStats:
-        """A FlaggingStats from its dict form; ``where`` names it in a ReportFormatError (missing or unknown key)."""
+        """A FlaggingStats from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 
@@ -134,7 +134,7 @@ class SolvePlan:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "plan") -> SolvePlan:
-        """A SolvePlan from its dict form; ``where`` names it in a ReportFormatError (missing or unknown key)."""
+        """A SolvePlan from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 

@@ -133,7 +133,7 @@ class ImagingConfig:
         return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
 
     def __post_init__(self):
-        """Check every field; raise SettingsError naming all the fields with a value not allowed."""
+        """Check every field; raise SettingsError naming every field not allowed (or min_size_px above max_size_px)."""
         problems = [p for name, value in asdict(self).items() if (p := _field_problem(name, value))]
         if not problems and self.min_size_px > self.max_size_px:
             problem = f"min_size_px={self.min_size_px} is above max_size_px={self.max_size_px} (set both)"
