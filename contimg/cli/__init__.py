@@ -61,6 +61,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line (``contimg image: error: ...``), exit status 2."""
 
     def error(self, message: str):
+        """Exit with status 2 and the usage error on one stderr line, pointing to ``--help``."""
         self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
@@ -77,6 +78,7 @@ def error_line(command: str, err: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level ``contimg`` parser, listing the commands (each parses its own arguments)."""
     parser = argparse.ArgumentParser(prog="contimg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, helptext in COMMANDS.items():

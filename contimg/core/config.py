@@ -51,8 +51,9 @@ FALSE_WORDS = ("0", "false")
 
 
 class SettingsError(ValueError):
-    """A setting (a ``CONTIMG_*`` variable or an :class:`~contimg.image.rules.ImagingConfig` field) has a value
-    that is not allowed.
+    """A setting has a value that is not allowed.
+
+    The setting is a ``CONTIMG_*`` variable or an :class:`~contimg.image.rules.ImagingConfig` field.
 
     Attributes
     ----------

@@ -36,12 +36,28 @@ def robust_rms(values) -> float:
 
 @dataclass
 class ImageQA:
+    """An image's quality figures (:func:`image_qa`).
+
+    Attributes
+    ----------
+    rms_jy : float
+        Robust rms (1.4826 x the median absolute deviation) of the residual, or of the image if
+        there is none, Jy/beam.
+    peak_jy : float
+        The image's brightest pixel, Jy/beam.
+    dynamic_range : float
+        ``peak_jy / rms_jy`` (inf when the rms is 0).
+    n_sources_5sigma : int
+        Islands of connected pixels above ``detect_sigma`` (5 by default) times the rms.
+    """
+
     rms_jy: float
     peak_jy: float
     dynamic_range: float
     n_sources_5sigma: int
 
     def as_dict(self) -> dict:
+        """The figures as a dict keyed by field name."""
         return asdict(self)
 
 
