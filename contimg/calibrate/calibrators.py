@@ -1,4 +1,4 @@
-"""The VLA calibrator list (shipped as ``contimg/data/vlacalibrators.txt``) as Python objects.
+"""The VLA calibrator list (shipped as ``contimg/core/data/vlacalibrators.txt``) as Python objects.
 
 Each block starts with a J2000 line (name, ``J2000``, position code, RA ``08h34m54.90s``, Dec
 ``55d34'21.07"``), then a B1950 line and band rows ``BAND code A B C D FLUX(Jy) UVMIN UVMAX``.

@@ -249,8 +249,11 @@ def ms_index(con, stage: str | None = None, status: str | None = None, limit: in
 
 
 def calibrator_matches(con) -> list[dict]:
-    """Chunks matched to a calibrator, newest transit first: the transit the ingest found (``calibrator_transits``,
-    written by the sensor), the chunk's calibrator (``groups``) and the set solved on it, if any."""
+    """Chunks matched to a calibrator, newest transit first.
+
+    Each row holds the transit the ingest found (``calibrator_transits``, written by the sensor), the chunk's
+    calibrator (``groups``) and the set solved on it, if any.
+    """
     if not (table_exists(con, "calibrator_transits") and table_exists(con, "caltable_sets")):
         return []
     return fetch_dicts(

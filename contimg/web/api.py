@@ -22,8 +22,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from contimg.catalogue import web_queries as wq
 from contimg.catalogue import queries as q
+from contimg.catalogue import web_queries as wq
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.web.files import file_url
 
@@ -55,6 +55,7 @@ def _finite(value):
 
 
 def json_response(payload, status_code: int = 200) -> JSONResponse:
+    """``payload`` as a JSON response, with NaN and infinities turned into null."""
     return JSONResponse(_finite(jsonable_encoder(payload)), status_code=status_code)
 
 
