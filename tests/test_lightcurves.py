@@ -93,6 +93,15 @@ def test_a_week_of_transits_finds_the_dip_and_the_flare(tmp_path, capsys):
     assert len(false_pos) <= MAX_FALSE_POSITIVES, false_pos
     assert all(int(r["n_epochs"]) == N_DAYS for r in result.values())
 
+    # the sliding window: only the last 4 days (the flare's day 5 and the dip's second day among them)
+    var4 = tmp_path / "var4.csv"
+    assert main(["variability", str(lc), "--out", str(var4), "--days", "4"]) == 0
+    with var4.open() as fh:
+        last4 = {r["source_id"]: r for r in csv.DictReader(fh)}
+    assert all(int(r["n_epochs"]) == 4 for r in last4.values())
+    assert last4["S01"]["variable"] == "yes"
+    assert main(["variability", str(lc), "--out", str(var4), "--days", "0"]) == 1
+
     with daily.open() as fh:
         points = list(csv.DictReader(fh))
     dates = sorted({p["date"] for p in points})
