@@ -55,8 +55,18 @@ def photometry(context: AssetExecutionContext, catalogue: Catalogue) -> Material
             )
             context.log.info(f"photometry of {window} skipped: {reason}")
             return MaterializeResult(metadata={"skipped": reason, "n_measured": 0})
-        sources = read_reference(ref_path)
-        res = measure_image(img["pbcor_path"], sources)
+        try:
+            sources = read_reference(ref_path)
+            res = measure_image(img["pbcor_path"], sources)
+        except (ValueError, OSError) as err:
+            # a bad catalogue or an unmeasurable image is recorded, not raised: the chunk's run (its image
+            # already made) must not fail for the science product downstream of it
+            reason = f"not measured: {' '.join(str(err).split())}"
+            record_photometry_skip(
+                conn, window, reason, image_path=img["pbcor_path"], run_id=context.run.run_id, code_version=CODE_VERSION
+            )
+            context.log.warning(f"photometry of {window} {reason}")
+            return MaterializeResult(metadata={"skipped": reason, "n_measured": 0})
         rows = res.rows()
         record_photometry(
             conn,

@@ -105,6 +105,14 @@ def test_photometry_and_variability_assets(layout, tmp_path, monkeypatch):
     (mat,) = res.asset_materializations_for_node("photometry")
     assert "CONTIMG_REFERENCE_CATALOG is unset" in mat.metadata["skipped"].value
 
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ra,dec\n1,2\n")
+    monkeypatch.setenv("CONTIMG_REFERENCE_CATALOG", str(bad))
+    res = materialize([photometry], partition_key=WINDOWS[0], instance=instance, resources=defs.resources)
+    assert res.success, "a bad reference catalogue is recorded, it does not fail the chunk's run"
+    (mat,) = res.asset_materializations_for_node("photometry")
+    assert "missing column(s) ra_deg, dec_deg" in mat.metadata["skipped"].value
+
     monkeypatch.setenv("CONTIMG_REFERENCE_CATALOG", str(ref))
     for window in [*WINDOWS, EXTRA_WINDOW, FLAGGED_WINDOW]:
         res = materialize([photometry], partition_key=window, instance=instance, resources=defs.resources)
