@@ -6,8 +6,10 @@ from pathlib import Path
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from contimg.catalogue.photometry import day_range, measurements_between, record_day
+from contimg.core.config import read
 from contimg.photometry.lightcurves import analyse
 from contimg.photometry.plot import plot_light_curves
+from contimg.photometry.reference import read_reference
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import DAILY
 from contimg_assets.photometry import photometry
@@ -39,7 +41,9 @@ def variability(context: AssetExecutionContext, storage: StorageLayout, catalogu
             reason = f"no photometry between {first} and {last}"
             context.log.info(reason)
             return MaterializeResult(metadata={"skipped": reason, "n_sources": 0})
-        points, factors, results = analyse(rows)
+        ref_path = read("CONTIMG_REFERENCE_CATALOG")
+        eligible = read_reference(ref_path).compact_ids() if ref_path else None
+        points, factors, results = analyse(rows, eligible_refs=eligible)
         factor, n_refs = factors.get(date, (float("nan"), 0))
         record_day(
             conn,

@@ -125,3 +125,34 @@ def test_false_positive_budget_with_realistic_errors():
     rates = false_positive_rates(20000, 7, seed=12)
     assert rates["any"] < 3e-3
     assert rates["dip"] < 1e-3
+
+
+def test_only_eligible_references_set_the_scale():
+    # three compact references follow the day scales; three extended ones (not eligible) follow another pattern
+    rng = np.random.default_rng(8)
+    scales = np.array([1.0, 1.05, 0.95, 1.0, 1.02, 0.98, 1.0])
+    other = np.array([1.0, 0.9, 1.1, 0.9, 1.1, 0.9, 1.1])
+    pts = []
+    for i in range(6):
+        pattern = scales if i < 3 else other
+        pts += [
+            DailyPoint(f"R{i}", d, 0, 0, pattern[k] * (1 + rng.normal() / 500), 1 / 500, 1, 1.0)
+            for k, d in enumerate(DATES)
+        ]
+    factors = normalise(pts, eligible={"R0", "R1", "R2"})
+    f = np.array([factors[d][0] for d in DATES])
+    # ratios of S/N 500 sources: 0.3 % each; 1 % is 3 of those
+    assert f / np.median(f) == pytest.approx(scales / np.median(scales), abs=0.01)
+    assert all(factors[d][1] == 3 for d in DATES)
+
+
+def test_reference_compact_column(tmp_path):
+    from contimg.photometry.reference import read_reference
+
+    good = tmp_path / "ref.csv"
+    good.write_text("name,ra_deg,dec_deg,flux_jy,spectral_index,compact\nA,1,2,1,0,1\nB,3,4,1,0,false\n")
+    assert read_reference(good).compact_ids() == {"A"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ra_deg,dec_deg,flux_jy,spectral_index,compact\n1,2,1,0,maybe\n")
+    with pytest.raises(ValueError, match="compact holds"):
+        read_reference(bad)

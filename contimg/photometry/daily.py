@@ -115,10 +115,12 @@ def daily_points(rows) -> list[DailyPoint]:
     return out
 
 
-def flux_scale_factors(points: list[DailyPoint]) -> dict[str, tuple[float, int]]:
+def flux_scale_factors(points: list[DailyPoint], eligible: set[str] | None = None) -> dict[str, tuple[float, int]]:
     """Each day's flux-scale factor and the number of references behind it: {date: (factor, n_refs)}.
 
-    A day with fewer than :data:`NORM_MIN_REFS` references gets (nan, n_refs). Factors are relative: the
+    Only sources in ``eligible`` (None: all) can be references: the reference catalogue's compact sources
+    (:attr:`contimg.photometry.reference.ReferenceSources.compact`). A day with fewer than
+    :data:`NORM_MIN_REFS` references gets (nan, n_refs). Factors are relative: the
     references' own levels are their medians over the days after normalisation, so the median factor is ~1.
     """
     by_source = defaultdict(dict)
@@ -128,7 +130,9 @@ def flux_scale_factors(points: list[DailyPoint]) -> dict[str, tuple[float, int]]
     refs = {
         sid: d
         for sid, d in by_source.items()
-        if len(d) >= 2 and any(q.err_jy > 0 and q.flux_jy / q.err_jy >= NORM_MIN_SNR for q in d.values())
+        if (eligible is None or sid in eligible)
+        and len(d) >= 2
+        and any(q.err_jy > 0 and q.flux_jy / q.err_jy >= NORM_MIN_SNR for q in d.values())
     }
     factors = {date: 1.0 for date in dates}
     result = {}
@@ -153,12 +157,13 @@ def flux_scale_factors(points: list[DailyPoint]) -> dict[str, tuple[float, int]]
     return result
 
 
-def normalise(points: list[DailyPoint]) -> dict[str, tuple[float, int]]:
+def normalise(points: list[DailyPoint], eligible: set[str] | None = None) -> dict[str, tuple[float, int]]:
     """Set each point's ``scale``, ``norm_applied``, ``flux_norm_jy`` and ``err_norm_jy``.
 
-    Returns the factors of :func:`flux_scale_factors`.
+    ``eligible``: the sources that may be references (None: all). Returns the factors of
+    :func:`flux_scale_factors`.
     """
-    factors = flux_scale_factors(points)
+    factors = flux_scale_factors(points, eligible)
     for p in points:
         f, _ = factors.get(p.date, (float("nan"), 0))
         p.norm_applied = bool(np.isfinite(f) and f > 0)

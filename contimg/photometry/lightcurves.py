@@ -114,10 +114,11 @@ def light_curve_arrays(points: list[DailyPoint]) -> tuple[list[str], list[str], 
     return ids, dates, flux, err
 
 
-def analyse(rows: list[dict], *, last_days: int | None = None):
+def analyse(rows: list[dict], *, last_days: int | None = None, eligible_refs: set[str] | None = None):
     """Daily points (normalised), the day factors and each source's variability over the days.
 
     ``last_days``: only the last N days with data (a sliding window ending on the newest day).
+    ``eligible_refs``: sources that may set the flux scale (None: any bright one).
 
     Returns
     -------
@@ -137,7 +138,7 @@ def analyse(rows: list[dict], *, last_days: int | None = None):
     if last_days is not None:
         keep = set(sorted({p.date for p in points})[-last_days:])
         points = [p for p in points if p.date in keep]
-    factors = normalise(points)
+    factors = normalise(points, eligible_refs)
     ids, dates, flux, err = light_curve_arrays(points)
     return points, factors, source_variability(ids, dates, flux, err)
 

@@ -12,6 +12,8 @@ __all__ = ["ReferenceSources", "read_reference", "source_name"]
 
 REQUIRED_COLUMNS = ("ra_deg", "dec_deg", "flux_jy", "spectral_index")
 ID_COLUMNS = ("source_id", "name")  # the first present names the sources; else a name from the position
+COMPACT_COLUMN = "compact"  # optional: 1/0 or true/false; only compact sources set the daily flux scale
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "t", "y"), ("0", "false", "no", "f", "n")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,13 @@ class ReferenceSources:
     dec_deg: np.ndarray
     flux_jy: np.ndarray
     spectral_index: np.ndarray
+    compact: np.ndarray | None = None  # bool; None: the catalogue does not say (all may be references)
+
+    def compact_ids(self) -> set[str] | None:
+        """Ids of the sources the catalogue marks compact, or None when it has no ``compact`` column."""
+        return (
+            None if self.compact is None else {str(i) for i, c in zip(self.source_id, self.compact, strict=True) if c}
+        )
 
     def __len__(self) -> int:
         """The number of sources."""
@@ -37,7 +46,8 @@ def source_name(ra_deg: float, dec_deg: float) -> str:
 def read_reference(path) -> ReferenceSources:
     """Read a CSV reference catalogue with columns ``ra_deg,dec_deg,flux_jy,spectral_index``.
 
-    Other columns are allowed; ``source_id`` or ``name``, when present, names the sources.
+    Other columns are allowed; ``source_id`` or ``name``, when present, names the sources; ``compact``
+    (1/0, true/false), when present, says which may set the daily flux scale.
 
     Raises
     ------
@@ -72,4 +82,11 @@ def read_reference(path) -> ReferenceSources:
     )
     if len(set(ids)) != len(ids):
         raise ValueError(f"reference catalogue {path}: source ids are not unique")
-    return ReferenceSources(ids, ra, dec, values["flux_jy"], values["spectral_index"])
+    compact = None
+    if COMPACT_COLUMN in columns:
+        words = [r[COMPACT_COLUMN].lower() for r in rows]
+        bad = sorted({w for w in words if w not in TRUE_WORDS + FALSE_WORDS})
+        if bad:
+            raise ValueError(f"reference catalogue {path}: column compact holds {bad}; allowed: 1/0, true/false")
+        compact = np.array([w in TRUE_WORDS for w in words])
+    return ReferenceSources(ids, ra, dec, values["flux_jy"], values["spectral_index"], compact)
