@@ -34,6 +34,8 @@ COMMANDS = {
     "cleanup": "housekeeping: scratch, old measurement sets",
     "demo": "run the whole stream on simulated data",
     "serve": "the monitoring API and the morning QA pages (read-only web service)",
+    "photometry": "forced photometry of reference sources in primary-beam-corrected images",
+    "variability": "daily light curves and the variability search from a photometry table",
 }
 
 
