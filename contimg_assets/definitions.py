@@ -14,7 +14,7 @@ from contimg_assets.photometry import photometry
 from contimg_assets.subband_group import subband_group
 from contimg_assets.variability import variability
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
-from schedules import build_mosaic_schedule
+from schedules import build_mosaic_schedule, build_variability_schedule
 from schedules.housekeeping import housekeeping_schedule
 from sensors import build_ingest_sensor, build_run_failure_sensor
 
@@ -56,6 +56,6 @@ defs = Definitions(
         build_ingest_sensor(chunk_job, calibrator_chunk_job),
         build_run_failure_sensor([chunk_job, calibrator_chunk_job]),
     ],
-    schedules=[build_mosaic_schedule(mosaic_job), housekeeping_schedule],
+    schedules=[build_mosaic_schedule(mosaic_job), build_variability_schedule(variability_job), housekeeping_schedule],
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},
 )

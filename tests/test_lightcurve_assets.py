@@ -165,3 +165,26 @@ def test_photometry_and_variability_assets(layout, tmp_path, monkeypatch):
         wm = np.sum(fl / ee**2) / np.sum(1 / ee**2)
         assert var[sid]["v"] == pytest.approx(np.std(fl, ddof=1) / np.mean(fl), rel=1e-9)
         assert var[sid]["eta"] == pytest.approx(np.sum((fl - wm) ** 2 / ee**2) / (len(fl) - 1), rel=1e-9)
+
+
+def test_variability_schedule_requests_the_previous_day_after_the_mosaic():
+    from datetime import UTC, datetime
+
+    from dagster import build_schedule_context
+
+    from contimg_assets.definitions import defs
+
+    def minute_of_day(cron: str) -> int:
+        minute, hour = cron.split()[:2]
+        return 60 * int(hour) + int(minute)
+
+    sched = defs.get_schedule_def("variability_schedule")
+    mosaic = defs.get_schedule_def("nightly_mosaic_schedule")
+    assert sched.execution_timezone == "UTC" and sched.job_name == "variability_job"
+    # after the mosaic's tick on the same day: the day's photometry runs have long finished
+    assert minute_of_day(sched.cron_schedule) > minute_of_day(mosaic.cron_schedule)
+    ctx = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 1, 26, 3, 45, tzinfo=UTC), repository_def=defs.get_repository_def()
+    )
+    reqs = sched.evaluate_tick(ctx).run_requests
+    assert [r.partition_key for r in reqs] == ["2026-01-25"]
