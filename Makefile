@@ -21,10 +21,11 @@ demo: setup
 	$(PY) -m contimg.cli demo
 	@nohup $(PY) -m contimg.cli serve --port 8765 >$(CONTIMG_ROOT)/state/logs/web.log 2>&1 & echo "QA pages and monitoring API: http://127.0.0.1:8765/ (docs at /docs; stop it with: kill $$!)"
 
-test: setup
+# Lint first: CI runs exactly this, so a ruff finding fails it like a test does.
+test: lint
 	$(PY) -m pytest
 
-# Everything but the real-CASA and whole-stream (daemon) tests: minutes, not the better part of an hour.
+# The pure tests (no CASA child job, no Dagster daemon): what to run while editing.
 test-fast: setup
 	$(PY) -m pytest -m "not casa and not e2e"
 

@@ -72,7 +72,8 @@ def main() -> None:
             print(f"  {t['name']}: {100 * q['flagged_fraction']:.1f}% flagged, median SNR {q['median_snr']:.0f}")
         f = m["flagging"]
         print(
-            f"  flagged before the solve {100 * f['flagged_fraction_input']:.2f} %, by the RFI pass {100 * f['rfi_flagged_fraction']:.3f} %"
+            f"  flagged before the solve {100 * f['flagged_fraction_input']:.2f} %, "
+            f"by the RFI pass {100 * f['rfi_flagged_fraction']:.3f} %"
         )
         print(
             f"calibrator {m['calibrator']}, model {m['plan']['apparent_flux_jy']:.2f} Jy, refant {m['refant']}, "

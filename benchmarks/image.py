@@ -225,7 +225,8 @@ def image_chunk(
             f" of which the PSF and dirty image by ducc0 {t['image_initial']:.1f} s" if "image_initial" in t else ""
         )
         print(
-            f'\n{imager}{f" ({label})" if label else ""} {m["size_px"]} px at {m["cell_arcsec"]:.2f}": apply + image {apply_image:.1f} s (apply '
+            f'\n{imager}{f" ({label})" if label else ""} {m["size_px"]} px at {m["cell_arcsec"]:.2f}": '
+            f"apply + image {apply_image:.1f} s (apply "
             f"{t.get('apply', 0):.1f} s, image {t['image']:.1f} s{initial}; "
             f"CPU {cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), "
             f"pb {t['pb']:.1f} s, job wall {wall:.1f} s, peak RSS {rss:.0f} MB"
@@ -237,8 +238,10 @@ def image_chunk(
             f" (effective uv cells {m.get('effective_uv_cells') or 0:.3g})"
         )
         print(
-            f'  beam {m["bmaj_arcsec"]:.1f}" x {m["bmin_arcsec"]:.1f}" PA {m["bpa_deg"]:.0f}; rms {m["rms_jy"] * 1e3:.3f} mJy/beam'
-            f" (radiometer, {'for these weights' if 'in the copy' in m['weighting'] else 'natural'}: {m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
+            f'  beam {m["bmaj_arcsec"]:.1f}" x {m["bmin_arcsec"]:.1f}" PA {m["bpa_deg"]:.0f}; '
+            f"rms {m['rms_jy'] * 1e3:.3f} mJy/beam"
+            f" (radiometer, {'for these weights' if 'in the copy' in m['weighting'] else 'natural'}: "
+            f"{m['expected_rms_jy'] * 1e3:.3f}); {m['n_sources_5sigma']} islands > 5 sigma;"
             f" warnings {m['warnings']}"
         )
         for s in srcs:

@@ -49,7 +49,7 @@ def main() -> None:
             make_folder(root, n)
             conn = connect(Path(tmp) / "cat.sqlite3")
             t = time.perf_counter()
-            first = scan_tick(root, conn, {}, datetime(2026, 2, 1), IngestSettings())
+            scan_tick(root, conn, {}, datetime(2026, 2, 1), IngestSettings())
             t_first = time.perf_counter() - t
             conn.close()
             conn = connect(Path(tmp) / "cat2.sqlite3")
@@ -63,7 +63,8 @@ def main() -> None:
                 cursor = tick.cursor
             conn.close()
             print(
-                f"{n:>8} {t_first:>24.2f} {min(times):>14.3f}   (first tick requests nothing: sizes must be seen unchanged twice)"
+                f"{n:>8} {t_first:>24.2f} {min(times):>14.3f}   "
+                "(first tick requests nothing: sizes must be seen unchanged twice)"
             )
 
 

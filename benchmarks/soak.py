@@ -25,7 +25,7 @@ nothing half-written under products/, every FITS opens (astropy, here) and every
 Prints the figures and exits 1 if a check fails. The other scripts here time single steps; this
 one is about outcomes, and its wall time includes the drill's waits (grace minute, hang timeout,
 run monitoring noticing the dead run worker).
-"""
+"""  # noqa: E501 (a markdown table: its rows cannot be wrapped)
 
 from __future__ import annotations
 

@@ -117,7 +117,8 @@ def main() -> None:
             rows.append(total)
             print(
                 f"chunk {stamp}: convert {t_conv:5.1f} s | apply {m['timings_s'].get('apply', 0):5.1f} s + image "
-                f"{m['timings_s']['image']:5.1f} s (CPU {m['cpu_s'].get('apply', 0):.1f} + {m['cpu_s']['image']:.1f} s) "
+                f"{m['timings_s']['image']:5.1f} s "
+                f"(CPU {m['cpu_s'].get('apply', 0):.1f} + {m['cpu_s']['image']:.1f} s) "
                 f"+ pb/QA/FITS {m['timings_s']['pb']:4.1f} s (job wall {t_img:5.1f} s) "
                 f"| total {total:5.1f} s, real-time factor {total / CHUNK_S:.2f}; "
                 f"{m['size_px']} px, rms {m['rms_jy'] * 1e3:.2f} mJy/beam; peak RSS {max(rss_conv, rss_img):.0f} MB"

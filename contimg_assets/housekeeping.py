@@ -98,7 +98,8 @@ def delete_old_runs(context: OpExecutionContext, config: HousekeepingConfig, cat
             finally:
                 conn.close()
     context.log.info(
-        f"{'would delete' if config.dry_run else 'deleted'} {len(run_ids)} run(s) created before {cutoff:%Y-%m-%d %H:%M}"
+        f"{'would delete' if config.dry_run else 'deleted'} {len(run_ids)} run(s) "
+        f"created before {cutoff:%Y-%m-%d %H:%M}"
     )
 
 

@@ -49,7 +49,10 @@ def nightly_mosaic(context: AssetExecutionContext, storage: StorageLayout, catal
     try:
         ok, excluded, gaps = day_images(conn, date)
         if not ok:
-            reason = f"no images passed QA for {date} ({len(excluded)} flagged, {len(gaps)} of {WINDOWS_PER_DAY} windows empty)"
+            reason = (
+                f"no images passed QA for {date} "
+                f"({len(excluded)} flagged, {len(gaps)} of {WINDOWS_PER_DAY} windows empty)"
+            )
             record_mosaic_failure(conn, date, reason, excluded=excluded, run_id=run_id)
             raise Failure(description=reason, allow_retries=False)
         res = build_mosaic(

@@ -148,14 +148,14 @@ class CasaRunner(ConfigurableResource):
             context.log.info(f"{job}: pid {proc.pid}, log {log_path}")
             try:
                 proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as err:
                 _kill_group(proc, self.kill_grace_s)
                 raise Failure(
                     description=f"{job} timed out after {timeout_s:.0f} s and was killed "
                     f"(process group {proc.pid}).\n--- log tail ---\n{tail(log_path)}",
                     metadata={"log": MetadataValue.path(str(log_path))},
                     allow_retries=True,
-                )
+                ) from err
             except BaseException:  # run cancelled (DagsterExecutionInterruptedError) or interrupted
                 _kill_group(proc, self.kill_grace_s)
                 raise

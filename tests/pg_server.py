@@ -69,13 +69,10 @@ def postgres_server(dbname: str = "dagster_test") -> Iterator[PgServer]:
         for p in (root, sock):
             os.chown(p, pg.pw_uid, pg.pw_gid)
     port = free_port()
-    run = lambda argv: subprocess.run(
-        _as_server_user(argv),
-        check=True,
-        capture_output=True,
-        text=True,  # noqa: E731
-        cwd=root,
-    )
+
+    def run(argv):
+        return subprocess.run(_as_server_user(argv), check=True, capture_output=True, text=True, cwd=root)
+
     started = False
     try:
         run([pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])

@@ -132,7 +132,7 @@ def test_averaging_never_joins_a_time_gap_or_flagged_samples():
     wsum[:n_bl] = 0  # the first integration flagged
     data[:n_bl] = 100.0  # whatever a flagged sample holds must not leak in
     plan = plan_time_averaging(rows, 1.5e9, np.radians(1.0), max_loss=0.5)
-    out, (avg, w, flags) = plan.rows(rows), plan.average(data, wsum)
+    out, (avg, w, _) = plan.rows(rows), plan.average(data, wsum)
     times = np.unique(rows["TIME"])  # the gap lies between times[2] and times[3]
     assert not np.any((out["TIME"] > times[2]) & (out["TIME"] < times[3])), "no group spans the gap"
     assert np.allclose(avg[w > 0], 1.0)

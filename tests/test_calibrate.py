@@ -92,7 +92,7 @@ def _assert_gains_match(root, truth, report):
             flag = B[1][:, :, row] | G[1][:, :, grow]
             out.setdefault(a, {{}})[spw] = dict(re=prod.real.tolist(), im=prod.imag.tolist(), flag=flag.tolist())
         print(json.dumps(out))
-    """,
+    """,  # noqa: E501 (a CASA script run as is in a child process)
         root / "casa",
     )
     gains = np.load(root / "cal" / truth["gains_file"])

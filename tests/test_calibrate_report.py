@@ -193,7 +193,8 @@ def test_register_report_records_the_set_and_its_status(tmp_path):
         rows = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT set_name, source_ms, refant, status, reason, valid_start_mjd, valid_end_mjd, quality, solver_params "
+                "SELECT set_name, source_ms, refant, status, reason, valid_start_mjd, valid_end_mjd, "
+                "quality, solver_params "
                 "FROM caltable_sets"
             )
         }

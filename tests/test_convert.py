@@ -80,7 +80,7 @@ def test_casa_reads_the_expected_layout_and_the_checks_pass(lone_source):
         tb.open("{root}/products/chunk.ms/ANTENNA"); out['mount'] = sorted(set(tb.getcol('MOUNT'))); out['diam'] = float(tb.getcol('DISH_DIAMETER')[0]); tb.close()
         tb.open("{root}/products/chunk.ms"); out['cols'] = tb.colnames(); tb.close()
         print(json.dumps(out))
-    """,
+    """,  # noqa: E501 (a CASA script run as is in a child process)
         root / "casa",
     )
     assert got["nspw"] == 16 and got["nchan"] == [4] * 16 and got["ascending"]
@@ -123,7 +123,7 @@ def test_uvw_agree_with_casa_measures_to_a_millimetre(lone_source):
         cross = a1 != a2
         print(json.dumps(dict(max_diff=float(np.abs(casa[cross] - uvw[cross]).max()), n=int(cross.sum()),
                               max_len=float(np.linalg.norm(uvw[cross], axis=1).max()))))
-    """,
+    """,  # noqa: E501 (a CASA script run as is in a child process)
         root / "casa",
     )
     assert got["n"] > 0 and got["max_len"] > 1000.0

@@ -269,8 +269,8 @@ def test_time_merge_loss_bounds_the_peak_loss_of_a_source_imaged_on_the_mean_uvw
         predicted = time_merge_loss(uvw, freqs, r)
         worst = 0.0
         for angle in np.linspace(0, 2 * np.pi, 72, endpoint=False):
-            l, m = r * np.cos(angle), r * np.sin(angle)
-            s = np.array([l, m, np.sqrt(1 - l * l - m * m) - 1])
+            dl, dm = r * np.cos(angle), r * np.sin(angle)  # direction cosines of the offset
+            s = np.array([dl, dm, np.sqrt(1 - dl * dl - dm * dm) - 1])
             error_turns = (np.einsum("kjb,j->kb", uvw - uvw.mean(axis=0), s)) * freqs[:, None] / c
             worst = max(worst, 1.0 - float(np.mean(np.cos(2 * np.pi * error_turns))))
         assert worst <= predicted <= 2.5 * worst, (spread_s, predicted, worst)

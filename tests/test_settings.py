@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from contimg.childjobs.drills import hang_drill_for
-from contimg.core.config import SETTINGS, CasaTimeouts, Settings, SettingsError, read
+from contimg.core.config import SETTINGS, Settings, SettingsError, read
+from contimg.core.setting_values import CasaTimeouts
 from contimg.core.settings import Layout
 from contimg.image.rules import ImagingConfig
 from contimg.ingest.scan import IngestSettings

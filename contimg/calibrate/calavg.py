@@ -46,8 +46,13 @@ def rotate_to(data: np.ndarray, dw_m: np.ndarray, freqs_hz: np.ndarray) -> np.nd
 
 
 def grid_index(time_s: np.ndarray, ant1: np.ndarray, ant2: np.ndarray):
-    """Rows -> grid: (unique times, time index per row, baselines (nbl, 2), baseline index per row,
-    first row of each baseline).
+    """Map MS rows onto a (time, baseline) grid.
+
+    Returns
+    -------
+    tuple
+        (unique times, time index per row, baselines (nbl, 2), baseline index per row, first row of
+        each baseline).
     """
     times, t_idx = np.unique(time_s, return_inverse=True)
     baselines, first, b_idx = np.unique(np.stack([ant1, ant2], axis=1), axis=0, return_index=True, return_inverse=True)

@@ -1,4 +1,4 @@
-"""The VLA calibrator list (shipped as ``contimg/data/vlacalibrators.txt``) as Python objects.
+"""The VLA calibrator list (shipped as ``contimg/core/data/vlacalibrators.txt``) as Python objects.
 
 Each block starts with a J2000 line (name, ``J2000``, position code, RA ``08h34m54.90s``, Dec
 ``55d34'21.07"``), then a B1950 line and band rows ``BAND code A B C D FLUX(Jy) UVMIN UVMAX``.
@@ -30,6 +30,22 @@ class CalibratorListError(ValueError):
 
 @dataclass(frozen=True)
 class Calibrator:
+    """One source of the VLA calibrator list.
+
+    Attributes
+    ----------
+    name : str
+        The B1950-style VLA name, e.g. ``0834+555``.
+    ra_deg, dec_deg : float
+        J2000 position, degrees.
+    flux_jy : float or None
+        The 20 cm (L band) flux, Jy; None where the list has none.
+    position_code : str
+        The list's position accuracy code (``A``, ``B``, ``C`` or ``T``); empty if not given.
+    spectral_index : float or None
+        From the 20 cm and 6 cm (else 90 cm) fluxes; None unless both exist.
+    """
+
     name: str  # B1950-style VLA name, e.g. "0834+555"
     ra_deg: float  # J2000
     dec_deg: float
@@ -39,6 +55,7 @@ class Calibrator:
 
     @property
     def jname(self) -> str:
+        """The name with a ``J`` prefix, e.g. ``J0834+555``."""
         return f"J{self.name}"
 
 

@@ -65,6 +65,7 @@ class TableQuality:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "quality") -> TableQuality:
+        """A TableQuality from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 
@@ -80,6 +81,7 @@ class CalTable:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "table") -> CalTable:
+        """A CalTable, its quality included, from its dict form; ``where`` names it in a ReportFormatError."""
         d = _checked(cls, data, where)
         return cls(**{**d, "quality": TableQuality.from_dict(d["quality"], f"{where}.quality")})
 
@@ -95,6 +97,7 @@ class SolveModel:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "model") -> SolveModel:
+        """A SolveModel from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 
@@ -108,6 +111,7 @@ class FlaggingStats:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "flagging") -> FlaggingStats:
+        """A FlaggingStats from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 
@@ -130,6 +134,7 @@ class SolvePlan:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "plan") -> SolvePlan:
+        """A SolvePlan from its dict form; ``where`` names it in a ReportFormatError (a key missing or unknown)."""
         return cls(**_checked(cls, data, where))
 
 

@@ -21,12 +21,19 @@ SIDEREAL_PER_SOLAR = 1.002737909350795
 
 @dataclass(frozen=True)
 class Transit:
+    """A calibrator's meridian transit within a chunk (:func:`find_transits`).
+
+    ``transit_mjd`` is the transit time (MJD, UTC), ``offset_deg`` the calibrator's distance from the
+    pointing declination (degrees) and ``pb_flux_jy`` its 20 cm flux through the primary beam there (Jy).
+    """
+
     calibrator: Calibrator
     transit_mjd: float
     offset_deg: float  # |dec - pointing dec| at transit
     pb_flux_jy: float  # 20 cm flux seen through the primary beam at transit
 
     def as_dict(self) -> dict:
+        """A flat dict: the calibrator's name, position, flux and spectral index, and the transit figures."""
         return {
             "name": self.calibrator.name,
             "ra_deg": self.calibrator.ra_deg,
@@ -48,8 +55,10 @@ def find_transits(
     calibrators=None,
     min_flux_jy: float = 0.0,
 ) -> list[Transit]:
-    """Calibrators with a 20 cm flux that cross the meridian (HA = 0) between start and end, within
-    ``radius_deg`` of the pointing dec, brightest through the primary beam first.
+    """Calibrators with a 20 cm flux that transit during the chunk, brightest through the primary beam first.
+
+    A transit is a crossing of the meridian (HA = 0) between ``start_mjd`` and ``end_mjd``, within
+    ``radius_deg`` of the pointing dec.
     """
     cals = [
         c

@@ -165,7 +165,7 @@ def image_sources(conn: sqlite3.Connection, window_key: str) -> list[dict]:
 def record_image_failure(
     conn: sqlite3.Connection, window_key: str, ms_path: str | None, reason: str, run_id: str | None
 ) -> None:
-    """Add a 'failed' image row for ``window_key`` with its reason (an earlier failed row becomes 'superseded')."""
+    """Record a failed image of a window; the window's earlier failure, if any, becomes 'superseded'."""
     with transaction(conn):
         conn.execute(
             "UPDATE images SET status = 'superseded' WHERE window_key = ? AND status = 'failed'", (window_key,)
@@ -178,7 +178,7 @@ def record_image_failure(
 
 
 def current_image(conn: sqlite3.Connection, window_key: str) -> dict | None:
-    """The window's current image row (status ok or flagged), or None."""
+    """The window's newest image row with status 'ok' or 'flagged' (as a dict), or None."""
     row = conn.execute(
         "SELECT * FROM images WHERE window_key = ? AND status IN ('ok', 'flagged') ORDER BY id DESC LIMIT 1",
         (window_key,),

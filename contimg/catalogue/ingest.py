@@ -24,6 +24,7 @@ __all__ = [
 
 
 def now_iso() -> str:
+    """The current UTC time in ISO 8601 to the second, e.g. ``2026-01-25T00:05:00+00:00``."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -42,7 +43,8 @@ def record_file(
     now = now_iso()
     with transaction(conn):
         conn.execute(
-            """INSERT INTO subband_files (path, name, window_key, subband, size_bytes, status, reason, first_seen, updated_at)
+            "INSERT INTO subband_files (path, name, window_key, subband, size_bytes, status, reason, "
+            """first_seen, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (path) DO UPDATE SET status = excluded.status, reason = excluded.reason,
                    size_bytes = COALESCE(excluded.size_bytes, size_bytes), updated_at = excluded.updated_at""",
@@ -51,6 +53,7 @@ def record_file(
 
 
 def files_with_status(conn: sqlite3.Connection, status: str) -> set[str]:
+    """The paths of the subband files recorded with ``status``."""
     return {r[0] for r in conn.execute("SELECT path FROM subband_files WHERE status = ?", (status,))}
 
 
@@ -74,6 +77,10 @@ def upsert_group(conn: sqlite3.Connection, window_key: str, **fields) -> None:
 
 
 def get_group(conn: sqlite3.Connection, window_key: str) -> dict | None:
+    """A group's row as a dict, or None if absent.
+
+    ``missing_subbands`` and ``files`` are decoded from JSON (empty lists if unset).
+    """
     row = conn.execute("SELECT * FROM groups WHERE window_key = ?", (window_key,)).fetchone()
     if row is None:
         return None
@@ -132,6 +139,7 @@ def record_measurement_set(
 
 
 def current_ms(conn: sqlite3.Connection, window_key: str) -> dict | None:
+    """The window's current measurement set row (status 'current') as a dict, or None."""
     row = conn.execute(
         "SELECT * FROM measurement_sets WHERE window_key = ? AND status = 'current'", (window_key,)
     ).fetchone()
@@ -147,9 +155,11 @@ def record_timing(
     detail: dict | None = None,
     run_id: str | None = None,
 ) -> None:
+    """Record that ``stage`` of a window took ``seconds`` (wall time), with an optional JSON ``detail``."""
     with transaction(conn):
         conn.execute(
-            "INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO stage_timings (window_key, stage, seconds, detail, run_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (window_key, stage, seconds, json.dumps(detail) if detail else None, run_id, now_iso()),
         )
 

@@ -43,8 +43,10 @@ def record_guard_decision(
     *,
     only_on_change: bool = True,
 ) -> bool:
-    """Append a disk-guard decision; with ``only_on_change``, only when it differs from the last (an absent
-    history counts as ``ok``). True when a row was written.
+    """Append a disk-guard decision; True when a row was written.
+
+    With ``only_on_change``, the row is written only when the decision differs from the last (an
+    absent history counts as ``ok``).
     """
     with transaction(conn):
         last = conn.execute("SELECT decision FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()

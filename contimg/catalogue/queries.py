@@ -115,10 +115,12 @@ def parse_utc(text: str) -> datetime:
 
 
 def window_key_of(dt: datetime) -> str:
+    """The window key (``YYYY-MM-DDTHH:MM``, UTC) of a time; a naive ``dt`` is taken as local time."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:
+    """The rows of ``sql`` (with ``params``) on the DuckDB connection ``con``, each as a dict keyed by column."""
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -135,6 +137,7 @@ def table_exists(con, name: str) -> bool:
 
 
 def columns_of(con, name: str) -> list[str]:
+    """The column names of the attached catalogue's table ``name``, in table order (empty if absent)."""
     return [
         r[0]
         for r in con.execute(
@@ -174,6 +177,7 @@ def resolve_range(con, since: str | None, until: str | None) -> tuple[str, str]:
 
 
 def groups_by_state(con, since: str, until: str) -> dict:
+    """The number of chunks per state among the windows in ``[since, until)``."""
     rows = con.execute(
         "SELECT state, count(*) FROM cat.groups WHERE window_key >= ? AND window_key < ? GROUP BY state ORDER BY state",
         [since, until],
@@ -196,6 +200,7 @@ def backlog(con) -> dict:
 
 
 def last_image(con) -> dict | None:
+    """The newest image with status 'ok' or 'flagged' (window, status, QA figures, path, time), or None."""
     rows = fetch_dicts(
         con,
         "SELECT window_key, status, rms_jy, dynamic_range, n_sources, image_path, created_at "
@@ -234,6 +239,7 @@ def active_calibration(con, now: datetime | None = None) -> dict | None:
 
 
 def recent_failures(con, since: str, until: str, limit: int = 10) -> list[dict]:
+    """Up to ``limit`` failures (kind, window, path, reason, time) of windows in ``[since, until)``."""
     return fetch_dicts(
         con,
         "SELECT kind, window_key, path, reason, at_utc FROM recent_failures "
@@ -316,7 +322,7 @@ _SCIENCE_QA = {
 
 
 def qa_rows(con, since: str, until: str) -> list[dict]:
-    """The current image of each window in ``[since, until)`` with its QA figures (``QA_COLUMNS``)."""
+    """The QA trend rows (:data:`QA_COLUMNS`) of the windows in ``[since, until)``, oldest first."""
     cols = ", ".join(f"s.{_SCIENCE_QA[c]} AS {c}" if c in _SCIENCE_QA else f"q.{c}" for c in QA_COLUMNS)
     return fetch_dicts(
         con,
@@ -327,6 +333,7 @@ def qa_rows(con, since: str, until: str) -> list[dict]:
 
 
 def last_guard_event(con) -> dict | None:
+    """The latest disk-guard decision (decision, reason, free and minimum free GB, time), or None."""
     rows = fetch_dicts(
         con,
         "SELECT decision, reason, free_gb, min_free_gb, created_at FROM cat.disk_guard_events ORDER BY id DESC LIMIT 1",

@@ -35,8 +35,9 @@ def register_set(
     reason: str | None = None,
     validity_h: float = DEFAULT_VALIDITY_H,
 ) -> None:
-    """Record a solved set and its tables (``tables``: dicts with path, type, order, quality), replacing
-    any set of the same name.
+    """Record a solved set and its tables, replacing any set of the same name.
+
+    ``tables`` are dicts with path, type, order, quality.
 
     Raises
     ------
@@ -146,8 +147,9 @@ def set_table_paths(conn: sqlite3.Connection, set_name: str) -> list[str]:
 def pending_calibration_window(
     conn: sqlite3.Connection, mid_mjd: float, validity_h: float = DEFAULT_VALIDITY_H
 ) -> str | None:
-    """A calibrator window within ``validity_h`` of ``mid_mjd`` whose tables are not solved yet (its run may still
-    be going), or None.
+    """A calibrator window within ``validity_h`` of ``mid_mjd`` whose tables are not solved yet, or None.
+
+    Its run may still be going.
     """
     row = conn.execute(
         """SELECT t.window_key FROM calibrator_transits t

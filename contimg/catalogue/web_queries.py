@@ -1,6 +1,6 @@
 """DuckDB queries behind the monitoring API and pages (``contimg serve``), over the attached catalogue ``cat``.
 
-The operator queries of ``contimg status|products|qa`` live in :mod:`contimg.ops.queries` and the web service
+The operator queries of ``contimg status|products|qa`` live in :mod:`contimg.catalogue.queries` and the web service
 reuses them; this module holds only what the web service adds: one chunk in full, the measurement-set index,
 calibrator matches, a night's windows and thumbnails, the calibration sets a night used, the mosaic of a date.
 Every function takes an open DuckDB connection (or cursor) from :func:`contimg.catalogue.duck.open_duckdb`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from contimg.ops.queries import fetch_dicts, table_exists
+from contimg.catalogue.queries import fetch_dicts, table_exists
 
 __all__ = [
     "GROUP_STATES",
@@ -249,8 +249,11 @@ def ms_index(con, stage: str | None = None, status: str | None = None, limit: in
 
 
 def calibrator_matches(con) -> list[dict]:
-    """Chunks matched to a calibrator, newest transit first: the transit the ingest found (``calibrator_transits``,
-    written by the sensor), the chunk's calibrator (``groups``) and the set solved on it, if any."""
+    """Chunks matched to a calibrator, newest transit first.
+
+    Each row holds the transit the ingest found (``calibrator_transits``, written by the sensor), the chunk's
+    calibrator (``groups``) and the set solved on it, if any.
+    """
     if not (table_exists(con, "calibrator_transits") and table_exists(con, "caltable_sets")):
         return []
     return fetch_dicts(

@@ -37,11 +37,24 @@ DRILL_MARK = "FAULT DRILL"
 
 @dataclass(frozen=True)
 class HangDrill:
+    """One item of ``CONTIMG_DRILL_HANG``: make a child job hang instead of running.
+
+    Attributes
+    ----------
+    job : str
+        The child job's name (e.g. ``image``).
+    match : str
+        A text that the job's log name must contain (with or without its colons).
+    attempts : int or None
+        The number of first attempts that hang (attempts counted from 0); None: every attempt.
+    """
+
     job: str
     match: str
     attempts: int | None  # None: every attempt
 
     def matches(self, job: str, log_name: str, attempt: int) -> bool:
+        """Whether this drill applies to attempt ``attempt`` (from 0) of ``job`` logging to ``log_name``."""
         if job != self.job:
             return False
         if self.attempts is not None and attempt >= self.attempts:

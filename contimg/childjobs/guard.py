@@ -88,6 +88,19 @@ def _others_in_group(pgid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``COMMAND`` and stop its process group once ``PARENT_PID`` is no longer this process's parent.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        ``PARENT_PID -- COMMAND [ARG...]``; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The command's exit status (128 + N if signal N ended it), 2 on a usage error, or, when the
+        parent is gone, the status left after stopping the group.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m contimg.childjobs.guard PARENT_PID -- COMMAND [ARG...]", file=sys.stderr)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 
 def ensure_weight_spectrum(tb) -> None:
-    """Add WEIGHT_SPECTRUM (float, shaped like DATA, its own tiled manager) to the open, writable
-    table ``tb`` if it lacks it. The product MS carries per-row WEIGHT when the correlator's samples
-    are uniform over channels, but an averaged copy's weights vary over channels (flags, calwt), so
-    the copies always carry them.
+    """Add WEIGHT_SPECTRUM to the open, writable table ``tb`` if it lacks it.
+
+    The column is float, shaped like DATA, with its own tiled manager. The product MS carries
+    per-row WEIGHT when the correlator's samples are uniform over channels, but an averaged copy's
+    weights vary over channels (flags, calwt), so the copies always carry them.
     """
     if "WEIGHT_SPECTRUM" in tb.colnames():
         return

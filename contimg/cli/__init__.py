@@ -34,6 +34,8 @@ COMMANDS = {
     "cleanup": "housekeeping: scratch, old measurement sets",
     "demo": "run the whole stream on simulated data",
     "serve": "the monitoring API and the morning QA pages (read-only web service)",
+    "photometry": "forced photometry of reference sources in primary-beam-corrected images",
+    "variability": "daily light curves and the variability search from a photometry table",
 }
 
 
@@ -61,6 +63,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line (``contimg image: error: ...``), exit status 2."""
 
     def error(self, message: str):
+        """Exit with status 2 and the usage error on one stderr line, pointing to ``--help``."""
         self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
@@ -77,6 +80,7 @@ def error_line(command: str, err: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level ``contimg`` parser, listing the commands (each parses its own arguments)."""
     parser = argparse.ArgumentParser(prog="contimg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, helptext in COMMANDS.items():

@@ -9,6 +9,7 @@ from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg calibrate`` to ``parser``."""
     parser.add_argument("ms", type=Path)
     parser.add_argument("--out", required=True, type=Path, help="folder for the tables (and caltables.json)")
     parser.add_argument("--calibrator", default=None, help="VLA name; default: the brightest transiting in the chunk")
@@ -17,6 +18,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Solve on the calibrator chunk in a CASA child job and register the set (unless ``--no-register``); 0 on success.
+
+    A failed job raises ChildJobError with its last error line.
+    """
     from contimg.calibrate.report import CalibrateReport
     from contimg.catalogue import connect
     from contimg.catalogue.registry import register_report

@@ -15,12 +15,14 @@ from contimg.ops.tables import human_bytes, render_table, to_json
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg cleanup`` to ``parser``."""
     parser.add_argument("--dry-run", action="store_true", help="show what would be deleted; change nothing")
     parser.add_argument("--show-kept", action="store_true", help="also list the measurement sets kept and why")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args) -> int:
+    """Run the housekeeping (or show what it would do) and print what it did; 1 if a step failed, else 0."""
     layout = Layout.from_env()
     try:
         conn = connect(layout.catalogue, create=False)

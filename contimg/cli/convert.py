@@ -9,6 +9,7 @@ from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg convert`` to ``parser``."""
     parser.add_argument("files", nargs="+", type=Path, help="the chunk's *_sbNN.hdf5 files")
     parser.add_argument("--out", required=True, type=Path, help="the Measurement Set to write")
     parser.add_argument("--report", type=Path, default=None, help="write the job's metrics here (JSON)")
@@ -21,6 +22,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Convert the chunk's subband files in a CASA child job; 0 on success.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a subband file does not exist.
+    """
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"subband file(s) not found: {', '.join(missing)}")

@@ -10,6 +10,7 @@ from contimg.core.settings import Layout
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg image`` to ``parser``."""
     parser.add_argument("ms", type=Path, help="the chunk's Measurement Set")
     parser.add_argument(
         "--out", required=True, help="output prefix: PREFIX.fits, PREFIX.pbcor.fits, PREFIX.pb.fits, PREFIX.png"
@@ -79,6 +80,13 @@ def check_ms(ms: Path) -> None:
 
 
 def run(args) -> int:
+    """Image the MS in a CASA child job, with the calibration tables given; 0 on success.
+
+    Raises
+    ------
+    SettingsError
+        If ``--config`` holds a value that is not allowed.
+    """
     from contimg.image.rules import ImagingConfig
 
     check_ms(args.ms)

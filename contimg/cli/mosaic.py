@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg mosaic`` to ``parser``."""
     parser.add_argument(
         "images", nargs="+", type=Path, help="PREFIX.fits images (flat, with PREFIX.pb.fits beside), in time order"
     )
@@ -25,6 +26,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Build the mosaic and print what it wrote and skipped; 0 on success, 2 on a bad input."""
     from contimg.mosaic.build import build_mosaic, read_input
 
     try:
@@ -41,7 +43,8 @@ def run(args) -> int:
         print(f"contimg mosaic: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(
-        f"wrote {res.path} ({res.n_images} images, {res.shape[1]} x {res.shape[0]} px at {res.cell_arcsec:.2f} arcsec), "
+        f"wrote {res.path} ({res.n_images} images, "
+        f"{res.shape[1]} x {res.shape[0]} px at {res.cell_arcsec:.2f} arcsec), "
         f"noise map {res.noise_path}"
     )
     for s in res.skipped:

@@ -8,6 +8,7 @@ from contimg.ops.tables import render_table, to_csv, to_json
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg qa`` to ``parser``."""
     parser.add_argument("--since", help="start (UTC, YYYY-MM-DD[THH:MM]); default: 24 h before --until")
     parser.add_argument("--until", help="end (exclusive); default: just after the newest chunk")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -15,6 +16,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Print the QA figures of the images in the range as a table, CSV or JSON; 0."""
     with q.reading(Layout.from_env().catalogue, missing_ok=True) as con:  # no catalogue yet: no images
         lo, hi = q.resolve_range(con, args.since, args.until)
         rows = q.qa_rows(con, lo, hi)

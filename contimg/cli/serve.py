@@ -12,6 +12,7 @@ DEFAULT_PORT = 8765
 
 
 def add_arguments(parser) -> None:
+    """The ``contimg serve`` options: address and port (loopback by default), log level."""
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: loopback only)"
     )
@@ -25,6 +26,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Serve the monitoring API and pages with uvicorn until interrupted; 0 on a clean stop."""
     import uvicorn
 
     from contimg.web import WebSettings, create_app

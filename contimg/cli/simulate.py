@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg simulate`` to ``parser``."""
     parser.add_argument("--out", required=True, type=Path, help="folder for the UVH5 files and truth.json")
     parser.add_argument("--start", required=True, help="UTC start of the first chunk, ISO format")
     parser.add_argument("--chunks", type=int, default=1)
@@ -69,6 +70,7 @@ def check_arguments(args) -> None:
 
 
 def run(args) -> int:
+    """Write the simulated chunks and truth.json, and print what was written; 0 on success."""
     from contimg.sim import read_sky_csv, simulate
 
     check_arguments(args)
@@ -97,11 +99,13 @@ def run(args) -> int:
         raise
     n_files = sum(1 for _ in Path(args.out).glob("*.hdf5"))
     print(
-        f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; first chunk starts {truth['chunks'][0]['start']}"
+        f"wrote {n_files} files for {args.chunks} chunk(s) to {args.out}; "
+        f"first chunk starts {truth['chunks'][0]['start']}"
     )
     if truth["calibrator"]:
         cal = truth["calibrator"]
         print(
-            f"calibrator {cal['name']} ({cal['flux_jy']} Jy) transits at {cal['transit_time']} in chunk {cal['transit_chunk']}"
+            f"calibrator {cal['name']} ({cal['flux_jy']} Jy) transits at {cal['transit_time']} "
+            f"in chunk {cal['transit_chunk']}"
         )
     return 0

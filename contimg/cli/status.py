@@ -12,6 +12,7 @@ from contimg.ops.tables import render_table, to_json
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``contimg status`` to ``parser``."""
     parser.add_argument("--since", help="start of the range (UTC, YYYY-MM-DD[THH:MM]); default: 24 h before --until")
     parser.add_argument("--until", help="end of the range (exclusive); default: just after the newest chunk")
     parser.add_argument("--failures", type=int, default=10, help="how many recent failures to list (default 10)")
@@ -50,6 +51,7 @@ def collect(layout: Layout, since: str | None, until: str | None, n_failures: in
 
 
 def run(args) -> int:
+    """Print the platform's status (:func:`collect`) as text or JSON; 0."""
     info = collect(Layout.from_env(), args.since, args.until, args.failures)
     if args.json:
         print(to_json(info))

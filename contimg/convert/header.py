@@ -41,6 +41,13 @@ class ConversionError(RuntimeError):
 
 @dataclass
 class SubbandInput:
+    """What the converter reads from one subband file's header (no visibilities).
+
+    Frequencies and channel widths are in Hz and in the file's own order, times are JD (UTC) per
+    baseline-time row, antenna positions are metres relative to the telescope's position, and
+    ``telescope_lat_lon_alt`` is (rad, rad, m).
+    """
+
     path: Path
     subband: int
     stamp: datetime
@@ -63,6 +70,7 @@ class SubbandInput:
 
     @property
     def unique_times_jd(self) -> np.ndarray:
+        """The file's integration times, JD (UTC), sorted and without repeats."""
         return np.unique(self.time_jd)
 
     @property
@@ -114,8 +122,9 @@ class _Fields:
             raise self.fail(name, f"cannot be read ({type(err).__name__}: {err}); truncated or corrupt?") from err
 
     def array(self, name: str, dtype, length: int | None = None) -> np.ndarray:
-        """A 1-d array (a (1, N) array of old UVH5 files is flattened, a scalar becomes (1,));
-        ``length`` checks its size.
+        """A 1-d array; ``length`` checks its size.
+
+        A (1, N) array of old UVH5 files is flattened, a scalar becomes (1,).
         """
         value = self.raw(name)
         try:

@@ -36,6 +36,26 @@ POINTING_DEC_TOL_DEG = 1e-6
 
 @dataclass
 class ChunkPlan:
+    """The conversion plan of one chunk (:func:`plan_chunk`).
+
+    Attributes
+    ----------
+    subbands : dict
+        Subband index -> :class:`~contimg.convert.header.SubbandInput`, in subband order.
+    missing : list of int
+        The subband indices without a file.
+    n_chan : int
+        Channels per subband.
+    pointing_dec_deg : float
+        The declination the files were fringe-stopped at, degrees.
+    start_jd, end_jd : float
+        The chunk's start and end, JD (UTC): the first and last integration's centre -/+ half an integration.
+    phase_center_ra_deg, phase_center_dec_deg : float
+        The MS phase centre (ICRS, degrees): the meridian at ``mid_jd`` at the pointing declination.
+    warnings : list of str
+        Warnings about the plan (empty unless a caller adds some).
+    """
+
     subbands: dict  # subband index -> SubbandInput
     missing: list
     n_chan: int
@@ -48,14 +68,17 @@ class ChunkPlan:
 
     @property
     def mid_jd(self) -> float:
+        """The chunk's mid-time, JD (UTC)."""
         return 0.5 * (self.start_jd + self.end_jd)
 
     @property
     def template(self) -> SubbandInput:
+        """The first subband present; its header stands for all of them (:func:`plan_chunk` checked they agree)."""
         return next(iter(self.subbands.values()))
 
     @property
     def bytes_in(self) -> int:
+        """The total size of the chunk's files, bytes."""
         return sum(s.size_bytes for s in self.subbands.values())
 
     def spectral_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

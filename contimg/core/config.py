@@ -14,45 +14,29 @@ sensors, the image and mosaic assets) all read through :func:`read`.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from contimg.core import setting_values as v
 
 __all__ = [
     "SettingsError",
     "Setting",
     "SETTINGS",
-    "CasaTimeouts",
     "Directories",
     "Settings",
     "read",
     "directories",
-    "parse_flag",
 ]
-
-# Subbands of a DSA-110 chunk: 16 spectral windows (contimg.core.instrument); a chunk needs at least one.
-N_SUBBANDS = 16
-# Partition windows are 5 minutes long; the partition start must be one of their edges.
-WINDOW_MINUTES = 5
-PARTITION_FMT = "%Y-%m-%dT%H:%M"
-CHUNK_S = 300.0  # a chunk's nominal length: two stamps this far apart are different chunks
-# a bearer token this short is guessable by a loop over loopback; 16 characters of a random token are not
-MIN_TOKEN_CHARS = 16
-# the web service's answer cache may lag a writing pipeline at most this long (contimg.web.cache)
-MAX_WEB_CACHE_S = 30.0
-TRUE_WORDS = ("1", "true")
-FALSE_WORDS = ("0", "false")
 
 
 class SettingsError(ValueError):
-    """A setting (a ``CONTIMG_*`` variable or an :class:`~contimg.image.rules.ImagingConfig` field) has a value
-    that is not allowed.
+    """A setting has a value that is not allowed.
+
+    The setting is a ``CONTIMG_*`` variable or an :class:`~contimg.image.rules.ImagingConfig` field.
 
     Attributes
     ----------
@@ -70,155 +54,6 @@ class SettingsError(ValueError):
         self.name, self.value, self.allowed, self.problem = name, value, allowed, problem
         what = f": {problem}" if problem else " is not allowed"
         super().__init__(f"{name}={value!r}{what}; allowed: {allowed}")
-
-
-# ----------------------------------------------------------------------------------------------- parsers
-# A parser takes the stripped text and returns the value, or raises ValueError saying what is wrong.
-
-
-def _number(text: str, *, integer: bool) -> float | int:
-    if integer:
-        if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueError("not a whole number")
-        return int(text)
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("not a number") from None
-    if not math.isfinite(value):
-        raise ValueError("not a finite number")
-    return value
-
-
-def _ranged(
-    *,
-    integer: bool = False,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> Callable[[str], float | int]:
-    def parse(text: str):
-        value = _number(text, integer=integer)
-        if lo is not None and (value < lo or (lo_open and value == lo)):
-            raise ValueError(f"must be {'>' if lo_open else '>='} {lo:g}")
-        if hi is not None and (value > hi or (hi_open and value == hi)):
-            raise ValueError(f"must be {'<' if hi_open else '<='} {hi:g}")
-        return value
-
-    return parse
-
-
-def parse_flag(text: str) -> bool:
-    """``1``/``true`` -> True, ``0``/``false`` -> False (any case); anything else raises ValueError."""
-    word = text.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ValueError("not a yes/no value")
-
-
-def _partition_start(text: str) -> str:
-    try:
-        start = datetime.strptime(text, PARTITION_FMT)
-    except ValueError:
-        raise ValueError("not a UTC minute YYYY-MM-DDTHH:MM") from None
-    if start.minute % WINDOW_MINUTES:
-        raise ValueError(f"minute {start.minute:02d} is not on the {WINDOW_MINUTES}-minute grid")
-    return start.strftime(PARTITION_FMT)
-
-
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not JSON ({err.msg} at character {err.pos})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"a JSON {type(value).__name__}, not an object")  # noqa: TRY004 (a value, reported as such)
-    return value
-
-
-def _imaging_config(text: str):
-    from contimg.image.rules import ImagingConfig
-
-    try:
-        return ImagingConfig.from_mapping(_json_object(text))
-    except SettingsError as err:  # the fields' own problems, under this variable's name
-        raise ValueError(err.problem or str(err)) from None
-
-
-@dataclass(frozen=True)
-class CasaTimeouts:
-    """``CONTIMG_CASA_TIMEOUT_S``: seconds for every child job (``all_s``) and per job (``per_job_s``)."""
-
-    all_s: float | None = None
-    per_job_s: Mapping[str, float] = field(default_factory=dict)
-
-    def for_job(self, job: str, default_s: float) -> float:
-        """The timeout of ``job``: its own, else the one for every job, else ``default_s``."""
-        if job in self.per_job_s:
-            return self.per_job_s[job]
-        return self.all_s if self.all_s is not None else default_s
-
-
-def _casa_timeouts(text: str) -> CasaTimeouts:
-    all_s, per_job = None, {}
-    positive = _ranged(lo=0.0, lo_open=True)
-    for item in (s.strip() for s in text.split(",")):
-        if not item:
-            raise ValueError("an empty item")
-        name, sep, value = item.rpartition("=")
-        name = name.strip()
-        try:
-            seconds = positive(value.strip())
-        except ValueError as err:
-            raise ValueError(f"item {item!r}: {err}") from None
-        if not sep:
-            if all_s is not None:
-                raise ValueError(f"item {item!r}: a second timeout for every job")
-            all_s = seconds
-        elif not name.isidentifier():
-            raise ValueError(f"item {item!r}: {name!r} is not a job name")
-        elif name in per_job:
-            raise ValueError(f"item {item!r}: a second timeout for {name}")
-        else:
-            per_job[name] = seconds
-    return CasaTimeouts(all_s, per_job)
-
-
-def _hang_drills(text: str) -> tuple:
-    from contimg.childjobs.drills import parse_hang_drills
-
-    return tuple(parse_hang_drills(text))
-
-
-def _directory(text: str) -> Path:
-    if "\0" in text:
-        raise ValueError("a NUL character in the path")
-    path = Path(text).expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path} exists and is not a directory")
-    return path
-
-
-def _file(text: str) -> Path:
-    path = Path(text).expanduser().absolute()
-    if not path.is_file():
-        raise ValueError(f"no file at {path}")
-    return path
-
-
-def _http_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")) or len(text.split("//", 1)[1]) == 0:
-        raise ValueError("is not an http(s) URL")
-    return text.rstrip("/")
-
-
-def _secret(text: str) -> str:
-    if len(text) < MIN_TOKEN_CHARS:
-        raise ValueError(f"is shorter than {MIN_TOKEN_CHARS} characters")
-    return text
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -242,35 +77,40 @@ _S = [
         Path("data"),
         "`data`",
         "a directory path (made when needed)",
-        _directory,
+        v.directory_path,
         "the platform's root: ingest/, products/, scratch/, state/ under it",
     ),
     Setting(
-        "CONTIMG_INGEST_DIR", None, "`ROOT/ingest`", "a directory path", _directory, "where correlator files arrive"
+        "CONTIMG_INGEST_DIR",
+        None,
+        "`ROOT/ingest`",
+        "a directory path",
+        v.directory_path,
+        "where correlator files arrive",
     ),
     Setting(
         "CONTIMG_PRODUCTS_DIR",
         None,
         "`ROOT/products`",
         "a directory path",
-        _directory,
+        v.directory_path,
         "measurement sets, caltables, images, mosaics",
     ),
-    Setting("CONTIMG_SCRATCH_DIR", None, "`ROOT/scratch`", "a directory path", _directory, "temporary work"),
+    Setting("CONTIMG_SCRATCH_DIR", None, "`ROOT/scratch`", "a directory path", v.directory_path, "temporary work"),
     Setting(
         "CONTIMG_STATE_DIR",
         None,
         "`ROOT/state`",
         "a directory path",
-        _directory,
+        v.directory_path,
         "catalogue, logs, the demo's Dagster home",
     ),
     Setting(
         "CONTIMG_PARTITION_START",
         "2026-01-01T00:00",
         "`2026-01-01T00:00`",
-        f"a UTC minute YYYY-MM-DDTHH:MM on the {WINDOW_MINUTES}-minute grid",
-        _partition_start,
+        f"a UTC minute YYYY-MM-DDTHH:MM on the {v.WINDOW_MINUTES}-minute grid",
+        v.partition_start,
         "first 5-minute partition",
     ),
     Setting(
@@ -278,15 +118,15 @@ _S = [
         30,
         "30",
         "a whole number of seconds >= 1",
-        _ranged(integer=True, lo=1),
+        v.ranged(integer=True, lo=1),
         "ingest and failure sensors' interval",
     ),
     Setting(
         "CONTIMG_GROUP_TOLERANCE_S",
         60.0,
         "60",
-        f"a number of seconds >= 0 and below {CHUNK_S:g} (a chunk's length)",
-        _ranged(lo=0.0, hi=CHUNK_S, hi_open=True),
+        f"a number of seconds >= 0 and below {v.CHUNK_S:g} (a chunk's length)",
+        v.ranged(lo=0.0, hi=v.CHUNK_S, hi_open=True),
         "subband stamps of one chunk lie within this of its first",
     ),
     Setting(
@@ -294,15 +134,15 @@ _S = [
         10.0,
         "10",
         "a number of minutes >= 0",
-        _ranged(lo=0.0),
+        v.ranged(lo=0.0),
         "wait this long for missing subbands, then run with what is there ...",
     ),
     Setting(
         "CONTIMG_MIN_SUBBANDS",
         12,
         "12",
-        f"a whole number from 1 to {N_SUBBANDS}",
-        _ranged(integer=True, lo=1, hi=N_SUBBANDS),
+        f"a whole number from 1 to {v.N_SUBBANDS}",
+        v.ranged(integer=True, lo=1, hi=v.N_SUBBANDS),
         "... if at least this many, else mark the chunk `incomplete`",
     ),
     Setting(
@@ -310,7 +150,7 @@ _S = [
         20.0,
         "20",
         "a number of GB >= 0",
-        _ranged(lo=0.0),
+        v.ranged(lo=0.0),
         "the disk guard holds new runs below this much free space",
     ),
     Setting(
@@ -318,7 +158,7 @@ _S = [
         False,
         "0",
         "0 or 1 (also false or true)",
-        parse_flag,
+        v.parse_flag,
         "1: image chunks with no valid calibration (said in metadata and FITS)",
     ),
     Setting(
@@ -326,7 +166,7 @@ _S = [
         None,
         "unset (the defaults)",
         "a JSON object of ImagingConfig fields, each in its range",
-        _imaging_config,
+        v.imaging_config,
         "overrides of `contimg.image.rules.ImagingConfig` (imager, weighting, sizes, niter, ...)",
     ),
     Setting(
@@ -334,7 +174,7 @@ _S = [
         0.9,
         "0.9",
         "a fraction from 0 to 1",
-        _ranged(lo=0.0, hi=1.0),
+        v.ranged(lo=0.0, hi=1.0),
         "the mosaic's coverage check warns below this fraction of 288 windows",
     ),
     Setting(
@@ -342,15 +182,15 @@ _S = [
         0.1,
         "0.1",
         "a primary-beam response above 0 and below 1",
-        _ranged(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+        v.ranged(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
         "the nightly mosaic uses each image where its beam >= this",
     ),
     Setting(
         "CONTIMG_CASA_TIMEOUT_S",
-        CasaTimeouts(),
+        v.CasaTimeouts(),
         "1800",
         "N (every job) or job=N,...[,N], seconds > 0",
-        _casa_timeouts,
+        v.casa_timeouts,
         "CASA child job timeout: `N` for every job, or `image=600,convert=900,1800`",
     ),
     Setting(
@@ -358,7 +198,7 @@ _S = [
         (),
         "unset (no drill)",
         "JOB:MATCH[@ATTEMPTS], comma-separated; ATTEMPTS a whole number >= 1 or all",
-        _hang_drills,
+        v.hang_drills,
         "fault drills only: that job hangs until its timeout (`contimg/childjobs/drills.py`)",
     ),
     Setting(
@@ -366,7 +206,7 @@ _S = [
         24.0,
         "24",
         "a number of hours >= 0",
-        _ranged(lo=0.0),
+        v.ranged(lo=0.0),
         "housekeeping deletes scratch entries older than this",
     ),
     Setting(
@@ -374,7 +214,7 @@ _S = [
         2,
         "2",
         "a whole number of days >= 0",
-        _ranged(integer=True, lo=0),
+        v.ranged(integer=True, lo=0),
         "measurement sets of the N most recent UTC days are kept",
     ),
     Setting(
@@ -382,7 +222,7 @@ _S = [
         6.0,
         "6",
         "a number of hours >= 0",
-        _ranged(lo=0.0),
+        v.ranged(lo=0.0),
         "in-flight chunks untouched this long are marked failed",
     ),
     Setting(
@@ -390,7 +230,7 @@ _S = [
         30.0,
         "30",
         "a number of days >= 0",
-        _ranged(lo=0.0),
+        v.ranged(lo=0.0),
         "Dagster runs (and their event logs) kept this long",
     ),
     Setting(
@@ -398,7 +238,7 @@ _S = [
         None,
         "`workspace.yaml` of the repository",
         "the path of an existing file",
-        _file,
+        v.existing_file,
         "the Dagster workspace `contimg reprocess` submits to",
     ),
     Setting(
@@ -406,7 +246,7 @@ _S = [
         None,
         "unset (none)",
         "the path of an existing file: CSV with ra_deg,dec_deg,flux_jy,spectral_index or a VizieR-format table",
-        _file,
+        v.existing_file,
         "the reference catalogue (positions, 1.4 GHz fluxes) for calibration field models and science QA",
     ),
     Setting(
@@ -414,23 +254,23 @@ _S = [
         "http://127.0.0.1:3000",
         "`http://127.0.0.1:3000`",
         "an http(s) URL",
-        _http_url,
+        v.http_url,
         "where the web pages' and API's Dagster run links point",
     ),
     Setting(
         "CONTIMG_API_TOKEN",
         None,
         "unset (reprocess refused)",
-        f"a token of at least {MIN_TOKEN_CHARS} characters",
-        _secret,
+        f"a token of at least {v.MIN_TOKEN_CHARS} characters",
+        v.secret,
         "bearer token of `POST /api/reprocess/<window>` (unset: refused)",
     ),
     Setting(
         "CONTIMG_WEB_CACHE_S",
         1.0,
         "1",
-        f"a number of seconds from 0 to {MAX_WEB_CACHE_S:g}",
-        _ranged(lo=0.0, hi=MAX_WEB_CACHE_S),
+        f"a number of seconds from 0 to {v.MAX_WEB_CACHE_S:g}",
+        v.ranged(lo=0.0, hi=v.MAX_WEB_CACHE_S),
         "how far `contimg serve`'s status and night page may lag the catalogue (0: no cache)",
     ),
     Setting(
@@ -438,7 +278,7 @@ _S = [
         False,
         "0",
         "0 or 1 (also false or true)",
-        parse_flag,
+        v.parse_flag,
         "1: `contimg` shows the traceback of an error instead of its one-line message",
     ),
 ]
@@ -519,7 +359,7 @@ class Settings:
     imaging: Any  # contimg.image.rules.ImagingConfig (imported lazily: the image stage sits above core)
     min_coverage: float
     pb_floor: float
-    casa_timeouts: CasaTimeouts
+    casa_timeouts: v.CasaTimeouts
     drill_hang: tuple
     scratch_max_age_s: float
     ms_keep_days: int

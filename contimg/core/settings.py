@@ -53,10 +53,12 @@ class Layout:
 
     @classmethod
     def under(cls, root: Path) -> Layout:
+        """The layout with its four folders ``ingest``, ``products``, ``scratch``, ``state`` under ``root``."""
         root = Path(root).absolute()
         return cls(ingest=root / "ingest", products=root / "products", scratch=root / "scratch", state=root / "state")
 
     def ensure(self) -> Layout:
+        """Create the four folders and the log folder if missing; return ``self``."""
         for d in (self.ingest, self.products, self.scratch, self.state, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         return self
@@ -64,29 +66,37 @@ class Layout:
     # --- state ---
     @property
     def catalogue(self) -> Path:
+        """The SQLite catalogue, ``state/catalogue.sqlite3``."""
         return self.state / "catalogue.sqlite3"
 
     @property
     def logs(self) -> Path:
+        """The child jobs' log folder, ``state/logs``."""
         return self.state / "logs"
 
     @property
     def casa_state(self) -> Path:
+        """The CASA children's state folder (casarc, cache, logs, matplotlib), ``state/casa``."""
         return self.state / "casa"
 
     @property
     def dagster_home(self) -> Path:
+        """The demo's ``DAGSTER_HOME``, ``state/dagster``."""
         return self.state / "dagster"
 
     # --- products ---
     def ms_path(self, window_key: str) -> Path:
+        """The window's product MS, ``products/ms/DATE/SLUG.ms``."""
         return self.products / "ms" / window_date(window_key) / f"{window_slug(window_key)}.ms"
 
     def caltable_dir(self, window_key: str) -> Path:
+        """The folder of the window's calibration tables, ``products/caltables/SLUG``."""
         return self.products / "caltables" / window_slug(window_key)
 
     def image_prefix(self, window_key: str) -> Path:
+        """The path prefix of the window's images, ``products/images/DATE/SLUG``."""
         return self.products / "images" / window_date(window_key) / window_slug(window_key)
 
     def mosaic_path(self, date: str) -> Path:
+        """The day's mosaic FITS file, ``products/mosaics/DATE.fits``."""
         return self.products / "mosaics" / f"{date}.fits"

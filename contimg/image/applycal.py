@@ -69,8 +69,10 @@ def fold_solutions(
 
 
 def baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
-    """N when the rows are the same n baselines in the same order at every time (the converter's
-    layout), else 0.
+    """The baseline period n of the rows, or 0 if they have none.
+
+    n is returned when the rows are the same n baselines in the same order at every time (the
+    converter's layout), else 0.
     """
     repeats = np.flatnonzero((a1 == a1[0]) & (a2 == a2[0]))
     n = int(repeats[1]) if repeats.size > 1 else len(a1)
@@ -81,9 +83,10 @@ def baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:
 
 
 def baseline_gains(gain: np.ndarray, gain_flag: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, int]:
-    """(gg, n): the gain products g_a1 conj(g_a2) (n, chan, pol) of the first n rows, where n is the
-    baseline period (the rows repeat the same baselines, so one product per baseline serves every
-    time) or all rows. A failed or non-finite solution gives 0, which flags what it touches.
+    """(gg, n): the gain products g_a1 conj(g_a2) (n, chan, pol) of the first n rows.
+
+    n is the baseline period (the rows repeat the same baselines, so one product per baseline serves
+    every time) or all rows. A failed or non-finite solution gives 0, which flags what it touches.
     """
     n = baseline_period(a1, a2) or len(a1)
     gg = gain[a1[:n]] * np.conj(gain[a2[:n]])
@@ -92,8 +95,9 @@ def baseline_gains(gain: np.ndarray, gain_flag: np.ndarray, a1: np.ndarray, a2: 
 
 
 def channel_sum(a: np.ndarray, chan_bin: int) -> np.ndarray:
-    """Sums of ``chan_bin`` adjacent channels of ``a`` (row, chan, pol), as one matrix product: numpy's
-    sum over a short middle axis took 0.22 s a subband, the product 0.02 s.
+    """Sums of ``chan_bin`` adjacent channels of ``a`` (row, chan, pol), as one matrix product.
+
+    numpy's sum over a short middle axis took 0.22 s a subband, the product 0.02 s.
     """
     nr, nchan, npol = a.shape
     nb = nchan // chan_bin
@@ -112,8 +116,10 @@ def calibrate_and_bin(
     gg: np.ndarray | None = None,
     n_baselines: int | None = None,
 ):
-    """(vis, weight, flag), each (row, chan / chan_bin, pol): ``data`` calibrated by the gain products
-    ``gg`` (baseline_gains; None = none) and averaged over ``chan_bin`` channels with weights.
+    """``data`` calibrated by the gain products ``gg`` and averaged over ``chan_bin`` channels with weights.
+
+    Returns (vis, weight, flag), each (row, chan / chan_bin, pol); ``gg`` comes from baseline_gains
+    (None = no calibration).
 
     Weights are ``weight`` (row, chan, pol) or ``row_weight`` (row, pol). Flagged or non-finite
     samples carry no weight; a bin with none left is flagged and 0. ``data`` is overwritten.
@@ -146,8 +152,10 @@ def calibrate_and_bin(
 
 
 def _bin_unflagged(data: np.ndarray, row_weight: np.ndarray, chan_bin: int, gg, nbl: int):
-    """``calibrate_and_bin`` with nothing non-finite, no flags but on whole rows (their weight is 0), and
-    one weight per row and polarization: the converter's output, whose autocorrelations are flagged. The
+    """``calibrate_and_bin`` for the converter's output, without a full-resolution weight array.
+
+    The input has nothing non-finite, no flags but on whole rows (their weight is 0), and one weight
+    per row and polarization: the converter's output, whose autocorrelations are flagged. The
     weights factor out of the channel sums, so no full-resolution weight array is made (a full-size
     subband in 0.08 s instead of 0.2 s): the average is sum V conj(gg) / sum |gg|^2, its weight
     w sum |gg|^2.

@@ -29,9 +29,11 @@ KEY_COLUMNS = ("DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "ARRAY_ID", "ANTENNA1"
 
 
 def baseline_runs(rows: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(order, run_starts): the row order that puts each baseline's integrations together in time,
-    and the positions in that order where a run of consecutive integrations starts (a new baseline,
-    window, field or scan, or a gap of more than half an integration).
+    """(order, run_starts): the rows ordered by baseline then time, and where each run starts.
+
+    ``order`` is the row order that puts each baseline's integrations together in time;
+    ``run_starts`` the positions in that order where a run of consecutive integrations starts (a
+    new baseline, window, field or scan, or a gap of more than half an integration).
     """
     time = np.asarray(rows["TIME"], float)
     keys = [np.asarray(rows[c]) for c in KEY_COLUMNS if c in rows]
@@ -52,9 +54,10 @@ def baseline_runs(rows: dict) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class TimeAveraging:
-    """Which rows average into which: built by ``plan_time_averaging`` from the row columns alone, so
-    one plan serves every window whose rows line up with the ones it was made from (the averaging
-    workers apply it to their window's data; the copy's row columns get it once).
+    """Which rows average into which, built by ``plan_time_averaging`` from the row columns alone.
+
+    One plan thus serves every window whose rows line up with the ones it was made from (the
+    averaging workers apply it to their window's data; the copy's row columns get it once).
     """
 
     order: np.ndarray  # rows sorted by baseline, then time
@@ -78,8 +81,10 @@ class TimeAveraging:
         return {c: v[..., self.by_time] for c, v in out.items()}
 
     def average(self, data: np.ndarray, wsum: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(data, weights, flags) of the groups: ``data`` (row, chan, pol) are weighted means with
-        weights ``wsum`` (0 = flagged); the groups' weights add.
+        """(data, weights, flags) of the groups.
+
+        ``data`` (row, chan, pol) are averaged as weighted means with weights ``wsum`` (0 = flagged);
+        the groups' weights add.
         """
         n = self.order.size
         # one sparse (groups x rows) product: np.add.reduceat over the row axis walks the inner axes
@@ -93,9 +98,10 @@ class TimeAveraging:
 
 
 def plan_time_averaging(rows: dict, freq_max_hz: float, radius_rad: float, max_loss: float) -> TimeAveraging:
-    """Each baseline's runs of integrations cut into groups of the length ``baseline_time_bins`` allows
-    at ``radius_rad`` (the last group of a run may be shorter). Groups are consecutive integrations
-    of one baseline; they come out sorted by time, then baseline.
+    """Each baseline's runs of integrations cut into groups of the length ``baseline_time_bins`` allows.
+
+    The length is the one allowed at ``radius_rad``; the last group of a run may be shorter. Groups are
+    consecutive integrations of one baseline; they come out sorted by time, then baseline.
     """
     from contimg.core.constants import C_M_S
     from contimg.image.rules import baseline_time_bins  # here: workers unpickle plans, and need no astropy

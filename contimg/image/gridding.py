@@ -29,6 +29,22 @@ __all__ = ["InitialImages", "stokes_i", "initial_images", "wsclean_keywords"]
 
 @dataclass(frozen=True)
 class InitialImages:
+    """The PSF and dirty image made by :func:`initial_images`, with the weight figures WSClean needs.
+
+    Attributes
+    ----------
+    psf : numpy.ndarray
+        (N, N) float32, 1 at pixel (N / 2, N / 2).
+    dirty : numpy.ndarray
+        (N, N) float32, Jy/beam.
+    weight_sum : float
+        The sum of the Stokes I weights of the samples gridded.
+    n_vis : int
+        The number of samples (row, channel) with a non-zero weight.
+    max_weight : float
+        The largest Stokes I weight of a sample.
+    """
+
     psf: np.ndarray  # (N, N) float32, 1 at (N / 2, N / 2)
     dirty: np.ndarray  # (N, N) float32, Jy/beam
     weight_sum: float
@@ -39,8 +55,10 @@ class InitialImages:
 def stokes_i(
     data: np.ndarray, weight: np.ndarray, flags: np.ndarray, cross: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(vis, weight), each (row, chan): WSClean's Stokes I of ``data``, ``weight`` and ``flags``
-    (row, chan, pol) on rows where ``cross`` (not autocorrelations); weight 0 where left out.
+    """(vis, weight), each (row, chan): WSClean's Stokes I of ``data``, ``weight`` and ``flags``.
+
+    The inputs are (row, chan, pol); only rows where ``cross`` (not autocorrelations) count, and the
+    weight is 0 where a sample is left out.
     """
     a, b = 0, data.shape[2] - 1
     vis = 0.5 * (data[..., a] + data[..., b])
@@ -50,9 +68,10 @@ def stokes_i(
 
 
 def initial_images(parts: list, size: int, cell_arcsec: float, accuracy: float, threads: int) -> InitialImages | None:
-    """The PSF and dirty image of ``parts`` on a ``size`` x ``size`` grid of ``cell_arcsec`` pixels,
-    w-gridded to ``accuracy`` (ducc0's epsilon, as WSClean's -wgridder-accuracy) on ``threads``.
-    A part is (uvw (3, row) in metres, channel frequencies (chan,) in Hz, data, weights and flags
+    """The PSF and dirty image of ``parts`` on a ``size`` x ``size`` grid of ``cell_arcsec`` pixels.
+
+    They are w-gridded to ``accuracy`` (ducc0's epsilon, as WSClean's -wgridder-accuracy) on
+    ``threads``. A part is (uvw (3, row) in metres, channel frequencies (chan,) in Hz, data, weights and flags
     (row, chan, pol), cross (row,)); parts on different channels add. None when nothing is unflagged,
     or when a sample lies beyond the grid's uv extent (1 / (2 pixels)), which WSClean leaves out.
     """

@@ -1,5 +1,6 @@
-"""How a chunk is imaged once its imaging copy exists: grid, weighting, major-cycle gain, expected noise
-(pure; no CASA).
+"""How a chunk is imaged once its imaging copy exists (pure; no CASA).
+
+That is: the grid, the weighting, the major-cycle gain and the expected noise.
 
 The imaging copy (contimg.image.job.imaging_copy) may already fix the grid (its Briggs weights were
 made for it) and carry the imaging weights, in which case the imager weights naturally and the

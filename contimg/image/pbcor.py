@@ -22,8 +22,9 @@ _PB_DIVISION_FLOOR = 1e-12
 
 
 def drift_pointings(start_mjd: float, end_mjd: float, pointing_dec_deg: float, n_times: int = 12) -> np.ndarray:
-    """(ICRS RA, Dec) in radians, shape (2, ``n_times``), where the dish points (HA = 0, pointing dec)
-    at ``n_times`` evenly spaced moments of the chunk. (The first use in a process loads astropy's
+    """Where the dish points (HA = 0, pointing dec) at ``n_times`` evenly spaced moments of the chunk.
+
+    Returns (ICRS RA, Dec) in radians, shape (2, ``n_times``). (The first use in a process loads astropy's
     IERS tables: 1.5 s.)
     """
     times = Time(start_mjd + (np.arange(n_times) + 0.5) / n_times * (end_mjd - start_mjd), format="mjd", scale="utc")
@@ -34,8 +35,9 @@ def drift_pointings(start_mjd: float, end_mjd: float, pointing_dec_deg: float, n
 def effective_beam(
     wcs: WCS, shape: tuple[int, int], pointings: np.ndarray, freqs_hz, max_grid: int = 256
 ) -> np.ndarray:
-    """Airy response averaged over the ``pointings`` (``drift_pointings``) and the band (shape
-    ``shape`` = (ny, nx)) on the celestial grid ``wcs``.
+    """Airy response averaged over the ``pointings`` (``drift_pointings``) and the band.
+
+    The result has shape ``shape`` = (ny, nx) on the celestial grid ``wcs``.
 
     The beam changes over degrees, so it is evaluated on a grid of at most ``max_grid`` points a
     side and interpolated (bilinear) to the image pixels.
@@ -61,8 +63,10 @@ def effective_beam(
 
 
 def upsample_bilinear(coarse: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarray:
-    """``coarse`` (sampled every ``step`` pixels from pixel 0) interpolated bilinearly to every pixel
-    of ``shape``, as ``scipy.ndimage.map_coordinates(order=1, mode="nearest")`` at (y / step, x / step).
+    """``coarse`` (sampled every ``step`` pixels from pixel 0) interpolated bilinearly to every pixel of ``shape``.
+
+    The result is that of ``scipy.ndimage.map_coordinates(order=1, mode="nearest")`` at
+    (y / step, x / step).
 
     Bilinear interpolation is separable: A_y @ coarse @ A_x.T with 1-D interpolation matrices of two
     weights a row, two matrix products (0.11 s for 3420 px where map_coordinates took 1.07 s).

@@ -71,7 +71,20 @@ def robust_rms(values) -> float:
 
 @dataclass
 class ImageQA:
-    """The flat image's noise, peak, dynamic range and islands above 5 sigma."""
+    """An image's quality figures (:func:`image_qa`).
+
+    Attributes
+    ----------
+    rms_jy : float
+        Robust rms (1.4826 x the median absolute deviation) of the residual, or of the image if
+        there is none, Jy/beam.
+    peak_jy : float
+        The image's brightest pixel, Jy/beam.
+    dynamic_range : float
+        ``peak_jy / rms_jy`` (inf when the rms is 0).
+    n_sources_5sigma : int
+        Islands of connected pixels above ``detect_sigma`` (5 by default) times the rms.
+    """
 
     rms_jy: float
     peak_jy: float
@@ -79,7 +92,7 @@ class ImageQA:
     n_sources_5sigma: int
 
     def as_dict(self) -> dict:
-        """The figures as a dict (one key per field)."""
+        """The figures as a dict keyed by field name."""
         return asdict(self)
 
 

@@ -35,6 +35,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ImagingConfig:
+    """How to image a chunk: imager, weighting, grid, cleaning depth and threads.
+
+    Every field is checked on construction (see the comments on the fields for their meaning);
+    :meth:`from_mapping` applies overrides to the defaults.
+
+    Raises
+    ------
+    SettingsError
+        If a field has a value that is not allowed, or ``min_size_px`` exceeds ``max_size_px``.
+    """
+
     # "wsclean" (fast default, ~8-18x faster than tclean on a full chunk) or "tclean" (CASA reference).
     imager: str = "wsclean"
     weighting: str = "briggs"  # "briggs" or "natural"
@@ -109,7 +120,9 @@ class ImagingConfig:
     threads: int = 2
 
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
-        """mgain, or by the data: 0.7 naturally weighted; with Briggs weights 0.98 when the copy's
+        """The major-cycle gain: mgain if set, else chosen by the data.
+
+        By the data: 0.7 naturally weighted; with Briggs weights 0.98 when the copy's
         ``effective_uv_cells`` (contimg.weighting.briggs_weighting; the PSF's rms is 1 / sqrt of it)
         reach deep_clean_min_uv_cells, else (or unknown: the imager weights) 0.9.
         """
@@ -120,6 +133,7 @@ class ImagingConfig:
         return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
 
     def __post_init__(self):
+        """Check every field; raise SettingsError naming every field not allowed (or min_size_px above max_size_px)."""
         problems = [p for name, value in asdict(self).items() if (p := _field_problem(name, value))]
         if not problems and self.min_size_px > self.max_size_px:
             problem = f"min_size_px={self.min_size_px} is above max_size_px={self.max_size_px} (set both)"
@@ -133,6 +147,7 @@ class ImagingConfig:
             )
 
     def to_json(self) -> str:
+        """The configuration as a JSON object of its fields."""
         return json.dumps(asdict(self))
 
     @classmethod
@@ -278,8 +293,9 @@ def expected_image_noise_jy(
 
 
 def smearing_loss(bin_width_hz: float, freq_hz: float, radius_rad: float, resolution_rad: float) -> float:
-    """Fractional loss of a point source's peak from averaging ``bin_width_hz`` of bandwidth, at
-    ``radius_rad`` from the phase centre: the source is smeared radially over b = r dnu / nu, and the
+    """Fractional loss of a point source's peak from averaging ``bin_width_hz`` of bandwidth.
+
+    The source lies at ``radius_rad`` from the phase centre: it is smeared radially over b = r dnu / nu, and the
     peak is the mean of a Gaussian beam (FWHM ``resolution_rad``) over that segment,
     ``sqrt(pi) erf(g b / 2) / (g b)`` with b in beams and g = 2 sqrt(ln 2) (Thompson, Moran & Swenson 6.4).
     """
@@ -295,8 +311,10 @@ def smearing_loss(bin_width_hz: float, freq_hz: float, radius_rad: float, resolu
 def channel_bin(
     n_chan: int, channel_width_hz: float, freq_min_hz: float, max_baseline_m: float, max_loss: float = 0.03
 ) -> int:
-    """The largest divisor of ``n_chan`` whose averaged channel smears a source at the primary beam's
-    half-power radius (at the lowest frequency) by at most ``max_loss``; 1 if none does.
+    """Channels to average: the largest divisor of ``n_chan`` that loses at most ``max_loss``; 1 if none does.
+
+    The loss is the smearing of an averaged channel for a source at the primary beam's half-power
+    radius (at the lowest frequency).
     """
     radius = 0.5 * fwhm_rad(freq_min_hz)
     resolution = C_M_S / freq_min_hz / max_baseline_m
@@ -308,8 +326,10 @@ def channel_bin(
 
 
 def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) -> float:
-    """Fractional peak loss of a point source at ``radius_rad`` when spectral windows measured at
-    slightly different times share one row (and so one uvw, their mean).
+    """Fractional peak loss of a point source at ``radius_rad`` when spectral windows share one row.
+
+    The windows were measured at slightly different times but share one row, and so one uvw, their
+    mean.
 
     ``uvw_m`` (n_spw, 3, n_row) holds each window's true uvw for the same baseline and integration;
     ``freqs_hz`` (n_spw,) a representative frequency per window. Labelling a visibility with the
@@ -327,15 +347,18 @@ def time_merge_loss(uvw_m: np.ndarray, freqs_hz: np.ndarray, radius_rad: float) 
 
 
 def _worst_direction_turns(d_uv, d_w, radius_rad: float) -> np.ndarray:
-    """Phase error in turns, in the worst direction at ``radius_rad``, of a visibility whose (u, v) is
-    off by ``d_uv`` and w by ``d_w``: |d(u,v)| r + |dw| r^2 / 2 (the w term through n - 1 ~ -r^2 / 2).
+    """Phase error in turns, in the worst direction at ``radius_rad``, of a visibility with a wrong uvw.
+
+    The visibility's (u, v) is off by ``d_uv`` and w by ``d_w``: the error is
+    |d(u,v)| r + |dw| r^2 / 2 (the w term through n - 1 ~ -r^2 / 2).
     """
     return np.asarray(d_uv, float) * radius_rad + np.abs(np.asarray(d_w, float)) * radius_rad**2 / 2.0
 
 
 def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float) -> np.ndarray:
-    """Fractional loss of a point source's peak at ``radius_rad`` when a baseline whose (u, v) and w
-    change at these rates (wavelengths per second) is averaged over ``averaging_s``.
+    """Fractional loss of a point source's peak at ``radius_rad`` from averaging a baseline over ``averaging_s``.
+
+    The baseline's (u, v) and w change at the rates given (wavelengths per second).
 
     The visibility phase 2 pi (u l + v m + w (n - 1)) then drifts linearly by
     dphi = 2 pi (|duv/dt| r + |dw/dt| r^2 / 2) T in the worst direction, and the mean of exp(i phi)
@@ -348,9 +371,11 @@ def time_smearing_loss(uv_rate_wl_s, w_rate_wl_s, averaging_s, radius_rad: float
 def baseline_time_bins(
     uv_rate_wl_s, w_rate_wl_s, integration_s: float, max_bin: int, radius_rad: float, max_loss: float = 0.03
 ) -> np.ndarray:
-    """Integrations to average per baseline: the largest k <= ``max_bin`` whose time smearing over
-    k integrations loses at most ``max_loss`` at ``radius_rad``, and never less than 1 (a baseline
-    that already smears more in one integration keeps its integrations as they are).
+    """Integrations to average per baseline, between 1 and ``max_bin``.
+
+    That is the largest k <= ``max_bin`` whose time smearing over k integrations loses at most
+    ``max_loss`` at ``radius_rad``, and never less than 1 (a baseline that already smears more in one
+    integration keeps its integrations as they are).
     """
     uv = np.asarray(uv_rate_wl_s, float)
     w = np.asarray(w_rate_wl_s, float)

@@ -4,8 +4,8 @@ The imaging copy carries the imaging weights in WEIGHT_SPECTRUM and both imagers
 naturally. Two reasons: WSClean's own Briggs weighting is not invariant to how the samples of a
 uv cell are split into rows (averaging short baselines in time moved its beam minor axis 12.4" ->
 14.6" on a full-size chunk, while natural and uniform weighting were unchanged), and `tclean` and
-WSClean then weight the same visibilities identically for the same ``robust``. Briggs (1995): with W_k the summed natural
-weight in uv cell k (each sample and its conjugate counted), a sample's weight becomes
+WSClean then weight the same visibilities identically for the same ``robust``. Briggs (1995): with
+W_k the summed natural weight in uv cell k (each sample and its conjugate counted), a sample's weight becomes
 w / (1 + W_k f^2), f^2 = (5 10^-R)^2 / (sum_k W_k^2 / sum_k W_k).
 """
 

@@ -34,6 +34,8 @@ TOLERANCE_S = 60.0  # subband stamps of one chunk spread by seconds; chunks are 
 
 @dataclass(frozen=True)
 class FileEntry:
+    """A file in the ingest folder: its name, size in bytes and modification time (POSIX seconds)."""
+
     name: str
     size: int
     mtime: float
@@ -41,25 +43,39 @@ class FileEntry:
 
 @dataclass
 class Group:
+    """The files of one chunk: those chosen per subband and the duplicates left out.
+
+    ``start`` is the earliest stamp (UTC, naive); ``files`` maps subband -> FileEntry chosen for the
+    chunk; ``duplicates`` holds the FileEntry of files whose subband was already present.
+    """
+
     start: datetime  # earliest stamp (UTC, naive)
     files: dict = field(default_factory=dict)  # subband -> FileEntry chosen for the chunk
     duplicates: list = field(default_factory=list)  # FileEntry for subbands already present
 
     @property
     def window(self) -> str:
+        """The window key of the chunk's start, e.g. ``2026-01-25T00:05``."""
         return window_key(self.start)
 
     @property
     def missing(self) -> list[int]:
+        """The subband indices (0-15) without a file, ascending."""
         return [sb for sb in range(N_SUBBANDS) if sb not in self.files]
 
     @property
     def complete(self) -> bool:
+        """True when all 16 subbands have a file."""
         return not self.missing
 
 
 @dataclass(frozen=True)
 class Decision:
+    """What to do with a group this tick (:func:`decide`).
+
+    ``action`` is "wait", "run" or "incomplete"; ``reason`` says why.
+    """
+
     action: str  # "wait", "run", "incomplete"
     reason: str
 
@@ -81,6 +97,7 @@ def is_temporary(name: str) -> bool:
 
 
 def window_start(stamp: datetime) -> datetime:
+    """The start of the 5-minute window holding ``stamp`` (minutes floored to a multiple of 5, seconds dropped)."""
     return stamp.replace(minute=stamp.minute - stamp.minute % 5, second=0, microsecond=0)
 
 
@@ -90,8 +107,10 @@ def window_key(stamp: datetime) -> str:
 
 
 def group_files(entries, tolerance_s: float = TOLERANCE_S) -> list[Group]:
-    """Group parseable entries into chunks (sorted by start). The first file of a subband wins;
-    later files of the same subband are duplicates.
+    """Group parseable entries into chunks, sorted by start.
+
+    A chunk takes the files within ``tolerance_s`` of its first stamp. The first file of a subband
+    wins; later files of the same subband are duplicates.
     """
     parsed = sorted((p[0], p[1], e.name, e) for e in entries if (p := parse_name(e.name)))
     groups: list[Group] = []

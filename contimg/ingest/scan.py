@@ -64,6 +64,12 @@ class IngestSettings:
 
 @dataclass
 class ChunkRequest:
+    """A request to process one chunk.
+
+    It holds the chunk's window key, the run key (window and a digest of the files' names and
+    sizes), the files' paths, and why it runs now.
+    """
+
     window: str
     run_key: str
     files: list[str]
@@ -72,6 +78,22 @@ class ChunkRequest:
 
 @dataclass
 class TickResult:
+    """What one sensor tick (:func:`scan_tick`) found.
+
+    Attributes
+    ----------
+    requests : list of ChunkRequest
+        The chunks to run now.
+    waiting : dict
+        Group start (ISO) -> why it waits.
+    recorded : dict
+        File status -> number of files recorded with it this tick.
+    scanned : int
+        Entries of the ingest folder looked at.
+    cursor : dict
+        The cursor for the next tick (file sizes seen, when each pending group was first seen).
+    """
+
     requests: list[ChunkRequest] = field(default_factory=list)
     waiting: dict = field(default_factory=dict)  # group start iso -> reason
     recorded: dict = field(default_factory=dict)  # status -> count recorded this tick

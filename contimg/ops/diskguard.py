@@ -41,6 +41,7 @@ class GuardDecision:
 
     @property
     def decision(self) -> str:
+        """``hold`` or ``ok``, as recorded in the catalogue's disk-guard events."""
         return "hold" if self.hold else "ok"
 
 

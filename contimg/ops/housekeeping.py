@@ -62,7 +62,9 @@ class HousekeepingSettings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> HousekeepingSettings:
-        """Read ``CONTIMG_SCRATCH_MAX_AGE_H``, ``CONTIMG_MS_KEEP_DAYS``, ``CONTIMG_STALE_GROUP_H``,
+        """The settings from the environment (hours and days converted as the fields need).
+
+        Reads ``CONTIMG_SCRATCH_MAX_AGE_H``, ``CONTIMG_MS_KEEP_DAYS``, ``CONTIMG_STALE_GROUP_H`` and
         ``CONTIMG_RUN_RETENTION_DAYS``.
 
         Raises
@@ -89,6 +91,7 @@ class Action:
     size_bytes: int | None = None
 
     def to_dict(self) -> dict:
+        """The action as a dict keyed by field name."""
         return asdict(self)
 
 
@@ -101,6 +104,7 @@ class Plan:
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The plan as a dict: actions, kept items, notes, and ``bytes_to_free`` (the actions' sizes summed)."""
         return {
             "actions": [a.to_dict() for a in self.actions],
             "kept": [a.to_dict() for a in self.kept],

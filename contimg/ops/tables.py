@@ -26,6 +26,7 @@ def format_value(value) -> str:
 
 
 def human_bytes(n: int | float | None) -> str:
+    """A byte count in decimal units, e.g. ``1.5 GB`` (``-`` for None)."""
     if n is None:
         return "-"
     for unit in ("B", "kB", "MB", "GB", "TB"):

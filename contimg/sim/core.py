@@ -297,7 +297,8 @@ def simulate(
         "channel_width_hz": chan_width,
         "noise": noise,
         "noise_sigma_jy": sigma if noise else 0.0,
-        "noise_formula": "sigma per real/imag part of a cross-correlation = SEFD / sqrt(2 * channel_width * integration)",
+        "noise_formula": "sigma per real/imag part of a cross-correlation "
+        "= SEFD / sqrt(2 * channel_width * integration)",
         "sefd_jy": SEFD_JY,
         "gains_injected": gains,
         "gains_file": gains_file.name,

@@ -28,11 +28,14 @@ _SPEC = re.compile(r"^(?P<kind>[a-z]+)@(?P<chunk>\d+):(?P<sb>\d+)$")
 
 @dataclass(frozen=True)
 class Fault:
+    """One fault drill: ``kind`` (one of :data:`FAULT_KINDS`) on subband ``subband`` of chunk ``chunk``."""
+
     kind: str
     chunk: int
     subband: int
 
     def as_dict(self) -> dict:
+        """The fault as a dict keyed by field name."""
         return asdict(self)
 
 

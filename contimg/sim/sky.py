@@ -24,9 +24,11 @@ class Source:
     name: str = ""
 
     def flux_at(self, freq_hz) -> np.ndarray:
+        """Flux density (Jy) at ``freq_hz`` (Hz, scalar or array): flux_jy (freq / 1.4 GHz) ** spectral_index."""
         return self.flux_jy * (np.asarray(freq_hz, dtype=float) / REF_FREQ_HZ) ** self.spectral_index
 
     def as_dict(self) -> dict:
+        """The source as a dict keyed by field name."""
         return asdict(self)
 
 

@@ -22,6 +22,13 @@ __all__ = ["SubbandFile", "write_subband"]
 
 @dataclass
 class SubbandFile:
+    """The contents of one simulated UVH5 subband file, as :func:`write_subband` writes it.
+
+    Times are JD (UTC), uvw and antenna positions in metres (positions ITRF, relative to the
+    telescope location), frequencies and the channel width in Hz (frequencies descending, as in
+    DSA-110's files), the integration and pointing declination in seconds and radians.
+    """
+
     time_jd: np.ndarray  # (Nblts,)
     ant1: np.ndarray  # (Nblts,) antenna numbers
     ant2: np.ndarray

@@ -1,6 +1,6 @@
 """The JSON routes (``/api/...``), documented at ``/docs``.
 
-Queries come from :mod:`contimg.ops.queries` (the ones behind ``contimg status|products|qa``) and
+Queries come from :mod:`contimg.catalogue.queries` (the ones behind ``contimg status|products|qa``) and
 :mod:`contimg.catalogue.web_queries`; this module only validates parameters and shapes answers. A
 missing catalogue gives empty answers, never an error: the service may start before the pipeline.
 """
@@ -22,8 +22,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from contimg.catalogue import queries as q
 from contimg.catalogue import web_queries as wq
-from contimg.ops import queries as q
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.web.files import file_url
 
@@ -55,6 +55,7 @@ def _finite(value):
 
 
 def json_response(payload, status_code: int = 200) -> JSONResponse:
+    """``payload`` as a JSON response, with NaN and infinities turned into null."""
     return JSONResponse(_finite(jsonable_encoder(payload)), status_code=status_code)
 
 

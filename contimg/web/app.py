@@ -48,6 +48,7 @@ class WebSettings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> WebSettings:
+        """The settings from ``environ`` (default ``os.environ``), checked by :mod:`contimg.core.config`."""
         return cls(
             layout=Layout.from_env(environ),
             dagster_url=read("CONTIMG_DAGSTER_URL", environ),
@@ -56,6 +57,7 @@ class WebSettings:
         )
 
     def run_url(self, run_id: str) -> str:
+        """The Dagster UI's page of run ``run_id``."""
         return f"{self.dagster_url}/runs/{run_id}"
 
 

@@ -24,6 +24,11 @@ MAX_ENTRIES = 256
 
 
 class AnswerCache:
+    """Answers keyed by route and parameters, reused while the catalogue at ``catalogue`` is unchanged.
+
+    An entry lives at least ``min_age_s`` and at most ``max_age_s``; see the module docstring.
+    """
+
     def __init__(self, catalogue: Path, *, min_age_s: float = MIN_AGE_S, max_age_s: float = MAX_AGE_S):
         self.catalogue = Path(catalogue)
         self.min_age_s, self.max_age_s = min_age_s, max_age_s

@@ -57,6 +57,7 @@ def fmt(value, spec: str = ".4g") -> str:
 
 
 def mjy(value_jy) -> str:
+    """A flux in Jy written in mJy with three significant figures; ``-`` for None."""
     return "-" if value_jy is None else fmt(value_jy * 1e3, ".3g")
 
 
@@ -84,6 +85,7 @@ def state_colour(state: str | None, image_status: str | None) -> tuple[str, str]
 
 
 def legend() -> str:
+    """The colour key of the chunk states used by the night page's strip."""
     return (
         '<div class="legend">'
         + "".join(f'<span style="background:{c}"></span>{e(k)}' for k, c in STATE_COLOURS.items())
@@ -92,8 +94,9 @@ def legend() -> str:
 
 
 def table(rows: list[dict], columns: list[tuple[str, str]], *, empty: str = "none", raw: set[str] = frozenset()) -> str:
-    """A table of ``rows`` with (key, heading) ``columns``; cells escaped unless their key is in ``raw``
-    (cells the caller built from escaped parts, e.g. links).
+    """An HTML table of ``rows`` with (key, heading) ``columns``.
+
+    Cells are escaped unless their key is in ``raw`` (cells the caller built from escaped parts, e.g. links).
     """
     if not rows:
         return f'<p class="muted">{e(empty)}</p>'

@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from contimg.catalogue import queries as q
 from contimg.catalogue import web_queries as wq
 from contimg.catalogue.mosaics import day_windows
-from contimg.ops import queries as q
 from contimg.web import plots
 from contimg.web.api import DATE_PATTERN, WINDOW_PATTERN, check_date
 from contimg.web.files import file_url, resolve_product

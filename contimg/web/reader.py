@@ -66,6 +66,7 @@ class CatalogueReader:
 
     @contextmanager
     def cursor(self) -> Iterator:
+        """A DuckDB cursor over the read-only catalogue, or None while there is no catalogue file."""
         base = self._base()
         if base is None:
             yield None
@@ -77,5 +78,6 @@ class CatalogueReader:
             cur.close()
 
     def close(self) -> None:
+        """Close the shared DuckDB connection (it is opened again on the next cursor)."""
         with self._lock:
             self._close()

@@ -101,8 +101,10 @@ def spw_average(ms: str, dd: int, geo: dict, ra_deg: float, dec_deg: float, rfi:
 def average_at_calibrator(
     ms: str, avg: str, ra_deg: float, dec_deg: float, *, rfi: bool = True, workers: int = 2
 ) -> FlaggingStats:
-    """Write ``avg``: one row per cross baseline and SPW, the chunk's data phased to (ra, dec) and
-    time-averaged after flagging; its FIELD is the calibrator. Returns flagging figures.
+    """Write ``avg``, the chunk's data phased to the calibrator, flagged and time-averaged; return flagging figures.
+
+    ``avg`` holds one row per cross baseline and SPW: the data phased to (``ra_deg``, ``dec_deg``)
+    and time-averaged after flagging; its FIELD is the calibrator.
 
     The SPWs are independent: ``workers`` processes (the machine's cores) take them in turn.
 

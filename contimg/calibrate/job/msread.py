@@ -48,8 +48,10 @@ def time_span(ms: str) -> dict:
 
 
 def ms_geometry(ms: str) -> dict:
-    """What every SPW worker needs: antenna positions, phase centre, SPW of each data description,
-    channel frequencies, observatory, and which rows hold each data description.
+    """What every SPW worker needs to know about ``ms``, read once.
+
+    That is: antenna positions, phase centre, SPW of each data description, channel frequencies,
+    observatory, and which rows hold each data description.
 
     Keys: ``POSITION`` (3, nant) ITRF m, ``PHASE_DIR`` (2, 1, nfield) rad, ``SPECTRAL_WINDOW_ID``
     per data description, ``freqs`` (Hz per SPW), ``telescope``, ``has_wspec``, ``blocks``

@@ -21,9 +21,10 @@ __all__ = ["Slot", "prepare_spw", "spw_inputs"]
 
 
 class Slot:
-    """One shared-memory block holding a prepared SPW's DATA and FLAG, so that the ~100 MB per SPW
-    pass from worker to writer without pickling. The main process creates and unlinks the slots;
-    workers only attach to them.
+    """One shared-memory block holding a prepared SPW's DATA and FLAG.
+
+    The ~100 MB per SPW thus pass from worker to writer without pickling. The main process creates
+    (``name=None``) and unlinks the slots; workers only attach to them by name.
     """
 
     def __init__(self, nblts: int, n_chan: int, name: str | None = None):
@@ -37,9 +38,11 @@ class Slot:
 
     @property
     def name(self) -> str:
+        """The shared-memory block's name, by which a worker attaches to it."""
         return self.shm.name
 
     def close(self) -> None:
+        """Drop the arrays and detach from the block (it is not unlinked)."""
         del self.data, self.flags
         try:
             self.shm.close()

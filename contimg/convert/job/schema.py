@@ -16,10 +16,12 @@ TILE_BYTES = 1 << 20  # ~1 MB tiles: large contiguous writes, and CASA's per-row
 
 
 def main_table_desc(n_chan: int):
-    """MAIN table description: the standard MS columns plus DATA, each big column in its own tiled
-    data manager (a shared hypercube makes every block write a read-modify-write of the shared
-    tiles). WEIGHT_SPECTRUM is added only when some row's nsamples vary across its channels
-    (``add_weight_spectrum``); otherwise WEIGHT carries the weights (docs/conventions.md).
+    """MAIN table description: the standard MS columns plus DATA.
+
+    Each big column has its own tiled data manager (a shared hypercube makes every block write a
+    read-modify-write of the shared tiles). WEIGHT_SPECTRUM is added only when some row's nsamples
+    vary across its channels (``add_weight_spectrum``); otherwise WEIGHT carries the weights
+    (docs/conventions.md).
 
     MODEL_DATA and CORRECTED_DATA are not written (2.7 GB of copies of DATA at full size): the
     calibration and imaging jobs work on their own averaged copies, and CASA's ``applycal`` (the
@@ -164,8 +166,10 @@ def write_subtables(path: Path, plan: ChunkPlan, freqs_asc: np.ndarray, widths: 
 
 
 def add_weight_spectrum(ms, n_chan: int, spws_written, nblts: int) -> None:
-    """Add WEIGHT_SPECTRUM once an SPW's nsamples vary across channels, and fill it for the SPWs
-    already written (uniform ones: their WEIGHT in every unflagged channel).
+    """Add WEIGHT_SPECTRUM once an SPW's nsamples vary across channels.
+
+    The column is filled for the SPWs already written (uniform ones: their WEIGHT in every
+    unflagged channel).
     """
     from casacore import tables
 

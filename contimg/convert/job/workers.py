@@ -12,8 +12,9 @@ __all__ = ["Preparer", "without_rows"]
 
 
 def _warm_up() -> None:
-    """Run once in each worker while the main process plans: pay the imports and casacore's
-    measures tables before the first subband arrives.
+    """Run once in each worker while the main process plans.
+
+    It pays the imports and casacore's measures tables before the first subband arrives.
     """
     import h5py  # noqa: F401
     import pyuvdata.utils.io.ms  # noqa: F401  (for the subtables, ~1 s of imports off the writer's path)
@@ -103,6 +104,7 @@ class Preparer:
         return done
 
     def close(self) -> None:
+        """Shut the pool down (pending SPWs cancelled) and free the shared-memory slots."""
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         for slot in self.slots:

@@ -17,7 +17,10 @@ def write_spw(ms, spw: dict, src: SubbandInput, nblts: int) -> None:
     """Write SPW ``spw["k"]`` (a ``prepare_spw`` result) into MAIN rows k * nblts .. (k + 1) * nblts - 1."""
     k = spw["k"]
     row0 = k * nblts
-    put = lambda col, value: ms.putcol(col, value, startrow=row0, nrow=nblts)
+
+    def put(col, value):
+        ms.putcol(col, value, startrow=row0, nrow=nblts)
+
     put("DATA", spw["data"])
     put("FLAG", spw["flags"])
     put("FLAG_ROW", spw["flag_row"])

@@ -10,6 +10,8 @@ class ImagingError(RuntimeError):
 
 
 class UnsupportedTables(Exception):
-    """Tables or a layout the imaging copy cannot handle (several solution times, not B/G, windows
-    whose rows are not contiguous): the job images the product itself, calibrated by CASA's applycal.
+    """Tables or a layout the imaging copy cannot handle; the job then falls back on CASA's applycal.
+
+    The cases are several solution times, tables that are not B/G, and windows whose rows are not
+    contiguous: the job images the product itself, calibrated by CASA's applycal.
     """

@@ -108,9 +108,11 @@ def run_wsclean(
 
 
 def _write_for_reuse(prefix: Path, images) -> None:
-    """``images`` (contimg.image.gridding.InitialImages) as the ``{prefix}-psf.fits`` and
-    ``{prefix}-dirty.fits`` WSClean loads with -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no
-    WCS; WSClean writes its products' headers itself).
+    """Write ``images`` (InitialImages) as the PSF and dirty FITS files WSClean can reuse.
+
+    The files are ``{prefix}-psf.fits`` and ``{prefix}-dirty.fits``, which WSClean loads with
+    -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no WCS; WSClean writes its products'
+    headers itself). ``images`` is a contimg.image.gridding.InitialImages.
     """
     from astropy.io import fits
 

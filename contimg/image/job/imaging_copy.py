@@ -212,12 +212,14 @@ def _make_imaging_ms(
 def _time_averaging_plans(
     tb, layout: dict, blocks: dict, order: list, freqs: list, max_loss: float
 ) -> tuple[dict, dict | None, dict | None]:
-    """(plans, rows, first_rows): per window, the contimg.image.bda.TimeAveraging the workers apply to
-    it (so that they hand back a third of the rows), planned from the row columns (ROW_COLUMNS) of the
-    open product table ``tb`` for a loss of at most ``max_loss`` at the primary beam's half-power
-    radius. Windows whose rows line up share one plan, made from the first window's rows, which are
-    returned as ``first_rows`` (``rows`` None); otherwise each gets its own, from all the rows,
-    returned as ``rows`` (``first_rows`` None).
+    """(plans, rows, first_rows): the time-averaging plan of each window of the product table ``tb``.
+
+    Per window, the plan is the contimg.image.bda.TimeAveraging the workers apply to it (so that they
+    hand back a third of the rows), planned from the row columns (ROW_COLUMNS) of the open product table
+    ``tb`` for a loss of at most ``max_loss`` at the primary beam's half-power radius. Windows whose
+    rows line up share one plan, made from the first window's rows, which are returned as ``first_rows``
+    (``rows`` None); otherwise each gets its own, from all the rows, returned as ``rows``
+    (``first_rows`` None).
     """
     from contimg.core.beam import fwhm_rad
     from contimg.image.bda import plan_time_averaging
@@ -241,8 +243,10 @@ def _time_averaging_plans(
 
 
 def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
-    """contimg.image.gridding.initial_images of the copy's ``parts`` (after their imaging weights),
-    with the wall and CPU seconds it took (this process: ducc0's threads).
+    """The initial PSF and dirty image of the copy's ``parts``, with the wall and CPU seconds they took.
+
+    They are contimg.image.gridding.initial_images of the ``parts`` (after their imaging weights);
+    the CPU seconds are this process's (ducc0's threads).
     """
     from contimg.image.gridding import initial_images
 
@@ -260,8 +264,10 @@ def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
 
 
 def _rewrite_windows(out: str, binned: list, merged_spws: list | None) -> None:
-    """SPECTRAL_WINDOW after averaging (``binned``: contimg.image.parts.binned_channels); with
-    ``merged_spws`` (ascending), one window holding them all, and DATA_DESCRIPTION and FEED reduced to it.
+    """SPECTRAL_WINDOW after averaging (``binned``: contimg.image.parts.binned_channels).
+
+    With ``merged_spws`` (ascending), one window holds them all, and DATA_DESCRIPTION and FEED are
+    reduced to it.
     """
     import casatools
 

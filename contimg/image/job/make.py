@@ -203,10 +203,12 @@ def make_image(
 def _prepare(
     ms_path: str, tmpdir: Path, caltables: list[str], chan_bin: int, cfg, imager: str, warnings: list[str]
 ) -> tuple[str, str, dict]:
-    """(the MS to image, its data column, the imaging copy's figures): the calibrated, averaged copy
-    (contimg.image.job.imaging_copy) in ``tmpdir``, made in one read of the product, which is never
-    written; or, when the copy cannot be made (UnsupportedTables), the product itself, calibrated in
-    place by CASA's applycal if there are tables. Appends to ``warnings`` what it fell back on.
+    """(the MS to image, its data column, the imaging copy's figures).
+
+    The MS is the calibrated, averaged copy (contimg.image.job.imaging_copy) in ``tmpdir``, made in one
+    read of the product, which is never written; or, when the copy cannot be made (UnsupportedTables),
+    the product itself, calibrated in place by CASA's applycal if there are tables. Appends to
+    ``warnings`` what it fell back on.
     """
     image_ms = str(tmpdir / "imaging.ms")
     try:

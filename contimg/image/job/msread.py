@@ -122,8 +122,13 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
 
 
 def read_windows(ms_path: str) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, int]:
-    """(channel frequencies per SPW (Hz), channel widths per SPW (Hz), the SPW of each data
-    description, the number of antennas) of ``ms_path``.
+    """The spectral windows and the antenna count of ``ms_path``.
+
+    Returns
+    -------
+    tuple
+        (channel frequencies per SPW (Hz), channel widths per SPW (Hz), the SPW of each data
+        description, the number of antennas).
 
     Raises
     ------

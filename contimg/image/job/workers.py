@@ -44,8 +44,10 @@ def averaging_pool(workers: int):
 
 
 def _import_worker_modules() -> None:
-    """Worker start-up: the modules of the averaging and writing tasks (~0.6 s, scipy.sparse for the
-    time-averaging plans the most), imported while the job's process reads the layout.
+    """Worker start-up: import the modules of the averaging and writing tasks.
+
+    They take ~0.6 s (scipy.sparse for the time-averaging plans the most), imported while the job's
+    process reads the layout.
     """
     import casacore.tables  # noqa: F401
 
@@ -69,8 +71,9 @@ def submit_averaging(
     plans: dict,
     scratch: str,
 ) -> list:
-    """``_calibrated_average`` of every window submitted to ``pool`` (through ``in_worker``),
-    stashing into the folder ``scratch``. Returns the futures in ``order``.
+    """Submit ``_calibrated_average`` of every window to ``pool``; return the futures in ``order``.
+
+    The tasks run through ``in_worker`` and stash into the folder ``scratch``.
     """
     return [
         pool.submit(
@@ -105,11 +108,12 @@ def _calibrated_average(
     plan,
     stash_prefix: str,
 ) -> tuple[list[str], int, int]:
-    """Rows [start, start + n) of one spectral window read, calibrated (gains (ant, chan, pol)),
-    averaged over ``chan_bin`` channels with weights, then in time by ``plan`` (a
-    contimg.image.bda.TimeAveraging): (data, weight, flag), each (row, chan / chan_bin, pol) as the
-    table stores them, stashed under ``stash_prefix``. Returns their paths and the numbers of flagged
-    and all samples after calibration (before the time averaging).
+    """Rows [start, start + n) of one spectral window read, calibrated, averaged and stashed.
+
+    They are calibrated (gains (ant, chan, pol)), averaged over ``chan_bin`` channels with weights, then
+    in time by ``plan`` (a contimg.image.bda.TimeAveraging): (data, weight, flag), each (row, chan /
+    chan_bin, pol) as the table stores them, stashed under ``stash_prefix``. Returns their paths and the
+    numbers of flagged and all samples after calibration (before the time averaging).
 
     Opens the table itself with python-casacore, which hands back the stored complex64 (casatools
     converts to complex128: 2.5x slower per window).
@@ -136,9 +140,11 @@ def _calibrated_average(
 
 
 def write_rows(out: str, parts: list) -> None:
-    """Append each part's rows to the copy ``out`` (a worker's task, with python-casacore: casatools'
-    putcol took 1.3 s, this 0.2 s). A part is (row columns as casatools' getcol laid them out (...,
-    row), the stashed data, weights and flags (row, chan, pol)).
+    """Append each part's rows to the copy ``out``.
+
+    A worker's task, with python-casacore: casatools' putcol took 1.3 s, this 0.2 s. A part is (row
+    columns as casatools' getcol laid them out (..., row), the stashed data, weights and flags (row,
+    chan, pol)).
     """
     from casacore.tables import table
 
@@ -161,8 +167,9 @@ def write_rows(out: str, parts: list) -> None:
 
 
 def stash(prefix: str, *arrays: np.ndarray) -> list[str]:
-    """``arrays`` saved as .npy files for another process to ``unstash``: through the page cache
-    134 MB moved in 0.07 s, where the pool's pipe (pickled) took 0.6 s.
+    """``arrays`` saved as .npy files for another process to ``unstash``.
+
+    Through the page cache 134 MB moved in 0.07 s, where the pool's pipe (pickled) took 0.6 s.
     """
     paths = [f"{prefix}.{i}.npy" for i in range(len(arrays))]
     for path, a in zip(paths, arrays, strict=True):
@@ -179,9 +186,10 @@ _BUFFERS: dict = {}
 
 
 def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
-    """The array a worker process reads ``column`` into, kept while the shape holds (every subband
-    has the same): fresh pages for each subband's 100 MB cost 0.4 s of the 4.1 s that two workers
-    took over the 16 subbands of a full-size chunk.
+    """The array a worker process reads ``column`` into, kept while the shape holds.
+
+    Every subband has the same shape: fresh pages for each subband's 100 MB cost 0.4 s of the 4.1 s
+    that two workers took over the 16 subbands of a full-size chunk.
     """
     buf = _BUFFERS.get(column)
     if buf is None or buf.shape != shape or buf.dtype != np.dtype(dtype):
@@ -190,8 +198,9 @@ def _read_buffer(column: str, shape: tuple, dtype) -> np.ndarray:
 
 
 def in_worker(fn, *args):
-    """``fn(*args)`` run in a pool worker: (its result, the worker's pid, the worker's CPU seconds so
-    far). The workers exit after the job's step, so their CPU is reported rather than waited for.
+    """``fn(*args)`` run in a pool worker: (its result, the worker's pid, the worker's CPU seconds so far).
+
+    The workers exit after the job's step, so their CPU is reported rather than waited for.
     """
     return fn(*args), os.getpid(), time.process_time()
 
@@ -205,8 +214,10 @@ def workers_cpu_seconds(reports: list) -> float:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process; its children's (WSClean, the averaging workers) are reported with
-    their results. Steadier than the wall clock on a shared machine whose speed wanders.
+    """CPU time of this process, seconds.
+
+    Its children's (WSClean, the averaging workers) are reported with their results. Steadier than
+    the wall clock on a shared machine whose speed wanders.
     """
     t = os.times()
     return t.user + t.system
