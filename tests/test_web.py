@@ -26,6 +26,9 @@ from contimg.core.settings import Layout
 from contimg.sim import simulate
 from contimg.web.cache import MIN_AGE_S
 
+# the catalogue these pages read is filled by real CASA child jobs through Dagster: not in `make test-fast`
+pytestmark = pytest.mark.casa
+
 TOKEN = "test-token-5f1c-9a0e7d"
 SERVER_START_TIMEOUT_S = 60.0
 SMALL_IMAGING = json.dumps({"max_size_px": 256, "min_size_px": 256, "niter": 200, "pb_time_samples": 2})
