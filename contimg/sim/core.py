@@ -33,6 +33,7 @@ from contimg.core.phasing import meridian_icrs
 from contimg.sim.faults import apply_after_write, parse_faults
 from contimg.sim.gains import cable_delays_ns, delay_gains, drift_factors
 from contimg.sim.model import baseline_uvw, ha_frame, sky_visibilities
+from contimg.sim.rfi import burst_integrations, plan_rfi, rfi_visibilities
 from contimg.sim.sky import Source, default_sky
 from contimg.sim.uvh5 import SubbandFile, write_subband
 
@@ -126,6 +127,7 @@ def simulate(
     delays: bool = False,
     max_delay_ns: float = DEFAULT_MAX_DELAY_NS,
     drift: bool = False,
+    rfi: bool = False,
 ) -> dict:
     """Write ``n_chunks`` chunks of 16 subband files into ``out_dir`` and ``truth.json`` beside them.
 
@@ -146,6 +148,9 @@ def simulate(
     drift : bool
         Gains drift in time (tens of degrees and a few % within a chunk, more over hours), a seeded
         function of absolute time (``contimg.sim.gains.truth_gains`` evaluates it).
+    rfi : bool
+        Persistent narrowband RFI, broadband bursts and a dead (antenna, subband), seeded
+        (``contimg.sim.rfi``); where they are is in ``truth["rfi"]`` and each chunk's ``rfi_bursts``.
 
     Returns
     -------
@@ -220,6 +225,11 @@ def simulate(
     delays_ns = cable_delays_ns(seed, numbers, max_delay_ns) if delays else np.zeros((len(numbers), 2))
     if delays:
         g_all = g_all * delay_gains(delays_ns, freqs_all)
+    rfi_plan = plan_rfi(seed, numbers, n_chan_per_subband) if rfi else None
+    dead_bl = np.zeros(n_bls, dtype=bool)
+    if rfi:
+        dead_idx = int(np.flatnonzero(numbers == rfi_plan.dead_station)[0])
+        dead_bl = (i1 == dead_idx) | (i2 == dead_idx)
     drift_mjd = np.zeros((n_chunks, N_SUBBANDS, n_integrations))
     drift_all = np.ones((n_chunks, N_SUBBANDS, n_integrations, len(numbers), 2), dtype=np.complex128)
     drift_mid = np.ones((n_chunks, len(numbers), 2), dtype=np.complex128)
@@ -230,6 +240,7 @@ def simulate(
     for c in range(n_chunks):
         chunk_start = t_start + c * CHUNK_DURATION_S * u.s
         files = []
+        bursts = burst_integrations(seed, chunk_start.mjd, n_integrations) if rfi else []
         for sb in range(N_SUBBANDS):
             fault_kinds = {f.kind for f in fault_list if f.chunk == c and f.subband == sb}
             jitter = float(rng.uniform(0.0, jitter_s))
@@ -251,6 +262,12 @@ def simulate(
             freqs = subband_freqs_hz(sb, n_chan_per_subband)
             sel = sb_of_freq == sb
             vis = sky_visibilities(ant_ha, i1, i2, times, freqs, sources, dec_deg)  # (T, B, F)
+            if rfi:
+                vis = vis + rfi_visibilities(
+                    rfi_plan, seed, sb, len(freqs), n_integrations, bursts, chunk_start.mjd, i1, i2, len(numbers)
+                )
+                if sb == rfi_plan.dead_subband:
+                    vis[:, dead_bl, :] = 0.0  # a dead input: no sky, no RFI; the noise (and the auto's SEFD) stay
             data = np.empty((n_integrations, n_bls, len(freqs), 2), dtype=np.complex64)
             sub_rng = np.random.default_rng([seed, c, sb])
             drift_mjd[c, sb] = times.mjd
@@ -308,6 +325,7 @@ def simulate(
                 "start_mjd": chunk_start.mjd,
                 "mid_mjd": (chunk_start + duration_s / 2 * u.s).mjd,
                 "files": files,
+                "rfi_bursts": bursts,
             }
         )
 
@@ -352,6 +370,7 @@ def simulate(
         "sky": [s.as_dict() for s in sources],
         "calibrator": cal_info,
         "faults": [f.as_dict() for f in fault_list],
+        "rfi": rfi_plan.as_dict(lambda sb: subband_freqs_hz(sb, n_chan_per_subband)) if rfi else None,
         "chunks": truth_chunks,
     }
     tmp = out_dir / f".truth.json.tmp-{os.getpid()}"
