@@ -78,7 +78,9 @@ def check_arguments(args) -> None:
     if args.max_delay_ns != 10.0 and not args.delays:
         raise ValueError(f"--max-delay-ns {args.max_delay_ns:g} needs --delays")
     if args.day_index is not None and args.lightcurve_epoch is not None:
-        raise ValueError("--day-index and --lightcurve-epoch: allowed: one of them, not both")
+        raise ValueError(
+            f"--day-index {args.day_index:g} and --lightcurve-epoch {args.lightcurve_epoch}: allowed: one of them"
+        )
     if args.lightcurve_epoch is not None:
         try:
             Time(args.lightcurve_epoch, scale="utc")
