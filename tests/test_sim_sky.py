@@ -230,3 +230,13 @@ def test_day_index_scales_a_variable_source(tmp_path):
     # the day from an epoch: 2026-01-22 is 3 days before the start
     truth = simulate(tmp_path / "e", START, lightcurve_epoch="2026-01-22T00:00:00", jitter_s=0.0, **kw)
     assert truth["day_index"] == 3.0 and truth["flux_factors"] == [pytest.approx(0.6)]
+
+
+def test_a_counts_sky_leaves_the_gains_of_the_same_seed_alone(tmp_path):
+    kw = dict(n_antennas=5, n_chan_per_subband=1, n_integrations=1, noise=False, seed=12, dec_deg=DEC)
+    counts = simulate(tmp_path / "c", START, sky="counts", **kw)
+    simulate(tmp_path / "e", START, sky=[], **kw)
+    assert counts["sky_model"] == "counts" and len(counts["sky"]) > 500
+    g_c = np.load(tmp_path / "c" / "truth_gains.npz")["gains"]
+    np.testing.assert_array_equal(g_c, np.load(tmp_path / "e" / "truth_gains.npz")["gains"])
+    assert read_sky_csv(tmp_path / "c" / "sky.csv") == [Source(**s) for s in counts["sky"]]

@@ -54,6 +54,7 @@ GAIN_AMP_RMS = 0.10  # ~10% amplitude scatter between antennas
 GAIN_PHASE_RMS_DEG = 30.0  # tens of degrees
 BANDPASS_RIPPLE = 0.05  # 5% amplitude ripple across each subband
 DEFAULT_MAX_DELAY_NS = 10.0  # cable delays, when on, uniform in +-10 ns
+COUNTS_SKY_TAG = 0x5C7  # seed-sequence tag of the counts sky's stream
 MATRIX_MIN_SOURCES = 20  # above this many sources the matrix-product visibilities are faster
 CALIBRATOR_CLEAR_DEG = 3.0  # default-sky sources kept this far from a calibrator (beyond the primary beam)
 
@@ -212,7 +213,9 @@ def simulate(
     duration_s = n_integrations * INTEGRATION_S
     if counts:
         track = meridian_icrs(t_start + [0, n_chunks * CHUNK_DURATION_S] * u.s, dec_deg)
-        sources = counts_sky((track.ra.deg[0], track.ra.deg[1]), float(np.mean(track.dec.deg)), rng)
+        # its own stream (seed and start): the static gains and jitters stay those of any other sky
+        sky_rng = np.random.default_rng([seed, COUNTS_SKY_TAG, int(round(t_start.mjd * 86400.0))])
+        sources = counts_sky((track.ra.deg[0], track.ra.deg[1]), float(np.mean(track.dec.deg)), sky_rng)
     if sources is None:
         span = meridian_icrs(t_start + [0, n_chunks * CHUNK_DURATION_S] * u.s, dec_deg).ra.deg
         n_default = max(3, int(round(6 * n_chunks * CHUNK_DURATION_S / 3600.0)))
