@@ -7,6 +7,10 @@ Usage::
                      n_chan_per_subband=4, n_integrations=6, dec_deg=55.0,
                      sky=[Source(ra_deg=..., dec_deg=..., flux_jy=1.0)], seed=1)
 
+Realism, all off by default: ``delays=True`` (cable delays), ``drift=True`` (gains drifting in time;
+``truth_gains`` evaluates them), ``rfi=True``, ``sky="counts"`` (a field from the 1.4 GHz source counts,
+Gaussians included) and light curves (``day_index``). The sky is written beside the data as ``sky.csv``.
+
 Tests use small arrays (10-16 antennas, 4-8 channels per subband, 4-8 integrations); the
 benchmarks use the full size (96 antennas, 16 x 48 channels, 24 integrations, ~1.9 GB a chunk).
 Conventions (signs, gains, file layout) are in ``docs/conventions.md``.
@@ -14,7 +18,9 @@ Conventions (signs, gains, file layout) are in ``docs/conventions.md``.
 
 from contimg.sim.core import DEFAULT_DEC_DEG, noise_sigma_jy, simulate, transit_start
 from contimg.sim.faults import Fault, parse_faults
-from contimg.sim.sky import Source, default_sky, read_sky_csv
+from contimg.sim.gains import truth_gains
+from contimg.sim.lightcurves import flux_factor
+from contimg.sim.sky import Source, counts_sky, default_sky, read_sky_csv, write_sky_csv
 
 __all__ = [
     "simulate",
@@ -22,6 +28,10 @@ __all__ = [
     "Fault",
     "parse_faults",
     "read_sky_csv",
+    "write_sky_csv",
+    "counts_sky",
+    "truth_gains",
+    "flux_factor",
     "default_sky",
     "noise_sigma_jy",
     "transit_start",
