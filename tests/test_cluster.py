@@ -7,16 +7,18 @@ execute some, each in its own scratch folder, and every chunk ends imaged, once.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from contimg.core.settings import Layout
 from contimg.sim import simulate
 from contimg_assets.instance import cluster
-from contimg_assets.instance.reprocess import submit_backfill
+from contimg_assets.instance.reprocess import _workspace_opts, submit_backfill
+from contimg_assets.instance.stream import casa_processes
 
 ENV = {
     "CONTIMG_ALLOW_UNCALIBRATED": "1",  # no calibrator transit in these chunks
@@ -24,6 +26,8 @@ ENV = {
     "CONTIMG_MIN_FREE_GB": "1",
     "CONTIMG_MS_KEEP_DAYS": "100000",
 }
+CASA_STEPS = ("measurement_set", "caltable_set", "image")  # the assets in the `casa` pool
+STEP_END = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
@@ -71,6 +75,53 @@ def task_workers(state: dict, runs: list) -> dict:
         app.close()
 
 
+def launch_partition_runs(keys: list[str]) -> list[str]:
+    """One queued chunk_job run per window, as the ingest sensor makes them (no backfill: see the kill drill)."""
+    import json
+
+    from dagster._cli.job import execute_launch_command
+
+    with DagsterInstance.get() as instance:
+        return [execute_launch_command(instance=instance, workspace_opts=_workspace_opts(), job_name="chunk_job",
+                                       tags=json.dumps({"dagster/partition": k})).run_id for k in keys]
+
+
+def casa_step_intervals(instance, runs) -> list[tuple]:
+    """(start, end, run id, step) of every finished step of the `casa` pool, from the event log."""
+    out = []
+    for r in runs:
+        started = {}
+        for e in instance.all_logs(r.run_id, of_type={DagsterEventType.STEP_START, *STEP_END}):
+            if e.step_key not in CASA_STEPS:
+                continue
+            if e.dagster_event.event_type == DagsterEventType.STEP_START:
+                started[e.step_key] = e.timestamp
+            elif e.step_key in started:
+                out.append((started.pop(e.step_key), e.timestamp, r.run_id, e.step_key))
+    return out
+
+
+def max_overlap(intervals) -> int:
+    """Most intervals open at one time."""
+    edges = sorted([(a, 1) for a, *_ in intervals] + [(b, -1) for _, b, *_ in intervals], key=lambda x: (x[0], x[1]))
+    most = now = 0
+    for _, d in edges:
+        now += d
+        most = max(most, now)
+    return most
+
+
+def worker_of(pid: int) -> str | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"CONTIMG_WORKER="):
+            return item.split(b"=", 1)[1].decode()
+    return None
+
+
 @pytest.mark.e2e
 def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
     layout = Layout.under(tmp_path / "root").ensure()
@@ -93,6 +144,9 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
             assert sorted(r.tags["dagster/partition"] for r in runs) == keys
             assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
             assert set(by_worker.values()) == {w["node"] for w in state["workers"]}, by_worker
+            # the `casa` pool (limit 1, in Postgres) holds across workers: no two CASA steps overlap
+            intervals = casa_step_intervals(instance, runs)
+            assert len(intervals) == 2 * len(keys) and max_overlap(intervals) == 1, intervals
         for k in keys:
             assert Path(f"{layout.image_prefix(k)}.pbcor.fits").exists(), k
         # each worker worked in its own scratch folder, the shared one was not used for conversion
@@ -102,3 +156,73 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
         report = cluster.stop(root)
     assert report["reaped"] == [], report
     assert all(not s["alive"] for s in cluster.status(root)["processes"].values())
+
+
+@pytest.mark.e2e
+def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypatch):
+    """`casa` pool limit 2: CASA steps of the two workers overlap. Then a worker gets SIGKILL (its whole process
+    group) while its run's CASA job runs: the health check fails the run within a minute, the CASA job does not
+    outlive it, and the retry succeeds on the other worker."""
+    layout = Layout.under(tmp_path / "root").ensure()
+    keys = windows(3)
+    simulate(layout.ingest, "2026-01-25T00:00:00", n_chunks=len(keys), n_antennas=8, n_chan_per_subband=4,
+             n_integrations=4, seed=6, gains=False)
+    root = tmp_path / "cluster"
+    state = cluster.start(root, workers=2, layout=layout, env=ENV, stopped_sensors=("ingest_sensor",),
+                          casa_pool_limit=2)
+    home = Path(state["dagster_home"])
+    try:
+        use_cluster(monkeypatch, state)
+        # direct partition runs, as the stream's ingest sensor makes: Dagster never retries a run of a backfill
+        # submitted by `dagster job backfill` / `contimg reprocess` (that backfill is COMPLETED at submission,
+        # and run_retries skips runs of terminal backfills)
+        launch_partition_runs(keys)
+        # wait for a CASA job of the third chunk (both workers are busy by then), and kill its worker
+        victim = job = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and victim is None:
+            for pid, cmd in casa_processes(home).items():
+                if keys[-1].replace(":", "") in cmd and "childjobs.guard" not in cmd and worker_of(pid):
+                    victim, job = worker_of(pid), (pid, cmd)
+                    break
+            time.sleep(0.5)
+        assert victim, "no CASA job of the last chunk was seen"
+        victim_casa = {p for p in casa_processes(home) if worker_of(p) == victim}  # job and its guard
+        killed = cluster.kill_worker(state, victim)
+        t_kill = time.monotonic()
+        print(f"killed worker {victim} ({len(killed)} processes) while running {job[1][:100]}")
+        orphans_gone_after = None
+        with DagsterInstance.get() as instance:
+            def victim_failed(runs):
+                nonlocal orphans_gone_after
+                if orphans_gone_after is None and not victim_casa & set(casa_processes(home)):
+                    orphans_gone_after = time.monotonic() - t_kill
+                return any(r.tags.get("dagster/partition") == keys[-1] and r.status == DagsterRunStatus.FAILURE
+                           for r in runs)
+            wait_runs(instance, len(keys), timeout_s=90, until=victim_failed)
+            failed_after = time.monotonic() - t_kill
+            runs = wait_runs(instance, len(keys) + 1, timeout_s=240)
+            by_worker = task_workers(state, runs)
+            statuses = {(r.tags["dagster/partition"], r.status) for r in runs}
+            print(f"run failed {failed_after:.1f} s after the kill; CASA job gone after {orphans_gone_after} s; "
+                  f"runs {sorted((k, s.value) for k, s in statuses)}; workers {by_worker}")
+            assert failed_after < 60
+            failed = [r for r in runs if r.status == DagsterRunStatus.FAILURE]
+            assert [r.tags["dagster/partition"] for r in failed] == [keys[-1]], statuses
+            messages = " ".join(e.dagster_event.message or "" for e in instance.all_logs(
+                failed[0].run_id, of_type={DagsterEventType.RUN_FAILURE, DagsterEventType.ENGINE_EVENT}) if e.dagster_event)
+            assert f"Celery worker {victim}@" in messages and "does not answer" in messages, messages[-2000:]
+            retry = [r for r in runs if r.parent_run_id == failed[0].run_id]
+            assert len(retry) == 1 and retry[0].status == DagsterRunStatus.SUCCESS
+            survivor = next(w["node"] for w in state["workers"] if w["name"] != victim)
+            assert by_worker[retry[0].run_id] == survivor
+            assert {k for k, s in statuses if s == DagsterRunStatus.SUCCESS} == set(keys)
+            # pool limit 2: CASA steps of the two workers ran at the same time, never more than two
+            intervals = casa_step_intervals(instance, runs)
+            assert max_overlap(intervals) == 2, intervals
+        assert orphans_gone_after is not None and orphans_gone_after < 30, "CASA job outlived its killed worker"
+        for k in keys:
+            assert Path(f"{layout.image_prefix(k)}.pbcor.fits").exists(), k
+    finally:
+        report = cluster.stop(root)
+    assert report["reaped"] == [], report
