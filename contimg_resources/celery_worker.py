@@ -40,7 +40,7 @@ def _prepare_pool_process(**_kwargs) -> None:
     # have children" on the first step). The pool process is a run worker here: let it have children.
     # Its authkey is billiard's AuthenticationString, which multiprocessing's spawn refuses to pickle
     # ("Pickling an AuthenticationString object is disallowed"): give it multiprocessing's own.
-    config = multiprocessing.current_process()._config  # noqa: SLF001
+    config = multiprocessing.current_process()._config
     config["daemon"] = False
     config["authkey"] = multiprocessing.process.AuthenticationString(bytes(config.get("authkey") or os.urandom(32)))
     try:

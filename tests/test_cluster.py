@@ -7,7 +7,10 @@ execute some, each in its own scratch folder, and every chunk ends imaged, once.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,8 +20,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from contimg.core.settings import Layout
 from contimg.sim import simulate
 from contimg_assets.instance import cluster
-from contimg_assets.instance.reprocess import _workspace_opts, submit_backfill
-from contimg_assets.instance.stream import casa_processes
+from contimg_assets.instance.reprocess import submit_backfill
+from contimg_assets.instance.stream import REPO_ROOT, _instance_pids, casa_processes
 
 ENV = {
     "CONTIMG_ALLOW_UNCALIBRATED": "1",  # no calibrator transit in these chunks
@@ -60,30 +63,6 @@ def wait_runs(instance, n: int, timeout_s: float, *, until=None) -> list:
             return runs
         time.sleep(2.0)
     raise TimeoutError(f"runs not done in {timeout_s:.0f} s: {[(r.run_id[:8], r.status.value) for r in instance.get_runs()]}")
-
-
-def task_workers(state: dict, runs: list) -> dict:
-    """run id -> the Celery worker node that ran it (from the result backend)."""
-    app = cluster._celery_app(state)
-    try:
-        out = {}
-        for r in runs:
-            meta = app.backend.get_task_meta(r.tags["dagster-celery/task_id"])
-            out[r.run_id] = meta.get("worker")
-        return out
-    finally:
-        app.close()
-
-
-def launch_partition_runs(keys: list[str]) -> list[str]:
-    """One queued chunk_job run per window, as the ingest sensor makes them (no backfill: see the kill drill)."""
-    import json
-
-    from dagster._cli.job import execute_launch_command
-
-    with DagsterInstance.get() as instance:
-        return [execute_launch_command(instance=instance, workspace_opts=_workspace_opts(), job_name="chunk_job",
-                                       tags=json.dumps({"dagster/partition": k})).run_id for k in keys]
 
 
 def casa_step_intervals(instance, runs) -> list[tuple]:
@@ -135,11 +114,11 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
     try:
         use_cluster(monkeypatch, state)
         t1 = time.monotonic()
-        backfill = submit_backfill(keys, tags={"contimg/reprocess": "cluster-test"})
+        submit_backfill(keys, tags={"contimg/reprocess": "cluster-test"})
         with DagsterInstance.get() as instance:
             runs = wait_runs(instance, len(keys), timeout_s=240)
             wall = time.monotonic() - t1
-            by_worker = task_workers(state, runs)
+            by_worker = cluster.task_workers(state, runs)
             print(f"cluster ready in {t_ready:.1f} s; {len(keys)} runs in {wall:.1f} s; workers {by_worker}")
             assert sorted(r.tags["dagster/partition"] for r in runs) == keys
             assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
@@ -176,7 +155,7 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
         # direct partition runs, as the stream's ingest sensor makes: Dagster never retries a run of a backfill
         # submitted by `dagster job backfill` / `contimg reprocess` (that backfill is COMPLETED at submission,
         # and run_retries skips runs of terminal backfills)
-        launch_partition_runs(keys)
+        cluster.launch_partition_runs(state, keys)
         # wait for a CASA job of the third chunk (both workers are busy by then), and kill its worker
         victim = job = None
         deadline = time.monotonic() + 180
@@ -202,7 +181,7 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
             wait_runs(instance, len(keys), timeout_s=90, until=victim_failed)
             failed_after = time.monotonic() - t_kill
             runs = wait_runs(instance, len(keys) + 1, timeout_s=240)
-            by_worker = task_workers(state, runs)
+            by_worker = cluster.task_workers(state, runs)
             statuses = {(r.tags["dagster/partition"], r.status) for r in runs}
             print(f"run failed {failed_after:.1f} s after the kill; CASA job gone after {orphans_gone_after} s; "
                   f"runs {sorted((k, s.value) for k, s in statuses)}; workers {by_worker}")
@@ -226,3 +205,35 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
     finally:
         report = cluster.stop(root)
     assert report["reaped"] == [], report
+
+
+@pytest.mark.e2e
+def test_cluster_script_starts_and_stops_everything(tmp_path):
+    """`scripts/cluster.sh start` brings up Redis, PostgreSQL, the daemon and two workers on loopback; `stop`
+    leaves no process of the cluster behind."""
+    root = tmp_path / "cluster"
+    env = {**os.environ, "PYTHON": sys.executable, "CONTIMG_ROOT": str(tmp_path / "data"),
+           "CONTIMG_CLUSTER_ROOT": str(root)}
+    script = str(REPO_ROOT / "scripts" / "cluster.sh")
+    try:
+        subprocess.run([script, "start", "--workers", "2"], env=env, check=True, timeout=240)
+        st = json.loads(subprocess.run([script, "status"], env=env, check=True, capture_output=True, text=True,
+                                       timeout=60).stdout)
+        assert st["running"] and set(st["processes"]) == {"redis", "daemon", "w1", "w2"}
+        assert all(p["alive"] for p in st["processes"].values()), st
+        state = cluster.load_state(root)
+        assert cluster.wait_workers(state, timeout_s=30) == ["w1@" + os.uname().nodename, "w2@" + os.uname().nodename]
+        assert state["broker"].startswith("redis://127.0.0.1:") and "@127.0.0.1:" in state["pg_url"]
+        exports = subprocess.run([script, "env"], env=env, check=True, capture_output=True, text=True).stdout
+        assert f"export DAGSTER_HOME={root / 'dagster'}" in exports
+        # every process of the cluster listens on loopback only
+        pids = {p["pid"] for p in st["processes"].values()}
+        listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+        ours = [ln for ln in listening if any(f"pid={p}," in ln for p in pids)]
+        assert ours and all(ln.split()[3].startswith("127.0.0.1:") for ln in ours), ours
+    finally:
+        subprocess.run([script, "stop"], env=env, timeout=240)
+    assert _instance_pids(root) == [], "processes of the cluster left running"
+    assert not cluster.status(root)["running"]
+    pg_dir = cluster.load_state(root)["postgres"]["dir"]
+    assert _instance_pids(Path(pg_dir)) == [] and not Path(pg_dir).exists(), "PostgreSQL left running"

@@ -38,7 +38,8 @@ from pathlib import Path
 from contimg.core.settings import Layout
 from contimg_assets.instance.stream import REPO_ROOT, _bin, _instance_pids, dagster_env
 
-__all__ = ["start", "stop", "status", "load_state", "cluster_env", "kill_worker", "start_worker", "main"]
+__all__ = ["start", "stop", "status", "load_state", "cluster_env", "kill_worker", "start_worker", "wait_workers",
+           "launch_partition_runs", "task_workers", "main"]
 
 CLUSTER_YAML = REPO_ROOT / "deploy" / "dagster.cluster.yaml"
 STATE_FILE = "cluster.json"
@@ -181,7 +182,7 @@ def _start_postgres(root: Path) -> dict:
         for p in (base, sock):
             os.chown(p, pg.pw_uid, pg.pw_gid)
     port = _free_port()
-    run = lambda argv: subprocess.run(_as_pg_user(argv), check=True, capture_output=True, text=True,  # noqa: E731
+    run = lambda argv: subprocess.run(_as_pg_user(argv), check=True, capture_output=True, text=True,
                                       cwd=base, timeout=120)
     run([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
     opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off -c max_connections=200"
@@ -200,7 +201,7 @@ def _stop_postgres(pg: dict) -> None:
     data = Path(pg["data"])
     if data.exists():
         subprocess.run(_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"]),
-                       capture_output=True, cwd=pg["dir"], timeout=60)
+                       check=False, capture_output=True, cwd=pg["dir"], timeout=60)
     shutil.rmtree(pg["dir"], ignore_errors=True)
 
 
@@ -318,7 +319,7 @@ def start(root: Path, *, workers: int = 2, concurrency: int = 1, layout: Layout 
                            env=env_all, cwd=REPO_ROOT, check=True, capture_output=True, timeout=120)
         for sensor in stopped_sensors:
             proc = subprocess.run([_bin("dagster"), "sensor", "stop", sensor, "-w", str(REPO_ROOT / "workspace.yaml")],
-                                  env=env_all, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+                                  check=False, env=env_all, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
             if proc.returncode != 0:
                 raise RuntimeError(f"could not stop sensor {sensor}: {proc.stdout}{proc.stderr}")
         for i in range(1, workers + 1):
@@ -355,6 +356,44 @@ def _leftovers(state: dict) -> list[int]:
     """Processes of the cluster (its root in their command line or environment) other than Redis and us."""
     skip = _ancestors() | {state.get("redis", {}).get("pid")}
     return [p for p in _instance_pids(Path(state["root"])) if p not in skip and _alive(p)]
+
+
+def launch_partition_runs(state: dict, keys: list[str], job_name: str = "chunk_job") -> list[str]:
+    """Submit one queued run of ``job_name`` per window (as the ingest sensor does); return the run ids.
+
+    The same steps as ``dagster job launch`` (dagster._cli.job.execute_launch_command), with one code server
+    for all the runs instead of one per run.
+    """
+    from dagster import DagsterInstance
+    from dagster._cli.job import _create_run
+    from dagster import __version__ as dagster_version
+    from dagster._cli.job import (get_code_location_from_workspace, get_remote_job_from_remote_repo,
+                                  get_remote_repository_from_code_location, get_workspace_from_cli_opts)
+
+    from contimg_assets.instance.reprocess import _workspace_opts
+
+    os.environ.update({k: v for k, v in cluster_env(state).items() if k.startswith(("CONTIMG_PG", "CONTIMG_CELERY"))})
+    with DagsterInstance.from_config(state["dagster_home"]) as instance, \
+            get_workspace_from_cli_opts(instance, version=dagster_version, workspace_opts=_workspace_opts()) as ws:
+        location = get_code_location_from_workspace(ws, None)
+        repo = get_remote_repository_from_code_location(location, None)
+        job = get_remote_job_from_remote_repo(repo, job_name)
+        ids = []
+        for k in keys:
+            run = _create_run(instance=instance, code_location=location, remote_repo=repo, remote_job=job,
+                              run_config={}, tags={"dagster/partition": k}, op_selection=None, run_id=None)
+            ids.append(instance.submit_run(run.run_id, ws).run_id)
+        return ids
+
+
+def task_workers(state: dict, runs) -> dict:
+    """run id -> the Celery worker node that executed it (from the result backend), None if unknown."""
+    app = _celery_app(state)
+    try:
+        return {r.run_id: app.backend.get_task_meta(r.tags["dagster-celery/task_id"]).get("worker")
+                if r.tags.get("dagster-celery/task_id") else None for r in runs}
+    finally:
+        app.close()
 
 
 def kill_worker(state: dict, name: str, sig: int = signal.SIGKILL) -> list[int]:
