@@ -9,7 +9,9 @@ submission until no run is busy. Launcher overhead per run, from the run's event
 
 - launch: RUN_STARTING (the daemon's queue hands the run to the launcher) -> RUN_START (a Celery worker's pool
   process has picked the task up, loaded the code and begun the run);
-- first step: RUN_START -> the first STEP_START.
+- first step: RUN_START -> the first STEP_START;
+- hand-off: on one worker, the end of a run -> RUN_STARTING of its next one (the daemon's run queue noticing
+  the free slot and launching).
 
 The figures depend on the machine: on 2 shared cores, 2 workers mostly share CPU rather than add it.
 The last line is ``cluster: M runs, F failed, W workers used`` for the N-worker pass.
@@ -49,14 +51,31 @@ def _busy(instance) -> int:
     return len(active) + sum(1 for r in failed if r.is_complete_and_waiting_to_retry)
 
 
-def _overheads(instance, run) -> tuple[float | None, float | None]:
+RUN_END = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE)
+
+
+def _times(instance, run) -> dict:
     ts = {}
     for e in instance.all_logs(run.run_id, of_type={DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START,
-                                                   DagsterEventType.STEP_START}):
+                                                   DagsterEventType.STEP_START, *RUN_END}):
         ts.setdefault(e.dagster_event.event_type, e.timestamp)
+    return ts
+
+
+def _overheads(ts: dict) -> tuple[float | None, float | None]:
     starting, start, step = (ts.get(k) for k in (DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START,
                                                  DagsterEventType.STEP_START))
     return (start - starting if start and starting else None, step - start if step and start else None)
+
+
+def _handoff_gaps(times: dict, by_worker: dict) -> list[float]:
+    """Per worker: from the end of one run to the RUN_STARTING of its next (the daemon's queue + launch)."""
+    gaps = []
+    for w in set(by_worker.values()) - {None}:
+        mine = sorted((times[r][DagsterEventType.RUN_STARTING], next((times[r][k] for k in RUN_END if k in times[r]), None))
+                      for r, wr in by_worker.items() if wr == w and DagsterEventType.RUN_STARTING in times[r])
+        gaps += [b[0] - a[1] for a, b in zip(mine, mine[1:]) if a[1] is not None and b[0] > a[1]]
+    return gaps
 
 
 def one_pass(workers: int, keys: list[str], args, work: Path) -> dict:
@@ -79,8 +98,10 @@ def one_pass(workers: int, keys: list[str], args, work: Path) -> dict:
             wall = time.monotonic() - t1
             runs = instance.get_runs()
             timed_out = _busy(instance) > 0
-            over = [_overheads(instance, r) for r in runs]
+            times = {r.run_id: _times(instance, r) for r in runs}
+            over = [_overheads(t) for t in times.values()]
             by_worker = cluster.task_workers(state, runs)
+            gaps = _handoff_gaps(times, by_worker)
     finally:
         cluster.stop(root, log=lambda *_: None)
     done = {r.tags.get("dagster/partition") for r in runs if r.status == DagsterRunStatus.SUCCESS}
@@ -92,6 +113,7 @@ def one_pass(workers: int, keys: list[str], args, work: Path) -> dict:
             "launch_median_s": statistics.median(launch) if launch else float("nan"),
             "launch_max_s": max(launch) if launch else float("nan"),
             "first_step_median_s": statistics.median(first) if first else float("nan"),
+            "handoff_median_s": statistics.median(gaps) if gaps else float("nan"),
             "workers_used": len({w for w in by_worker.values() if w})}
 
 
@@ -119,7 +141,8 @@ def main() -> None:
         print(f"{n} worker(s): {r['imaged']}/{args.chunks} chunks imaged in {r['wall_s']:.1f} s = "
               f"{r['chunks_per_hour']:.0f} chunks/hour; launch overhead per run (RUN_STARTING -> RUN_START) median "
               f"{r['launch_median_s']:.2f} s, max {r['launch_max_s']:.2f} s; RUN_START -> first step median "
-              f"{r['first_step_median_s']:.2f} s; cluster ready in {r['ready_s']:.1f} s; submission "
+              f"{r['first_step_median_s']:.2f} s; a worker's previous run end -> next RUN_STARTING median "
+              f"{r['handoff_median_s']:.2f} s; cluster ready in {r['ready_s']:.1f} s; submission "
               f"{r['submit_s']:.1f} s{' (TIMED OUT)' if r['timed_out'] else ''}", flush=True)
     if len(results) == 2:
         print(f"speed-up {results[1]['workers']} vs 1 worker: {results[1]['chunks_per_hour'] / results[0]['chunks_per_hour']:.2f}x")

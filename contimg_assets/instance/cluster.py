@@ -415,6 +415,7 @@ def stop(root: Path, *, grace_s: float = 30.0, log=print) -> dict:
     report = {"killed": [], "reaped": []}
     if not state:
         return report
+    t0 = time.monotonic()
     if state.get("daemon"):
         if _stop_group(state["daemon"]["pid"], signal.SIGTERM, 20.0):
             report["killed"].append("daemon")
@@ -439,7 +440,7 @@ def stop(root: Path, *, grace_s: float = 30.0, log=print) -> dict:
     state["running"] = False
     state["stopped_at"] = time.time()
     _save_state(root, state)
-    log(f"cluster: stopped ({'killed ' + ', '.join(report['killed']) if report['killed'] else 'cleanly'}"
+    log(f"cluster: stopped in {time.monotonic() - t0:.1f} s ({'killed ' + ', '.join(report['killed']) if report['killed'] else 'cleanly'}"
         f"{'; reaped ' + str(len(report['reaped'])) if report['reaped'] else ''})")
     return report
 
@@ -464,10 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="runs per worker at a time")
     parser.add_argument("--pg-url", default=None, help="use this PostgreSQL database instead of a throwaway server")
     parser.add_argument("--casa-pool", type=int, default=None, help="set the casa pool limit in the instance")
+    parser.add_argument("--stop-sensor", action="append", default=[], metavar="NAME",
+                        help="stop this sensor in the instance before the daemon starts (e.g. ingest_sensor when "
+                             "runs come from backfills only); repeatable")
     args = parser.parse_args(argv)
     if args.command == "start":
         state = start(Path(args.root), workers=args.workers, concurrency=args.concurrency, pg_url=args.pg_url,
-                      casa_pool_limit=args.casa_pool)
+                      casa_pool_limit=args.casa_pool, stopped_sensors=tuple(args.stop_sensor))
         print(f"cluster: `scripts/cluster.sh env` prints the settings for the dagster CLI (DAGSTER_HOME={state['dagster_home']})")
     elif args.command == "stop":
         stop(Path(args.root))
