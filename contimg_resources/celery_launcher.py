@@ -82,6 +82,16 @@ class ClusterRunLauncher(CeleryRunLauncher):
                 return {t.get("id") for t in reply[worker] or []}
         return None
 
+    def _running_anywhere(self, task_id: str) -> str | None:
+        """The worker running ``task_id``, "" if workers answer and none runs it, None if no worker answers."""
+        try:
+            reply = self.celery.control.inspect(timeout=self.ping_timeout_s).active() or {}
+        except Exception:  # noqa: BLE001 -- broker trouble
+            return None
+        if not reply:
+            return None
+        return next((w for w, tasks in reply.items() if any(t.get("id") == task_id for t in tasks or [])), "")
+
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
         if not task_id:
@@ -93,8 +103,14 @@ class ClusterRunLauncher(CeleryRunLauncher):
         if state == "FAILURE":
             return CheckRunHealthResult(WorkerStatus.FAILED, f"Celery task {task_id} failed: {result.info!r}")
         if state != "STARTED":
-            # PENDING / RECEIVED / RETRY: no worker has taken it yet (the run queue limits keep this short)
-            return CheckRunHealthResult(WorkerStatus.RUNNING, f"Celery task {task_id} is {state}, not started yet")
+            # The run is STARTED, so a worker recorded the task STARTED before running it: a PENDING state now
+            # means the backend lost it (Redis restarted without persistence). Ask every worker.
+            running = self._running_anywhere(task_id)
+            if running is None or running:
+                return CheckRunHealthResult(WorkerStatus.RUNNING, f"Celery task {task_id} is {state}; "
+                                            f"{'running on ' + running if running else 'no worker answers'}")
+            return CheckRunHealthResult(WorkerStatus.FAILED, f"Celery task {task_id} is {state} (its state was lost) "
+                                        "and no worker runs it")
         info = result.info if isinstance(result.info, dict) else {}
         worker = info.get("hostname")
         if not worker:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from contimg.core.settings import Layout
@@ -182,15 +183,36 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
         # and run_retries skips runs of terminal backfills)
         cluster.launch_partition_runs(state, keys)
         # wait for a CASA job of the third chunk (both workers are busy by then), and kill its worker
-        victim = job = None
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and victim is None:
-            for pid, cmd in casa_processes(home).items():
-                if keys[-1].replace(":", "") in cmd and "childjobs.guard" not in cmd and worker_of(pid):
-                    victim, job = worker_of(pid), (pid, cmd)
-                    break
-            time.sleep(0.5)
-        assert victim, "no CASA job of the last chunk was seen"
+        def casa_job_of_last_chunk(timeout_s: float) -> tuple:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for pid, cmd in casa_processes(home).items():
+                    if keys[-1].replace(":", "") in cmd and "childjobs.guard" not in cmd and worker_of(pid):
+                        return worker_of(pid), (pid, cmd)
+                time.sleep(0.3)
+            raise AssertionError("no CASA job of the last chunk was seen")
+
+        victim, job = casa_job_of_last_chunk(300)
+        # the health check while the worker lives: RUNNING, also when the backend has lost the task's state
+        # (Redis restarted without persistence): then every worker is asked
+        with DagsterInstance.get() as instance:
+            run = next(r for r in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+                       if r.tags["dagster/partition"] == keys[-1])
+            launcher = instance.run_launcher
+            assert type(launcher).__name__ == "ClusterRunLauncher"
+            health = launcher.check_run_worker_health(run)
+            assert health.status.name == "RUNNING" and f"running on {victim}@" in health.msg, health
+            backend = redis.Redis.from_url(state["backend"])
+            meta_key = f"celery-task-meta-{run.tags['dagster-celery/task_id']}"
+            saved = backend.get(meta_key)
+            backend.delete(meta_key)
+            try:
+                health = launcher.check_run_worker_health(run)
+                assert health.status.name == "RUNNING" and f"running on {victim}@" in health.msg, health
+            finally:
+                backend.set(meta_key, saved)
+                backend.close()
+        victim, job = casa_job_of_last_chunk(120)  # the same run; maybe its next CASA job by now
         victim_casa = {p for p in casa_processes(home) if worker_of(p) == victim}  # job and its guard
         killed = cluster.kill_worker(state, victim)
         t_kill = time.monotonic()

@@ -365,10 +365,14 @@ def launch_partition_runs(state: dict, keys: list[str], job_name: str = "chunk_j
     for all the runs instead of one per run.
     """
     from dagster import DagsterInstance
-    from dagster._cli.job import _create_run
     from dagster import __version__ as dagster_version
-    from dagster._cli.job import (get_code_location_from_workspace, get_remote_job_from_remote_repo,
-                                  get_remote_repository_from_code_location, get_workspace_from_cli_opts)
+    from dagster._cli.job import (
+        _create_run,
+        get_code_location_from_workspace,
+        get_remote_job_from_remote_repo,
+        get_remote_repository_from_code_location,
+        get_workspace_from_cli_opts,
+    )
 
     from contimg_assets.instance.reprocess import _workspace_opts
 
@@ -419,10 +423,16 @@ def stop(root: Path, *, grace_s: float = 30.0, log=print) -> dict:
     if state.get("daemon"):
         if _stop_group(state["daemon"]["pid"], signal.SIGTERM, 20.0):
             report["killed"].append("daemon")
-    for w in state.get("workers", []):
-        if _alive(w["pid"]) or _group_members(w["pid"]):
-            if _stop_group(w["pid"], signal.SIGTERM, grace_s):
-                report["killed"].append(w["name"])
+    workers = [w for w in state.get("workers", []) if _alive(w["pid"]) or _group_members(w["pid"])]
+    for w in workers:  # warm shutdown of every worker at once, then wait for each
+        try:
+            os.killpg(w["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    for w in workers:
+        if _stop_group(w["pid"], 0, max(0.5, deadline - time.monotonic())):  # 0: already signalled
+            report["killed"].append(w["name"])
     # CASA jobs run in their own process groups; their guard stops them once the step process is gone
     deadline = time.monotonic() + 15
     while _leftovers(state) and time.monotonic() < deadline:
