@@ -53,14 +53,17 @@ def busy(instance) -> list:
     return active + [r for r in failed if r.is_complete_and_waiting_to_retry]
 
 
-def wait_runs(instance, n: int, timeout_s: float, *, until=None) -> list:
-    """Every run of the instance, once at least ``n`` exist and none is busy (or ``until(runs)`` holds)."""
+def wait_runs(instance, n: int, timeout_s: float, *, until=None, retries: bool = True) -> list:
+    """Every run of the instance, once at least ``n`` exist and none is busy (or ``until(runs)`` holds).
+
+    ``retries=False``: do not wait for retries (runs of a CLI backfill are never retried)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         runs = instance.get_runs()
         if until is not None and until(runs):
             return runs
-        if len(runs) >= n and not busy(instance):
+        pending = busy(instance) if retries else [r for r in runs if r.status not in FINISHED]
+        if len(runs) >= n and not pending:
             return runs
         time.sleep(2.0)
     raise TimeoutError(f"runs not done in {timeout_s:.0f} s: {[(r.run_id[:8], r.status.value) for r in instance.get_runs()]}")
@@ -138,7 +141,7 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
         t1 = time.monotonic()
         submit_backfill(keys, tags={"contimg/reprocess": "cluster-test"})
         with DagsterInstance.get() as instance:
-            runs = wait_runs(instance, len(keys), timeout_s=600)  # ~2 min on 2 idle cores
+            runs = wait_runs(instance, len(keys), timeout_s=600, retries=False)  # ~2 min on 2 idle cores
             wall = time.monotonic() - t1
             by_worker = cluster.task_workers(state, runs)
             print(f"cluster ready in {t_ready:.1f} s; {len(keys)} runs in {wall:.1f} s; workers {by_worker}")
@@ -156,7 +159,9 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
             reports = {p.name for p in Path(w["scratch"]).iterdir()}
             assert mine and all(f"convert-{k.replace(':', '')}.json" in reports for k in mine), (w, reports)
     finally:
-        subprocess.run([script, "stop"], env=env, timeout=240, check=False)
+        stopped = subprocess.run([script, "stop"], env=env, timeout=240, check=False, capture_output=True, text=True)
+    print(stopped.stdout, stopped.stderr)
+    assert stopped.returncode == 0 and "(cleanly)" in stopped.stdout, "stop had to kill or reap processes"
     assert _instance_pids(root) == [], "processes of the cluster left running"
     assert not cluster.status(root)["running"]
     pg_dir = cluster.load_state(root)["postgres"]["dir"]

@@ -45,6 +45,7 @@ CLUSTER_YAML = REPO_ROOT / "deploy" / "dagster.cluster.yaml"
 STATE_FILE = "cluster.json"
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 READY_TIMEOUT_S = 120.0
+CASA_POOL_DEFAULT = 1  # deploy/dagster.cluster.yaml's pools.default_limit
 
 
 def _free_port() -> int:
@@ -61,6 +62,12 @@ def _pg_bin(name: str) -> str:
     if not found:
         raise FileNotFoundError(f"PostgreSQL's {name} not found (scripts/install-system-deps.sh installs it)")
     return found
+
+
+def _service_env() -> dict:
+    """A bare environment for Redis and PostgreSQL: none of the cluster's settings (they are not its processes
+    to reap, and need none of them)."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER")}
 
 
 def _as_pg_user(argv: list[str]) -> list[str]:
@@ -156,7 +163,7 @@ def _start_redis(root: Path) -> dict:
     data.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     pid = _spawn(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                  "--dir", str(data), "--protected-mode", "yes", "--daemonize", "no"], dict(os.environ),
+                  "--dir", str(data), "--protected-mode", "yes", "--daemonize", "no"], _service_env(),
                  root / "logs" / "redis.log", cwd=data)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -183,7 +190,7 @@ def _start_postgres(root: Path) -> dict:
             os.chown(p, pg.pw_uid, pg.pw_gid)
     port = _free_port()
     run = lambda argv: subprocess.run(_as_pg_user(argv), check=True, capture_output=True, text=True,
-                                      cwd=base, timeout=120)
+                                      cwd=base, timeout=120, env=_service_env())
     run([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
     opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off -c max_connections=200"
     try:
@@ -201,7 +208,7 @@ def _stop_postgres(pg: dict) -> None:
     data = Path(pg["data"])
     if data.exists():
         subprocess.run(_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"]),
-                       check=False, capture_output=True, cwd=pg["dir"], timeout=60)
+                       check=False, capture_output=True, cwd=pg["dir"], timeout=60, env=_service_env())
     shutil.rmtree(pg["dir"], ignore_errors=True)
 
 
@@ -314,6 +321,11 @@ def start(root: Path, *, workers: int = 2, concurrency: int = 1, layout: Layout 
         _save_state(root, state)
         _render_instance_yaml(Path(state["dagster_home"]), workers * concurrency)
         env_all = cluster_env(state)
+        # Always store the pool limit: a pool first claimed by two runs at once, both initialising it to the
+        # default, makes one of them fail on Postgres (dagster 1.13.27: the INSERT's IntegrityError aborts the
+        # transaction, the fallback UPDATE then raises InFailedSqlTransaction and the run fails).
+        if casa_pool_limit is None:
+            casa_pool_limit = CASA_POOL_DEFAULT
         if casa_pool_limit is not None:
             subprocess.run([_bin("dagster"), "instance", "concurrency", "set", "casa", str(casa_pool_limit)],
                            env=env_all, cwd=REPO_ROOT, check=True, capture_output=True, timeout=120)
@@ -452,6 +464,8 @@ def stop(root: Path, *, grace_s: float = 30.0, log=print) -> dict:
     _save_state(root, state)
     log(f"cluster: stopped in {time.monotonic() - t0:.1f} s ({'killed ' + ', '.join(report['killed']) if report['killed'] else 'cleanly'}"
         f"{'; reaped ' + str(len(report['reaped'])) if report['reaped'] else ''})")
+    for cmd in report["reaped"]:
+        log(f"cluster: reaped {cmd}")
     return report
 
 
@@ -474,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="runs per worker at a time")
     parser.add_argument("--pg-url", default=None, help="use this PostgreSQL database instead of a throwaway server")
-    parser.add_argument("--casa-pool", type=int, default=None, help="set the casa pool limit in the instance")
+    parser.add_argument("--casa-pool", type=int, default=None,
+                        help=f"the casa pool limit stored in the instance (default {CASA_POOL_DEFAULT})")
     parser.add_argument("--stop-sensor", action="append", default=[], metavar="NAME",
                         help="stop this sensor in the instance before the daemon starts (e.g. ingest_sensor when "
                              "runs come from backfills only); repeatable")
