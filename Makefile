@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CONTIMG_ROOT ?= $(CURDIR)/data
 
-.PHONY: setup demo test test-fast lint ui system-deps clean-data
+.PHONY: setup demo test test-fast lint ui system-deps clean-data cluster cluster-stop
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,3 +41,10 @@ ui: setup
 
 clean-data:
 	rm -rf $(CONTIMG_ROOT)
+
+# Cluster mode on this machine: Redis, PostgreSQL, a dagster-daemon and two Celery workers (deploy/README.md).
+cluster: setup
+	PYTHON=$(PY) bash scripts/cluster.sh start
+
+cluster-stop:
+	PYTHON=$(PY) bash scripts/cluster.sh stop

@@ -250,6 +250,14 @@ _S = [
         "the reference catalogue (positions, 1.4 GHz fluxes) for calibration field models and science QA",
     ),
     Setting(
+        "CONTIMG_CLUSTER_ROOT",
+        None,
+        "`STATE/cluster`",
+        "a directory path",
+        v.directory_path,
+        "cluster mode's folder (`scripts/cluster.sh`): state, logs, worker scratch; set for the cluster's processes",
+    ),
+    Setting(
         "CONTIMG_DAGSTER_URL",
         "http://127.0.0.1:3000",
         "`http://127.0.0.1:3000`",
