@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from contimg import __version__
-from contimg.calibrate.job.average import average_at_calibrator
+from contimg.calibrate.job.average import CALIBRATOR_FRAME, average_at_calibrator
 from contimg.calibrate.job.msread import antennas_with_data
 from contimg.calibrate.job.quality import plot_bandpass, table_quality
 from contimg.calibrate.registry_rules import APPLY_ORDER
@@ -42,7 +42,7 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
         flux=plan.apparent_flux_jy,
         fluxunit="Jy",
         shape="point",
-        dir=f"J2000 {plan.ra_deg}deg {plan.dec_deg}deg",
+        dir=f"{CALIBRATOR_FRAME} {plan.ra_deg}deg {plan.dec_deg}deg",
         spectrumtype="spectral index",
         index=plan.spectral_index,
         freq=MODEL_REF_FREQ,

@@ -1,0 +1,182 @@
+"""Calibration as real data need it (issue #21): the calibrator's position across an array with
+outriggers, and per-antenna delays.
+
+One calibrator chunk, simulated without noise at an antenna layout that includes outriggers (2.5 km
+baselines), with the pointing 1 deg south of the calibrator (the phase shift to the calibrator then
+matters), and per-antenna delays injected into the UVH5 files here (h5py) in the convention of
+docs/conventions.md. Every expectation comes from the simulator's truth (truth.json,
+truth_gains.npz) and the delays injected, never from the code under test.
+"""
+
+import json
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.sim import simulate
+from tests.casa_helpers import run_in_child
+
+pytestmark = pytest.mark.casa
+
+N_ANTENNAS = 32  # select_stations(32) holds 5 outriggers: baselines up to 2.5 km
+DEC_OFFSET_DEG = 1.0  # pointing south of the calibrator: the phase shift moves the centre by 1 deg
+DELAY_RMS_NS = 3.0  # injected per-antenna delays (a few ns: cable and clock errors at DSA-110)
+# Phases of the solved gains against the truth, noise-free data. The phase shift left 14 mas of
+# offset (0.15 deg on a 2.5 km baseline, measured); the reported fault was 0.5" (5-8 deg on the
+# outriggers), so 0.5 deg max / 0.1 deg median catch a tenth of it on the longest baselines.
+PHASE_MAX_DEG = 0.5
+PHASE_MEDIAN_DEG = 0.1
+# A position offset theta gives phase 2 pi theta (b . e) / lambda across the array: the fitted
+# offset must be below 50 mas (the ICRS/FK5 frame bias is 14-23 mas; the fault was 500 mas).
+MAX_POSITION_OFFSET_MAS = 50.0
+DELAY_ATOL_NS = 0.2  # issue #21
+
+
+def job(name, *args, state):
+    return subprocess.run(
+        child_command(name, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=900
+    )
+
+
+def inject_delays(files, delays_ns: dict[int, np.ndarray]) -> None:
+    """Multiply each file's visibilities by the delays' gains, UVH5 convention (docs/conventions.md).
+
+    ``delays_ns[a]`` (2,) per antenna number and pol: the antenna's gain is d_a(nu) = exp(-2 pi i nu tau_a)
+    (a signal arriving tau later), CASA's sense, so V_uvh5(ant_1=i, ant_2=j) *= conj(d_i) d_j.
+    """
+    for path in files:
+        with h5py.File(path, "r+") as f:
+            a1, a2 = f["Header/ant_1_array"][()], f["Header/ant_2_array"][()]
+            freqs = np.ravel(f["Header/freq_array"][()])
+            vis = f["Data/visdata"][()]
+            tau1 = np.array([delays_ns[int(a)] for a in a1]) * 1e-9  # (nblt, 2)
+            tau2 = np.array([delays_ns[int(a)] for a in a2]) * 1e-9
+            ph = np.exp(2j * np.pi * freqs[None, :, None] * (tau1 - tau2)[:, None, :])  # conj(d_i) d_j
+            f["Data/visdata"][...] = (vis * ph[:, None, :, :]).astype(vis.dtype)
+
+
+@pytest.fixture(scope="module")
+def delayed(tmp_path_factory):
+    from contimg.calibrate.calibrators import find_calibrator
+
+    root = tmp_path_factory.mktemp("calreal")
+    cal = find_calibrator("0834+555")
+    truth = simulate(
+        root / "cal",
+        "2026-01-25T00:00:00",
+        n_antennas=N_ANTENNAS,
+        n_chan_per_subband=4,
+        n_integrations=8,
+        calibrator="0834+555",
+        sky=[],
+        seed=21,
+        dec_deg=cal.dec_deg - DEC_OFFSET_DEG,
+        noise=False,
+    )
+    rng = np.random.default_rng(2121)
+    numbers = truth["station_numbers"]
+    delays = {n - 1: DELAY_RMS_NS * rng.standard_normal(2) for n in numbers}
+    files = sorted((root / "cal").glob("*.hdf5"))
+    inject_delays(files, delays)
+    proc = job("convert", *files, "--out", root / "cal.ms", state=root / "casa")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = job(
+        "calibrate", root / "cal.ms", "--out", root / "tables", "--report", root / "cal.json", state=root / "casa"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((root / "cal.json").read_text())
+    return root, truth, report, delays
+
+
+def solved_gains(root, report) -> dict:
+    """Every table of the set multiplied per antenna, SPW, pol and channel (CASA reads the tables).
+
+    K tables enter as CASA applies them; read back through a CASA ``applycal`` would be circular for
+    the numpy path, so this uses CASA's own tables and the K convention checked in test_applycal.
+    """
+    tables = {t["type"]: t["path"] for t in report["tables"]}
+    return run_in_child(
+        f"""
+        import casatools, json, numpy as np
+        tb = casatools.table()
+        tables = {json.dumps(tables)}
+        def load(t, col):
+            tb.open(t)
+            g, f, a, s = (tb.getcol(c) for c in (col, 'FLAG', 'ANTENNA1', 'SPECTRAL_WINDOW_ID'))
+            tb.close()
+            return g, f, a, s
+        B = load(tables['B'], 'CPARAM'); G = load(tables['G'], 'CPARAM')
+        out = {{}}
+        for row in range(B[0].shape[2]):
+            a, spw = int(B[2][row]), int(B[3][row])
+            grow = [r for r in range(G[0].shape[2]) if G[2][r] == a and G[3][r] == spw][0]
+            prod = B[0][:, :, row] * G[0][:, :, grow]  # (pol, chan)
+            flag = B[1][:, :, row] | G[1][:, :, grow]
+            out.setdefault(a, {{}})[spw] = dict(re=prod.real.tolist(), im=prod.imag.tolist(), flag=flag.tolist())
+        result = {{"BG": out}}
+        if 'K' in tables:
+            K = load(tables['K'], 'FPARAM')
+            good = [r for r in range(K[0].shape[2]) if not K[1][:, 0, r].any()]
+            result["K"] = {{int(K[2][r]): K[0][:, 0, r].tolist() for r in good}}
+        print(json.dumps(result))
+    """,
+        root / "casa",
+    )
+
+
+def test_solved_phases_are_flat_across_the_array(delayed):
+    """No position offset between the solve's calibrator and the data's: the solved phases match the
+    injected ones on every baseline length, outriggers included (issue #21's 0.5" gradient)."""
+    from contimg.core.instrument import load_stations
+
+    root, truth, report, delays = delayed
+    got = solved_gains(root, report)
+    gains = np.load(root / "cal" / truth["gains_file"])
+    numbers = list(gains["antenna_numbers"])
+    freqs = gains["freq_hz"]
+    n_chan = truth["n_chan_per_subband"]
+    # injected gains: the simulator's times the delays', d = exp(-2 pi i nu tau)
+    g = gains["gains"] * np.exp(
+        -2j * np.pi * freqs[None, None, :] * 1e-9 * np.array([delays[n - 1] for n in numbers])[:, :, None]
+    )
+    ref = report["refant"]
+    ref_idx = numbers.index(ref + 1)
+    ref_phase = np.exp(1j * np.angle(g[ref_idx]))
+    k_delays = got.get("K", {})
+    per_ant, phase_err = {}, []
+    for a_str, spws in got["BG"].items():
+        a = int(a_str)
+        if a + 1 not in numbers:  # the tables hold every antenna of the MS, flagged where absent
+            continue
+        ai = numbers.index(a + 1)
+        errs = []
+        for spw_str, sol in spws.items():
+            k = int(spw_str)
+            sl = slice(k * n_chan, (k + 1) * n_chan)
+            solved = np.array(sol["re"]) + 1j * np.array(sol["im"])
+            if k_delays:  # CASA's K: the data carry exp(-2 pi i nu tau) relative to the refant (ns, GHz)
+                tau = np.array(k_delays[a_str]) if a_str in k_delays else np.zeros(2)
+                solved = solved * np.exp(-2j * np.pi * freqs[sl][None, :] * 1e-9 * tau[:, None])
+            expected = g[ai, :, sl] * np.conj(ref_phase[:, sl])
+            err = np.degrees(np.angle(solved * np.conj(expected)))[~np.array(sol["flag"])]
+            errs.append(err)
+        per_ant[a] = np.concatenate(errs)
+        phase_err.append(per_ant[a])
+    phase_err = np.concatenate(phase_err)
+    assert phase_err.size > 0.9 * len(numbers) * 2 * 16 * n_chan
+    print("phase error median / max deg", np.median(np.abs(phase_err)), np.max(np.abs(phase_err)))
+    assert np.median(np.abs(phase_err)) < PHASE_MEDIAN_DEG
+    assert np.max(np.abs(phase_err)) < PHASE_MAX_DEG
+    # the gradient: phase (rad) = 2 pi nu / c (b . theta) with b the antenna's offset from the refant
+    stations = load_stations()
+    pos = stations.itrf_m[stations.index_of(np.array([a + 1 for a in per_ant]))]
+    ref_pos = stations.itrf_m[stations.index_of(np.array([ref + 1]))][0]
+    b = pos - ref_pos
+    y = np.radians([np.median(per_ant[a]) for a in per_ant]) * 2.998e8 / (2 * np.pi * np.mean(freqs))
+    theta, *_ = np.linalg.lstsq(b, y, rcond=None)  # (3,) rad, the offset vector's components
+    offset_mas = np.degrees(np.linalg.norm(theta)) * 3.6e6
+    print("fitted position offset mas", offset_mas)
+    assert offset_mas < MAX_POSITION_OFFSET_MAS
