@@ -64,7 +64,7 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
     out = layout.caltable_dir(window)
     info = json.loads((out / "caltables.json").read_text())
     tables = [str(out / t["name"]) for t in sorted(info["tables"], key=lambda t: t["order"])]
-    assert [t["type"] for t in sorted(info["tables"], key=lambda t: t["order"])] == ["B", "G"]
+    assert [t["type"] for t in sorted(info["tables"], key=lambda t: t["order"])] == ["K", "B", "G"]
     assert info["quality_ok"] and info["set_name"] == window_slug(window)
     assert all(Path(t).is_dir() for t in tables)
 

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from contimg import __version__
 from contimg.calibrate.job.average import CALIBRATOR_FRAME, average_at_calibrator
 from contimg.calibrate.job.msread import antennas_with_data
@@ -52,7 +54,66 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
     casatasks.ft(vis=avg, complist=cl_path, usescratch=True)
 
 
-def _bandpass(avg: str, table: str, refant: int) -> None:
+def _delay(avg: str, table: str, refant: int) -> None:
+    """K: one delay per antenna and polarization over the whole band (CASA's multi-band delay,
+    ``combine='spw'``), then written for every SPW (``_spread_over_spws``).
+
+    Over the band (187 MHz) a delay is resolved to a few ps on a calibrator; one SPW alone sees the
+    bandpass's phase ripple as a delay of several ns (the simulator's 5 deg ripple per subband is
+    +-2.8 ns), which B must keep instead.
+    """
+    import casatasks
+
+    casatasks.gaincal(
+        vis=avg,
+        caltable=table,
+        solint="inf",
+        combine="scan,spw",
+        refant=str(refant),
+        gaintype="K",
+        minsnr=MIN_SNR,
+        minblperant=MIN_BASELINES_PER_ANTENNA,
+    )
+    if not Path(table).exists():
+        raise CalibrationError("gaincal (K) produced no table")
+    _spread_over_spws(table)
+
+
+def _spread_over_spws(table: str) -> None:
+    """A multi-band K table (rows in SPW 0 only, referenced to the band's centre frequency) made
+    to apply to every SPW without an ``spwmap``: SPW 0's rows copied to every SPW and every SPW's
+    reference frequency (the table's CHAN_FREQ, which CASA's K Jones takes as its reference) set to
+    SPW 0's. The registry, CASA's applycal and the image job's numpy path then read it as any table.
+    """
+    import casatools
+
+    tb = casatools.table()
+    tb.open(table + "/SPECTRAL_WINDOW", nomodify=False)
+    try:
+        n_spw = tb.nrows()
+        ref = tb.getcell("CHAN_FREQ", 0)
+        for k in range(1, n_spw):
+            tb.putcell("CHAN_FREQ", k, ref)
+    finally:
+        tb.close()
+    tb.open(table, nomodify=False)
+    try:
+        spw = tb.getcol("SPECTRAL_WINDOW_ID")
+        if np.any(spw != 0):
+            raise CalibrationError(f"{table}: a multi-band delay table with rows outside SPW 0")
+        n = tb.nrows()
+        columns = {c: tb.getcol(c) for c in tb.colnames() if tb.iscelldefined(c, 0)}
+        tb.addrows(n * (n_spw - 1))
+        for c, v in columns.items():
+            full = np.concatenate([v] * n_spw, axis=-1)
+            if c == "SPECTRAL_WINDOW_ID":
+                full = np.repeat(np.arange(n_spw), n).astype(v.dtype)
+            tb.putcol(c, full)
+    finally:
+        tb.close()
+
+
+def _bandpass(avg: str, table: str, refant: int, delay_table: str) -> None:
     import casatasks
 
     casatasks.bandpass(
@@ -65,12 +126,13 @@ def _bandpass(avg: str, table: str, refant: int) -> None:
         solnorm=False,
         bandtype="B",
         minblperant=MIN_BASELINES_PER_ANTENNA,
+        gaintable=[delay_table],
     )
     if not Path(table).exists():
         raise CalibrationError("bandpass produced no table")
 
 
-def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
+def _gaincal(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
     import casatasks
 
     casatasks.gaincal(
@@ -81,7 +143,7 @@ def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
         refant=str(refant),
         calmode="ap",
         minsnr=MIN_SNR,
-        gaintable=[bandpass_table],
+        gaintable=prior_tables,
         minblperant=MIN_BASELINES_PER_ANTENNA,
     )
     if not Path(table).exists():
@@ -91,6 +153,7 @@ def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
 def _solver_params(rfi: bool) -> dict:
     """What the registry records about how the set was solved."""
     return {
+        "delay": {"solint": "inf", "combine": "scan,spw", "gaintype": "K", "minsnr": MIN_SNR},
         "bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
         "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": MIN_SNR},
         "rfi": "contimg.calibrate.rfi 5 sigma, grow 0.5" if rfi else "off",
@@ -130,15 +193,21 @@ def solve(
         refant = choose_refant(refants, present)
         tables_dir = work / "tables"
         tables_dir.mkdir()
+        k_table = str(tables_dir / f"{set_name}.K")
         b_table = str(tables_dir / f"{set_name}.B")
         g_table = str(tables_dir / f"{set_name}.G")
         t = time.perf_counter()
-        _bandpass(avg, b_table, refant)
+        _delay(avg, k_table, refant)
+        timings["delay"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _bandpass(avg, b_table, refant, k_table)
         timings["bandpass"] = time.perf_counter() - t
         t = time.perf_counter()
-        _gaincal(avg, g_table, refant, b_table)
+        _gaincal(avg, g_table, refant, [k_table, b_table])
         timings["gaincal"] = time.perf_counter() - t
-        quality = {"B": table_quality(b_table, present), "G": table_quality(g_table, present)}
+        quality = {
+            kind: table_quality(path, present) for kind, path in (("K", k_table), ("B", b_table), ("G", g_table))
+        }
         problems = quality_problems(quality)
         plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png")
         report = CalibrateReport(
@@ -153,7 +222,7 @@ def solve(
                     quality=quality[kind],
                     path=str(out / f"{set_name}.{kind}"),
                 )
-                for kind in ("B", "G")
+                for kind in ("K", "B", "G")
             ],
             model=SolveModel(
                 flux_jy=plan.apparent_flux_jy,

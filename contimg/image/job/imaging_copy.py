@@ -104,7 +104,7 @@ def _make_imaging_ms(
     freqs, widths, spw_of_dd, n_ant = read_windows(ms_path)
     if any(len(f) % chan_bin for f in freqs):
         chan_bin = 1
-    gains, gain_flags = load_gains(caltables, n_ant, [len(f) for f in freqs]) if caltables else (None, None)
+    gains, gain_flags = load_gains(caltables, n_ant, [len(f) for f in freqs], freqs) if caltables else (None, None)
     tb = casatools.table()
     tb.open(ms_path)
     try:
