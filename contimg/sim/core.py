@@ -31,7 +31,9 @@ from contimg.core.instrument import (
 )
 from contimg.core.phasing import meridian_icrs
 from contimg.sim.faults import apply_after_write, parse_faults
+from contimg.sim.gains import cable_delays_ns, delay_gains, drift_factors
 from contimg.sim.model import baseline_uvw, ha_frame, sky_visibilities
+from contimg.sim.rfi import burst_integrations, plan_rfi, rfi_visibilities
 from contimg.sim.sky import Source, default_sky
 from contimg.sim.uvh5 import SubbandFile, write_subband
 
@@ -43,6 +45,7 @@ SUBBAND_JITTER_S = 3.0  # correlator nodes start their files up to a few seconds
 GAIN_AMP_RMS = 0.10  # ~10% amplitude scatter between antennas
 GAIN_PHASE_RMS_DEG = 30.0  # tens of degrees
 BANDPASS_RIPPLE = 0.05  # 5% amplitude ripple across each subband
+DEFAULT_MAX_DELAY_NS = 10.0  # cable delays, when on, uniform in +-10 ns
 CALIBRATOR_CLEAR_DEG = 3.0  # default-sky sources kept this far from a calibrator (beyond the primary beam)
 
 
@@ -121,6 +124,10 @@ def simulate(
     gains: bool = True,
     faults=(),
     jitter_s: float = SUBBAND_JITTER_S,
+    delays: bool = False,
+    max_delay_ns: float = DEFAULT_MAX_DELAY_NS,
+    drift: bool = False,
+    rfi: bool = False,
 ) -> dict:
     """Write ``n_chunks`` chunks of 16 subband files into ``out_dir`` and ``truth.json`` beside them.
 
@@ -135,6 +142,15 @@ def simulate(
         VLA calibrator name; it joins the sky with its 20 cm flux and sets the default pointing dec.
     faults : str or iterable of Fault
         e.g. ``"truncate@0:3,missing@1:7,duplicate@0:2,nan@2:5,badname@1:9"`` (kind@chunk:subband).
+    delays : bool
+        Per-antenna, per-polarization cable delays, uniform in +-``max_delay_ns`` (ns), seeded; part of
+        the gains (``truth["delays_ns"]``; sign in docs/conventions.md).
+    drift : bool
+        Gains drift in time (tens of degrees and a few % within a chunk, more over hours), a seeded
+        function of absolute time (``contimg.sim.gains.truth_gains`` evaluates it).
+    rfi : bool
+        Persistent narrowband RFI, broadband bursts and a dead (antenna, subband), seeded
+        (``contimg.sim.rfi``); where they are is in ``truth["rfi"]`` and each chunk's ``rfi_bursts``.
 
     Returns
     -------
@@ -204,6 +220,19 @@ def simulate(
     freqs_all = np.concatenate([subband_freqs_hz(sb, n_chan_per_subband) for sb in range(N_SUBBANDS)])
     sb_of_freq = np.repeat(np.arange(N_SUBBANDS), n_chan_per_subband)
     g_all = _gains(rng, len(numbers), freqs_all, sb_of_freq) if gains else np.ones((len(numbers), 2, len(freqs_all)))
+    if not max_delay_ns >= 0:
+        raise ValueError(f"max_delay_ns must be >= 0, got {max_delay_ns}")
+    delays_ns = cable_delays_ns(seed, numbers, max_delay_ns) if delays else np.zeros((len(numbers), 2))
+    if delays:
+        g_all = g_all * delay_gains(delays_ns, freqs_all)
+    rfi_plan = plan_rfi(seed, numbers, n_chan_per_subband) if rfi else None
+    dead_bl = np.zeros(n_bls, dtype=bool)
+    if rfi:
+        dead_idx = int(np.flatnonzero(numbers == rfi_plan.dead_station)[0])
+        dead_bl = (i1 == dead_idx) | (i2 == dead_idx)
+    drift_mjd = np.zeros((n_chunks, N_SUBBANDS, n_integrations))
+    drift_all = np.ones((n_chunks, N_SUBBANDS, n_integrations, len(numbers), 2), dtype=np.complex128)
+    drift_mid = np.ones((n_chunks, len(numbers), 2), dtype=np.complex128)
     chan_width = SUBBAND_WIDTH_HZ / n_chan_per_subband
     sigma = noise_sigma_jy(chan_width)
 
@@ -211,6 +240,7 @@ def simulate(
     for c in range(n_chunks):
         chunk_start = t_start + c * CHUNK_DURATION_S * u.s
         files = []
+        bursts = burst_integrations(seed, chunk_start.mjd, n_integrations) if rfi else []
         for sb in range(N_SUBBANDS):
             fault_kinds = {f.kind for f in fault_list if f.chunk == c and f.subband == sb}
             jitter = float(rng.uniform(0.0, jitter_s))
@@ -232,15 +262,28 @@ def simulate(
             freqs = subband_freqs_hz(sb, n_chan_per_subband)
             sel = sb_of_freq == sb
             vis = sky_visibilities(ant_ha, i1, i2, times, freqs, sources, dec_deg)  # (T, B, F)
+            if rfi:
+                vis = vis + rfi_visibilities(
+                    rfi_plan, seed, sb, len(freqs), n_integrations, bursts, chunk_start.mjd, i1, i2, len(numbers)
+                )
+                if sb == rfi_plan.dead_subband:
+                    vis[:, dead_bl, :] = 0.0  # a dead input: no sky, no RFI; the noise (and the auto's SEFD) stay
             data = np.empty((n_integrations, n_bls, len(freqs), 2), dtype=np.complex64)
             sub_rng = np.random.default_rng([seed, c, sb])
+            drift_mjd[c, sb] = times.mjd
+            if drift:
+                drift_all[c, sb] = drift_factors(seed, numbers, times.mjd)  # (T, A, 2)
             for p in range(2):
                 g = g_all[:, p, sel]  # (A, F)
-                gij = np.conj(g[i1]) * g[i2]  # UVH5 convention, see docs/conventions.md
+                if drift:
+                    g = drift_all[c, sb, :, :, p, None] * g[None]  # (T, A, F)
+                    gij = np.conj(g[:, i1]) * g[:, i2]
+                else:
+                    gij = (np.conj(g[i1]) * g[i2])[None]  # UVH5 convention, see docs/conventions.md
                 v = vis + np.where(auto[:, None], SEFD_JY, 0.0)[None, :, :]
-                v = v * gij[None]
+                v = v * gij
                 if noise:
-                    scale = sigma * np.abs(gij)[None]
+                    scale = sigma * np.abs(gij)
                     nre = sub_rng.standard_normal(v.shape, dtype=np.float32)
                     nim = sub_rng.standard_normal(v.shape, dtype=np.float32)
                     cross_noise = scale * (nre + 1j * nim)
@@ -273,6 +316,8 @@ def simulate(
             )
             path = write_subband(out_dir / name, sub)
             apply_after_write(path, fault_kinds, sub_rng)
+        if drift:
+            drift_mid[c] = drift_factors(seed, numbers, [(chunk_start + duration_s / 2 * u.s).mjd])[0]
         truth_chunks.append(
             {
                 "index": c,
@@ -280,12 +325,20 @@ def simulate(
                 "start_mjd": chunk_start.mjd,
                 "mid_mjd": (chunk_start + duration_s / 2 * u.s).mjd,
                 "files": files,
+                "rfi_bursts": bursts,
             }
         )
 
     gains_file = out_dir / "truth_gains.npz"
     order = np.argsort(freqs_all)
-    np.savez(gains_file, antenna_numbers=numbers, freq_hz=freqs_all[order], gains=g_all[:, :, order])
+    arrays = dict(antenna_numbers=numbers, freq_hz=freqs_all[order], gains=g_all[:, :, order])
+    if delays:
+        arrays["delays_ns"] = delays_ns
+    if drift:
+        # the drift factor at each subband's integrations (chunk, subband, time, antenna, pol) and their
+        # times; the whole gain at one of them is gains[a, p, :] * drift[c, sb, t, a, p]
+        arrays.update(drift=drift_all, drift_time_mjd=drift_mjd, drift_mid=drift_mid)
+    np.savez(gains_file, **arrays)
     truth = {
         "seed": seed,
         "pointing_dec_deg": dec_deg,
@@ -297,14 +350,27 @@ def simulate(
         "channel_width_hz": chan_width,
         "noise": noise,
         "noise_sigma_jy": sigma if noise else 0.0,
-        "noise_formula": "sigma per real/imag part of a cross-correlation = SEFD / sqrt(2 * channel_width * integration)",
+        "noise_formula": (
+            "sigma per real/imag part of a cross-correlation = SEFD / sqrt(2 * channel_width * integration)"
+        ),
         "sefd_jy": SEFD_JY,
         "gains_injected": gains,
         "gains_file": gains_file.name,
         "gains_convention": "CASA: MS DATA(ant1=i, ant2=j) = g_i conj(g_j) V; array (antenna, pol X/Y, freq ascending)",
+        "delays": delays,
+        "max_delay_ns": max_delay_ns if delays else 0.0,
+        "delays_ns": delays_ns.tolist(),
+        "delays_convention": (
+            "CASA K: g(nu) = exp(+2 pi i nu tau), included in gains; [antenna index of station_numbers][pol X/Y]"
+        ),
+        "drift": drift,
+        "drift_mid": [{"re": drift_mid[c].real.tolist(), "im": drift_mid[c].imag.tolist()} for c in range(n_chunks)]
+        if drift
+        else None,
         "sky": [s.as_dict() for s in sources],
         "calibrator": cal_info,
         "faults": [f.as_dict() for f in fault_list],
+        "rfi": rfi_plan.as_dict(lambda sb: subband_freqs_hz(sb, n_chan_per_subband)) if rfi else None,
         "chunks": truth_chunks,
     }
     tmp = out_dir / f".truth.json.tmp-{os.getpid()}"
