@@ -206,7 +206,8 @@ APPLY_RTOL = 1e-4
 
 
 def test_numpy_delays_bandpass_and_gains_match_casa_applycal(delayed, tmp_path):
-    """The image job's numpy path (load_gains with K, B and G) divides the data exactly as CASA's applycal."""
+    """The image job's numpy path (load_gains with K, B and the time-variable G) divides a target chunk's
+    data exactly as CASA's applycal."""
     root, truth, report, delays = delayed
     tables = [t["path"] for t in sorted(report["tables"], key=lambda t: t["order"])]
     got = run_in_child(
@@ -215,11 +216,15 @@ def test_numpy_delays_bandpass_and_gains_match_casa_applycal(delayed, tmp_path):
         from contimg.image.job.msread import load_gains, read_windows
         ms = "{tmp_path}/applied.ms"
         shutil.copytree("{root}/cal.ms", ms)
+        tb = casatools.table(); tb.open(ms, nomodify=False)
+        for c in ("TIME", "TIME_CENTROID"):  # a target chunk an hour after the solutions: their last applies
+            tb.putcol(c, tb.getcol(c) + 3600.0)
+        t_span = (float(tb.getcol("TIME").min()), float(tb.getcol("TIME").max())); tb.close()
         tables = {json.dumps(tables)}
         casatasks.applycal(vis=ms, gaintable=tables, interp=["linear"] * 3, calwt=True, applymode="calflag",
                            flagbackup=False)
         freqs, widths, spw_of_dd, n_ant = read_windows(ms)
-        gains, bad = load_gains(tables, n_ant, [len(f) for f in freqs], freqs)
+        gains, bad = load_gains(tables, n_ant, [len(f) for f in freqs], freqs, t_span)
         tb = casatools.table(); tb.open(ms)
         a1, a2, dd = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("DATA_DESC_ID")
         data = np.transpose(tb.getcol("DATA"), (2, 1, 0)); corr = np.transpose(tb.getcol("CORRECTED_DATA"), (2, 1, 0))
@@ -241,3 +246,110 @@ def test_numpy_delays_bandpass_and_gains_match_casa_applycal(delayed, tmp_path):
     print("numpy vs CASA applycal, worst relative difference", got["worst"], "over", got["n"])
     assert got["n"] > 0.9 * got["n_cross"]
     assert got["worst"] < APPLY_RTOL
+
+
+# Drifting gains, delays and noise: K x B x G at mid-chunk against the truth there (issue #21: 2 % and
+# 2 deg median on unflagged channels).
+DRIFT_AMP_MEDIAN = 0.02
+DRIFT_PHASE_MEDIAN_DEG = 2.0
+
+
+def test_drifting_gains_are_followed_at_mid_chunk(tmp_path):
+    from contimg.sim.gains import truth_gains
+
+    truth = simulate(
+        tmp_path / "cal",
+        "2026-01-25T00:00:00",
+        n_antennas=N_ANTENNAS,
+        n_chan_per_subband=4,
+        n_integrations=24,
+        calibrator="0834+555",
+        sky=[],
+        seed=33,
+        delays=True,
+        drift=True,
+    )
+    files = sorted((tmp_path / "cal").glob("*.hdf5"))
+    proc = job("convert", *files, "--out", tmp_path / "cal.ms", state=tmp_path / "casa")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = job(
+        "calibrate",
+        tmp_path / "cal.ms",
+        "--out",
+        tmp_path / "tables",
+        "--report",
+        tmp_path / "r.json",
+        state=tmp_path / "casa",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["quality_ok"], report["problems"]
+    mid_mjd = truth["chunks"][0]["mid_mjd"]
+    tables = {t["type"]: t["path"] for t in report["tables"]}
+    got = run_in_child(
+        f"""
+        import casatools, json, numpy as np
+        tb = casatools.table()
+        tables = {json.dumps(tables)}
+        cols = {{}}
+        for kind, col in (("K", "FPARAM"), ("B", "CPARAM"), ("G", "CPARAM")):
+            tb.open(tables[kind])
+            cols[kind] = {{c: tb.getcol(c) for c in (col, "FLAG", "ANTENNA1", "SPECTRAL_WINDOW_ID", "TIME")}}
+            tb.close()
+        def chan_freqs(t):
+            tb.open(t + "/SPECTRAL_WINDOW"); f = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]; tb.close()
+            return f
+        k_ref = [float(f[0]) for f in chan_freqs(tables["K"])]
+        freqs = [f.tolist() for f in chan_freqs(tables["B"])]
+        def plain(v):
+            return (v.real.tolist(), v.imag.tolist()) if np.iscomplexobj(v) else v.tolist()
+        out = {{k: {{c: plain(v) for c, v in d.items()}} for k, d in cols.items()}}
+        print(json.dumps({{"tables": out, "k_ref": k_ref, "freqs": freqs}}))
+    """,
+        tmp_path / "casa",
+    )
+
+    def arr(kind, col):
+        v = got["tables"][kind][col]
+        return (
+            np.array(v[0]) + 1j * np.array(v[1])
+            if isinstance(v, list) and len(v) == 2 and col == "CPARAM"
+            else np.array(v)
+        )
+
+    K, B, G = ({c: arr(k, c) for c in got["tables"][k]} for k in ("K", "B", "G"))
+    t_mid_s = mid_mjd * 86400.0
+    ref = report["refant"]
+    numbers = truth["station_numbers"]
+    amp_err, phase_err = [], []
+    for n in numbers:
+        a = n - 1
+        for spw in range(16):
+            freqs = np.array(got["freqs"][spw])
+            kr = np.flatnonzero((K["ANTENNA1"] == a) & (K["SPECTRAL_WINDOW_ID"] == spw))
+            br = np.flatnonzero((B["ANTENNA1"] == a) & (B["SPECTRAL_WINDOW_ID"] == spw))
+            gr = np.flatnonzero((G["ANTENNA1"] == a) & (G["SPECTRAL_WINDOW_ID"] == spw) & ~G["FLAG"][0, 0, :])
+            if not (kr.size and br.size and gr.size):
+                continue
+            # G at mid-chunk: amplitude and phase interpolated linearly in time between its solutions
+            gt = G["TIME"][gr]
+            gg = G["CPARAM"][:, 0, gr]  # (pol, time)
+            amp = np.array([np.interp(t_mid_s, gt, np.abs(gg[p])) for p in range(2)])
+            ph = np.array([np.interp(t_mid_s, gt, np.unwrap(np.angle(gg[p]))) for p in range(2)])
+            g_mid = amp * np.exp(1j * ph)
+            kgain = np.exp(2j * np.pi * 1e-9 * K["FPARAM"][:, 0, kr[0]][:, None] * (freqs - got["k_ref"][spw])[None, :])
+            solved = kgain * B["CPARAM"][:, :, br[0]] * g_mid[:, None]  # (pol, chan)
+            flag = B["FLAG"][:, :, br[0]] | K["FLAG"][:, :1, kr[0]]
+            for p in range(2):
+                true = truth_gains(tmp_path / "cal", a, p, mid_mjd)[0]
+                true_ref = truth_gains(tmp_path / "cal", ref, p, mid_mjd)[0]
+                sel = np.searchsorted(np.load(tmp_path / "cal" / truth["gains_file"])["freq_hz"], freqs)
+                expected = true[sel] * np.exp(-1j * np.angle(true_ref[sel]))
+                good = ~flag[p]
+                amp_err.append((np.abs(solved[p]) / np.abs(expected) - 1)[good])
+                phase_err.append(np.degrees(np.angle(solved[p] * np.conj(expected)))[good])
+    amp_err, phase_err = np.abs(np.concatenate(amp_err)), np.abs(np.concatenate(phase_err))
+    print("drift: amp err median %", 100 * np.median(amp_err), "phase err median deg", np.median(phase_err))
+    assert amp_err.size > 0.9 * len(numbers) * 2 * 16 * truth["n_chan_per_subband"]
+    assert np.median(amp_err) < DRIFT_AMP_MEDIAN
+    assert np.median(phase_err) < DRIFT_PHASE_MEDIAN_DEG

@@ -30,6 +30,16 @@ __all__ = ["MIN_BASELINES_PER_ANTENNA", "MIN_SNR", "solve"]
 
 MIN_SNR = 3.0  # CASA flags solutions below this SNR
 MIN_BASELINES_PER_ANTENNA = 3  # fewer unflagged baselines to an antenna: no solution for it
+# Gains drift by tens of degrees within a chunk at DSA-110 (periods of 10-60 min): solved once per
+# chunk they decorrelate the bandpass and miss the gain at any one time. The solve averages the data
+# in bins of about this long, solves a phase-only gain per bin before the bandpass (applied in the
+# bandpass solve only) and the registered amplitude-and-phase gains per bin after it. 60 s: a few
+# degrees of drift per bin, ~5 integrations (SNR sqrt(5) x one integration's).
+GAIN_SOLINT_S = 60.0
+# Gains that move less than this between solutions (in units of the solutions' noise, see
+# gain_drift_significance; ~1 for noise alone) are steady: G is re-solved once over the chunk, with
+# sqrt(bins) more SNR per solution.
+MIN_DRIFT_SIGNIFICANCE = 3.0
 MODEL_REF_FREQ = "1.4GHz"  # the catalogue flux's frequency (20 cm), where the spectral index pivots
 
 
@@ -55,8 +65,9 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
 
 
 def _delay(avg: str, table: str, refant: int) -> None:
-    """K: one delay per antenna and polarization over the whole band (CASA's multi-band delay,
-    ``combine='spw'``), then written for every SPW (``_spread_over_spws``).
+    """K: one delay per antenna and polarization over the whole band, written for every SPW.
+
+    CASA's multi-band delay (``combine='spw'``), then ``_spread_over_spws``.
 
     Over the band (187 MHz) a delay is resolved to a few ps on a calibrator; one SPW alone sees the
     bandpass's phase ripple as a delay of several ns (the simulator's 5 deg ripple per subband is
@@ -80,8 +91,10 @@ def _delay(avg: str, table: str, refant: int) -> None:
 
 
 def _spread_over_spws(table: str) -> None:
-    """A multi-band K table (rows in SPW 0 only, referenced to the band's centre frequency) made
-    to apply to every SPW without an ``spwmap``: SPW 0's rows copied to every SPW and every SPW's
+    """A multi-band K table made to apply to every SPW without an ``spwmap``.
+
+    CASA writes its rows in SPW 0 only, referenced to the band's centre. SPW 0's rows are copied to
+    every SPW and every SPW's
     reference frequency (the table's CHAN_FREQ, which CASA's K Jones takes as its reference) set to
     SPW 0's. The registry, CASA's applycal and the image job's numpy path then read it as any table.
     """
@@ -113,7 +126,25 @@ def _spread_over_spws(table: str) -> None:
         tb.close()
 
 
-def _bandpass(avg: str, table: str, refant: int, delay_table: str) -> None:
+def _phase_only(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
+    """Phase-only gains per time bin (``solint='int'`` on the binned MS), for the bandpass solve only."""
+    import casatasks
+
+    casatasks.gaincal(
+        vis=avg,
+        caltable=table,
+        solint="int",
+        refant=str(refant),
+        calmode="p",
+        minsnr=MIN_SNR,
+        gaintable=prior_tables,
+        minblperant=MIN_BASELINES_PER_ANTENNA,
+    )
+    if not Path(table).exists():
+        raise CalibrationError("gaincal (phase-only) produced no table")
+
+
+def _bandpass(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
     import casatasks
 
     casatasks.bandpass(
@@ -126,19 +157,49 @@ def _bandpass(avg: str, table: str, refant: int, delay_table: str) -> None:
         solnorm=False,
         bandtype="B",
         minblperant=MIN_BASELINES_PER_ANTENNA,
-        gaintable=[delay_table],
+        gaintable=prior_tables,
     )
     if not Path(table).exists():
         raise CalibrationError("bandpass produced no table")
 
 
-def _gaincal(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
+def gain_drift_significance(table: str) -> float:
+    """How far a time-variable G table's phases move between its solutions, in units of their noise.
+
+    Per antenna, SPW and polarization with 3 or more unflagged solutions: the rms of the phase
+    differences between consecutive solutions over sqrt(2) x the noise of one (1 / SNR, radians);
+    the median of those. About 1 for steady gains and noise alone; more as they drift.
+    """
+    import casatools
+
+    tb = casatools.table()
+    tb.open(table)
+    try:
+        g, f, snr = tb.getcol("CPARAM"), tb.getcol("FLAG"), tb.getcol("SNR")
+        ant, spw, t = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("TIME")
+    finally:
+        tb.close()
+    ratios = []
+    for key in set(zip(ant.tolist(), spw.tolist(), strict=True)):
+        rows = np.flatnonzero((ant == key[0]) & (spw == key[1]))
+        rows = rows[np.argsort(t[rows])]
+        for p in range(g.shape[0]):
+            ok = rows[~f[p, 0, rows] & (snr[p, 0, rows] > 0)]
+            if len(ok) < 3:
+                continue
+            dphi = np.diff(np.unwrap(np.angle(g[p, 0, ok])))
+            noise = np.sqrt(2) / np.median(snr[p, 0, ok])
+            ratios.append(np.sqrt(np.mean(dphi**2)) / noise)
+    return float(np.median(ratios)) if ratios else 0.0
+
+
+def _gaincal(avg: str, table: str, refant: int, prior_tables: list[str], solint: str) -> None:
     import casatasks
 
     casatasks.gaincal(
         vis=avg,
         caltable=table,
-        solint="inf",
+        solint=solint,
         combine="scan",
         refant=str(refant),
         calmode="ap",
@@ -155,7 +216,8 @@ def _solver_params(rfi: bool) -> dict:
     return {
         "delay": {"solint": "inf", "combine": "scan,spw", "gaintype": "K", "minsnr": MIN_SNR},
         "bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
-        "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": MIN_SNR},
+        "pre_bandpass_phase": {"solint_s": GAIN_SOLINT_S, "calmode": "p", "minsnr": MIN_SNR, "applied": "bandpass"},
+        "gaincal": {"solint_s": GAIN_SOLINT_S, "calmode": "ap", "minsnr": MIN_SNR},
         "rfi": "contimg.calibrate.rfi 5 sigma, grow 0.5" if rfi else "off",
     }
 
@@ -184,7 +246,7 @@ def solve(
     try:
         t = time.perf_counter()
         avg = str(work / "avg.ms")
-        flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi)
+        flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi, solint_s=GAIN_SOLINT_S)
         timings["flag_shift_average"] = time.perf_counter() - t  # one read of DATA
         t = time.perf_counter()
         _set_point_model(avg, work, plan)
@@ -200,10 +262,18 @@ def solve(
         _delay(avg, k_table, refant)
         timings["delay"] = time.perf_counter() - t
         t = time.perf_counter()
-        _bandpass(avg, b_table, refant, k_table)
+        p_table = str(work / f"{set_name}.Gp")  # not part of the set: it only steadies the bandpass solve
+        _phase_only(avg, p_table, refant, [k_table])
+        timings["pre_bandpass_phase"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _bandpass(avg, b_table, refant, [k_table, p_table])
         timings["bandpass"] = time.perf_counter() - t
         t = time.perf_counter()
-        _gaincal(avg, g_table, refant, [k_table, b_table])
+        _gaincal(avg, g_table, refant, [k_table, b_table], "int")
+        drift = gain_drift_significance(g_table)
+        if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
+            shutil.rmtree(g_table)
+            _gaincal(avg, g_table, refant, [k_table, b_table], "inf")
         timings["gaincal"] = time.perf_counter() - t
         quality = {
             kind: table_quality(path, present) for kind, path in (("K", k_table), ("B", b_table), ("G", g_table))

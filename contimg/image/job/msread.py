@@ -172,7 +172,11 @@ def apply_calibration(ms_path: str, caltables: list[str]) -> None:
 
 
 def load_gains(
-    caltables: list[str], n_ant: int, spw_nchan: list[int], spw_freqs_hz: list[np.ndarray] | None = None
+    caltables: list[str],
+    n_ant: int,
+    spw_nchan: list[int],
+    spw_freqs_hz: list[np.ndarray] | None = None,
+    time_range_s: tuple[float, float] | None = None,
 ) -> tuple[list, list]:
     """Per SPW, the product of the tables' complex gains (n_ant, nchan, npol) and their flags.
 
@@ -182,15 +186,21 @@ def load_gains(
     (contimg.image.applycal.delay_gains), for which the MS's channel frequencies ``spw_freqs_hz``
     are needed.
 
+    A table with several solution times per antenna and SPW (the calibration job's G, one per ~60 s
+    of the calibrator chunk) applies to a chunk whose ``time_range_s`` (MJD seconds, first and last
+    TIME) lies wholly before or after them as CASA's linear interpolation does there: the nearest
+    solution, constant (contimg.image.applycal.nearest_solutions).
+
     Raises
     ------
     UnsupportedTables
-        When a table is not B, G or K Jones, holds several solutions per antenna and SPW (its
-        application needs CASA's interpolation), or is a K table and ``spw_freqs_hz`` is not given.
+        When a table is not B, G or K Jones; holds several solutions per antenna and SPW and the
+        chunk's times overlap them (or are not given): CASA interpolates those row by row; or is a
+        K table and ``spw_freqs_hz`` is not given.
     """
     import casatools
 
-    from contimg.image.applycal import delay_gains, fold_solutions
+    from contimg.image.applycal import delay_gains, fold_solutions, nearest_solutions
 
     tb = casatools.table()
     gains = [np.ones((n_ant, n, 2), np.complex64) for n in spw_nchan]
@@ -207,7 +217,14 @@ def load_gains(
         finally:
             tb.close()
         if len(set(zip(ant.tolist(), spw.tolist(), strict=True))) != len(ant):
-            raise UnsupportedTables(f"{path}: several solutions per antenna and SPW ({len(set(times.tolist()))} times)")
+            t0, t1 = float(times.min()), float(times.max())
+            if time_range_s is None or not (time_range_s[1] < t0 or time_range_s[0] > t1):
+                raise UnsupportedTables(
+                    f"{path}: several solutions per antenna and SPW ({len(set(times.tolist()))} times) "
+                    "over the chunk's own times"
+                )
+            keep = nearest_solutions(ant, spw, times, after=time_range_s[0] > t1)
+            cparam, flag, ant, spw = cparam[:, :, keep], flag[:, :, keep], ant[keep], spw[keep]
         if kind == "K Jones":
             if spw_freqs_hz is None:
                 raise UnsupportedTables(f"{path}: a K table needs the MS's channel frequencies")
