@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 
@@ -32,9 +33,16 @@ from contimg.core.instrument import (
 from contimg.core.phasing import meridian_icrs
 from contimg.sim.faults import apply_after_write, parse_faults
 from contimg.sim.gains import cable_delays_ns, delay_gains, drift_factors
-from contimg.sim.model import baseline_uvw, ha_frame, sky_visibilities
+from contimg.sim.lightcurves import flux_factor
+from contimg.sim.model import (
+    baseline_uvw,
+    gaussian_components,
+    ha_frame,
+    sky_visibilities,
+    sky_visibilities_matrix,
+)
 from contimg.sim.rfi import burst_integrations, plan_rfi, rfi_visibilities
-from contimg.sim.sky import Source, default_sky
+from contimg.sim.sky import Source, counts_sky, default_sky, write_sky_csv
 from contimg.sim.uvh5 import SubbandFile, write_subband
 
 __all__ = ["simulate", "noise_sigma_jy", "transit_start", "DEFAULT_DEC_DEG"]
@@ -46,6 +54,7 @@ GAIN_AMP_RMS = 0.10  # ~10% amplitude scatter between antennas
 GAIN_PHASE_RMS_DEG = 30.0  # tens of degrees
 BANDPASS_RIPPLE = 0.05  # 5% amplitude ripple across each subband
 DEFAULT_MAX_DELAY_NS = 10.0  # cable delays, when on, uniform in +-10 ns
+MATRIX_MIN_SOURCES = 20  # above this many sources the matrix-product visibilities are faster
 CALIBRATOR_CLEAR_DEG = 3.0  # default-sky sources kept this far from a calibrator (beyond the primary beam)
 
 
@@ -116,7 +125,7 @@ def simulate(
     n_chan_per_subband: int = N_CHAN_PER_SUBBAND,
     n_integrations: int = N_INTEGRATIONS,
     dec_deg: float | None = None,
-    sky: list[Source] | None = None,
+    sky: list[Source] | str | None = None,
     calibrator: str | None = None,
     transit_chunk: int = 0,
     seed: int = 0,
@@ -128,6 +137,8 @@ def simulate(
     max_delay_ns: float = DEFAULT_MAX_DELAY_NS,
     drift: bool = False,
     rfi: bool = False,
+    day_index: float | None = None,
+    lightcurve_epoch=None,
 ) -> dict:
     """Write ``n_chunks`` chunks of 16 subband files into ``out_dir`` and ``truth.json`` beside them.
 
@@ -136,8 +147,10 @@ def simulate(
     start : str or Time
         Start of the first chunk (UTC). With ``calibrator`` it is moved forward to the first time
         at which the calibrator transits in the middle of chunk ``transit_chunk``.
-    sky : list of Source, optional
-        Point sources; None means a few seeded sources along the strip, [] means none.
+    sky : list of Source or "counts", optional
+        Sources; None means a few seeded sources along the strip, [] means none, ``"counts"`` a seeded
+        realistic field from the 1.4 GHz source counts (``contimg.sim.sky.counts_sky``; a calibrator is
+        embedded in it). The sky is written beside the data as ``sky.csv`` (the reference catalogue).
     calibrator : str, optional
         VLA calibrator name; it joins the sky with its 20 cm flux and sets the default pointing dec.
     faults : str or iterable of Fault
@@ -151,6 +164,9 @@ def simulate(
     rfi : bool
         Persistent narrowband RFI, broadband bursts and a dead (antenna, subband), seeded
         (``contimg.sim.rfi``); where they are is in ``truth["rfi"]`` and each chunk's ``rfi_bursts``.
+    day_index : float, optional
+        The day the sources' light curves are evaluated at (``contimg.sim.lightcurves``); by default the
+        whole days from ``lightcurve_epoch`` (UTC) to ``start``, or 0 without an epoch.
 
     Returns
     -------
@@ -167,7 +183,10 @@ def simulate(
             raise ValueError(f"fault {fault} names chunk {fault.chunk} but only {n_chunks} are simulated")
     rng = np.random.default_rng(seed)
     t_start = Time(start, scale="utc")
-    sources = list(sky) if sky is not None else None
+    if isinstance(sky, str) and sky != "counts":
+        raise ValueError(f"sky {sky!r}: allowed: a list of Source, None or 'counts'")
+    counts = sky == "counts"
+    sources = list(sky) if sky is not None and not counts else None
     cal_info = None
     if calibrator:
         from contimg.calibrate.calibrators import find_calibrator
@@ -191,6 +210,9 @@ def simulate(
         }
     dec_deg = DEFAULT_DEC_DEG if dec_deg is None else float(dec_deg)
     duration_s = n_integrations * INTEGRATION_S
+    if counts:
+        track = meridian_icrs(t_start + [0, n_chunks * CHUNK_DURATION_S] * u.s, dec_deg)
+        sources = counts_sky((track.ra.deg[0], track.ra.deg[1]), float(np.mean(track.dec.deg)), rng)
     if sources is None:
         span = meridian_icrs(t_start + [0, n_chunks * CHUNK_DURATION_S] * u.s, dec_deg).ra.deg
         n_default = max(3, int(round(6 * n_chunks * CHUNK_DURATION_S / 3600.0)))
@@ -205,6 +227,13 @@ def simulate(
                 if SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg).separation(cal_coord).deg > CALIBRATOR_CLEAR_DEG
             ]
         sources = [cal_src] + sources
+    if day_index is None:
+        day_index = 0.0 if lightcurve_epoch is None else float(np.floor((t_start - Time(lightcurve_epoch)).jd))
+    catalogue = sources
+    factors = [flux_factor(s.lightcurve, day_index) for s in sources]
+    sources = [s if f == 1.0 else replace(s, flux_jy=s.flux_jy * f) for s, f in zip(sources, factors, strict=True)]
+    # many sources or any Gaussian: per-antenna phasors and matrix products (few point sources: one by one, as before)
+    matrix = len(sources) > MATRIX_MIN_SOURCES or any(s.maj_arcsec > 0 for s in sources)
 
     stations = load_stations()
     numbers = select_stations(n_antennas)
@@ -236,6 +265,9 @@ def simulate(
     chan_width = SUBBAND_WIDTH_HZ / n_chan_per_subband
     sigma = noise_sigma_jy(chan_width)
 
+    if matrix:
+        b_len = np.linalg.norm(ant_ha[:, None, :] - ant_ha[None, :, :], axis=-1).max()
+        components = gaussian_components(sources, float(freqs_all.max()), max(float(b_len), 1.0))
     truth_chunks = []
     for c in range(n_chunks):
         chunk_start = t_start + c * CHUNK_DURATION_S * u.s
@@ -261,7 +293,10 @@ def simulate(
             times = sub_start + (np.arange(n_integrations) + 0.5) * INTEGRATION_S * u.s
             freqs = subband_freqs_hz(sb, n_chan_per_subband)
             sel = sb_of_freq == sb
-            vis = sky_visibilities(ant_ha, i1, i2, times, freqs, sources, dec_deg)  # (T, B, F)
+            if matrix:
+                vis = sky_visibilities_matrix(ant_ha, i1, i2, times, freqs, components, dec_deg)  # (T, B, F)
+            else:
+                vis = sky_visibilities(ant_ha, i1, i2, times, freqs, sources, dec_deg)  # (T, B, F)
             if rfi:
                 vis = vis + rfi_visibilities(
                     rfi_plan, seed, sb, len(freqs), n_integrations, bursts, chunk_start.mjd, i1, i2, len(numbers)
@@ -368,11 +403,17 @@ def simulate(
         if drift
         else None,
         "sky": [s.as_dict() for s in sources],
+        "sky_model": "counts" if counts else ("default" if sky is None else "given"),
+        "sky_file": "sky.csv",
+        "visibility_method": "matrix" if matrix else "direct",
+        "day_index": day_index,
+        "flux_factors": factors,
         "calibrator": cal_info,
         "faults": [f.as_dict() for f in fault_list],
         "rfi": rfi_plan.as_dict(lambda sb: subband_freqs_hz(sb, n_chan_per_subband)) if rfi else None,
         "chunks": truth_chunks,
     }
+    write_sky_csv(out_dir / "sky.csv", catalogue)  # catalogue fluxes (light curves at their base level)
     tmp = out_dir / f".truth.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(truth, indent=2))
     os.replace(tmp, out_dir / "truth.json")

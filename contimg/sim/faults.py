@@ -28,11 +28,14 @@ _SPEC = re.compile(r"^(?P<kind>[a-z]+)@(?P<chunk>\d+):(?P<sb>\d+)$")
 
 @dataclass(frozen=True)
 class Fault:
+    """One injected fault: its kind, chunk and subband."""
+
     kind: str
     chunk: int
     subband: int
 
     def as_dict(self) -> dict:
+        """The fields as a dict (truth.json)."""
         return asdict(self)
 
 

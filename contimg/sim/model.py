@@ -19,7 +19,23 @@ from contimg.core.beam import C_M_S, airy_power
 from contimg.core.instrument import SITE
 from contimg.sim.sky import Source
 
-__all__ = ["ha_frame", "source_directions", "pointing_direction", "baseline_uvw", "sky_visibilities"]
+__all__ = [
+    "ha_frame",
+    "source_directions",
+    "pointing_direction",
+    "baseline_uvw",
+    "sky_visibilities",
+    "sky_visibilities_matrix",
+    "gaussian_components",
+]
+
+ERA_RATE_RAD_S = 2 * np.pi * 1.00273781191135448 / 86400.0  # Earth rotation angle per UT1 second (IERS 2003)
+# Gauss-Hermite components: a resolved source's visibility within 1 mJy of its analytic one (a few times a full-size
+# chunk's image noise) or 0.1 % of its flux, whichever is larger; each component costs a matrix product
+GH_TOL_JY = 1e-3
+GH_TOL_REL = 1e-3
+GH_MAX_NODES = 40  # per axis
+MAX_BASELINE_M = 3000.0  # longer than DSA-110's longest baseline (~2.6 km)
 
 
 def ha_frame(itrf_m: np.ndarray) -> np.ndarray:
@@ -89,3 +105,134 @@ def sky_visibilities(
         amp = src.flux_at(freqs_hz)[None, :] * airy_power(theta[:, i, None], freqs_hz[None, :])  # (T, F)
         vis += amp[:, None, :] * np.exp(1j * delay_m[:, :, None] * k[None, None, :])
     return vis
+
+
+def _directions_linear(ra_deg: np.ndarray, dec_deg: np.ndarray, times: Time) -> np.ndarray:
+    """Unit vectors (T, S, 3) in the hour-angle frame: astropy at the first and last time, linear between.
+
+    Over a subband's 5 minutes the apparent place moves smoothly (aberration, precession: < 1 mas), so the
+    hour angle grows linearly (at about the Earth rotation rate) and the declination barely changes; this
+    keeps the many-source path to two astropy transforms per subband.
+    """
+    coords = SkyCoord(ra=np.asarray(ra_deg) * u.deg, dec=np.asarray(dec_deg) * u.deg, frame="icrs")
+    ends = times[[0, -1]] if len(times) > 1 else times[[0]]
+    hadec = [coords.transform_to(HADec(obstime=t, location=SITE, pressure=0 * u.hPa)) for t in ends]
+    ha0, dec0 = hadec[0].ha.to_value(u.rad), hadec[0].dec.to_value(u.rad)
+    dt = (times - times[0]).to_value(u.s)
+    if len(times) > 1 and dt[-1] > 0:
+        d_ha = np.angle(np.exp(1j * (hadec[1].ha.to_value(u.rad) - ha0)))  # wrapped to (-pi, pi]
+        frac = dt / dt[-1]
+        ha = ha0[None, :] + d_ha[None, :] * frac[:, None]
+        dec = dec0[None, :] + (hadec[1].dec.to_value(u.rad) - dec0)[None, :] * frac[:, None]
+    else:
+        ha = ha0[None, :] + ERA_RATE_RAD_S * dt[:, None]
+        dec = np.broadcast_to(dec0[None, :], ha.shape)
+    return _unit(ha, dec)
+
+
+def sky_visibilities_matrix(
+    ant_ha_m: np.ndarray,
+    ant1: np.ndarray,
+    ant2: np.ndarray,
+    times: Time,
+    freqs_hz: np.ndarray,
+    components: dict,
+    dec_deg: float,
+) -> np.ndarray:
+    """Visibilities (T, B, F) of many point components, as per-antenna phasors and a matrix product.
+
+    ``V_ij = sum_s w_s conj(e_is) e_js`` with ``e_as = exp(i k x_a . (s - s0))`` and
+    ``w_s = S_s(nu) A(theta_s, nu) >= 0``, so for each time and channel ``V = conj(F) F^T`` with
+    ``F = e sqrt(w)``: a Hermitian rank-k update (BLAS ``cherk``, complex64), of which the baselines'
+    upper triangle (``ant1 <= ant2``) is kept. ``components`` holds arrays ``ra_deg``, ``dec_deg``,
+    ``flux_jy`` (at 1.4 GHz) and ``spectral_index``.
+    """
+    from scipy.linalg.blas import cherk
+
+    from contimg.sim.sky import REF_FREQ_HZ
+
+    freqs = np.asarray(freqs_hz, dtype=float)
+    n_t, n_b, n_f = len(times), len(ant1), len(freqs)
+    vis = np.zeros((n_t, n_b, n_f), dtype=np.complex128)
+    if len(components["flux_jy"]) == 0:
+        return vis
+    s0 = pointing_direction(dec_deg)
+    dirs = _directions_linear(components["ra_deg"], components["dec_deg"], times)  # (T, S, 3)
+    theta = np.arccos(np.clip(dirs @ s0, -1.0, 1.0))  # (T, S)
+    spec = components["flux_jy"][None, :] * (freqs[:, None] / REF_FREQ_HZ) ** components["spectral_index"][None, :]
+    k = 2.0 * np.pi * freqs / C_M_S
+    steps = np.diff(k)
+    even = n_f > 1 and np.allclose(steps, steps[0], rtol=1e-9, atol=0)
+    for t in range(n_t):
+        d = ant_ha_m @ (dirs[t] - s0).T  # (A, S) metres
+        w = spec * airy_power(theta[t][None, :], freqs[:, None])  # (F, S)
+        root = np.sqrt(w)
+        e = np.exp(1j * k[0] * d)
+        step = np.exp(1j * steps[0] * d) if even else None
+        for f in range(n_f):
+            if f:
+                e = e * step if even else np.exp(1j * k[f] * d)
+            m = np.conj(e * root[f][None, :]).astype(np.complex64)
+            c = cherk(1.0, m)  # upper triangle of m m^H = sum_s w conj(e_i) e_j
+            vis[t, :, f] = c[ant1, ant2]
+    return vis
+
+
+def _gh_nodes(a_max: float, tol: float):
+    """Gauss-Hermite nodes and weights (sum 1) reproducing exp(-a^2/4) for a <= a_max within ``tol``."""
+    from numpy.polynomial.hermite import hermgauss
+
+    a = np.linspace(0.0, a_max, 256)
+    for n in range(1, GH_MAX_NODES + 1):
+        x, w = hermgauss(n)
+        w = w / np.sqrt(np.pi)
+        if np.abs(np.exp(-1j * a[:, None] * x[None, :]) @ w - np.exp(-(a**2) / 4)).max() <= tol:
+            break
+    return x, w
+
+
+def gaussian_components(sources: list[Source], max_freq_hz: float, max_baseline_m: float = MAX_BASELINE_M) -> dict:
+    """Point components (arrays ``ra_deg``, ``dec_deg``, ``flux_jy``, ``spectral_index``) for ``sources``.
+
+    A point source is one component. A Gaussian (``maj_arcsec`` > 0; FWHM, position angle east of north)
+    becomes a grid of Gauss-Hermite nodes along its axes: with sigma = FWHM / sqrt(8 ln 2) the
+    visibility of the nodes, ``sum_q w_q exp(-2 pi i u sqrt(2) sigma x_q)``, is a quadrature of the
+    Gaussian's ``exp(-2 pi^2 sigma^2 u^2)``, exact to ``max(GH_TOL_JY, GH_TOL_REL S)`` out to the longest
+    baseline at ``max_freq_hz`` (nodes chosen per source and axis).
+    """
+    u_max = max_baseline_m * max_freq_hz / C_M_S
+    ra, dec, flux, alpha = [], [], [], []
+    centre_ra, centre_dec, east_all, north_all = [], [], [], []
+    for src in sources:
+        if src.maj_arcsec <= 0:
+            ra.append([src.ra_deg])
+            dec.append([src.dec_deg])
+            flux.append([src.flux_jy])
+            alpha.append([src.spectral_index])
+            continue
+        tol = max(GH_TOL_JY / max(src.flux_jy, 1e-30), GH_TOL_REL)  # relative to the flux
+        sig = np.radians(np.array([src.maj_arcsec, src.min_arcsec or src.maj_arcsec]) / 3600.0) / np.sqrt(8 * np.log(2))
+        (xa, wa), (xb, wb) = (_gh_nodes(2 * np.sqrt(2) * np.pi * s * u_max, tol / 2) for s in sig)
+        pa = np.radians(src.pa_deg)
+        along = np.sqrt(2) * sig[0] * np.repeat(xa, len(xb))  # rad along the major axis
+        across = np.sqrt(2) * sig[1] * np.tile(xb, len(xa))
+        east_all.append(along * np.sin(pa) + across * np.cos(pa))
+        north_all.append(along * np.cos(pa) - across * np.sin(pa))
+        centre_ra.append(np.full(along.size, src.ra_deg))
+        centre_dec.append(np.full(along.size, src.dec_deg))
+        flux.append(src.flux_jy * np.outer(wa, wb).ravel())
+        alpha.append(np.full(along.size, src.spectral_index))
+    if east_all:
+        from astropy.coordinates import Angle
+
+        east, north = np.concatenate(east_all), np.concatenate(north_all)
+        centre = SkyCoord(np.concatenate(centre_ra) * u.deg, np.concatenate(centre_dec) * u.deg)
+        pos = centre.directional_offset_by(Angle(np.arctan2(east, north), u.rad), Angle(np.hypot(east, north), u.rad))
+        ra.append(pos.ra.deg)
+        dec.append(pos.dec.deg)
+    return {
+        "ra_deg": np.concatenate(ra) if ra else np.zeros(0),
+        "dec_deg": np.concatenate(dec) if dec else np.zeros(0),
+        "flux_jy": np.concatenate(flux) if flux else np.zeros(0),
+        "spectral_index": np.concatenate(alpha) if alpha else np.zeros(0),
+    }

@@ -22,6 +22,8 @@ __all__ = ["SubbandFile", "write_subband"]
 
 @dataclass
 class SubbandFile:
+    """The contents of one subband file, in the correlator's layout."""
+
     time_jd: np.ndarray  # (Nblts,)
     ant1: np.ndarray  # (Nblts,) antenna numbers
     ant2: np.ndarray
