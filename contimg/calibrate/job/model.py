@@ -6,7 +6,8 @@ that bin's time -- 3-4 % apart between the chunk's middle and its ends for a sou
 centre. ``ft`` has one flux per component for the whole MS; a per-bin gain would then absorb the
 beam, and the image job applies the nearest bin's gain to other chunks. Here each row gets each
 source's flux through the Airy beam at its own time and frequency, and a field source's fringe is
-averaged over the bin's span (sub-samples), as the averaging did to the data. The geometry is the
+averaged over the bin's span (sub-samples, each with its own smearing), as the averaging did to
+the data. The geometry is the
 phase shift's (``average._antenna_uvw``: CASA's uvw towards the calibrator, ICRS) and the sign the
 MS's: a source at direction cosines (l, m, n) relative to the centre is S exp(+2 pi i (u l + v m +
 w (n - 1)) nu / c) (docs/conventions.md).
@@ -105,12 +106,19 @@ def write_field_model(
                 f = np.asarray(freqs[spw_of_dd[d]])
                 spec = flux[:, None] * (f[None, :] / 1.4e9) ** alpha[:, None]  # (S, C)
                 acc = np.zeros((len(r), len(f)), np.complex128)
+                half = key[1] / N_SUBSAMPLES / 2
                 for k, t in enumerate(sub_t):
-                    u = _antenna_uvw(me, qa, rel, float(t), ra_c, dec_c)
-                    b = u[a1[r]] - u[a2[r]]  # (R, 3) CASA's sense
-                    phase = 2 * np.pi * (b @ lmn.T)[:, :, None] * f[None, None, :] / C_M_S  # (R, S, C)
+                    # the fringe at the sub-sample's middle, and its turn over the sub-sample: a linear
+                    # phase ramp of dphi averages to sinc(dphi / 2 pi) times its middle value
+                    w_geom = [
+                        (lambda u: (u[a1[r]] - u[a2[r]]) @ lmn.T)(_antenna_uvw(me, qa, rel, float(x), ra_c, dec_c))
+                        for x in (t - half, t, t + half)
+                    ]  # (R, S) m each, CASA's sense
+                    k_f = 2 * np.pi * f[None, None, :] / C_M_S
+                    phase = w_geom[1][:, :, None] * k_f  # (R, S, C)
+                    smear = np.sinc((w_geom[2] - w_geom[0])[:, :, None] * k_f / (2 * np.pi))
                     s_app = spec * airy_power(theta[k][:, None], f[None, :])  # (S, C)
-                    acc += np.einsum("sc,rsc->rc", s_app, np.exp(1j * phase))
+                    acc += np.einsum("sc,rsc->rc", s_app, smear * np.exp(1j * phase))
                 model[r] = (acc / N_SUBSAMPLES)[:, :, None].astype(np.complex64)
         tb.putcol("MODEL_DATA", np.transpose(model, (2, 1, 0)))
     finally:
