@@ -5,7 +5,8 @@ model, a 100 mJy source a degree away is a phase error that grows with baseline.
 one ``CONTIMG_REFERENCE_CATALOG`` or ``contimg calibrate --reference-catalog`` names:
 
 - a CSV with columns ``ra_deg,dec_deg,flux_jy,spectral_index`` (ICRS degrees, 1.4 GHz Jy; other
-  columns allowed, e.g. the simulator's ``sky.csv``; a missing spectral index column means -0.7), or
+  columns allowed, e.g. the simulator's ``sky.csv``; a missing spectral index column means -0.7;
+  optional ``maj_arcsec,min_arcsec,pa_deg`` give a Gaussian's FWHM and position angle), or
 - a VizieR-format table (TSV ``.tsv`` with ``#`` comments and a units/dashes line, or FITS) read by
   astropy: RA/Dec from ``RAJ2000``/``DEJ2000`` (or ``_RAJ2000``/``_DEJ2000``, ``RA_ICRS``/``DE_ICRS``,
   degrees), flux from ``S1.4`` (mJy; NVSS) or ``Flux``/``Fint``/``Fpeak`` (mJy), spectral index
@@ -42,6 +43,9 @@ class RefSource:
     dec_deg: float
     flux_jy: float
     spectral_index: float
+    maj_arcsec: float = 0.0  # Gaussian FWHM along the major axis; 0: a point
+    min_arcsec: float = 0.0
+    pa_deg: float = 0.0  # east of north
 
 
 def read_reference_catalog(path) -> list[RefSource]:
@@ -86,12 +90,17 @@ def _read_csv(path: Path) -> list[RefSource]:
         for i, row in enumerate(reader, start=2):
             row = {k.strip(): v for k, v in row.items() if k is not None}
             alpha = row.get("spectral_index")
+            shape = [
+                0.0 if row.get(c) in (None, "") else _number(path, c, i, row[c])
+                for c in ("maj_arcsec", "min_arcsec", "pa_deg")  # optional: a Gaussian's size (the sky.csv's)
+            ]
             out.append(
                 RefSource(
                     _number(path, "ra_deg", i, row["ra_deg"]),
                     _number(path, "dec_deg", i, row["dec_deg"]),
                     _number(path, "flux_jy", i, row["flux_jy"]),
                     DEFAULT_SPECTRAL_INDEX if alpha in (None, "") else _number(path, "spectral_index", i, alpha),
+                    *shape,
                 )
             )
     return out

@@ -92,6 +92,11 @@ def write_field_model(
         dec = np.array([s[1] for s in sources])
         flux = np.array([s[2] for s in sources])
         alpha = np.array([s[3] for s in sources])
+        # Gaussians (FWHM, PA east of north; 0: a point): exp(-pi^2 / (4 ln 2) (maj^2 q_maj^2 + min^2 q_min^2))
+        # with q the baseline in wavelengths along each axis
+        maj = np.radians(np.array([s[4] if len(s) > 4 else 0.0 for s in sources]) / 3600.0)
+        mnr = np.radians(np.array([s[5] if len(s) > 5 else 0.0 for s in sources]) / 3600.0)
+        pa = np.radians(np.array([s[6] if len(s) > 6 else 0.0 for s in sources]))
         lmn = _direction_cosines(ra, dec, *centre)  # (S, 3)
         me, qa = casatools.measures(), casatools.quanta()
         me.doframe(me.observatory(telescope))
@@ -110,14 +115,19 @@ def write_field_model(
                 for k, t in enumerate(sub_t):
                     # the fringe at the sub-sample's middle, and its turn over the sub-sample: a linear
                     # phase ramp of dphi averages to sinc(dphi / 2 pi) times its middle value
-                    w_geom = [
-                        (lambda u: (u[a1[r]] - u[a2[r]]) @ lmn.T)(_antenna_uvw(me, qa, rel, float(x), ra_c, dec_c))
+                    bs = [
+                        (lambda u: u[a1[r]] - u[a2[r]])(_antenna_uvw(me, qa, rel, float(x), ra_c, dec_c))
                         for x in (t - half, t, t + half)
-                    ]  # (R, S) m each, CASA's sense
+                    ]  # (R, 3) m each, CASA's sense
+                    w_geom = [b @ lmn.T for b in bs]  # (R, S) m
                     k_f = 2 * np.pi * f[None, None, :] / C_M_S
                     phase = w_geom[1][:, :, None] * k_f  # (R, S, C)
                     smear = np.sinc((w_geom[2] - w_geom[0])[:, :, None] * k_f / (2 * np.pi))
                     s_app = spec * airy_power(theta[k][:, None], f[None, :])  # (S, C)
+                    q_maj = bs[1][:, 0:1] * np.sin(pa) + bs[1][:, 1:2] * np.cos(pa)  # (R, S) m
+                    q_min = bs[1][:, 0:1] * np.cos(pa) - bs[1][:, 1:2] * np.sin(pa)
+                    size2 = (maj * q_maj) ** 2 + (mnr * q_min) ** 2  # (R, S) m^2 rad^2
+                    smear = smear * np.exp(-(np.pi**2) / (4 * np.log(2)) * size2[:, :, None] * (f / C_M_S) ** 2)
                     acc += np.einsum("sc,rsc->rc", s_app, smear * np.exp(1j * phase))
                 model[r] = (acc / N_SUBSAMPLES)[:, :, None].astype(np.complex64)
         tb.putcol("MODEL_DATA", np.transpose(model, (2, 1, 0)))

@@ -231,12 +231,12 @@ FIELD_MIN_APPARENT_FRACTION = 0.005
 MAX_FIELD_SOURCES = 30
 
 
-def _field(plan: SolvePlan, reference: list, pointing_dec_deg: float) -> list[tuple[float, float, float, float]]:
+def _field(plan: SolvePlan, reference: list, pointing_dec_deg: float) -> list[tuple]:
     """The model's sources: the calibrator, then the catalogue's brightest apparent ones near it."""
     from contimg.calibrate.plan import drift_averaged_beam
     from contimg.calibrate.refcat import field_sources
 
-    cal = (plan.ra_deg, plan.dec_deg, plan.flux_jy, plan.intrinsic_spectral_index)
+    cal = (plan.ra_deg, plan.dec_deg, plan.flux_jy, plan.intrinsic_spectral_index, 0.0, 0.0, 0.0)
     near = field_sources(
         reference, plan.ra_deg, plan.dec_deg, radius_deg=FIELD_RADIUS_DEG, min_flux_jy=0.0, exclude_within_deg=1 / 60
     )
@@ -245,7 +245,8 @@ def _field(plan: SolvePlan, reference: list, pointing_dec_deg: float) -> list[tu
     for s in near:
         apparent = s.flux_jy * drift_averaged_beam(s.ra_deg, s.dec_deg, t0, t1, pointing_dec_deg, n=3)
         if apparent >= FIELD_MIN_APPARENT_FRACTION * plan.apparent_flux_jy:
-            bright.append((apparent, (s.ra_deg, s.dec_deg, s.flux_jy, s.spectral_index)))
+            shape = (s.maj_arcsec, s.min_arcsec or s.maj_arcsec, s.pa_deg)
+            bright.append((apparent, (s.ra_deg, s.dec_deg, s.flux_jy, s.spectral_index, *shape)))
     bright.sort(key=lambda x: -x[0])
     return [cal] + [b[1] for b in bright[:MAX_FIELD_SOURCES]]
 
