@@ -1,10 +1,12 @@
-"""The CASA solve on a calibrator chunk: average, model, bandpass, gains, quality (child process only).
+"""The CASA solve on a calibrator chunk: average, model, delays, bandpass, gains, quality (child process only).
 
-After ``contimg.calibrate.job.average`` has written the small calibrator-centred MS, set a
-point-source model of the apparent flux (catalogue flux x spectral index x the primary beam
-averaged over the drift, from ``contimg.calibrate.plan``) and solve B (per channel, one per SPW)
-then G (amplitude and phase, with B applied). The tables are written into a temporary folder
-beside ``out_dir`` and renamed to it; ``caltables.json`` beside them lists them in apply order.
+After ``contimg.calibrate.job.average`` has written the small calibrator-centred MS (time bins of
+~60 s), set the model (``ft`` of the calibrator at its apparent flux; with a reference catalogue,
+the calibrator and the field's bright sources predicted bin by bin, ``job/model.py``) and solve K
+(one delay per antenna over the band), a phase-only G per bin for the bandpass solve only, B (per
+channel, one per SPW) and G (amplitude and phase per bin, or once over the chunk when the gains
+are steady). The tables are written into a temporary folder beside ``out_dir`` and renamed to it;
+``caltables.json`` beside them lists them in apply order (docs/conventions.md, Calibration).
 """
 
 from __future__ import annotations
