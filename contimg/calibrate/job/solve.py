@@ -288,11 +288,13 @@ def solve(
         flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi, solint_s=GAIN_SOLINT_S)
         timings["flag_shift_average"] = time.perf_counter() - t  # one read of DATA
         t = time.perf_counter()
-        _set_point_model(avg, work, plan)  # MODEL_DATA, the calibrator alone (drift-averaged flux)
-        if reference is not None and pointing_dec_deg is not None:  # with a catalogue: the field, bin by bin
+        _set_point_model(avg, work, plan)  # MODEL_DATA made, the calibrator alone at its drift-averaged flux
+        if pointing_dec_deg is not None:  # bin by bin: the beam at each bin's time, and the catalogue's field
             from contimg.calibrate.job.model import write_field_model
 
-            field = _field(plan, reference, pointing_dec_deg)
+            # per-bin gains would otherwise absorb the calibrator's beam (3-4 % between the chunk's middle and
+            # its ends), and the image job applies the nearest bin's gain to other chunks
+            field = _field(plan, reference or [], pointing_dec_deg)
             write_field_model(avg, field, (plan.ra_deg, plan.dec_deg), pointing_dec_deg)
             print(f"model: the calibrator and {len(field) - 1} field sources from the reference catalogue")
         timings["model"] = time.perf_counter() - t
