@@ -1,4 +1,4 @@
-"""caltable_set: bandpass and gain tables solved on a calibrator transit, registered with a validity window."""
+"""caltable_set: delay, bandpass and gain tables solved on a calibrator transit, registered with a validity window."""
 
 import time
 
