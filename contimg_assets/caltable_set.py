@@ -1,4 +1,4 @@
-"""caltable_set: bandpass and gain tables solved on a calibrator transit, registered with a validity window."""
+"""caltable_set: delay, bandpass and gain tables solved on a calibrator transit, registered with a validity window."""
 
 import time
 
@@ -9,6 +9,7 @@ from contimg.calibrate.registry_rules import DEFAULT_VALIDITY_H
 from contimg.calibrate.report import CalibrateReport
 from contimg.catalogue.ingest import current_ms, record_timing, upsert_group
 from contimg.catalogue.registry import register_report
+from contimg.core.config import read
 from contimg.core.settings import window_slug
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.measurement_set import measurement_set
@@ -38,10 +39,14 @@ def caltable_set(
         if ms is None:
             raise Failure(description=f"no Measurement Set for window {window}")
         t0 = time.perf_counter()
+        job_args = [ms["path"], "--out", out_dir, "--set-name", slug]
+        reference = read("CONTIMG_REFERENCE_CATALOG")  # the field's sources join the calibrator's model
+        if reference is not None:
+            job_args += ["--reference-catalog", reference]
         result = casa.run(
             context,
             "calibrate",
-            [ms["path"], "--out", out_dir, "--set-name", slug],
+            job_args,
             log_name=f"calibrate-{slug}",
             report_path=layout.scratch / f"calibrate-{slug}.json",
             layout=layout,

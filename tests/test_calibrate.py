@@ -84,12 +84,23 @@ def _assert_gains_match(root, truth, report):
             tb.open(t); g = tb.getcol('CPARAM'); f = tb.getcol('FLAG'); a = tb.getcol('ANTENNA1'); s = tb.getcol('SPECTRAL_WINDOW_ID'); tb.close()
             return g, f, a, s
         B = load("{root}/tables/tables.B"); G = load("{root}/tables/tables.G")
+        tb.open("{root}/tables/tables.K")
+        K = tuple(tb.getcol(c) for c in ('FPARAM', 'FLAG', 'ANTENNA1', 'SPECTRAL_WINDOW_ID'))
+        tb.close()
+        def chan_freqs(t):
+            tb.open(t + "/SPECTRAL_WINDOW"); f = [tb.getcell('CHAN_FREQ', i) for i in range(tb.nrows())]; tb.close()
+            return f
+        k_ref = [f[0] for f in chan_freqs("{root}/tables/tables.K")]
+        freqs = chan_freqs("{root}/tables/tables.B")
         out = {{}}
         for row in range(B[0].shape[2]):
             a, spw = int(B[2][row]), int(B[3][row])
             grow = [r for r in range(G[0].shape[2]) if G[2][r] == a and G[3][r] == spw][0]
-            prod = B[0][:, :, row] * G[0][:, :, grow]  # (pol, chan)
-            flag = B[1][:, :, row] | G[1][:, :, grow]
+            krow = [r for r in range(K[0].shape[2]) if K[2][r] == a and K[3][r] == spw][0]
+            # CASA's K Jones: exp(+2 pi i tau (nu - nu_ref)), tau in ns
+            kgain = np.exp(2j * np.pi * 1e-9 * K[0][:, :1, krow] * (freqs[spw] - k_ref[spw])[None, :])
+            prod = kgain * B[0][:, :, row] * G[0][:, :, grow]  # (pol, chan)
+            flag = B[1][:, :, row] | G[1][:, :, grow] | K[1][:, :1, krow]
             out.setdefault(a, {{}})[spw] = dict(re=prod.real.tolist(), im=prod.imag.tolist(), flag=flag.tolist())
         print(json.dumps(out))
     """,  # noqa: E501 (a CASA script run as is in a child process)
@@ -151,7 +162,7 @@ def test_applying_the_tables_restores_a_target_flux(solved, tmp_path):
         ).returncode
         == 0
     )
-    tables = [str(root / "tables" / "tables.B"), str(root / "tables" / "tables.G")]
+    tables = [str(root / "tables" / f"tables.{kind}") for kind in ("K", "B", "G")]
     cfg = json.dumps({"max_size_px": 512, "niter": 500})
     args = [tmp_path / "t.ms", "--out", tmp_path / "img" / "t", "--config", cfg, "--calset", "tables"]
     for t in tables:

@@ -175,6 +175,7 @@ def test_validity_window_and_apply_order_rules():
     with pytest.raises(ValueError, match="validity_h must be a positive number of hours, got 0"):
         validity_window(61000.5, 0)
     assert APPLY_ORDER["B"] < APPLY_ORDER["G"], "gains are solved with the bandpass applied"
+    assert APPLY_ORDER["K"] < APPLY_ORDER["B"], "the bandpass is solved with the delays applied"
     assert (set_status(True), set_status(False)) == ("active", "failed")
 
 

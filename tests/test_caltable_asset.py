@@ -64,7 +64,7 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
     out = layout.caltable_dir(window)
     info = json.loads((out / "caltables.json").read_text())
     tables = [str(out / t["name"]) for t in sorted(info["tables"], key=lambda t: t["order"])]
-    assert [t["type"] for t in sorted(info["tables"], key=lambda t: t["order"])] == ["B", "G"]
+    assert [t["type"] for t in sorted(info["tables"], key=lambda t: t["order"])] == ["K", "B", "G"]
     assert info["quality_ok"] and info["set_name"] == window_slug(window)
     assert all(Path(t).is_dir() for t in tables)
 
@@ -76,7 +76,14 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
     assert meta["model_flux_jy"].value == info["model"]["flux_jy"] and meta["validity_h"].value == 6.0
     assert Path(meta["bandpass_plot"].value) == out / f"{window_slug(window)}.bandpass.png"
     assert Path(meta["bandpass_plot"].value).exists() and Path(meta["log"].value).exists()
-    assert set(meta["timings_s"].value) == {"flag_shift_average", "model", "bandpass", "gaincal"}
+    assert set(meta["timings_s"].value) == {
+        "flag_shift_average",
+        "model",
+        "delay",
+        "pre_bandpass_phase",
+        "bandpass",
+        "gaincal",
+    }
     assert "| B | 10 |" in meta["summary"].value and "| G | 20 |" in meta["summary"].value
 
     con = sqlite3.connect(layout.catalogue)

@@ -13,9 +13,10 @@ __all__ = ["APPLY_ORDER", "DEFAULT_VALIDITY_H", "CalSet", "select_active", "set_
 
 DEFAULT_VALIDITY_H = 6.0  # +/- hours around the transit
 
-# CASA applies tables in the order given: the bandpass first, then the gains solved with it applied.
-# Gaps of 10 leave room for a table type between them without renumbering registered sets.
-APPLY_ORDER = {"B": 10, "G": 20}
+# CASA applies tables in the order given: the delays first, then the bandpass solved with them
+# applied, then the gains solved with both. Gaps leave room for a table type between them without
+# renumbering registered sets (K took 5 below B's 10).
+APPLY_ORDER = {"K": 5, "B": 10, "G": 20}
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class CalTable:
     """One table of a set: ``name`` inside the set's folder, CASA type, apply order, quality, full path."""
 
     name: str  # e.g. "2026-01-25T0000.B"
-    type: str  # "B" or "G"
+    type: str  # "K", "B" or "G"
     order: int  # apply order: lower first (contimg.calibrate.registry_rules.APPLY_ORDER)
     quality: TableQuality
     path: str

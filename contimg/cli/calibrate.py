@@ -14,6 +14,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the tables (and caltables.json)")
     parser.add_argument("--calibrator", default=None, help="VLA name; default: the brightest transiting in the chunk")
     parser.add_argument("--refant", default=None, help="0-based antenna ids in preference order, comma-separated")
+    parser.add_argument(
+        "--reference-catalog",
+        type=Path,
+        default=None,
+        help="CSV (ra_deg,dec_deg,flux_jy,spectral_index) or VizieR table of the field: its sources join the model",
+    )
     parser.add_argument("--no-register", action="store_true", help="do not add the set to the catalogue's registry")
 
 
@@ -34,6 +40,8 @@ def run(args) -> int:
         job_args += ["--calibrator", args.calibrator]
     if args.refant:
         job_args += ["--refant", args.refant]
+    if args.reference_catalog:
+        job_args += ["--reference-catalog", args.reference_catalog]
     run_child_job("calibrate", job_args, layout)  # a failure surfaces as the job's last error line
     if args.no_register:
         return 0

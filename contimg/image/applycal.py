@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fold_solutions", "baseline_period", "baseline_gains", "channel_sum", "calibrate_and_bin"]
+__all__ = [
+    "delay_gains",
+    "nearest_solutions",
+    "fold_solutions",
+    "baseline_period",
+    "baseline_gains",
+    "channel_sum",
+    "calibrate_and_bin",
+]
 
 
 def fold_solutions(
@@ -66,6 +74,31 @@ def fold_solutions(
         solved[k][a] = True
     for k in range(len(gains)):
         flags[k][~solved[k]] = True
+
+
+def delay_gains(delays_ns: np.ndarray, freqs_hz: np.ndarray, ref_freq_hz: float) -> np.ndarray:
+    """A K table's delays as complex gains: exp(+2 pi i tau (nu - nu_ref)), CASA's K Jones.
+
+    ``delays_ns`` (npol, nrow) from FPARAM; returns (npol, nchan, nrow) complex64, the layout
+    ``fold_solutions`` takes. The sign is CASA's: data that carry exp(+2 pi i tau_i nu) on antenna i
+    (DATA(i, j) = g_i conj(g_j) V) solve to +tau_i (tests/test_calibrate_real.py), and applycal
+    divides it out (tests/test_calibrate_real.py).
+    """
+    dnu = np.asarray(freqs_hz, np.float64) - ref_freq_hz
+    phase = 2 * np.pi * 1e-9 * np.asarray(delays_ns, np.float64)[:, None, :] * dnu[None, :, None]
+    return np.exp(1j * phase).astype(np.complex64)
+
+
+def nearest_solutions(antenna: np.ndarray, spw: np.ndarray, times: np.ndarray, *, after: bool) -> np.ndarray:
+    """Rows of a table's unflagged-or-not solutions to apply to a chunk outside their time span.
+
+    Per (antenna, SPW), the last solution when the chunk is ``after`` them, else the first: what CASA's
+    ``interp='linear'`` applies beyond a table's ends (it does not extrapolate). Returns row indices.
+    """
+    order = np.lexsort((times if after else -times, spw, antenna))  # within a pair, the wanted row last
+    a, k = antenna[order], spw[order]
+    last = np.r_[(a[1:] != a[:-1]) | (k[1:] != k[:-1]), True]
+    return np.sort(order[last])
 
 
 def baseline_period(a1: np.ndarray, a2: np.ndarray) -> int:

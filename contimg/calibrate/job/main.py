@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--refant", default=DEFAULT_REFANTS, help="0-based antenna ids in preference order")
     parser.add_argument("--set-name", default=None)
     parser.add_argument("--no-rfi", action="store_true")
+    parser.add_argument(
+        "--reference-catalog", default=None, help="the field's sources (contimg.calibrate.refcat) join the model"
+    )
     parser.add_argument("--report", default=None)
     return parser
 
@@ -53,6 +56,14 @@ def main(argv=None) -> int:
             plan = plan_solve(span["start_mjd"], span["end_mjd"], span["pointing_dec_deg"], args.calibrator)
         except ValueError as err:
             raise CalibrationError(str(err)) from err
+        field = []
+        if args.reference_catalog:
+            from contimg.calibrate.refcat import ReferenceCatalogError, read_reference_catalog
+
+            try:
+                field = read_reference_catalog(args.reference_catalog)
+            except ReferenceCatalogError as err:
+                raise CalibrationError(str(err)) from err
         result = solve(
             args.ms,
             args.out,
@@ -60,6 +71,8 @@ def main(argv=None) -> int:
             refants=[int(a) for a in args.refant.split(",") if a],
             set_name=args.set_name or Path(args.out).name,
             rfi=not args.no_rfi,
+            reference=field if args.reference_catalog else None,
+            pointing_dec_deg=span["pointing_dec_deg"],
         )
     except CalibrationError as err:
         print(f"calibrate: error: {err}", file=sys.stderr)

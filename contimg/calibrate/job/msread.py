@@ -53,7 +53,8 @@ def ms_geometry(ms: str) -> dict:
     That is: antenna positions, phase centre, SPW of each data description, channel frequencies,
     observatory, and which rows hold each data description.
 
-    Keys: ``POSITION`` (3, nant) ITRF m, ``PHASE_DIR`` (2, 1, nfield) rad, ``SPECTRAL_WINDOW_ID``
+    Keys: ``POSITION`` (3, nant) ITRF m, ``PHASE_DIR`` (2, 1, nfield) rad, ``PHASE_DIR_REF`` (its
+    frame, e.g. ``ICRS``; ``J2000`` when the column does not say), ``SPECTRAL_WINDOW_ID``
     per data description, ``freqs`` (Hz per SPW), ``telescope``, ``has_wspec``, ``blocks``
     (data description -> row numbers).
     """
@@ -64,6 +65,8 @@ def ms_geometry(ms: str) -> dict:
     for sub, col in (("ANTENNA", "POSITION"), ("FIELD", "PHASE_DIR"), ("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")):
         tb.open(f"{ms}/{sub}")
         out[col] = tb.getcol(col)
+        if col == "PHASE_DIR":
+            out["PHASE_DIR_REF"] = str(tb.getcolkeywords(col).get("MEASINFO", {}).get("Ref", "J2000"))
         tb.close()
     tb.open(ms + "/SPECTRAL_WINDOW")
     out["freqs"] = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]

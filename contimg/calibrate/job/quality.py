@@ -5,6 +5,7 @@ The figures themselves are computed by ``contimg.calibrate.solutions`` from the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,15 @@ def table_quality(table: str, present: list[int]) -> TableQuality:
 
     tb = casatools.table()
     tb.open(table)
-    gains = tb.getcol("CPARAM")
+    delays = "FPARAM" in tb.colnames()  # a K table: delays (ns), no complex gains
+    gains = tb.getcol("FPARAM") if delays else tb.getcol("CPARAM")
     flags = tb.getcol("FLAG")
     snr = tb.getcol("SNR")
     ant = tb.getcol("ANTENNA1")
     tb.close()
+    if delays:  # flags and SNR are what a K table's quality is; gain scatter means nothing for it
+        quality = solution_quality(np.ones(gains.shape, complex), flags, snr, ant, present)
+        return replace(quality, amp_scatter=None, phase_scatter_deg=None)
     return solution_quality(gains, flags, snr, ant, present)
 
 

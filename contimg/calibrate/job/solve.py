@@ -1,10 +1,12 @@
-"""The CASA solve on a calibrator chunk: average, model, bandpass, gains, quality (child process only).
+"""The CASA solve on a calibrator chunk: average, model, delays, bandpass, gains, quality (child process only).
 
-After ``contimg.calibrate.job.average`` has written the small calibrator-centred MS, set a
-point-source model of the apparent flux (catalogue flux x spectral index x the primary beam
-averaged over the drift, from ``contimg.calibrate.plan``) and solve B (per channel, one per SPW)
-then G (amplitude and phase, with B applied). The tables are written into a temporary folder
-beside ``out_dir`` and renamed to it; ``caltables.json`` beside them lists them in apply order.
+After ``contimg.calibrate.job.average`` has written the small calibrator-centred MS (time bins of
+~60 s), set the model (``ft`` of the calibrator at its apparent flux; with a reference catalogue,
+the calibrator and the field's bright sources predicted bin by bin, ``job/model.py``) and solve K
+(one delay per antenna over the band), a phase-only G per bin for the bandpass solve only, B (per
+channel, one per SPW) and G (amplitude and phase per bin, or once over the chunk when the gains
+are steady). The tables are written into a temporary folder beside ``out_dir`` and renamed to it;
+``caltables.json`` beside them lists them in apply order (docs/conventions.md, Calibration).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from contimg import __version__
-from contimg.calibrate.job.average import average_at_calibrator
+from contimg.calibrate.job.average import CALIBRATOR_FRAME, average_at_calibrator
 from contimg.calibrate.job.msread import antennas_with_data
 from contimg.calibrate.job.quality import plot_bandpass, table_quality
 from contimg.calibrate.registry_rules import APPLY_ORDER
@@ -28,6 +32,16 @@ __all__ = ["MIN_BASELINES_PER_ANTENNA", "MIN_SNR", "solve"]
 
 MIN_SNR = 3.0  # CASA flags solutions below this SNR
 MIN_BASELINES_PER_ANTENNA = 3  # fewer unflagged baselines to an antenna: no solution for it
+# Gains drift by tens of degrees within a chunk at DSA-110 (periods of 10-60 min): solved once per
+# chunk they decorrelate the bandpass and miss the gain at any one time. The solve averages the data
+# in bins of about this long, solves a phase-only gain per bin before the bandpass (applied in the
+# bandpass solve only) and the registered amplitude-and-phase gains per bin after it. 60 s: a few
+# degrees of drift per bin, ~5 integrations (SNR sqrt(5) x one integration's).
+GAIN_SOLINT_S = 60.0
+# Gains that move less than this between solutions (in units of the solutions' noise, see
+# gain_drift_significance; ~1 for noise alone) are steady: G is re-solved once over the chunk, with
+# sqrt(bins) more SNR per solution.
+MIN_DRIFT_SIGNIFICANCE = 3.0
 MODEL_REF_FREQ = "1.4GHz"  # the catalogue flux's frequency (20 cm), where the spectral index pivots
 
 
@@ -42,7 +56,7 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
         flux=plan.apparent_flux_jy,
         fluxunit="Jy",
         shape="point",
-        dir=f"J2000 {plan.ra_deg}deg {plan.dec_deg}deg",
+        dir=f"{CALIBRATOR_FRAME} {plan.ra_deg}deg {plan.dec_deg}deg",
         spectrumtype="spectral index",
         index=plan.spectral_index,
         freq=MODEL_REF_FREQ,
@@ -52,7 +66,87 @@ def _set_point_model(avg: str, work: Path, plan: SolvePlan) -> None:
     casatasks.ft(vis=avg, complist=cl_path, usescratch=True)
 
 
-def _bandpass(avg: str, table: str, refant: int) -> None:
+def _delay(avg: str, table: str, refant: int) -> None:
+    """K: one delay per antenna and polarization over the whole band, written for every SPW.
+
+    CASA's multi-band delay (``combine='spw'``), then ``_spread_over_spws``.
+
+    Over the band (187 MHz) a delay is resolved to a few ps on a calibrator; one SPW alone sees the
+    bandpass's phase ripple as a delay of several ns (the simulator's 5 deg ripple per subband is
+    +-2.8 ns), which B must keep instead.
+    """
+    import casatasks
+
+    casatasks.gaincal(
+        vis=avg,
+        caltable=table,
+        solint="inf",
+        combine="scan,spw",
+        refant=str(refant),
+        gaintype="K",
+        minsnr=MIN_SNR,
+        minblperant=MIN_BASELINES_PER_ANTENNA,
+    )
+    if not Path(table).exists():
+        raise CalibrationError("gaincal (K) produced no table")
+    _spread_over_spws(table)
+
+
+def _spread_over_spws(table: str) -> None:
+    """A multi-band K table made to apply to every SPW without an ``spwmap``.
+
+    CASA writes its rows in SPW 0 only, referenced to the band's centre. SPW 0's rows are copied to
+    every SPW and every SPW's
+    reference frequency (the table's CHAN_FREQ, which CASA's K Jones takes as its reference) set to
+    SPW 0's. The registry, CASA's applycal and the image job's numpy path then read it as any table.
+    """
+    import casatools
+
+    tb = casatools.table()
+    tb.open(table + "/SPECTRAL_WINDOW", nomodify=False)
+    try:
+        n_spw = tb.nrows()
+        ref = tb.getcell("CHAN_FREQ", 0)
+        for k in range(1, n_spw):
+            tb.putcell("CHAN_FREQ", k, ref)
+    finally:
+        tb.close()
+    tb.open(table, nomodify=False)
+    try:
+        spw = tb.getcol("SPECTRAL_WINDOW_ID")
+        if np.any(spw != 0):
+            raise CalibrationError(f"{table}: a multi-band delay table with rows outside SPW 0")
+        n = tb.nrows()
+        columns = {c: tb.getcol(c) for c in tb.colnames() if tb.iscelldefined(c, 0)}
+        tb.addrows(n * (n_spw - 1))
+        for c, v in columns.items():
+            full = np.concatenate([v] * n_spw, axis=-1)
+            if c == "SPECTRAL_WINDOW_ID":
+                full = np.repeat(np.arange(n_spw), n).astype(v.dtype)
+            tb.putcol(c, full)
+    finally:
+        tb.close()
+
+
+def _phase_only(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
+    """Phase-only gains per time bin (``solint='int'`` on the binned MS), for the bandpass solve only."""
+    import casatasks
+
+    casatasks.gaincal(
+        vis=avg,
+        caltable=table,
+        solint="int",
+        refant=str(refant),
+        calmode="p",
+        minsnr=MIN_SNR,
+        gaintable=prior_tables,
+        minblperant=MIN_BASELINES_PER_ANTENNA,
+    )
+    if not Path(table).exists():
+        raise CalibrationError("gaincal (phase-only) produced no table")
+
+
+def _bandpass(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
     import casatasks
 
     casatasks.bandpass(
@@ -65,23 +159,54 @@ def _bandpass(avg: str, table: str, refant: int) -> None:
         solnorm=False,
         bandtype="B",
         minblperant=MIN_BASELINES_PER_ANTENNA,
+        gaintable=prior_tables,
     )
     if not Path(table).exists():
         raise CalibrationError("bandpass produced no table")
 
 
-def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
+def gain_drift_significance(table: str) -> float:
+    """How far a time-variable G table's phases move between its solutions, in units of their noise.
+
+    Per antenna, SPW and polarization with 3 or more unflagged solutions: the rms of the phase
+    differences between consecutive solutions over sqrt(2) x the noise of one (1 / SNR, radians);
+    the median of those. About 1 for steady gains and noise alone; more as they drift.
+    """
+    import casatools
+
+    tb = casatools.table()
+    tb.open(table)
+    try:
+        g, f, snr = tb.getcol("CPARAM"), tb.getcol("FLAG"), tb.getcol("SNR")
+        ant, spw, t = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("TIME")
+    finally:
+        tb.close()
+    ratios = []
+    for key in set(zip(ant.tolist(), spw.tolist(), strict=True)):
+        rows = np.flatnonzero((ant == key[0]) & (spw == key[1]))
+        rows = rows[np.argsort(t[rows])]
+        for p in range(g.shape[0]):
+            ok = rows[~f[p, 0, rows] & (snr[p, 0, rows] > 0)]
+            if len(ok) < 3:
+                continue
+            dphi = np.diff(np.unwrap(np.angle(g[p, 0, ok])))
+            noise = np.sqrt(2) / np.median(snr[p, 0, ok])
+            ratios.append(np.sqrt(np.mean(dphi**2)) / noise)
+    return float(np.median(ratios)) if ratios else 0.0
+
+
+def _gaincal(avg: str, table: str, refant: int, prior_tables: list[str], solint: str) -> None:
     import casatasks
 
     casatasks.gaincal(
         vis=avg,
         caltable=table,
-        solint="inf",
+        solint=solint,
         combine="scan",
         refant=str(refant),
         calmode="ap",
         minsnr=MIN_SNR,
-        gaintable=[bandpass_table],
+        gaintable=prior_tables,
         minblperant=MIN_BASELINES_PER_ANTENNA,
     )
     if not Path(table).exists():
@@ -91,14 +216,53 @@ def _gaincal(avg: str, table: str, refant: int, bandpass_table: str) -> None:
 def _solver_params(rfi: bool) -> dict:
     """What the registry records about how the set was solved."""
     return {
+        "delay": {"solint": "inf", "combine": "scan,spw", "gaintype": "K", "minsnr": MIN_SNR},
         "bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
-        "gaincal": {"solint": "inf", "calmode": "ap", "minsnr": MIN_SNR},
+        "pre_bandpass_phase": {"solint_s": GAIN_SOLINT_S, "calmode": "p", "minsnr": MIN_SNR, "applied": "bandpass"},
+        "gaincal": {"solint_s": GAIN_SOLINT_S, "calmode": "ap", "minsnr": MIN_SNR},
         "rfi": "contimg.calibrate.rfi 5 sigma, grow 0.5" if rfi else "off",
     }
 
 
+# Field sources from the reference catalogue join the model when they lie within this radius of the
+# calibrator (the primary beam's first null is 3.3 deg at 1.31 GHz) and are brighter than this through
+# the beam at the chunk's middle: below ~1 % of the calibrator's flux they move no solution by more
+# than the noise, and each costs a DFT over the averaged MS.
+FIELD_RADIUS_DEG = 3.5
+FIELD_MIN_APPARENT_FRACTION = 0.005
+MAX_FIELD_SOURCES = 30
+
+
+def _field(plan: SolvePlan, reference: list, pointing_dec_deg: float) -> list[tuple]:
+    """The model's sources: the calibrator, then the catalogue's brightest apparent ones near it."""
+    from contimg.calibrate.plan import drift_averaged_beam
+    from contimg.calibrate.refcat import field_sources
+
+    cal = (plan.ra_deg, plan.dec_deg, plan.flux_jy, plan.intrinsic_spectral_index, 0.0, 0.0, 0.0)
+    near = field_sources(
+        reference, plan.ra_deg, plan.dec_deg, radius_deg=FIELD_RADIUS_DEG, min_flux_jy=0.0, exclude_within_deg=1 / 60
+    )
+    t0, t1 = plan.transit_mjd - 1e-3, plan.transit_mjd + 1e-3
+    bright = []
+    for s in near:
+        apparent = s.flux_jy * drift_averaged_beam(s.ra_deg, s.dec_deg, t0, t1, pointing_dec_deg, n=3)
+        if apparent >= FIELD_MIN_APPARENT_FRACTION * plan.apparent_flux_jy:
+            shape = (s.maj_arcsec, s.min_arcsec or s.maj_arcsec, s.pa_deg)
+            bright.append((apparent, (s.ra_deg, s.dec_deg, s.flux_jy, s.spectral_index, *shape)))
+    bright.sort(key=lambda x: -x[0])
+    return [cal] + [b[1] for b in bright[:MAX_FIELD_SOURCES]]
+
+
 def solve(
-    ms: str, out_dir: str, plan: SolvePlan, *, refants: list[int], set_name: str, rfi: bool = True
+    ms: str,
+    out_dir: str,
+    plan: SolvePlan,
+    *,
+    refants: list[int],
+    set_name: str,
+    rfi: bool = True,
+    reference: list | None = None,
+    pointing_dec_deg: float | None = None,
 ) -> CalibrateReport:
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
 
@@ -121,24 +285,46 @@ def solve(
     try:
         t = time.perf_counter()
         avg = str(work / "avg.ms")
-        flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi)
+        flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi, solint_s=GAIN_SOLINT_S)
         timings["flag_shift_average"] = time.perf_counter() - t  # one read of DATA
         t = time.perf_counter()
-        _set_point_model(avg, work, plan)
+        _set_point_model(avg, work, plan)  # MODEL_DATA made, the calibrator alone at its drift-averaged flux
+        if pointing_dec_deg is not None:  # bin by bin: the beam at each bin's time, and the catalogue's field
+            from contimg.calibrate.job.model import write_field_model
+
+            # per-bin gains would otherwise absorb the calibrator's beam (3-4 % between the chunk's middle and
+            # its ends), and the image job applies the nearest bin's gain to other chunks
+            field = _field(plan, reference or [], pointing_dec_deg)
+            write_field_model(avg, field, (plan.ra_deg, plan.dec_deg), pointing_dec_deg)
+            print(f"model: the calibrator and {len(field) - 1} field sources from the reference catalogue")
         timings["model"] = time.perf_counter() - t
         present = antennas_with_data(avg)
         refant = choose_refant(refants, present)
         tables_dir = work / "tables"
         tables_dir.mkdir()
+        k_table = str(tables_dir / f"{set_name}.K")
         b_table = str(tables_dir / f"{set_name}.B")
         g_table = str(tables_dir / f"{set_name}.G")
         t = time.perf_counter()
-        _bandpass(avg, b_table, refant)
+        _delay(avg, k_table, refant)
+        timings["delay"] = time.perf_counter() - t
+        t = time.perf_counter()
+        p_table = str(work / f"{set_name}.Gp")  # not part of the set: it only steadies the bandpass solve
+        _phase_only(avg, p_table, refant, [k_table])
+        timings["pre_bandpass_phase"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _bandpass(avg, b_table, refant, [k_table, p_table])
         timings["bandpass"] = time.perf_counter() - t
         t = time.perf_counter()
-        _gaincal(avg, g_table, refant, b_table)
+        _gaincal(avg, g_table, refant, [k_table, b_table], "int")
+        drift = gain_drift_significance(g_table)
+        if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
+            shutil.rmtree(g_table)
+            _gaincal(avg, g_table, refant, [k_table, b_table], "inf")
         timings["gaincal"] = time.perf_counter() - t
-        quality = {"B": table_quality(b_table, present), "G": table_quality(g_table, present)}
+        quality = {
+            kind: table_quality(path, present) for kind, path in (("K", k_table), ("B", b_table), ("G", g_table))
+        }
         problems = quality_problems(quality)
         plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png")
         report = CalibrateReport(
@@ -153,7 +339,7 @@ def solve(
                     quality=quality[kind],
                     path=str(out / f"{set_name}.{kind}"),
                 )
-                for kind in ("B", "G")
+                for kind in ("K", "B", "G")
             ],
             model=SolveModel(
                 flux_jy=plan.apparent_flux_jy,

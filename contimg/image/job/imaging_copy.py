@@ -104,11 +104,15 @@ def _make_imaging_ms(
     freqs, widths, spw_of_dd, n_ant = read_windows(ms_path)
     if any(len(f) % chan_bin for f in freqs):
         chan_bin = 1
-    gains, gain_flags = load_gains(caltables, n_ant, [len(f) for f in freqs]) if caltables else (None, None)
     tb = casatools.table()
     tb.open(ms_path)
     try:
         layout = {c: tb.getcol(c) for c in ("ANTENNA1", "ANTENNA2", "DATA_DESC_ID")}
+        time_s = tb.getcol("TIME")  # the chunk's span: which of a table's solution times apply
+        span = (float(time_s.min()), float(time_s.max()))
+        gains, gain_flags = (
+            load_gains(caltables, n_ant, [len(f) for f in freqs], freqs, span) if caltables else (None, None)
+        )
         has_wspec = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
         dd = layout["DATA_DESC_ID"]
         blocks = {k: np.flatnonzero(dd == k) for k in range(len(spw_of_dd)) if np.any(dd == k)}

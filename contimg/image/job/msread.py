@@ -176,21 +176,36 @@ def apply_calibration(ms_path: str, caltables: list[str]) -> None:
     )
 
 
-def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[list, list]:
+def load_gains(
+    caltables: list[str],
+    n_ant: int,
+    spw_nchan: list[int],
+    spw_freqs_hz: list[np.ndarray] | None = None,
+    time_range_s: tuple[float, float] | None = None,
+) -> tuple[list, list]:
     """Per SPW, the product of the tables' complex gains (n_ant, nchan, npol) and their flags.
 
     B (per channel) and G (per SPW) tables with one solution per antenna and SPW (solint=inf, as the
     calibration job writes them) apply exactly by division (contimg.image.applycal.fold_solutions).
+    K tables (delays, ns) become per-channel phases exp(2 pi i tau (nu - nu_ref)), CASA's K Jones
+    (contimg.image.applycal.delay_gains), for which the MS's channel frequencies ``spw_freqs_hz``
+    are needed.
+
+    A table with several solution times per antenna and SPW (the calibration job's G, one per ~60 s
+    of the calibrator chunk) applies to a chunk whose ``time_range_s`` (MJD seconds, first and last
+    TIME) lies wholly before or after them as CASA's linear interpolation does there: the nearest
+    solution, constant (contimg.image.applycal.nearest_solutions).
 
     Raises
     ------
     UnsupportedTables
-        When a table is neither B nor G Jones, or holds several solutions per antenna and SPW: its
-        application needs CASA's interpolation.
+        When a table is not B, G or K Jones; holds several solutions per antenna and SPW and the
+        chunk's times overlap them (or are not given): CASA interpolates those row by row; or is a
+        K table and ``spw_freqs_hz`` is not given.
     """
     import casatools
 
-    from contimg.image.applycal import fold_solutions
+    from contimg.image.applycal import delay_gains, fold_solutions, nearest_solutions
 
     tb = casatools.table()
     gains = [np.ones((n_ant, n, 2), np.complex64) for n in spw_nchan]
@@ -199,13 +214,43 @@ def load_gains(caltables: list[str], n_ant: int, spw_nchan: list[int]) -> tuple[
         tb.open(path)
         try:
             kind = str(tb.getkeyword("VisCal")) if "VisCal" in tb.keywordnames() else "?"
-            if kind not in ("B Jones", "G Jones"):
+            if kind not in ("B Jones", "G Jones", "K Jones"):
                 raise UnsupportedTables(f"{path}: {kind}")
-            cparam, flag = tb.getcol("CPARAM"), tb.getcol("FLAG")  # (npol, nchan, nrow)
+            col = "FPARAM" if kind == "K Jones" else "CPARAM"
+            cparam, flag = tb.getcol(col), tb.getcol("FLAG")  # (npol, nchan, nrow)
             ant, spw, times = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("TIME")
         finally:
             tb.close()
         if len(set(zip(ant.tolist(), spw.tolist(), strict=True))) != len(ant):
-            raise UnsupportedTables(f"{path}: several solutions per antenna and SPW ({len(set(times.tolist()))} times)")
+            t0, t1 = float(times.min()), float(times.max())
+            if time_range_s is None or not (time_range_s[1] < t0 or time_range_s[0] > t1):
+                raise UnsupportedTables(
+                    f"{path}: several solutions per antenna and SPW ({len(set(times.tolist()))} times) "
+                    "over the chunk's own times"
+                )
+            keep = nearest_solutions(ant, spw, times, after=time_range_s[0] > t1)
+            cparam, flag, ant, spw = cparam[:, :, keep], flag[:, :, keep], ant[keep], spw[keep]
+        if kind == "K Jones":
+            if spw_freqs_hz is None:
+                raise UnsupportedTables(f"{path}: a K table needs the MS's channel frequencies")
+            tb.open(path + "/SPECTRAL_WINDOW")
+            try:  # CASA's K Jones references each SPW's delay phase to the table's CHAN_FREQ
+                ref_hz = np.array([tb.getcell("CHAN_FREQ", i)[0] for i in range(tb.nrows())])
+            finally:
+                tb.close()
+            for k in sorted(set(spw.tolist())):
+                rows = spw == k
+                phasors = delay_gains(cparam[:, 0, rows], np.asarray(spw_freqs_hz[k]), float(ref_hz[k]))
+                fold_solutions(
+                    gains[k : k + 1],
+                    bad[k : k + 1],
+                    phasors,
+                    np.repeat(flag[:, :1, rows], phasors.shape[1], 1),
+                    ant[rows],
+                    np.zeros(int(rows.sum()), int),
+                )
+            for k in set(range(len(gains))) - set(spw.tolist()):
+                bad[k][...] = True  # an SPW the delays do not cover stays uncalibrated
+            continue
         fold_solutions(gains, bad, cparam, flag, ant, spw)
     return gains, bad
