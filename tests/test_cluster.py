@@ -23,6 +23,7 @@ from contimg.sim import simulate
 from contimg_assets.instance import cluster
 from contimg_assets.instance.reprocess import submit_backfill
 from contimg_assets.instance.stream import REPO_ROOT, _instance_pids, casa_processes
+from tests.cluster_launch import launch_partition_runs_at_once
 
 ENV = {
     "CONTIMG_ALLOW_UNCALIBRATED": "1",  # no calibrator transit in these chunks
@@ -214,7 +215,7 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
         # direct partition runs, as the stream's ingest sensor makes: Dagster never retries a run of a backfill
         # submitted by `dagster job backfill` / `contimg reprocess` (that backfill is COMPLETED at submission,
         # and run_retries skips runs of terminal backfills)
-        cluster.launch_partition_runs(state, keys)
+        launch_partition_runs_at_once(state, keys)
 
         # wait for a CASA job of the third chunk (both workers are busy by then), and kill its worker
         def casa_job_of_last_chunk(timeout_s: float) -> tuple:
