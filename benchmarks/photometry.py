@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import bench_dir  # noqa: E402
+from contimg.core.refcat import ReferenceCatalog  # noqa: E402
 from contimg.photometry.forced import forced_photometry, read_image  # noqa: E402
-from contimg.photometry.reference import ReferenceSources  # noqa: E402
 from tests.synthimages import random_positions, write_image  # noqa: E402
 
 RA0, DEC0 = 180.0, 55.0
@@ -92,7 +92,7 @@ def main() -> int:
         rng=rng,
     )
     print(f"made {args.size} x {args.size} px image with {args.n} sources in {time.perf_counter() - t0:.1f} s")
-    ref = ReferenceSources(np.array([f"S{i:04d}" for i in range(args.n)]), ra, dec, flux, np.zeros(args.n))
+    ref = ReferenceCatalog(np.array([f"S{i:04d}" for i in range(args.n)]), ra, dec, flux, np.zeros(args.n))
 
     t0 = time.perf_counter()
     res = measure_image(path, ref)

@@ -5,8 +5,8 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from contimg.catalogue.images import current_image
 from contimg.catalogue.photometry import record_photometry, record_photometry_skip
 from contimg.core.config import read
+from contimg.core.refcat import read_reference_catalog
 from contimg.photometry.forced import measure_image
-from contimg.photometry.reference import read_reference
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.image import image
 from contimg_assets.partitions import FIVE_MIN
@@ -56,7 +56,7 @@ def photometry(context: AssetExecutionContext, catalogue: Catalogue) -> Material
             context.log.info(f"photometry of {window} skipped: {reason}")
             return MaterializeResult(metadata={"skipped": reason, "n_measured": 0})
         try:
-            sources = read_reference(ref_path)
+            sources = read_reference_catalog(ref_path)
             res = measure_image(img["pbcor_path"], sources)
         except (ValueError, OSError) as err:
             # a bad catalogue or an unmeasurable image is recorded, not raised: the chunk's run (its image

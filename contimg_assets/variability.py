@@ -7,9 +7,10 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from contimg.catalogue.photometry import day_range, measurements_between, record_day
 from contimg.core.config import read
+from contimg.core.refcat import read_reference_catalog
 from contimg.photometry.lightcurves import analyse
 from contimg.photometry.plot import plot_light_curves
-from contimg.photometry.reference import read_reference
+from contimg.photometry.reference import compact_ids
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.partitions import DAILY
 from contimg_assets.photometry import photometry
@@ -42,7 +43,7 @@ def variability(context: AssetExecutionContext, storage: StorageLayout, catalogu
             context.log.info(reason)
             return MaterializeResult(metadata={"skipped": reason, "n_sources": 0})
         ref_path = read("CONTIMG_REFERENCE_CATALOG")
-        eligible = read_reference(ref_path).compact_ids() if ref_path else None
+        eligible = compact_ids(read_reference_catalog(ref_path)) if ref_path else None
         points, factors, results = analyse(rows, eligible_refs=eligible)
         factor, n_refs = factors.get(date, (float("nan"), 0))
         record_day(

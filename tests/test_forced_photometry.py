@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from contimg.core.refcat import ReferenceCatalog
 from contimg.photometry.forced import PB_LEVEL, measure_image, pb_path_for
-from contimg.photometry.reference import ReferenceSources, read_reference
 from tests.synthimages import random_positions, write_image
 
 RA0, DEC0 = 150.0, 55.0
@@ -23,7 +23,7 @@ PULL_STD_TOL = 0.15
 def _catalogue(positions, fluxes):
     ra, dec = np.array(positions).T
     ids = np.array([f"S{i:03d}" for i in range(len(ra))])
-    return ReferenceSources(ids, ra, dec, np.asarray(fluxes), np.full(len(ra), -0.7))
+    return ReferenceCatalog(ids, ra, dec, np.asarray(fluxes), np.full(len(ra), -0.7))
 
 
 def _pb(ra, dec):
@@ -101,11 +101,3 @@ def test_unusable_inputs_are_refused_with_a_message(tmp_path):
         pb_path_for(tmp_path / "x.fits")
     with pytest.raises(FileNotFoundError, match="no such image"):
         measure_image(tmp_path / "x.pbcor.fits", _catalogue([(RA0, DEC0)], [1.0]))
-    bad = tmp_path / "bad.csv"
-    bad.write_text("ra_deg,dec_deg,flux_jy\n1,2,3\n")
-    with pytest.raises(ValueError, match="missing column.*spectral_index"):
-        read_reference(bad)
-    good = tmp_path / "good.csv"
-    good.write_text("ra_deg,dec_deg,flux_jy,spectral_index,extra\n150.5,55.25,1.5,-0.7,x\n")
-    ref = read_reference(good)
-    assert list(ref.source_id) == ["J150.5000+55.2500"] and ref.flux_jy[0] == 1.5

@@ -15,8 +15,8 @@ from astropy.time import Time
 
 from contimg.childjobs.env import casa_child_env, child_command
 from contimg.core.phasing import meridian_icrs
+from contimg.core.refcat import ReferenceCatalog
 from contimg.photometry.forced import PB_LEVEL, measure_image
-from contimg.photometry.reference import ReferenceSources
 from contimg.sim import Source, simulate
 
 pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs: not in `make test-fast`
@@ -61,7 +61,7 @@ def test_forced_photometry_of_a_real_image(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    ref = ReferenceSources(
+    ref = ReferenceCatalog(
         np.array([s.name for s in sky]),
         np.array([s.ra_deg for s in sky]),
         np.array([s.dec_deg for s in sky]),

@@ -144,15 +144,3 @@ def test_only_eligible_references_set_the_scale():
     # ratios of S/N 500 sources: 0.3 % each; 1 % is 3 of those
     assert f / np.median(f) == pytest.approx(scales / np.median(scales), abs=0.01)
     assert all(factors[d][1] == 3 for d in DATES)
-
-
-def test_reference_compact_column(tmp_path):
-    from contimg.photometry.reference import read_reference
-
-    good = tmp_path / "ref.csv"
-    good.write_text("name,ra_deg,dec_deg,flux_jy,spectral_index,compact\nA,1,2,1,0,1\nB,3,4,1,0,false\n")
-    assert read_reference(good).compact_ids() == {"A"}
-    bad = tmp_path / "bad.csv"
-    bad.write_text("ra_deg,dec_deg,flux_jy,spectral_index,compact\n1,2,1,0,maybe\n")
-    with pytest.raises(ValueError, match="compact holds"):
-        read_reference(bad)

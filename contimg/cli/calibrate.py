@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
         "--reference-catalog",
         type=Path,
         default=None,
-        help="CSV (ra_deg,dec_deg,flux_jy,spectral_index) or VizieR table of the field: its sources join the model",
+        help="CSV (ra_deg,dec_deg,flux_jy[,spectral_index]) or VizieR table of the field: its sources join the model",
     )
     parser.add_argument("--no-register", action="store_true", help="do not add the set to the catalogue's registry")
 

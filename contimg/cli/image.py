@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
         "--reference-catalog",
         type=Path,
         default=None,
-        help="a reference catalogue (CSV ra_deg,dec_deg,flux_jy,spectral_index or a VizieR-format table) to "
+        help="a reference catalogue (CSV ra_deg,dec_deg,flux_jy[,spectral_index] or a VizieR-format table) to "
         "cross-match the image's sources with: flux scale, astrometry, completeness, reliability and a grade "
         "(default: CONTIMG_REFERENCE_CATALOG, if set)",
     )
@@ -101,7 +101,7 @@ def run(args) -> int:
 
         reference = read("CONTIMG_REFERENCE_CATALOG")
     if reference is not None:  # a bad catalogue is refused before the child job starts, naming file and column
-        from contimg.image.refcat import read_reference_catalog
+        from contimg.core.refcat import read_reference_catalog
 
         read_reference_catalog(reference)
     layout = Layout.from_env()

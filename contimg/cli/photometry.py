@@ -12,7 +12,8 @@ def add_arguments(parser) -> None:
         "--sources",
         type=Path,
         default=None,
-        help="reference catalogue CSV (ra_deg,dec_deg,flux_jy,spectral_index); default CONTIMG_REFERENCE_CATALOG",
+        help="reference catalogue (CSV ra_deg,dec_deg,flux_jy[,spectral_index] or a VizieR table); "
+        "default CONTIMG_REFERENCE_CATALOG",
     )
     parser.add_argument("--out", required=True, type=Path, help="light-curve CSV: one row per source and image")
 
@@ -20,13 +21,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     """Run the command; its exit status (errors raise: the ``contimg`` main turns them into one line)."""
     from contimg.core.config import read
+    from contimg.core.refcat import read_reference_catalog
     from contimg.photometry.lightcurves import MEASUREMENT_COLUMNS, measure_images, write_csv
-    from contimg.photometry.reference import read_reference
 
     ref_path = args.sources or read("CONTIMG_REFERENCE_CATALOG")
     if ref_path is None:
         raise ValueError("no reference catalogue: give --sources REF.csv or set CONTIMG_REFERENCE_CATALOG")
-    sources = read_reference(ref_path)
+    sources = read_reference_catalog(ref_path)
     rows = measure_images(args.images, sources)
     write_csv(args.out, rows, MEASUREMENT_COLUMNS)
     print(

@@ -23,6 +23,7 @@ def run(args) -> int:
     """Run the command; its exit status (errors raise: the ``contimg`` main turns them into one line)."""
     from dataclasses import fields
 
+    from contimg.core.refcat import read_reference_catalog
     from contimg.photometry.daily import DailyPoint
     from contimg.photometry.lightcurves import (
         VARIABILITY_COLUMNS,
@@ -31,13 +32,13 @@ def run(args) -> int:
         variability_rows,
         write_csv,
     )
-    from contimg.photometry.reference import read_reference
+    from contimg.photometry.reference import compact_ids
 
     if args.days is not None and args.days < 1:
         raise ValueError(f"--days must be a whole number of days >= 1, got {args.days}")
     if not args.table.is_file():
         raise FileNotFoundError(f"no such photometry table: {args.table}")
-    eligible = read_reference(args.sources).compact_ids() if args.sources else None
+    eligible = compact_ids(read_reference_catalog(args.sources)) if args.sources else None
     points, factors, results = analyse(read_measurements(args.table), last_days=args.days, eligible_refs=eligible)
     write_csv(args.out, variability_rows(results), VARIABILITY_COLUMNS)
     if args.daily_out:

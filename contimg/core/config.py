@@ -245,7 +245,7 @@ _S = [
         "CONTIMG_REFERENCE_CATALOG",
         None,
         "unset (none)",
-        "the path of an existing file: CSV with ra_deg,dec_deg,flux_jy,spectral_index or a VizieR-format table",
+        "the path of an existing file: CSV with ra_deg,dec_deg,flux_jy[,spectral_index] or a VizieR-format table",
         v.existing_file,
         "the reference catalogue (positions, 1.4 GHz fluxes) for calibration field models and science QA",
     ),

@@ -119,7 +119,7 @@ def flux_scale_factors(points: list[DailyPoint], eligible: set[str] | None = Non
     """Each day's flux-scale factor and the number of references behind it: {date: (factor, n_refs)}.
 
     Only sources in ``eligible`` (None: all) can be references: the reference catalogue's compact sources
-    (:attr:`contimg.photometry.reference.ReferenceSources.compact`). A day with fewer than
+    (:attr:`contimg.core.refcat.ReferenceCatalog.compact`). A day with fewer than
     :data:`NORM_MIN_REFS` references gets (nan, n_refs). Factors are relative: the
     references' own levels are their medians over the days after normalisation, so the median factor is ~1.
     """

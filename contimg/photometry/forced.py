@@ -25,7 +25,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.ndimage import map_coordinates
 
-from contimg.photometry.reference import ReferenceSources
+from contimg.core.refcat import ReferenceCatalog
 
 __all__ = [
     "PB_LEVEL",
@@ -235,7 +235,7 @@ def forced_photometry(
     image: np.ndarray,
     pb: np.ndarray,
     header: fits.Header,
-    sources: ReferenceSources,
+    sources: ReferenceCatalog,
     *,
     pb_level: float = PB_LEVEL,
     box_half_beams: float = BOX_HALF_BEAMS,
@@ -251,7 +251,7 @@ def forced_photometry(
         The primary beam on the same grid.
     header : astropy.io.fits.Header
         The image's header: celestial WCS (any projection; SIN for ours), BMAJ, BMIN, BPA in degrees.
-    sources : ReferenceSources
+    sources : ReferenceCatalog
         Positions to measure.
     pb_level : float
         Sources where ``pb`` is below this are skipped.
@@ -334,7 +334,7 @@ def forced_photometry(
     return out, len(sources) - len(out)
 
 
-def measure_image(pbcor_path, sources: ReferenceSources, **kwargs) -> ImagePhotometry:
+def measure_image(pbcor_path, sources: ReferenceCatalog, **kwargs) -> ImagePhotometry:
     """Forced photometry of ``PREFIX.pbcor.fits`` (with ``PREFIX.pb.fits`` beside it).
 
     Keyword arguments as :func:`forced_photometry`.

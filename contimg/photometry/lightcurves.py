@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contimg.core.refcat import ReferenceCatalog
 from contimg.photometry.daily import DailyPoint, daily_points, normalise
 from contimg.photometry.forced import measure_image
-from contimg.photometry.reference import ReferenceSources
 from contimg.photometry.variability import SourceVariability, source_variability
 
 __all__ = [
@@ -57,7 +57,7 @@ VARIABILITY_COLUMNS = (
 )
 
 
-def measure_images(paths, sources: ReferenceSources) -> list[dict]:
+def measure_images(paths, sources: ReferenceCatalog) -> list[dict]:
     """Measurement rows (:data:`MEASUREMENT_COLUMNS`) of every ``PREFIX.pbcor.fits`` in ``paths``."""
     rows = []
     for p in paths:

@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set-name", default=None)
     parser.add_argument("--no-rfi", action="store_true")
     parser.add_argument(
-        "--reference-catalog", default=None, help="the field's sources (contimg.calibrate.refcat) join the model"
+        "--reference-catalog",
+        default=None,
+        help="the reference catalogue (contimg.core.refcat): the field's sources join the model",
     )
     parser.add_argument("--report", default=None)
     return parser
@@ -56,9 +58,9 @@ def main(argv=None) -> int:
             plan = plan_solve(span["start_mjd"], span["end_mjd"], span["pointing_dec_deg"], args.calibrator)
         except ValueError as err:
             raise CalibrationError(str(err)) from err
-        field = []
+        field = None
         if args.reference_catalog:
-            from contimg.calibrate.refcat import ReferenceCatalogError, read_reference_catalog
+            from contimg.core.refcat import ReferenceCatalogError, read_reference_catalog
 
             try:
                 field = read_reference_catalog(args.reference_catalog)
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
             refants=[int(a) for a in args.refant.split(",") if a],
             set_name=args.set_name or Path(args.out).name,
             rfi=not args.no_rfi,
-            reference=field if args.reference_catalog else None,
+            reference=field,
             pointing_dec_deg=span["pointing_dec_deg"],
         )
     except CalibrationError as err:

@@ -233,12 +233,17 @@ FIELD_MIN_APPARENT_FRACTION = 0.005
 MAX_FIELD_SOURCES = 30
 
 
-def _field(plan: SolvePlan, reference: list, pointing_dec_deg: float) -> list[tuple]:
-    """The model's sources: the calibrator, then the catalogue's brightest apparent ones near it."""
+def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
+    """The model's sources: the calibrator, then the catalogue's brightest apparent ones near it.
+
+    ``reference``: a :class:`contimg.core.refcat.ReferenceCatalog`, or None (the calibrator alone).
+    """
     from contimg.calibrate.plan import drift_averaged_beam
     from contimg.calibrate.refcat import field_sources
 
     cal = (plan.ra_deg, plan.dec_deg, plan.flux_jy, plan.intrinsic_spectral_index, 0.0, 0.0, 0.0)
+    if reference is None:
+        return [cal]
     near = field_sources(
         reference, plan.ra_deg, plan.dec_deg, radius_deg=FIELD_RADIUS_DEG, min_flux_jy=0.0, exclude_within_deg=1 / 60
     )
@@ -261,7 +266,7 @@ def solve(
     refants: list[int],
     set_name: str,
     rfi: bool = True,
-    reference: list | None = None,
+    reference=None,
     pointing_dec_deg: float | None = None,
 ) -> CalibrateReport:
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
@@ -294,7 +299,7 @@ def solve(
 
             # per-bin gains would otherwise absorb the calibrator's beam (3-4 % between the chunk's middle and
             # its ends), and the image job applies the nearest bin's gain to other chunks
-            field = _field(plan, reference or [], pointing_dec_deg)
+            field = _field(plan, reference, pointing_dec_deg)
             write_field_model(avg, field, (plan.ra_deg, plan.dec_deg), pointing_dec_deg)
             print(f"model: the calibrator and {len(field) - 1} field sources from the reference catalogue")
         timings["model"] = time.perf_counter() - t

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     if args.imager:
         cfg = replace(cfg, imager=args.imager)
     if args.reference_catalog:  # a bad catalogue fails before the chunk is imaged, naming file and column
-        from contimg.image.refcat import read_reference_catalog
+        from contimg.core.refcat import read_reference_catalog
 
         try:
             read_reference_catalog(args.reference_catalog)

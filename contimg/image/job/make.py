@@ -48,7 +48,7 @@ def make_image(
         The caltable set's name and the partition key, for provenance.
     cfg : ImagingConfig
     reference_catalog : str, optional
-        A reference catalogue (contimg.image.refcat) to cross-match the source list with: the
+        A reference catalogue (contimg.core.refcat) to cross-match the source list with: the
         report's science QA. Read first, so a bad file fails the job before it images.
 
     Returns
@@ -60,11 +60,11 @@ def make_image(
     ImagingError
         When every cross-correlation is flagged or an imager fails.
     FileNotFoundError, ValueError
-        When ``reference_catalog`` cannot be read (contimg.image.refcat.read_reference_catalog).
+        When ``reference_catalog`` cannot be read (contimg.core.refcat.read_reference_catalog).
     """
+    from contimg.core.refcat import read_reference_catalog
     from contimg.image.imaging_plan import plan_imaging
     from contimg.image.pbcor import drift_pointings
-    from contimg.image.refcat import read_reference_catalog
     from contimg.image.rules import channel_bin
 
     timings, cpu, warnings = {}, {}, []

@@ -75,7 +75,7 @@ def publish_products(
         ``pb_limit``.
     calset, caltables, window, imager, data_column, ms_path
         Provenance for the header (contimg.image.fitsio.add_provenance).
-    reference : contimg.image.refcat.ReferenceCatalog, optional
+    reference : contimg.core.refcat.ReferenceCatalog, optional
         Cross-match the source list with it (contimg.image.crossmatch): the science-QA figures.
 
     Raises
