@@ -33,6 +33,10 @@ def sqlite_scanner_path() -> Path:
 def open_duckdb(catalogue_path: Path) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the SQLite catalogue attached read-only as ``cat`` and the views made.
 
+    A catalogue written by an older release lacks the tables a newer release's views read (``lightcurves``
+    reads ``photometry``): then the schema is brought up to date once through the SQLite writer (it only
+    creates the missing tables, empty; no row changes) and the views are made again.
+
     Raises
     ------
     FileNotFoundError
@@ -41,13 +45,27 @@ def open_duckdb(catalogue_path: Path) -> duckdb.DuckDBPyConnection:
     catalogue_path = Path(catalogue_path)
     if not catalogue_path.exists():
         raise FileNotFoundError(f"no catalogue at {catalogue_path}")
+    try:
+        return _attach_with_views(catalogue_path)
+    except duckdb.CatalogException:
+        from contimg.catalogue.db import connect
+
+        connect(catalogue_path).close()  # applies the current schema: CREATE TABLE IF NOT EXISTS ...
+        return _attach_with_views(catalogue_path)
+
+
+def _attach_with_views(catalogue_path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute(f"LOAD '{sqlite_scanner_path()}'")
     quoted = str(catalogue_path.absolute()).replace("'", "''")  # ATTACH takes no bound parameters
     con.execute(f"ATTACH '{quoted}' AS cat (TYPE sqlite, READ_ONLY)")
     views = resources.files("contimg.catalogue").joinpath("views")
-    if views.is_dir():
-        for entry in sorted(views.iterdir(), key=lambda p: p.name):
-            if entry.name.endswith(".sql"):
-                con.execute(entry.read_text())
+    try:
+        if views.is_dir():
+            for entry in sorted(views.iterdir(), key=lambda p: p.name):
+                if entry.name.endswith(".sql"):
+                    con.execute(entry.read_text())
+    except duckdb.CatalogException:
+        con.close()
+        raise
     return con
