@@ -1,20 +1,14 @@
 """The daily variability search: at 03:45 UTC, the previous UTC day, after the mosaic's run has had its slot."""
 
-from datetime import timedelta
-
-from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
+from schedules.daily import previous_day_schedule
 
 
 def build_variability_schedule(job):
-    @schedule(
-        job=job,
+    """The variability search's schedule: the previous UTC day at 03:45 UTC (its photometry is in)."""
+    return previous_day_schedule(
+        job,
+        name="variability_schedule",
         cron_schedule="45 3 * * *",
-        execution_timezone="UTC",
-        default_status=DefaultScheduleStatus.RUNNING,
+        run_key_prefix="variability",
         description="Requests the previous UTC day's variability search at 03:45 UTC (its photometry is in).",
     )
-    def variability_schedule(context: ScheduleEvaluationContext):
-        day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
-        return RunRequest(run_key=f"variability:{day}", partition_key=day)
-
-    return variability_schedule
