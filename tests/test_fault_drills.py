@@ -151,7 +151,8 @@ def test_fault_drills_every_complete_chunk_imaged_once_every_fault_recorded_noth
     expected = {"images", "images/2026-01-25", "ms", "ms/2026-01-25"}
     for w in IMAGED:
         slug = window_slug(w)
-        expected |= {f"images/2026-01-25/{slug}{s}" for s in (".fits", ".pbcor.fits", ".pb.fits", ".png")}
+        products_of_an_image = (".fits", ".pbcor.fits", ".pb.fits", ".png", ".sources.fits")  # + the source list
+        expected |= {f"images/2026-01-25/{slug}{s}" for s in products_of_an_image}
         expected.add(f"ms/2026-01-25/{slug}.ms")
     assert products == expected, products ^ expected
     for w in IMAGED:
@@ -161,6 +162,8 @@ def test_fault_drills_every_complete_chunk_imaged_once_every_fault_recorded_noth
                 assert hdul[0].header["WINDOW"] == w and hdul[0].data.size > 0
                 if suffix == ".fits":
                     assert np.isfinite(hdul[0].data).all()
+        with fits.open(f"{prefix}.sources.fits") as hdul:  # the science-QA source list, a whole FITS table
+            assert hdul["SOURCES"].header["WINDOW"] == w
     ms_paths = [str(layout.ms_path(w)) for w in IMAGED]
     checks = run_in_child(
         f"""
