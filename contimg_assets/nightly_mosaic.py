@@ -14,7 +14,8 @@ from dagster import (
 from contimg import __version__
 from contimg.catalogue.mosaics import WINDOWS_PER_DAY, day_images, record_mosaic, record_mosaic_failure
 from contimg.core.config import SETTINGS, read
-from contimg.mosaic.build import build_mosaic, read_input
+from contimg.mosaic.build import build_mosaic
+from contimg.mosaic.inputs import read_input
 from contimg_assets.code_versions import code_version_for
 from contimg_assets.image import image
 from contimg_assets.partitions import DAILY

@@ -10,7 +10,8 @@ from scipy.ndimage import gaussian_filter
 
 from contimg.core.beam import airy_power
 from contimg.image.qa import fit_point_source, robust_rms
-from contimg.mosaic.build import build_mosaic, read_input
+from contimg.mosaic.build import build_mosaic
+from contimg.mosaic.inputs import read_input
 
 DEC = 55.0
 CELL_ARCSEC = 12.0
@@ -131,7 +132,8 @@ def test_fast_regrid_matches_reproject_interp(tmp_path):
     """The node-interpolated pixel map gives what reproject_interp gives, pixel by pixel."""
     from reproject import reproject_interp
 
-    from contimg.mosaic.build import regrid, strip_wcs
+    from contimg.mosaic.grid import strip_wcs
+    from contimg.mosaic.regrid import regrid
 
     tile = make_tile(tmp_path / "r.fits", 100.0, [(100.2, DEC + 0.1, 0.5)], 2e-3, 3)
     out_wcs, shape, _ = strip_wcs([read_input(tile)], cell_arcsec=17.0)

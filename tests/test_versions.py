@@ -15,7 +15,8 @@ from astropy.io import fits
 
 import contimg
 from contimg.image.fitsio import add_provenance
-from contimg.mosaic.build import build_mosaic, read_input
+from contimg.mosaic.build import build_mosaic
+from contimg.mosaic.inputs import read_input
 from tests.test_mosaic import make_tile
 
 REPO = Path(__file__).resolve().parents[1]

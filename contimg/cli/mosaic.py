@@ -27,7 +27,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Build the mosaic and print what it wrote and skipped; 0 on success, 2 on a bad input."""
-    from contimg.mosaic.build import build_mosaic, read_input
+    from contimg.mosaic.build import build_mosaic
+    from contimg.mosaic.inputs import read_input
 
     try:
         inputs = [read_input(p) for p in args.images]

@@ -8,17 +8,7 @@ transform is computed once) onto just that image's footprint in the output, and 
 two float32 accumulators memory-mapped on scratch: one image in memory at a time, whatever the
 length of the day. The FITS products are then streamed from the accumulators in row blocks.
 
-Output grid: a plate-carree (CAR) strip at the inputs' mean dec. Image centres are unwrapped in
-input (time) order, so RA runs continuously through 0/360; the reference RA is the middle of the
-unwrapped span. A full day (24 h of RA) gives a strip a little longer than 360 deg: the sky at the
-day's boundary appears at both ends, each copy built from the images of that end of the day.
-
-Pixel scale: by default the coarser of the finest input cell and ``BMIN / PIXELS_PER_BEAM`` of the
-median input beam (3 pixels per beam keeps bilinear regridding and Gaussian fits of point sources
-within 5% in flux and a fifth of the beam in position; the full 3-arcsec input resolution would make
-a 2 x 2.3 GB accumulator pair for a day at dec 55 for no extra information).
-Restoring beam: the median BMAJ, BMIN, BPA of the inputs (the quick images of one day share their
-uv coverage, so their beams differ by a few per cent).
+The output grid and its pixel scale are ``contimg.mosaic.grid``'s; regridding is ``contimg.mosaic.regrid``'s.
 """
 
 from __future__ import annotations
@@ -35,35 +25,16 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from contimg import __version__, git_commit
-from contimg.image.qa import robust_rms
+from contimg.mosaic.grid import strip_wcs
+from contimg.mosaic.inputs import MosaicInput, plane
+from contimg.mosaic.regrid import regrid
 
-__all__ = [
-    "MosaicInput",
-    "MosaicResult",
-    "read_input",
-    "strip_wcs",
-    "build_mosaic",
-    "DEFAULT_PB_FLOOR",
-    "PIXELS_PER_BEAM",
-    "regrid",
-]
+__all__ = ["MosaicResult", "build_mosaic", "DEFAULT_PB_FLOOR"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PB_FLOOR = 0.1
-PIXELS_PER_BEAM = 3.0  # output cell = BMIN / this (see module docstring)
-MAP_NODE_PX = 32  # output pixels between exactly transformed nodes of the regridding map (see regrid)
 ROW_BLOCK = 64  # rows per block when streaming the FITS products from the accumulators
-
-
-@dataclass
-class MosaicInput:
-    """One input: the flat image, its primary beam on the same grid, its rms and window key."""
-
-    image: Path
-    pb: Path
-    rms_jy: float
-    window: str = ""
 
 
 @dataclass
@@ -78,116 +49,6 @@ class MosaicResult:
     cell_arcsec: float = 0.0
     inputs: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # [{"image", "reason"}] inputs that added nothing
-
-
-def _plane(hdu) -> tuple[np.ndarray, WCS]:
-    data = np.asarray(hdu.data, dtype=np.float32)
-    return data.reshape(data.shape[-2:]), WCS(hdu.header).celestial
-
-
-def read_input(image_path, window: str = "") -> MosaicInput:
-    """An image and its primary beam (``PREFIX.pb.fits`` beside ``PREFIX.fits``); rms from QARMS or the data.
-
-    Parameters
-    ----------
-    image_path : path-like
-        The flat (apparent) image ``PREFIX.fits``.
-    window : str
-        Window key recorded in the mosaic's INPUTS table (default: the ``WINDOW`` header keyword).
-
-    Returns
-    -------
-    MosaicInput
-
-    Raises
-    ------
-    FileNotFoundError
-        If the image or its primary-beam file is missing.
-    ValueError
-        If the rms (QARMS or 1.4826 x MAD of the data) is not a positive finite number.
-    """
-    image_path = Path(image_path)
-    pb = (
-        image_path.with_name(image_path.name[: -len(".fits")] + ".pb.fits")
-        if image_path.name.endswith(".fits")
-        else image_path.with_name(image_path.name + ".pb.fits")
-    )
-    if not image_path.exists() or not pb.exists():
-        raise FileNotFoundError(f"mosaic input {image_path} needs {pb.name} beside it")
-    header = fits.getheader(image_path)
-    rms = header.get("QARMS")
-    if not rms:
-        with fits.open(image_path) as hdul:
-            rms = robust_rms(_plane(hdul[0])[0])
-    rms = float(rms)
-    if not np.isfinite(rms) or rms <= 0:
-        raise ValueError(f"mosaic input {image_path}: rms {rms} Jy/beam is not positive")
-    return MosaicInput(image_path, pb, rms, window or header.get("WINDOW", ""))
-
-
-def _geometry(inputs: list[MosaicInput]):
-    """Per input: (header, celestial WCS, centre ra/dec, corner-and-edge ra/dec samples)."""
-    out = []
-    edge = np.linspace(0, 1, 9)
-    for m in inputs:
-        h = fits.getheader(m.image)
-        w = WCS(h).celestial
-        ny, nx = h["NAXIS2"], h["NAXIS1"]
-        xs = np.concatenate([edge * (nx - 1), edge * (nx - 1), np.zeros(9), np.full(9, nx - 1)])
-        ys = np.concatenate([np.zeros(9), np.full(9, ny - 1), edge * (ny - 1), edge * (ny - 1)])
-        ra, dec = w.pixel_to_world_values(xs, ys)
-        ra_c, dec_c = w.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
-        out.append((h, w, float(ra_c), float(dec_c), np.asarray(ra), np.asarray(dec)))
-    return out
-
-
-def strip_wcs(inputs: list[MosaicInput], cell_arcsec: float | None = None, margin_deg: float = 0.0):
-    """A CAR strip covering every input, RA unwrapped in input order (continuous through 0/360).
-
-    Returns
-    -------
-    (WCS, (ny, nx), x_ranges) where ``x_ranges[i]`` is input i's (lo, hi) output column range.
-
-    Raises
-    ------
-    ValueError
-        If there are no inputs or the cell is not positive.
-    """
-    if not inputs:
-        raise ValueError("no images to mosaic")
-    geo = _geometry(inputs)
-    centres = np.array([g[2] for g in geo])
-    # unwrap centre RAs in input (time) order, then express each image's edges relative to its centre
-    unwrapped = np.degrees(np.unwrap(np.radians(centres)))
-    ra0 = float((unwrapped.min() + unwrapped.max()) / 2.0)
-    dec0 = float(np.mean([g[3] for g in geo]))
-    if cell_arcsec is None:
-        cells = [abs(g[0]["CDELT2"]) * 3600 for g in geo]
-        bmins = [g[0].get("BMIN", 0.0) * 3600 for g in geo]
-        beam_cell = float(np.median(bmins)) / PIXELS_PER_BEAM if np.median(bmins) > 0 else 0.0
-        cell_arcsec = max(float(np.min(cells)), beam_cell)
-    if not cell_arcsec > 0:
-        raise ValueError(f"mosaic cell {cell_arcsec} arcsec must be positive")
-    cell = cell_arcsec / 3600.0
-    cos0 = np.cos(np.radians(dec0))
-    offs = []
-    for g, uc in zip(geo, unwrapped, strict=True):
-        offs.append((uc - ra0) + (((g[4] - g[2]) + 180.0) % 360.0 - 180.0))  # deg of RA from ra0
-    allx = np.concatenate(offs)
-    ally = np.concatenate([g[5] for g in geo])
-    x_lo, x_hi = allx.min() - margin_deg / cos0, allx.max() + margin_deg / cos0
-    y_lo, y_hi = ally.min() - margin_deg, ally.max() + margin_deg
-    nx = int(np.ceil((x_hi - x_lo) * cos0 / cell)) + 1
-    ny = int(np.ceil((y_hi - y_lo) / cell)) + 1
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---CAR", "DEC--CAR"]
-    w.wcs.crval = [ra0 % 360.0, 0.0]
-    cdelt_x = -cell / cos0  # ~cell on the sky along RA at the strip's dec
-    w.wcs.cdelt = [cdelt_x, cell]
-    crpix_x = 1 + x_hi * cos0 / cell
-    w.wcs.crpix = [crpix_x, 1 - y_lo / cell]
-    x_ranges = [((crpix_x - 1) + o.max() / cdelt_x, (crpix_x - 1) + o.min() / cdelt_x) for o in offs]
-    return w, (ny, nx), x_ranges
 
 
 def build_mosaic(
@@ -210,7 +71,7 @@ def build_mosaic(
     pb_floor : float
         Pixels where an image's primary beam is below this are not used from that image.
     cell_arcsec : float, optional
-        Output cell; default the coarser of the finest input cell and BMIN / PIXELS_PER_BEAM.
+        Output cell; default the coarser of the finest input cell and BMIN / grid.PIXELS_PER_BEAM.
     scratch : Path, optional
         Folder for the memory-mapped accumulators (default: beside ``out_path``).
     png : bool
@@ -246,8 +107,8 @@ def build_mosaic(
         beams, used, skipped = [], [], []
         for m, (xa, xb) in zip(inputs, x_ranges, strict=True):
             with fits.open(m.image) as hi, fits.open(m.pb) as hp:
-                img, w_in = _plane(hi[0])
-                pb, _ = _plane(hp[0])
+                img, w_in = plane(hi[0])
+                pb, _ = plane(hp[0])
                 bm = (hi[0].header.get("BMAJ", 0.0), hi[0].header.get("BMIN", 0.0), hi[0].header.get("BPA", 0.0))
             if pb.shape != img.shape:
                 raise ValueError(f"{m.pb} shape {pb.shape} differs from {m.image} {img.shape}")
@@ -340,53 +201,6 @@ def build_mosaic(
     return MosaicResult(
         out_path, noise_path, png_path, len(used), shape, cell_out, [str(m.image) for m in used], skipped
     )
-
-
-def _coarse_to_fine(n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse node positions over 0..n-1 and the (n, n_nodes) linear-interpolation matrix onto every pixel."""
-    nodes = np.unique(np.r_[np.arange(0, n, step), n - 1]).astype(float)
-    eye = np.eye(nodes.size)
-    mat = np.stack([np.interp(np.arange(n), nodes, eye[j]) for j in range(nodes.size)], axis=1)
-    return nodes, mat
-
-
-def regrid(planes: np.ndarray, in_wcs: WCS, out_wcs: WCS, shape_out: tuple, *, exact: bool = False) -> np.ndarray:
-    """Bilinear regridding of ``planes`` (n, ny, nx) onto ``out_wcs`` / ``shape_out``; 0 outside the input.
-
-    With ``exact`` (or when the coarse map is not finite) this is ``reproject.reproject_interp``.
-    Otherwise the output-to-input pixel map is computed with astropy on nodes every
-    ``MAP_NODE_PX`` output pixels and interpolated linearly in between (the SIN -> CAR map is smooth:
-    over 32 px of 4 arcsec its second-order term is ~1e-3 px), then ``scipy.ndimage.map_coordinates``
-    samples the planes: ~10x faster than ``reproject_interp``, whose full per-pixel transforms with
-    round-trip checks take ~16 s for a 4096^2 input onto 3000^2 px.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 (n, *shape_out).
-    """
-    from astropy.wcs.utils import pixel_to_pixel
-    from scipy.ndimage import map_coordinates
-
-    if not exact:
-        ny, nx = shape_out
-        ny_nodes, ly = _coarse_to_fine(ny, MAP_NODE_PX)
-        nx_nodes, lx = _coarse_to_fine(nx, MAP_NODE_PX)
-        gx, gy = np.meshgrid(nx_nodes, ny_nodes)
-        cx, cy = pixel_to_pixel(out_wcs, in_wcs, gx, gy)
-        if np.all(np.isfinite(cx)) and np.all(np.isfinite(cy)):
-            fx = (ly @ cx @ lx.T).astype(np.float32)
-            fy = (ly @ cy @ lx.T).astype(np.float32)
-            out = np.empty((planes.shape[0], ny, nx), dtype=np.float32)
-            for k in range(planes.shape[0]):
-                map_coordinates(planes[k], (fy, fx), output=out[k], order=1, mode="constant", cval=0.0, prefilter=False)
-            return out
-    from reproject import reproject_interp
-
-    arr, _ = reproject_interp(
-        (planes, in_wcs), out_wcs, shape_out=(planes.shape[0],) + tuple(shape_out), order="bilinear"
-    )
-    return np.nan_to_num(arr, nan=0.0).astype(np.float32)
 
 
 def _stream(path: Path, header: fits.Header, acc_path: Path, what: str) -> None:
