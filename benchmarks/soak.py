@@ -45,7 +45,8 @@ from _common import bench_dir  # noqa: E402
 
 from contimg.childjobs.env import casa_child_env  # noqa: E402
 from contimg.core.settings import Layout, window_slug  # noqa: E402
-from contimg_assets.instance.stream import DaemonKillDrill, casa_processes, run_stream  # noqa: E402
+from contimg_assets.instance.processes import casa_processes
+from contimg_assets.instance.stream import DaemonKillDrill, run_stream  # noqa: E402
 
 START = "2026-01-25T00:00:00"
 HALF_WRITTEN_MARKERS = (".tmp", ".old-", ".deleting-", "_incomplete")

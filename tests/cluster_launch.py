@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from contimg_assets.instance.cluster import cluster_env
-from contimg_assets.instance.stream import REPO_ROOT
+from contimg_assets.instance.processes import REPO_ROOT
 
 
 def launch_partition_runs_at_once(state: dict, keys: list[str], job_name: str = "chunk_job") -> list[str]:

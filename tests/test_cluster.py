@@ -21,8 +21,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from contimg.core.settings import Layout
 from contimg.sim import simulate
 from contimg_assets.instance import cluster
+from contimg_assets.instance.processes import REPO_ROOT, casa_processes, instance_pids
 from contimg_assets.instance.reprocess import submit_backfill
-from contimg_assets.instance.stream import REPO_ROOT, _instance_pids, casa_processes
 from tests.cluster_launch import launch_partition_runs_at_once
 
 ENV = {
@@ -182,10 +182,10 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
         stopped = subprocess.run([script, "stop"], env=env, timeout=240, check=False, capture_output=True, text=True)
     print(stopped.stdout, stopped.stderr)
     assert stopped.returncode == 0 and "(cleanly)" in stopped.stdout, "stop had to kill or reap processes"
-    assert _instance_pids(root) == [], "processes of the cluster left running"
+    assert instance_pids(root) == [], "processes of the cluster left running"
     assert not cluster.status(root)["running"]
     pg_dir = cluster.load_state(root)["postgres"]["dir"]
-    assert _instance_pids(Path(pg_dir)) == [] and not Path(pg_dir).exists(), "PostgreSQL left running"
+    assert instance_pids(Path(pg_dir)) == [] and not Path(pg_dir).exists(), "PostgreSQL left running"
 
 
 @pytest.mark.e2e

@@ -26,7 +26,8 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 
 from contimg.core.settings import Layout, window_slug
 from contimg.sim import simulate
-from contimg_assets.instance.stream import DaemonKillDrill, casa_processes, run_stream
+from contimg_assets.instance.processes import casa_processes
+from contimg_assets.instance.stream import DaemonKillDrill, run_stream
 from tests.casa_helpers import run_in_child
 from tests.test_stream_e2e import _mentions, casa_children
 

@@ -37,7 +37,8 @@ from contimg.core.config import read
 from contimg.core.settings import Layout
 from contimg_assets.instance import cluster_processes as services
 from contimg_assets.instance.cluster_processes import READY_TIMEOUT_S
-from contimg_assets.instance.stream import REPO_ROOT, _bin, _instance_pids, dagster_env
+from contimg_assets.instance.processes import REPO_ROOT, executable, instance_pids
+from contimg_assets.instance.stream import dagster_env
 
 __all__ = [
     "start",
@@ -115,7 +116,7 @@ def start_worker(state: dict, name: str, *, concurrency: int | None = None) -> d
     conc = concurrency or state.get("concurrency", 1)
     pid = services.spawn(
         [
-            _bin("celery"),
+            executable("celery"),
             "-A",
             "contimg_resources.celery_worker",
             "worker",
@@ -241,7 +242,7 @@ def start(
             casa_pool_limit = CASA_POOL_DEFAULT
         if casa_pool_limit is not None:
             subprocess.run(
-                [_bin("dagster"), "instance", "concurrency", "set", "casa", str(casa_pool_limit)],
+                [executable("dagster"), "instance", "concurrency", "set", "casa", str(casa_pool_limit)],
                 env=env_all,
                 cwd=REPO_ROOT,
                 check=True,
@@ -250,7 +251,7 @@ def start(
             )
         for sensor in stopped_sensors:
             proc = subprocess.run(
-                [_bin("dagster"), "sensor", "stop", sensor, "-w", str(REPO_ROOT / "workspace.yaml")],
+                [executable("dagster"), "sensor", "stop", sensor, "-w", str(REPO_ROOT / "workspace.yaml")],
                 check=False,
                 env=env_all,
                 cwd=REPO_ROOT,
@@ -265,7 +266,7 @@ def start(
             log(f"cluster: worker {w['node']} (pid {w['pid']}, scratch {w['scratch']})")
         _save_state(root, state)
         pid = services.spawn(
-            [_bin("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            [executable("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
             env_all,
             root / "logs" / "daemon.log",
         )
@@ -284,7 +285,7 @@ def start(
 def _leftovers(state: dict) -> list[int]:
     """Processes of the cluster (its root in their command line or environment) other than Redis and us."""
     skip = services.ancestors() | {state.get("redis", {}).get("pid")}
-    return [p for p in _instance_pids(Path(state["root"])) if p not in skip and services.alive(p)]
+    return [p for p in instance_pids(Path(state["root"])) if p not in skip and services.alive(p)]
 
 
 def launch_partition_runs(state: dict, keys: list[str], job_name: str = "chunk_job") -> list[str]:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from contimg_assets.instance.stream import REPO_ROOT
+from contimg_assets.instance.processes import REPO_ROOT
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 READY_TIMEOUT_S = 120.0

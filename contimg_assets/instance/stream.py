@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,18 +28,19 @@ from contimg.catalogue.ingest import group_states
 from contimg.childjobs.env import CHILD_JOB_MODULES
 from contimg.core.settings import Layout
 from contimg.sim.replay import chunks_in, replay
-
-__all__ = ["StreamOutcome", "DaemonKillDrill", "dagster_env", "install_instance_config", "run_stream", "casa_processes"]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FINAL_GROUP_STATES = ("imaged", "failed", "incomplete")
-# command-line markers of CASA-side processes: child jobs, their guard, drill stand-ins, WSClean
-CASA_MARKERS = (
-    *(m.encode() for m in CHILD_JOB_MODULES.values()),
-    b"contimg.childjobs.guard",
-    b"contimg.childjobs.drills",
-    b"wsclean",
+from contimg_assets.instance.processes import (
+    REPO_ROOT,
+    casa_processes,
+    executable,
+    instance_pids,
+    process_group,
+    reap_instance_processes,
+    stop_group,
 )
+
+__all__ = ["StreamOutcome", "DaemonKillDrill", "dagster_env", "install_instance_config", "run_stream"]
+
+FINAL_GROUP_STATES = ("imaged", "failed", "incomplete")
 ORPHAN_WAIT_S = 30.0  # a CASA job must be gone this long after its run worker was killed
 
 
@@ -97,44 +97,6 @@ def install_instance_config(layout: Layout) -> Path:
     return target
 
 
-def _bin(name: str) -> str:
-    candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else name
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _instance_pids(dagster_home: Path) -> list[int]:
-    """Processes (other than this one) with the instance path in their command line or environment."""
-    me = os.getpid()
-    needle = str(dagster_home).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def casa_processes(dagster_home: Path) -> dict[int, str]:
-    """CASA-side processes (jobs, guards, drill stand-ins, WSClean) working for this instance: pid -> cmdline."""
-    out = {}
-    for pid in _instance_pids(dagster_home):
-        cmd = _cmdline(pid)
-        if any(m in cmd for m in CASA_MARKERS):
-            out[pid] = cmd.replace(b"\0", b" ").decode(errors="replace").strip()
-    return out
-
-
 def _matching_job(procs: dict[int, str], job: str | None, window: str | None) -> int | None:
     for pid, cmd in procs.items():
         if (
@@ -154,7 +116,7 @@ def _matching_job(procs: dict[int, str], job: str | None, window: str | None) ->
 def _start_daemon(env: dict, daemon_log: Path) -> subprocess.Popen:
     with open(daemon_log, "ab") as out:
         return subprocess.Popen(
-            [_bin("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            [executable("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
@@ -320,7 +282,7 @@ def run_stream(
             log(f"building the nightly mosaic for {date} through Dagster")
             proc = subprocess.run(
                 [
-                    _bin("dagster"),
+                    executable("dagster"),
                     "asset",
                     "materialize",
                     "-m",
@@ -348,9 +310,9 @@ def run_stream(
     finally:
         runs.close()
         if daemon is not None:
-            _stop(daemon)
+            stop_group(daemon)
         outcome.leftovers = [f"{p} {c}" for p, c in casa_processes(layout.dagster_home).items()]
-        outcome.reaped = len(_reap_instance_processes(layout.dagster_home))
+        outcome.reaped = len(reap_instance_processes(layout.dagster_home))
     outcome.images = sorted(str(p) for p in (layout.products / "images").rglob("*.pbcor.fits"))
     outcome.wall_s = round(time.monotonic() - t_start, 1)
     return outcome
@@ -363,7 +325,7 @@ def _kill_daemon(daemon: subprocess.Popen, layout: Layout, runs: _Runs, log) -> 
         in_progress = runs.in_progress()
     except Exception:  # noqa: BLE001 -- a report only
         in_progress = []
-    group = [p for p in _instance_pids(layout.dagster_home) if _pgid(p) == daemon.pid]
+    group = [p for p in instance_pids(layout.dagster_home) if process_group(p) == daemon.pid]
     log(
         f"drill: SIGKILL to the daemon's process group {daemon.pid} ({len(group)} processes; runs in progress "
         f"{in_progress}; CASA processes {sorted(casa)})"
@@ -380,44 +342,3 @@ def _kill_daemon(daemon: subprocess.Popen, layout: Layout, runs: _Runs, log) -> 
         "casa": sorted(casa),
         "casa_cmdlines": list(casa.values()),
     }
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def _reap_instance_processes(dagster_home: Path, grace_s: float = 10.0) -> list[int]:
-    """Stop every process still serving this instance (code server, run workers, CASA children).
-
-    Normally the daemon's SIGTERM takes its process group down with it, code server and run workers
-    included; whatever still runs afterwards is found by the instance path in its command line or
-    environment.
-    """
-    found = _instance_pids(dagster_home)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in found:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace_s
-        while sig == signal.SIGTERM and time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in found):
-            time.sleep(0.5)
-    return found
-
-
-def _stop(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
-    """Stop a process group: SIGTERM, then SIGKILL after ``grace_s``."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
