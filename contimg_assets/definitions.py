@@ -16,7 +16,7 @@ from contimg_assets.variability import variability
 from contimg_resources import CasaRunner, Catalogue, StorageLayout
 from schedules import build_mosaic_schedule, build_variability_schedule
 from schedules.housekeeping import housekeeping_schedule
-from sensors import build_ingest_sensor, build_run_failure_sensor
+from sensors import build_backfill_retry_sensor, build_ingest_sensor, build_run_failure_sensor
 
 CHUNK_ASSETS = [subband_group, measurement_set, image, photometry]
 
@@ -55,6 +55,7 @@ defs = Definitions(
     sensors=[
         build_ingest_sensor(chunk_job, calibrator_chunk_job),
         build_run_failure_sensor([chunk_job, calibrator_chunk_job]),
+        build_backfill_retry_sensor([chunk_job, calibrator_chunk_job]),
     ],
     schedules=[build_mosaic_schedule(mosaic_job), build_variability_schedule(variability_job), housekeeping_schedule],
     resources={"storage": StorageLayout(), "catalogue": Catalogue(), "casa": CasaRunner()},

@@ -23,7 +23,6 @@ from contimg.sim import simulate
 from contimg_assets.instance import cluster
 from contimg_assets.instance.processes import REPO_ROOT, casa_processes, instance_pids
 from contimg_assets.instance.reprocess import submit_backfill
-from tests.cluster_launch import launch_partition_runs_at_once
 
 ENV = {
     "CONTIMG_ALLOW_UNCALIBRATED": "1",  # no calibrator transit in these chunks
@@ -192,7 +191,8 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
 def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypatch):
     """`casa` pool limit 2: CASA steps of the two workers overlap. Then a worker gets SIGKILL (its whole process
     group) while its run's CASA job runs: the health check fails the run within a minute, the CASA job does not
-    outlive it, and the retry succeeds on the other worker."""
+    outlive it, and the retry (the runs are a backfill, as `contimg reprocess` submits) succeeds on the other
+    worker."""
     layout = Layout.under(tmp_path / "root").ensure()
     keys = windows(3)
     simulate(
@@ -212,10 +212,9 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
     home = Path(state["dagster_home"])
     try:
         use_cluster(monkeypatch, state)
-        # direct partition runs, as the stream's ingest sensor makes: Dagster never retries a run of a backfill
-        # submitted by `dagster job backfill` / `contimg reprocess` (that backfill is COMPLETED at submission,
-        # and run_retries skips runs of terminal backfills)
-        launch_partition_runs_at_once(state, keys)
+        # a backfill exactly as `contimg reprocess` submits it: Dagster's run_retries skip its runs (the backfill
+        # is COMPLETED at submission); the retry_backfill_runs sensor re-runs the killed one
+        submit_backfill(keys, tags={"contimg/reprocess": "cluster-test"})
 
         # wait for a CASA job of the third chunk (both workers are busy by then), and kill its worker
         def casa_job_of_last_chunk(timeout_s: float) -> tuple:
@@ -286,8 +285,13 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
                 if e.dagster_event
             )
             assert f"Celery worker {victim}@" in messages and "does not answer" in messages, messages[-2000:]
-            retry = [r for r in runs if r.parent_run_id == failed[0].run_id]
+            retry = [r for r in runs if r.tags.get("contimg/retry_of") == failed[0].run_id]
             assert len(retry) == 1 and retry[0].status == DagsterRunStatus.SUCCESS
+            assert retry[0].tags["contimg/reprocess"] == "cluster-test" and retry[0].tags["dagster/retry_number"] == "1"
+            assert (
+                failed[0].tags["dagster/backfill"]
+                and instance.get_run_by_id(failed[0].run_id).tags["dagster/will_retry"] == "false"
+            )  # nothing waits for a retry Dagster will not make
             survivor = next(w["node"] for w in state["workers"] if w["name"] != victim)
             assert by_worker[retry[0].run_id] == survivor
             assert {k for k, s in statuses if s == DagsterRunStatus.SUCCESS} == set(keys)
