@@ -74,6 +74,11 @@ BAD = [
     ("CONTIMG_STALE_GROUP_H", "-2"),
     ("CONTIMG_RUN_RETENTION_DAYS", "forever"),
     ("CONTIMG_DEBUG", "verbose"),
+    ("CONTIMG_CATALOGUE_URL", "/srv/contimg/state/catalogue.sqlite3"),  # a path is not a URL: unset means SQLite
+    ("CONTIMG_CATALOGUE_URL", "postgresql+psycopg2://u@h/contimg"),  # SQLAlchemy's form, not libpq's
+    ("CONTIMG_CATALOGUE_URL", "mysql://u@h/contimg"),
+    ("CONTIMG_CATALOGUE_URL", "postgresql://u@h:5432"),  # no database
+    ("CONTIMG_CATALOGUE_URL", "postgresql://u@h/"),
 ]
 
 
@@ -116,6 +121,16 @@ GOOD = [
     ("CONTIMG_STALE_GROUP_H", "0.5", 0.5),
     ("CONTIMG_RUN_RETENTION_DAYS", "14", 14.0),
     ("CONTIMG_DEBUG", "1", True),
+    (
+        "CONTIMG_CATALOGUE_URL",
+        "postgresql://contimg@db.example:5433/contimg",
+        "postgresql://contimg@db.example:5433/contimg",
+    ),
+    (
+        "CONTIMG_CATALOGUE_URL",
+        "postgres://127.0.0.1/contimg?sslmode=disable",
+        "postgres://127.0.0.1/contimg?sslmode=disable",
+    ),
 ]
 
 
@@ -144,6 +159,7 @@ DEFAULTS = {
     "CONTIMG_RUN_RETENTION_DAYS": 30.0,
     "CONTIMG_DEBUG": False,
     "CONTIMG_WORKSPACE": None,
+    "CONTIMG_CATALOGUE_URL": None,
 }
 
 

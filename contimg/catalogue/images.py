@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from contimg import __version__
-from contimg.catalogue.db import transaction
+from contimg.catalogue.db import Connection, transaction
 from contimg.catalogue.ingest import now_iso
 from contimg.image.report import ImageReport
 
@@ -54,7 +53,7 @@ _SOURCE_COLUMNS = (
 
 
 def record_image(
-    conn: sqlite3.Connection,
+    conn: Connection,
     window_key: str,
     ms_path: str,
     image: ImageReport | Mapping,
@@ -87,12 +86,13 @@ def record_image(
             "UPDATE images SET status = 'superseded' WHERE window_key = ? AND status IN ('ok', 'flagged', 'failed')",
             (window_key,),
         )
-        conn.execute(
+        image_id = conn.execute(
             """INSERT INTO images (window_key, ms_path, image_path, pbcor_path, pb_path, png_path, imager, calibrated,
                    calset, caltables, rms_jy, expected_rms_jy, peak_jy, dynamic_range, n_sources, bmaj_arcsec,
                    bmin_arcsec, bpa_deg, cell_arcsec, size_px, flagged_fraction, mid_mjd, status, reason, run_id,
                    created_at, code_version)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               RETURNING id""",
             (
                 window_key,
                 ms_path,
@@ -122,8 +122,7 @@ def record_image(
                 now_iso(),
                 m.code_version or __version__,
             ),
-        )
-        image_id = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        ).fetchone()[0]  # RETURNING: both backends (SQLite >= 3.35), unlike last_insert_rowid()
         if m.science_qa is not None:
             sq = m.science_qa
             cols = ", ".join(_SCIENCE_COLUMNS)
@@ -152,7 +151,7 @@ def _source_rows(path: str | None) -> list[tuple]:
     return [tuple(None if not np.isfinite(v) else float(v) for v in row) for row in zip(*columns, strict=True)]
 
 
-def image_sources(conn: sqlite3.Connection, window_key: str) -> list[dict]:
+def image_sources(conn: Connection, window_key: str) -> list[dict]:
     """The detections of a window's current image (status ok or flagged), brightest first."""
     rows = conn.execute(
         "SELECT s.* FROM sources AS s JOIN images AS i ON i.id = s.image_id WHERE i.window_key = ? "
@@ -163,7 +162,7 @@ def image_sources(conn: sqlite3.Connection, window_key: str) -> list[dict]:
 
 
 def record_image_failure(
-    conn: sqlite3.Connection, window_key: str, ms_path: str | None, reason: str, run_id: str | None
+    conn: Connection, window_key: str, ms_path: str | None, reason: str, run_id: str | None
 ) -> None:
     """Record a failed image of a window; the window's earlier failure, if any, becomes 'superseded'."""
     with transaction(conn):
@@ -177,7 +176,7 @@ def record_image_failure(
         )
 
 
-def current_image(conn: sqlite3.Connection, window_key: str) -> dict | None:
+def current_image(conn: Connection, window_key: str) -> dict | None:
     """The window's newest image row with status 'ok' or 'flagged' (as a dict), or None."""
     row = conn.execute(
         "SELECT * FROM images WHERE window_key = ? AND status IN ('ok', 'flagged') ORDER BY id DESC LIMIT 1",

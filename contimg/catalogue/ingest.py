@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from contimg import __version__
-from contimg.catalogue.db import transaction
+from contimg.catalogue.db import Connection, transaction
 from contimg.convert.report import ConvertReport
 
 __all__ = [
@@ -29,7 +29,7 @@ def now_iso() -> str:
 
 
 def record_file(
-    conn: sqlite3.Connection,
+    conn: Connection,
     path: str,
     name: str,
     status: str,
@@ -47,17 +47,18 @@ def record_file(
             """first_seen, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (path) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-                   size_bytes = COALESCE(excluded.size_bytes, size_bytes), updated_at = excluded.updated_at""",
+                   size_bytes = COALESCE(excluded.size_bytes, subband_files.size_bytes),
+                   updated_at = excluded.updated_at""",
             (path, name, window_key, subband, size_bytes, status, reason, now, now),
         )
 
 
-def files_with_status(conn: sqlite3.Connection, status: str) -> set[str]:
+def files_with_status(conn: Connection, status: str) -> set[str]:
     """The paths of the subband files recorded with ``status``."""
     return {r[0] for r in conn.execute("SELECT path FROM subband_files WHERE status = ?", (status,))}
 
 
-def upsert_group(conn: sqlite3.Connection, window_key: str, **fields) -> None:
+def upsert_group(conn: Connection, window_key: str, **fields) -> None:
     """Create or update a group's row; lists are stored as JSON; None leaves a column unchanged."""
     fields = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in fields.items()}
     fields["updated_at"] = now_iso()
@@ -76,7 +77,7 @@ def upsert_group(conn: sqlite3.Connection, window_key: str, **fields) -> None:
             conn.execute(f"INSERT INTO groups (window_key, {cols}) VALUES (?, {marks})", (window_key, *fields.values()))
 
 
-def get_group(conn: sqlite3.Connection, window_key: str) -> dict | None:
+def get_group(conn: Connection, window_key: str) -> dict | None:
     """A group's row as a dict, or None if absent.
 
     ``missing_subbands`` and ``files`` are decoded from JSON (empty lists if unset).
@@ -91,7 +92,7 @@ def get_group(conn: sqlite3.Connection, window_key: str) -> dict | None:
 
 
 def record_measurement_set(
-    conn: sqlite3.Connection, window_key: str, report: ConvertReport | Mapping, *, size_bytes: int, run_id: str | None
+    conn: Connection, window_key: str, report: ConvertReport | Mapping, *, size_bytes: int, run_id: str | None
 ) -> None:
     """Add the MS made for a window; an earlier version of the same window becomes 'superseded'.
 
@@ -138,7 +139,7 @@ def record_measurement_set(
         )
 
 
-def current_ms(conn: sqlite3.Connection, window_key: str) -> dict | None:
+def current_ms(conn: Connection, window_key: str) -> dict | None:
     """The window's current measurement set row (status 'current') as a dict, or None."""
     row = conn.execute(
         "SELECT * FROM measurement_sets WHERE window_key = ? AND status = 'current'", (window_key,)
@@ -147,7 +148,7 @@ def current_ms(conn: sqlite3.Connection, window_key: str) -> dict | None:
 
 
 def record_timing(
-    conn: sqlite3.Connection,
+    conn: Connection,
     window_key: str,
     stage: str,
     seconds: float,
@@ -164,17 +165,17 @@ def record_timing(
         )
 
 
-def known_file_paths(conn: sqlite3.Connection) -> set[str]:
+def known_file_paths(conn: Connection) -> set[str]:
     """Paths of every subband file the catalogue has seen."""
     return {r[0] for r in conn.execute("SELECT path FROM subband_files")}
 
 
-def group_start_stamps(conn: sqlite3.Connection) -> list[str]:
+def group_start_stamps(conn: Connection) -> list[str]:
     """Every group's start time as stored (ISO text; may be NULL)."""
     return [r[0] for r in conn.execute("SELECT start_utc FROM groups")]
 
 
-def requested_groups(conn: sqlite3.Connection) -> list[tuple]:
+def requested_groups(conn: Connection) -> list[tuple]:
     """``(window_key, run_key, files_json, requested_at)`` of groups still ``requested``, oldest request first."""
     return conn.execute(
         "SELECT window_key, run_key, files, requested_at FROM groups "
@@ -183,7 +184,7 @@ def requested_groups(conn: sqlite3.Connection) -> list[tuple]:
 
 
 def record_calibrator_transit(
-    conn: sqlite3.Connection,
+    conn: Connection,
     window_key: str,
     *,
     calibrator: str,
@@ -194,16 +195,37 @@ def record_calibrator_transit(
     """Record (or replace) the calibrator transit found in ``window_key``."""
     with transaction(conn):
         conn.execute(
-            "INSERT OR REPLACE INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, "
-            "pb_flux_jy, found_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO calibrator_transits (window_key, calibrator, transit_mjd, offset_deg, pb_flux_jy, found_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (window_key) DO UPDATE SET calibrator = excluded.calibrator, "
+            "transit_mjd = excluded.transit_mjd, offset_deg = excluded.offset_deg, pb_flux_jy = excluded.pb_flux_jy, "
+            "found_at = excluded.found_at",
             (window_key, calibrator, transit_mjd, offset_deg, pb_flux_jy, now_iso()),
         )
 
 
 def group_states(catalogue_path) -> dict:
-    """``{window_key: state}`` read from the catalogue file without writing to it; empty when it cannot be read."""
+    """``{window_key: state}`` read from the catalogue without writing to it; empty when it cannot be read.
+
+    With ``CONTIMG_CATALOGUE_URL`` set the Postgres catalogue is read (``catalogue_path`` is not used).
+    """
     from pathlib import Path
 
+    from contimg.catalogue.db import catalogue_url
+
+    url = catalogue_url()
+    if url:
+        import psycopg2
+
+        try:
+            raw = psycopg2.connect(url, connect_timeout=10)
+            try:
+                with raw.cursor() as cur:
+                    cur.execute("SELECT window_key, state FROM groups")
+                    return dict(cur.fetchall())
+            finally:
+                raw.close()
+        except psycopg2.Error:  # no server, or no table yet: nothing known, as for a missing file
+            return {}
     path = Path(catalogue_path)
     if not path.exists():
         return {}

@@ -6,11 +6,10 @@ A new build of a date marks the earlier 'current' row 'superseded'; failures are
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timedelta
 
 from contimg import __version__
-from contimg.catalogue.db import transaction
+from contimg.catalogue.db import Connection, transaction
 from contimg.catalogue.ingest import now_iso
 
 __all__ = ["WINDOWS_PER_DAY", "day_windows", "day_images", "record_mosaic", "record_mosaic_failure", "current_mosaic"]
@@ -33,7 +32,7 @@ def day_windows(date: str) -> list[str]:
     return [(start + timedelta(minutes=5 * i)).strftime("%Y-%m-%dT%H:%M") for i in range(WINDOWS_PER_DAY)]
 
 
-def day_images(conn: sqlite3.Connection, date: str) -> tuple[list[dict], list[dict], list[str]]:
+def day_images(conn: Connection, date: str) -> tuple[list[dict], list[dict], list[str]]:
     """The day's current image rows: (usable rows in time order, QA-excluded [{window, reason}], gaps).
 
     Usable rows have status 'ok'; 'flagged' rows (QA failed) are excluded and listed with their
@@ -53,7 +52,7 @@ def day_images(conn: sqlite3.Connection, date: str) -> tuple[list[dict], list[di
 
 
 def record_mosaic(
-    conn: sqlite3.Connection,
+    conn: Connection,
     date: str,
     *,
     path: str,
@@ -91,7 +90,7 @@ def record_mosaic(
 
 
 def record_mosaic_failure(
-    conn: sqlite3.Connection, date: str, reason: str, *, excluded: list[dict] | None = None, run_id: str | None = None
+    conn: Connection, date: str, reason: str, *, excluded: list[dict] | None = None, run_id: str | None = None
 ) -> None:
     """Add a 'failed' row for ``date`` (an earlier current mosaic stays current)."""
     with transaction(conn):
@@ -102,7 +101,7 @@ def record_mosaic_failure(
         )
 
 
-def current_mosaic(conn: sqlite3.Connection, date: str) -> dict | None:
+def current_mosaic(conn: Connection, date: str) -> dict | None:
     """The current mosaic row of ``date`` (gaps and excluded decoded), or None."""
     cur = conn.execute("SELECT * FROM mosaics WHERE date = ? AND status = 'current' ORDER BY id DESC LIMIT 1", (date,))
     row = cur.fetchone()

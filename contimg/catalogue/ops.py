@@ -7,9 +7,8 @@ writes rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from contimg.catalogue.db import transaction
+from contimg.catalogue.db import Connection, transaction
 from contimg.catalogue.ingest import now_iso
 
 __all__ = [
@@ -28,14 +27,14 @@ __all__ = [
 STALLABLE_STATES = ("requested", "grouped", "converted")
 
 
-def last_guard_event(conn: sqlite3.Connection) -> dict | None:
+def last_guard_event(conn: Connection) -> dict | None:
     """The most recent ``disk_guard_events`` row, or None."""
     row = conn.execute("SELECT * FROM disk_guard_events ORDER BY id DESC LIMIT 1").fetchone()
     return dict(row) if row else None
 
 
 def record_guard_decision(
-    conn: sqlite3.Connection,
+    conn: Connection,
     decision: str,
     reason: str,
     free_gb: dict,
@@ -59,41 +58,34 @@ def record_guard_decision(
     return True
 
 
-def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)).fetchone()
-        is not None
-    )
+def calibrator_windows(conn: Connection) -> set:
+    """Windows holding a calibrator: marked on the group, or with a caltable set or transit in the catalogue.
 
-
-def calibrator_windows(conn: sqlite3.Connection) -> set:
-    """Windows holding a calibrator: marked on the group, or with a caltable set or transit in the catalogue."""
+    ``connect`` applies the whole schema, so both tables exist (empty in a catalogue older than them).
+    """
     windows = {r[0] for r in conn.execute("SELECT window_key FROM groups WHERE COALESCE(calibrator, '') != ''")}
     for table in ("caltable_sets", "calibrator_transits"):
-        if _table_exists(conn, table):
-            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if "window_key" in cols:
-                windows |= {r[0] for r in conn.execute(f"SELECT window_key FROM {table} WHERE window_key IS NOT NULL")}
+        windows |= {r[0] for r in conn.execute(f"SELECT window_key FROM {table} WHERE window_key IS NOT NULL")}
     return windows
 
 
-def ms_rows(conn: sqlite3.Connection) -> list[dict]:
+def ms_rows(conn: Connection) -> list[dict]:
     """Every ``measurement_sets`` row: window, path, status, size."""
     return [dict(r) for r in conn.execute("SELECT window_key, path, status, size_bytes FROM measurement_sets")]
 
 
-def imaged_windows(conn: sqlite3.Connection) -> set:
+def imaged_windows(conn: Connection) -> set:
     """Windows with a good image."""
     return {r[0] for r in conn.execute("SELECT window_key FROM images WHERE status = 'ok'")}
 
 
-def group_rows(conn: sqlite3.Connection) -> list[dict]:
+def group_rows(conn: Connection) -> list[dict]:
     """Every group's window, state and last update."""
     return [dict(r) for r in conn.execute("SELECT window_key, state, updated_at FROM groups")]
 
 
 def log_housekeeping(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     action: str,
     path: str | None,
@@ -111,7 +103,7 @@ def log_housekeeping(
         )
 
 
-def mark_ms_deleted(conn: sqlite3.Connection, window_key: str, path: str) -> None:
+def mark_ms_deleted(conn: Connection, window_key: str, path: str) -> None:
     """The current MS of ``window_key`` at ``path`` was deleted from disk."""
     with transaction(conn):
         conn.execute(
@@ -120,7 +112,7 @@ def mark_ms_deleted(conn: sqlite3.Connection, window_key: str, path: str) -> Non
         )
 
 
-def fail_stale_group(conn: sqlite3.Connection, window_key: str, reason: str) -> None:
+def fail_stale_group(conn: Connection, window_key: str, reason: str) -> None:
     """Mark a group stuck in an in-flight state as failed, with the reason (a group that moved on is left alone)."""
     placeholders = ", ".join("?" * len(STALLABLE_STATES))
     with transaction(conn):

@@ -6,11 +6,10 @@ Forced measurements per window, the day's flux scale and the per-source variabil
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date as _date
 from datetime import timedelta
 
-from contimg.catalogue.db import transaction
+from contimg.catalogue.db import Connection, transaction
 from contimg.catalogue.ingest import now_iso
 
 __all__ = [
@@ -36,7 +35,7 @@ MEASUREMENT_FIELDS = (
 
 
 def record_photometry(
-    conn: sqlite3.Connection,
+    conn: Connection,
     window_key: str,
     image_path: str,
     rows: list[dict],
@@ -57,7 +56,7 @@ def record_photometry(
 
 
 def record_photometry_skip(
-    conn: sqlite3.Connection,
+    conn: Connection,
     window_key: str,
     reason: str,
     *,
@@ -73,8 +72,11 @@ def record_photometry_skip(
 
 def _image_row(conn, window_key, image_path, status, reason, n_measured, n_outside, run_id, code_version):
     conn.execute(
-        "INSERT OR REPLACE INTO photometry_images (window_key, image_path, status, reason, n_measured, n_outside, "
-        "run_id, updated_at, code_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO photometry_images (window_key, image_path, status, reason, n_measured, n_outside, "
+        "run_id, updated_at, code_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (window_key) DO UPDATE SET "
+        "image_path = excluded.image_path, status = excluded.status, reason = excluded.reason, "
+        "n_measured = excluded.n_measured, n_outside = excluded.n_outside, run_id = excluded.run_id, "
+        "updated_at = excluded.updated_at, code_version = excluded.code_version",
         (window_key, image_path, status, reason, n_measured, n_outside, run_id, now_iso(), code_version),
     )
 
@@ -93,7 +95,7 @@ def day_range(last_date: str, n_days: int) -> tuple[str, str]:
     return (last - timedelta(days=n_days - 1)).isoformat(), last.isoformat()
 
 
-def measurements_between(conn: sqlite3.Connection, first_date: str, last_date: str) -> list[dict]:
+def measurements_between(conn: Connection, first_date: str, last_date: str) -> list[dict]:
     """Measurements of the windows of the UTC days ``first_date`` .. ``last_date``, in window order."""
     cur = conn.execute(
         "SELECT window_key, image_path AS image, " + ", ".join(MEASUREMENT_FIELDS) + " FROM photometry "
@@ -105,7 +107,7 @@ def measurements_between(conn: sqlite3.Connection, first_date: str, last_date: s
 
 
 def record_day(
-    conn: sqlite3.Connection,
+    conn: Connection,
     date: str,
     *,
     factors: dict[str, tuple[float, int]],
@@ -124,7 +126,9 @@ def record_day(
     now = now_iso()
     with transaction(conn):
         conn.executemany(
-            "INSERT OR REPLACE INTO flux_scale (date, factor, n_refs, run_id, updated_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO flux_scale (date, factor, n_refs, run_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (date) DO UPDATE SET factor = excluded.factor, n_refs = excluded.n_refs, "
+            "run_id = excluded.run_id, updated_at = excluded.updated_at",
             [(d, _real(f), int(n), run_id, now) for d, (f, n) in sorted(factors.items())],
         )
         conn.execute("DELETE FROM variables WHERE date = ?", (date,))

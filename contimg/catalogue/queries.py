@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from contimg.catalogue.db import connect
+from contimg.catalogue.db import catalogue_url, connect, psycopg2_error, redact
 from contimg.catalogue.duck import open_duckdb
 
 __all__ = [
@@ -45,16 +45,25 @@ IN_FLIGHT_STATES = ("requested", "grouped", "converted", "calibrated")
 DEFAULT_SPAN = timedelta(hours=24)
 
 
-def open_catalogue(path: Path):
-    """DuckDB over the catalogue at ``path`` (views made).
+def open_catalogue(path: Path | None, *, url: str | None = None):
+    """DuckDB over the catalogue (views made): Postgres at ``url`` (default ``CONTIMG_CATALOGUE_URL``), else ``path``.
 
     Raises
     ------
     FileNotFoundError
         If there is no catalogue at ``path``; the message says which settings locate it.
     RuntimeError
-        If the file at ``path`` cannot be read as a catalogue (not SQLite, unreadable), naming it.
+        If the catalogue cannot be read (not SQLite, unreadable file, Postgres unreachable), naming it.
     """
+    url = url if url is not None else catalogue_url()
+    if url:
+        try:
+            return open_duckdb(url=url)
+        except (duckdb.Error, psycopg2_error()) as err:
+            detail = " ".join(str(err).split())
+            raise RuntimeError(
+                f"cannot read the catalogue at CONTIMG_CATALOGUE_URL {redact(url)} ({type(err).__name__}: {detail})"
+            ) from err
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -62,28 +71,28 @@ def open_catalogue(path: Path):
             f"CONTIMG_STATE_DIR to the platform's state directory"
         )
     try:
-        return open_duckdb(path)
+        return open_duckdb(path, url="")
     except duckdb.Error as err:
         detail = " ".join(str(err).split())
         raise RuntimeError(f"cannot read the catalogue {path} ({type(err).__name__}: {detail})") from err
 
 
 @contextmanager
-def reading(path: Path, *, missing_ok: bool = False) -> Iterator:
-    """A DuckDB connection over the catalogue at ``path``, closed on exit.
+def reading(path: Path | None, *, missing_ok: bool = False, url: str | None = None) -> Iterator:
+    """A DuckDB connection over the catalogue (as :func:`open_catalogue`), closed on exit.
 
-    With ``missing_ok``, a catalogue that does not exist yet (a fresh install: nothing processed) reads
+    With ``missing_ok``, a SQLite catalogue that does not exist yet (a fresh install: nothing processed) reads
     as an empty one: the schema is made in a temporary file, so every query answers "nothing" and the
-    state directory is left untouched.
+    state directory is left untouched. (A Postgres catalogue always exists: opening it applies the schema.)
 
     Raises
     ------
     FileNotFoundError, RuntimeError
         As :func:`open_catalogue` (FileNotFoundError only without ``missing_ok``).
     """
-    path = Path(path)
-    if path.exists() or not missing_ok:
-        con = open_catalogue(path)
+    url = url if url is not None else catalogue_url()
+    if url or Path(path).exists() or not missing_ok:
+        con = open_catalogue(path, url=url)
         try:
             yield con
         finally:
@@ -91,8 +100,8 @@ def reading(path: Path, *, missing_ok: bool = False) -> Iterator:
         return
     with tempfile.TemporaryDirectory(prefix="contimg-empty-catalogue-") as tmp:
         empty = Path(tmp) / "catalogue.sqlite3"
-        connect(empty).close()
-        con = open_catalogue(empty)
+        connect(empty, url="").close()
+        con = open_catalogue(empty, url="")
         try:
             yield con
         finally:

@@ -7,19 +7,18 @@ The rules (validity window, which set wins, apply order, status) are pure and li
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict
 
 from contimg.calibrate.registry_rules import DEFAULT_VALIDITY_H, CalSet, select_active, set_status, validity_window
 from contimg.calibrate.report import CalibrateReport
-from contimg.catalogue.db import transaction
+from contimg.catalogue.db import Connection, transaction
 from contimg.catalogue.ingest import now_iso
 
 __all__ = ["active_set", "register_report", "register_set", "retire_set"]
 
 
 def register_set(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     set_name: str,
     window_key: str,
@@ -77,7 +76,7 @@ def register_set(
 
 
 def register_report(
-    conn: sqlite3.Connection,
+    conn: Connection,
     report: CalibrateReport,
     *,
     window_key: str,
@@ -116,13 +115,13 @@ def register_report(
     return status
 
 
-def retire_set(conn: sqlite3.Connection, set_name: str) -> None:
+def retire_set(conn: Connection, set_name: str) -> None:
     """Mark a set retired: it stays in the history but never applies again."""
     with transaction(conn):
         conn.execute("UPDATE caltable_sets SET status = 'retired' WHERE set_name = ?", (set_name,))
 
 
-def active_set(conn: sqlite3.Connection, mjd: float) -> dict | None:
+def active_set(conn: Connection, mjd: float) -> dict | None:
     """{set_name, window, tables (paths in apply order)} valid at ``mjd``, or None."""
     rows = conn.execute(
         "SELECT set_name, valid_start_mjd, valid_end_mjd, status, created_at FROM caltable_sets"
@@ -138,15 +137,13 @@ def active_set(conn: sqlite3.Connection, mjd: float) -> dict | None:
     return {"set_name": chosen.set_name, "window": window, "tables": tables}
 
 
-def set_table_paths(conn: sqlite3.Connection, set_name: str) -> list[str]:
+def set_table_paths(conn: Connection, set_name: str) -> list[str]:
     """The table paths of caltable set ``set_name`` in apply order (empty if no such set)."""
     rows = conn.execute("SELECT path FROM caltables WHERE set_name = ? ORDER BY apply_order", (set_name,)).fetchall()
     return [r[0] for r in rows]
 
 
-def pending_calibration_window(
-    conn: sqlite3.Connection, mid_mjd: float, validity_h: float = DEFAULT_VALIDITY_H
-) -> str | None:
+def pending_calibration_window(conn: Connection, mid_mjd: float, validity_h: float = DEFAULT_VALIDITY_H) -> str | None:
     """A calibrator window within ``validity_h`` of ``mid_mjd`` whose tables are not solved yet, or None.
 
     Its run may still be going.

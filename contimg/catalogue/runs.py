@@ -8,8 +8,7 @@ sensor) covers those: a group still in flight gets the run's failure as its reas
 
 from __future__ import annotations
 
-import sqlite3
-
+from contimg.catalogue.db import Connection
 from contimg.catalogue.ingest import get_group, upsert_group
 
 __all__ = ["FINAL_STATES", "record_run_failure"]
@@ -18,9 +17,7 @@ FINAL_STATES = ("imaged", "failed", "incomplete")
 MAX_REASON_CHARS = 400
 
 
-def record_run_failure(
-    conn: sqlite3.Connection, window: str, run_id: str, message: str, *, will_retry: bool
-) -> str | None:
+def record_run_failure(conn: Connection, window: str, run_id: str, message: str, *, will_retry: bool) -> str | None:
     """Record a failed run of ``window``; returns the reason written, or None if the group was final.
 
     A group already in a final state keeps its own reason. Otherwise, when Dagster will re-run the

@@ -36,6 +36,7 @@ COMMANDS = {
     "serve": "the monitoring API and the morning QA pages (read-only web service)",
     "photometry": "forced photometry of reference sources in primary-beam-corrected images",
     "variability": "daily light curves and the variability search from a photometry table",
+    "catalogue-copy": "copy the SQLite catalogue into PostgreSQL (moving to cluster mode)",
 }
 
 
@@ -43,6 +44,7 @@ COMMANDS = {
 COMMAND_MODULES = {
     "reprocess": "contimg_assets.instance.reprocess",
     "demo": "contimg_assets.instance.demo",
+    "catalogue-copy": "contimg.cli.catalogue_copy",
 }
 
 

@@ -71,6 +71,17 @@ class Setting:
     meaning: str
 
 
+def _postgres_url(text: str) -> str:
+    """A libpq URL of a PostgreSQL database (the cluster's catalogue); SQLAlchemy's ``+driver`` form is not one."""
+    scheme, sep, rest = text.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep:
+        raise ValueError("is not a postgresql:// URL")
+    host_db = rest.rsplit("@", 1)[-1]
+    if "/" not in host_db or not host_db.split("/", 1)[1].split("?", 1)[0]:
+        raise ValueError("names no database (postgresql://host[:port]/DBNAME)")
+    return text
+
+
 _S = [
     Setting(
         "CONTIMG_ROOT",
@@ -258,6 +269,14 @@ _S = [
         "cluster mode's folder (`scripts/cluster.sh`): state, logs, worker scratch; set for the cluster's processes",
     ),
     Setting(
+        "CONTIMG_CATALOGUE_URL",
+        None,
+        "unset (the SQLite file `STATE/catalogue.sqlite3`)",
+        "a PostgreSQL URL postgresql://[user[:password]@]host[:port]/dbname",
+        _postgres_url,
+        "cluster mode: the catalogue's tables in this PostgreSQL database, written by every host's runs",
+    ),
+    Setting(
         "CONTIMG_DAGSTER_URL",
         "http://127.0.0.1:3000",
         "`http://127.0.0.1:3000`",
@@ -375,6 +394,7 @@ class Settings:
     run_retention_days: float
     workspace: Path | None
     debug: bool
+    catalogue_url: str | None = None  # None: the SQLite file under STATE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -410,4 +430,5 @@ class Settings:
             run_retention_days=r("CONTIMG_RUN_RETENTION_DAYS"),
             workspace=r("CONTIMG_WORKSPACE"),
             debug=r("CONTIMG_DEBUG"),
+            catalogue_url=r("CONTIMG_CATALOGUE_URL"),
         )
