@@ -228,9 +228,11 @@ def test_operator_commands_answer_the_same_on_postgres(pg_url, layout, capsys, m
     monkeypatch.delenv("CONTIMG_CATALOGUE_URL")
     on_lite = [_cli_json(capsys, *c) for c in commands]
 
+    differ = TIME_COLUMNS | {"at_utc", "free_disk_gb", "age_h", "catalogue"}  # times, disk, where it lives
+
     def strip(obj):
         if isinstance(obj, dict):
-            out = {k: strip(v) for k, v in obj.items() if k not in TIME_COLUMNS | {"at_utc", "free_disk_gb", "age_h"}}
+            out = {k: strip(v) for k, v in obj.items() if k not in differ}
             if "recent_failures" in out:  # ordered by the time of writing: rows of the same second tie
                 out["recent_failures"] = sorted(out["recent_failures"], key=repr)
             return out
@@ -242,6 +244,7 @@ def test_operator_commands_answer_the_same_on_postgres(pg_url, layout, capsys, m
         assert strip(a) == strip(b), c
     status = on_pg[0]
     assert status["groups_by_state"] == {"imaged": 3, "failed": 1}
+    assert status["catalogue"] == pg_url and status["catalogue_exists"] is True
     assert {r["path"] for r in on_pg[2]} == {f"/cal/3C286_{s}.{t}" for s in "ab" for t in "BG"}
 
 
@@ -281,3 +284,25 @@ def test_views_and_writers_meet_every_schema_file():
     """Every schema file renders for Postgres (a new SQLite-only construct fails here, not in production)."""
     for name, text in schema_files():
         assert "CREATE TABLE" in postgres_schema(text) or "CREATE INDEX" in postgres_schema(text), name
+
+
+def test_a_writer_waits_for_the_lock_as_long_as_sqlites_busy_timeout_then_fails(pg_url, monkeypatch):
+    """As SQLite's busy timeout: a writer queued behind a stuck transaction gives up with an error, not never."""
+    import time
+
+    from contimg.catalogue import db
+
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_S", 1.0)
+    holder, waiter = connect(url=pg_url), connect(url=pg_url)
+    with transaction(holder):
+        t0 = time.monotonic()
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            with transaction(waiter):
+                pass
+        waited = time.monotonic() - t0
+    assert 0.9 < waited < 10
+    with transaction(waiter):  # the lock is free again once the holder commits
+        waiter.execute("INSERT INTO flux_scale (date, n_refs, updated_at) VALUES ('2026-01-25', 3, 'now')")
+    assert holder.execute("SELECT count(*) FROM flux_scale").fetchone()[0] == 1
+    holder.close()
+    waiter.close()

@@ -170,7 +170,12 @@ def connect(path: Path | None = None, *, create: bool = True, url: str | None = 
 def _connect_postgres(url: str) -> PgConnection:
     import psycopg2
 
-    raw = psycopg2.connect(url, connect_timeout=int(BUSY_TIMEOUT_S))
+    ms = int(BUSY_TIMEOUT_S * 1000)
+    # lock_timeout: a writer waits for the writer lock as long as SQLite's busy timeout, then fails, never
+    # forever. idle_in_transaction_session_timeout: a transaction left open by a host that vanished (no
+    # RST reaches the server) is ended by the server, releasing the writer lock; ours last milliseconds.
+    options = f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={2 * ms}"
+    raw = psycopg2.connect(url, connect_timeout=int(BUSY_TIMEOUT_S), options=options)
     raw.autocommit = True  # as SQLite with isolation_level=None: transactions only where transaction() opens one
     conn = PgConnection(raw)
     with _schema_guard:

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from contimg.catalogue import queries as q
+from contimg.catalogue.db import catalogue_url, redact
 from contimg.core.settings import Layout
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.ops.tables import render_table, to_json
@@ -32,12 +33,13 @@ def collect(layout: Layout, since: str | None, until: str | None, n_failures: in
     RuntimeError
         If the catalogue exists but cannot be read.
     """
-    exists = layout.catalogue.exists()
-    with q.reading(layout.catalogue, missing_ok=True) as con:
+    url = catalogue_url()  # cluster mode: the catalogue is a Postgres database, made on first connection
+    exists = bool(url) or layout.catalogue.exists()
+    with q.reading(layout.catalogue, missing_ok=True, url=url) as con:
         lo, hi = q.resolve_range(con, since, until)
         guard = check_free_space([layout.products, layout.scratch], min_free_gb_from_env())
         return {
-            "catalogue": str(layout.catalogue),
+            "catalogue": redact(url) if url else str(layout.catalogue),
             "catalogue_exists": exists,
             "range": {"since": lo, "until": hi},
             "groups_by_state": q.groups_by_state(con, lo, hi),
