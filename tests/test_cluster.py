@@ -46,6 +46,29 @@ def use_cluster(monkeypatch, state: dict) -> None:
             monkeypatch.setenv(k, v)
 
 
+def catalogue_per_window(state: dict, layout: Layout) -> dict:
+    """``{window: (group state, current MSs, good images, image attempts)}`` from the cluster's Postgres catalogue.
+
+    Read with psycopg2 directly, not through contimg.catalogue. The SQLite file must not exist: every run wrote
+    the catalogue in Postgres (``CONTIMG_CATALOGUE_URL``), whichever worker it ran on.
+    """
+    import psycopg2
+
+    assert not layout.catalogue.exists(), "a run wrote the SQLite catalogue instead of the cluster's Postgres"
+    raw = psycopg2.connect(state["catalogue_url"])
+    try:
+        with raw.cursor() as cur:
+            cur.execute(
+                "SELECT g.window_key, g.state, "
+                "(SELECT count(*) FROM measurement_sets m WHERE m.window_key = g.window_key AND m.status = 'current'), "
+                "(SELECT count(*) FROM images i WHERE i.window_key = g.window_key AND i.status = 'ok'), "
+                "(SELECT count(*) FROM images i WHERE i.window_key = g.window_key) FROM groups g"
+            )
+            return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+    finally:
+        raw.close()
+
+
 def busy(instance) -> list:
     """Runs queued, starting, running, or failed and waiting for their retry (as contimg_assets.instance.stream)."""
     active = [r for r in instance.get_runs() if r.status not in FINISHED]
@@ -172,6 +195,9 @@ def test_cluster_backfill_runs_on_both_workers(tmp_path, monkeypatch):
             assert len(intervals) == 2 * len(keys) and max_overlap(intervals) == 1, intervals
         for k in keys:
             assert Path(f"{layout.image_prefix(k)}.pbcor.fits").exists(), k
+        # one catalogue for both workers: each chunk imaged once, nothing lost or duplicated
+        assert f"export CONTIMG_CATALOGUE_URL={state['catalogue_url']}" in exports
+        assert catalogue_per_window(state, layout) == {k: ("imaged", 1, 1, 1) for k in keys}
         # each worker converted and imaged its own chunks in its own scratch folder
         for w in state["workers"]:
             mine = {r.tags["dagster/partition"] for r in runs if by_worker[r.run_id] == w["node"]}
@@ -301,6 +327,10 @@ def test_cluster_casa_pool_of_two_and_a_worker_killed_mid_run(tmp_path, monkeypa
         assert orphans_gone_after is not None and orphans_gone_after < 30, "CASA job outlived its killed worker"
         for k in keys:
             assert Path(f"{layout.image_prefix(k)}.pbcor.fits").exists(), k
+        # after the kill and the retry: every chunk imaged, one current MS and one good image each (the killed
+        # attempt may have left a superseded MS row, never a second current one)
+        rows = catalogue_per_window(state, layout)
+        assert {k: r[:3] for k, r in rows.items()} == {k: ("imaged", 1, 1) for k in keys}, rows
     finally:
         report = cluster.stop(root)
     assert report["reaped"] == [], report

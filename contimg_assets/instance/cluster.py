@@ -12,8 +12,10 @@ its own session (process group), is recorded in ``<root>/cluster.json`` and stop
   ``CONTIMG_SCRATCH_DIR``.
 
 The instance file is ``deploy/dagster.cluster.yaml`` with ``max_concurrent_runs`` set to the worker processes.
-Ingest, products and state (catalogue) are shared: on one machine they are local folders; across hosts they
-would be the shared file system (deploy/README.md).
+Ingest, products and state are shared: on one machine they are local folders; across hosts they would be the
+shared file system (deploy/README.md). The products catalogue is not a file there: it is the ``contimg``
+database on the cluster's PostgreSQL (``CONTIMG_CATALOGUE_URL`` in every process), since SQLite's locking
+does not hold across hosts.
 
 Stopping: the daemon first (no new launches), then workers (warm shutdown: a run in flight may finish within
 ``grace_s``, else its process group is killed and the CASA job's guard stops the job), then Redis and
@@ -86,6 +88,8 @@ def cluster_env(state: dict, extra: dict | None = None) -> dict:
         CONTIMG_CELERY_BACKEND=state["backend"],
         CONTIMG_CLUSTER_ROOT=state["root"],
     )
+    if state.get("catalogue_url"):  # every run, on any worker, writes the one catalogue in Postgres
+        env["CONTIMG_CATALOGUE_URL"] = state["catalogue_url"]
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     return env
 
@@ -194,6 +198,7 @@ def start(
     layout: Layout | None = None,
     env: dict | None = None,
     pg_url: str | None = None,
+    catalogue_url: str | None = None,
     stopped_sensors: tuple = (),
     casa_pool_limit: int | None = None,
     log=print,
@@ -201,8 +206,10 @@ def start(
     """Start the cluster under ``root``; return its state (also in ``<root>/cluster.json``).
 
     ``layout`` (default: from the environment) gives the shared ingest/products/state folders; each worker's
-    scratch is ``<root>/scratch/wN``. ``env`` adds settings for every process. ``stopped_sensors`` are
-    stopped in the instance before the daemon starts (e.g. ``ingest_sensor`` when runs come from backfills).
+    scratch is ``<root>/scratch/wN``. ``env`` adds settings for every process. The catalogue is the ``contimg``
+    database on the cluster's PostgreSQL (``catalogue_url`` overrides it when ``pg_url`` is given).
+    ``stopped_sensors`` are stopped in the instance before the daemon starts (e.g. ``ingest_sensor`` when runs
+    come from backfills).
     """
     root = Path(root).absolute()
     root.mkdir(parents=True, exist_ok=True)
@@ -228,9 +235,11 @@ def start(
         log(f"cluster: redis on 127.0.0.1:{redis['port']} (pid {redis['pid']})")
         if pg_url:
             state["pg_url"] = pg_url
+            state["catalogue_url"] = catalogue_url or services.catalogue_url_beside(pg_url)
         else:
             state["postgres"] = services.start_postgres(root)
             state["pg_url"] = state["postgres"]["url"]
+            state["catalogue_url"] = state["postgres"]["catalogue_url"]
             log(f"cluster: postgres on 127.0.0.1:{state['postgres']['port']} ({state['postgres']['data']})")
         _save_state(root, state)
         _render_instance_yaml(Path(state["dagster_home"]), workers * concurrency)
@@ -410,6 +419,7 @@ def status(root: Path) -> dict:
         "dagster_home": state.get("dagster_home"),
         "broker": state.get("broker"),
         "pg_url": state.get("pg_url"),
+        "catalogue_url": state.get("catalogue_url"),
         "processes": {k: {"pid": p, "alive": bool(p and services.alive(p))} for k, p in procs.items()},
     }
 
@@ -425,6 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="runs per worker at a time")
     parser.add_argument("--pg-url", default=None, help="use this PostgreSQL database instead of a throwaway server")
+    parser.add_argument(
+        "--catalogue-url",
+        default=None,
+        help="with --pg-url: the catalogue's database (default: `contimg` on the same server, made if missing)",
+    )
     parser.add_argument(
         "--casa-pool",
         type=int,
@@ -446,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             concurrency=args.concurrency,
             pg_url=args.pg_url,
+            catalogue_url=args.catalogue_url,
             casa_pool_limit=args.casa_pool,
             stopped_sensors=tuple(args.stop_sensor),
         )
@@ -466,13 +482,15 @@ def main(argv: list[str] | None = None) -> int:
         for k in (
             "DAGSTER_HOME",
             "CONTIMG_PG_URL",
+            "CONTIMG_CATALOGUE_URL",
             "CONTIMG_CELERY_BROKER",
             "CONTIMG_CELERY_BACKEND",
             "CONTIMG_INGEST_DIR",
             "CONTIMG_PRODUCTS_DIR",
             "CONTIMG_STATE_DIR",
         ):
-            print(f"export {k}={env[k]}")
+            if k in env:
+                print(f"export {k}={env[k]}")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contimg_assets.instance.processes import REPO_ROOT
 
+CATALOGUE_DB = "contimg"  # the products catalogue's database on the cluster's PostgreSQL server
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 READY_TIMEOUT_S = 120.0
 
@@ -173,19 +174,47 @@ def start_postgres(root: Path) -> dict:
     except subprocess.CalledProcessError as err:
         log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
         raise RuntimeError(f"postgres did not start: {err.stderr}\n{log}") from err
-    subprocess.run(
-        [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dagster"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    # two databases: Dagster's instance, and the products catalogue every worker writes (CONTIMG_CATALOGUE_URL)
+    for db in ("dagster", CATALOGUE_DB):
+        subprocess.run(
+            [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     return {
         "dir": str(base),
         "data": str(data),
         "port": port,
         "url": f"postgresql+psycopg2://postgres@127.0.0.1:{port}/dagster",
+        "catalogue_url": f"postgresql://postgres@127.0.0.1:{port}/{CATALOGUE_DB}",
     }
+
+
+def catalogue_url_beside(pg_url: str) -> str:
+    """The catalogue database's libpq URL on the server of Dagster's ``pg_url`` (SQLAlchemy form), made if missing.
+
+    Raises
+    ------
+    psycopg2.Error
+        If the server cannot be reached, or the database is missing and cannot be created.
+    """
+    import psycopg2
+
+    _scheme, _, rest = pg_url.partition("://")
+    server, _, _db = rest.partition("/")
+    dagster_url = f"postgresql://{rest}"  # libpq's form of the same database (no +psycopg2)
+    raw = psycopg2.connect(dagster_url, connect_timeout=30)
+    raw.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (CATALOGUE_DB,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {CATALOGUE_DB}")
+    finally:
+        raw.close()
+    return f"postgresql://{server}/{CATALOGUE_DB}"
 
 
 def stop_postgres(pg: dict) -> None:
