@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import re
 import sqlite3
-import uuid
 from pathlib import Path
 
 import psycopg2
@@ -21,8 +20,8 @@ from contimg.catalogue.copy import schema_tables
 from contimg.catalogue.db import connect, postgres_schema, schema_files, transaction
 from contimg.catalogue.duck import open_duckdb
 from contimg.cli import main
+from tests.catalogue_backends import new_database, pg_catalogue_server_fixture  # noqa: F401
 from tests.catalogue_fill import BIG_MS_BYTES, MJD0, WINDOWS, fill
-from tests.pg_server import postgres_server
 
 # columns whose value is the time of writing: equal only up to the clock
 TIME_COLUMNS = {"created_at", "updated_at", "first_seen", "found_at", "requested_at"}
@@ -39,22 +38,10 @@ N_PROCS, N_ROUNDS = 4, 15
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server("postgres_admin") as pg:
-        yield pg
-
-
 @pytest.fixture
-def pg_url(server):
-    """A fresh, empty database on the module's server, as a libpq URL."""
-    name = f"contimg_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host=server.host, port=server.port, user=server.user, dbname=server.dbname)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    return f"postgresql://{server.user}@{server.host}:{server.port}/{name}"
+def pg_url(request):
+    """A fresh, empty database on the session's server, as a libpq URL."""
+    return new_database(request.getfixturevalue("pg_catalogue_server"))
 
 
 def rows_of(conn, table: str) -> list[tuple]:

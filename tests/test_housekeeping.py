@@ -13,6 +13,7 @@ from contimg.catalogue import connect
 from contimg.catalogue.images import record_image, record_image_failure
 from contimg.catalogue.ingest import record_measurement_set, upsert_group
 from contimg.ops.housekeeping import Action, HousekeepingSettings, apply_plan, make_plan, ms_retention, stale_groups
+from tests.catalogue_backends import catalogue_backend_fixture, pg_catalogue_server_fixture  # noqa: F401
 
 NOW = datetime(2026, 1, 28, 12, 0, tzinfo=UTC)
 DAY_S = 86400.0
@@ -90,7 +91,7 @@ def age(path, seconds):
 
 
 @pytest.fixture
-def filled(layout):
+def filled(layout, catalogue_backend):  # on SQLite and on Postgres
     conn = connect(layout.catalogue)
     w = {
         "cal": "2026-01-25T00:00",  # calibrator chunk, imaged: kept
@@ -167,6 +168,7 @@ def test_keep_days_boundary():
         ms_retention(rows, set(), imaged, date(2026, 1, 28), -1)
 
 
+@pytest.mark.usefixtures("catalogue_backend")
 def test_scratch_and_temporaries_by_age(layout):
     conn = connect(layout.catalogue)
     old = layout.scratch / "convert-2026-01-25T0000"
@@ -206,6 +208,7 @@ def test_scratch_and_temporaries_by_age(layout):
     conn.close()
 
 
+@pytest.mark.usefixtures("catalogue_backend")
 def test_stale_groups_fail_only_without_an_active_run(layout):
     conn = connect(layout.catalogue)
     upsert_group(conn, "2026-01-25T00:00", state="requested")

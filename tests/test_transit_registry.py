@@ -17,6 +17,7 @@ from contimg.catalogue import connect
 from contimg.catalogue.registry import active_set, register_set, retire_set
 from contimg.core.instrument import SITE
 from contimg.sim import transit_start
+from tests.catalogue_backends import catalogue_backend_fixture, pg_catalogue_server_fixture  # noqa: F401
 
 CHUNK_DAYS = 309.24 / 86400
 
@@ -68,6 +69,7 @@ def test_validity_lookup_handles_overlaps_gaps_retired_and_failed():
     assert select_active(sets, 11.0) is None, "failed and retired sets never apply"
 
 
+@pytest.mark.usefixtures("catalogue_backend")  # SQLite and Postgres
 def test_registry_returns_tables_in_apply_order(tmp_path):
     conn = connect(tmp_path / "cat.sqlite3")
     common = dict(
