@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import psycopg2
@@ -20,6 +21,7 @@ from contimg.catalogue.copy import schema_tables
 from contimg.catalogue.db import connect, postgres_schema, schema_files, transaction
 from contimg.catalogue.duck import open_duckdb
 from contimg.cli import main
+from contimg.core.settings import Layout
 from tests.catalogue_backends import new_database, pg_catalogue_server_fixture  # noqa: F401
 from tests.catalogue_fill import BIG_MS_BYTES, MJD0, WINDOWS, fill
 
@@ -293,3 +295,75 @@ def test_a_writer_waits_for_the_lock_as_long_as_sqlites_busy_timeout_then_fails(
     assert holder.execute("SELECT count(*) FROM flux_scale").fetchone()[0] == 1
     holder.close()
     waiter.close()
+
+
+def differences(a, b, where: str = "") -> list:
+    """Where two JSON answers differ: (path, left, right) of each differing leaf."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k), f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [(where, a, b)]
+
+
+def test_the_monitoring_service_reads_the_postgres_catalogue(pg_url, layout, tmp_path):
+    """`contimg serve` in cluster mode: a real server with only CONTIMG_CATALOGUE_URL (no SQLite file under its
+    root) answers the API and the pages as a server over the same rows in SQLite does."""
+    from tests.test_web import Server
+
+    lite = connect(layout.catalogue, url="")
+    fill(lite, str(layout.state.parent))
+    lite.close()
+    pg = connect(url=pg_url)
+    fill(pg, str(layout.state.parent))
+    pg.close()
+    empty_root = tmp_path / "cluster-node"
+    servers = {
+        "sqlite": Server(layout.state.parent),
+        # another node: no SQLite file under its root, the products tree shared (as on NFS across hosts)
+        "postgres": Server(
+            empty_root, extra_env={"CONTIMG_CATALOGUE_URL": pg_url, "CONTIMG_PRODUCTS_DIR": str(layout.products)}
+        ),
+    }
+    try:
+        differ = TIME_COLUMNS | {"at_utc", "free_disk_gb", "age_h", "catalogue"}
+
+        def strip(obj):
+            if isinstance(obj, dict):
+                out = {k: strip(v) for k, v in obj.items() if k not in differ}
+                if "recent_failures" in out:
+                    out["recent_failures"] = sorted(out["recent_failures"], key=repr)
+                return out
+            if isinstance(obj, list):
+                return [strip(v) for v in obj]
+            return obj
+
+        routes = [
+            "/api/status",
+            "/api/qa?since=2026-01-25&until=2026-01-27",
+            "/api/ms_index",
+            "/api/calibrator_matches",
+            f"/api/groups/{WINDOWS[1]}",
+        ]
+        answers = {name: [strip(s.get_json(r)) for r in routes] for name, s in servers.items()}
+        for route, a, b in zip(routes, answers["postgres"], answers["sqlite"], strict=True):
+            assert a == b, (route, differences(a, b))
+        status = servers["postgres"].get_json("/api/status")
+        before = status["groups_by_state"]
+        assert status["catalogue_exists"] is True and before.get("imaged", 0) >= 1
+        assert status["catalogue"].startswith("postgresql://") and not Layout.under(empty_root).catalogue.exists()
+        code, body, _ = servers["postgres"].request("GET", "/night/2026-01-25")
+        assert code == 200 and all(w.encode() in body for w in WINDOWS[:3])
+        # a row written now is served within the answer cache's age (1 s), not the SQLite file's fingerprint
+        pg = connect(url=pg_url)
+        fill_day = "2026-01-25T12:00"  # inside the last 24 h of data (/api/status counts those), not the newest
+        from contimg.catalogue.ingest import upsert_group
+
+        upsert_group(pg, fill_day, start_utc=f"{fill_day}:01", state="failed", n_subbands=2, files=["a"])
+        pg.close()
+        time.sleep(1.5)
+        after = servers["postgres"].get_json("/api/status")["groups_by_state"]
+        assert after == {**before, "failed": before.get("failed", 0) + 1}
+    finally:
+        for s in servers.values():
+            s.stop()

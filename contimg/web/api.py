@@ -24,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contimg.catalogue import queries as q
 from contimg.catalogue import web_queries as wq
+from contimg.catalogue.db import catalogue_url, redact
 from contimg.ops.diskguard import check_free_space, min_free_gb_from_env
 from contimg.web.files import file_url
 
@@ -78,7 +79,7 @@ def status_info(con, layout, n_failures: int = 10) -> dict:
     """What ``contimg status --json`` says (same queries), over a cursor; ``con`` None means no catalogue yet."""
     guard = check_free_space([layout.products, layout.scratch], min_free_gb_from_env())
     info = {
-        "catalogue": str(layout.catalogue),
+        "catalogue": redact(url) if (url := catalogue_url()) else str(layout.catalogue),
         "catalogue_exists": con is not None,
         "free_disk_gb": {k: round(v, 2) for k, v in guard.free_gb.items()},
         "disk_guard": {"hold": guard.hold, "reason": guard.reason, "last_event": None},

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from contimg import __version__
+from contimg.catalogue.db import catalogue_url
 from contimg.core.config import read
 from contimg.core.settings import Layout
 from contimg.web.cache import MIN_AGE_S, AnswerCache
@@ -72,7 +73,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     from contimg.web import api, files, pages
 
     settings = settings or WebSettings.from_env()
-    reader = CatalogueReader(settings.layout.catalogue)
+    url = catalogue_url()  # cluster mode: the catalogue is in Postgres
+    reader = CatalogueReader(settings.layout.catalogue, url=url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -90,7 +92,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.reader = reader
-    app.state.cache = AnswerCache(settings.layout.catalogue, min_age_s=settings.cache_s)
+    app.state.cache = AnswerCache(None if url else settings.layout.catalogue, min_age_s=settings.cache_s)
     app.mount("/static/swagger", StaticFiles(directory=_swagger_assets()), name="swagger")
 
     @app.get("/docs", include_in_schema=False)

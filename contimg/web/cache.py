@@ -5,7 +5,8 @@ their size and modification time; every commit changes the log -- and for at mos
 (the status also reports free disk and ages that move with the clock). While the pipeline writes, an
 answer is at most ``min_age_s`` old: people refreshing a page see the pipeline's state of a moment ago, and
 fifty of them cost one set of queries per ``min_age_s``, not fifty. Concurrent misses of one key wait for a
-single computation.
+single computation. A catalogue in Postgres (cluster mode) has no file to watch: there an answer lives
+``min_age_s`` only.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ class AnswerCache:
     An entry lives at least ``min_age_s`` and at most ``max_age_s``; see the module docstring.
     """
 
-    def __init__(self, catalogue: Path, *, min_age_s: float = MIN_AGE_S, max_age_s: float = MAX_AGE_S):
-        self.catalogue = Path(catalogue)
+    def __init__(self, catalogue: Path | None, *, min_age_s: float = MIN_AGE_S, max_age_s: float = MAX_AGE_S):
+        self.catalogue = Path(catalogue) if catalogue is not None else None
         self.min_age_s, self.max_age_s = min_age_s, max_age_s
         self._entries: dict = {}
         self._locks: dict = {}
         self._lock = threading.Lock()
 
     def fingerprint(self) -> tuple:
-        """(size, mtime) of the catalogue and its WAL; None for a file that does not exist."""
+        """(size, mtime) of the catalogue and its WAL; None for a file that does not exist, or no file at all."""
+        if self.catalogue is None:
+            return None
         out = []
         for suffix in ("", "-wal"):
             try:
@@ -58,7 +61,7 @@ class AnswerCache:
             entry = self._entries.get(key)
             if entry is not None:
                 age = now - entry[1]
-                if age < self.min_age_s or (entry[0] == fp and age < self.max_age_s):
+                if age < self.min_age_s or (fp is not None and entry[0] == fp and age < self.max_age_s):
                     return entry[2]
             value = compute()
             with self._lock:

@@ -5,6 +5,10 @@ opened on first use and shared; each request gets its own cursor, DuckDB's threa
 database. The scanner reads the SQLite file at every query, so a request sees what the pipeline committed
 last (WAL mode: readers never block the writers). While the catalogue does not exist the service answers
 with empty results, and it attaches the catalogue as soon as it appears (again if the file is replaced).
+
+In cluster mode (``CONTIMG_CATALOGUE_URL``) the catalogue is the Postgres database, attached through
+postgres_scanner once; every query is its own Postgres transaction, so it too sees the last commit. An
+unreachable server is an error of the request (500), not an empty catalogue.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ __all__ = ["CatalogueReader"]
 
 
 class CatalogueReader:
-    """Read-only access to the catalogue at ``path``: ``with reader.cursor() as con`` (``con`` is None if absent)."""
+    """Read-only access to the catalogue: ``with reader.cursor() as con`` (``con`` is None if absent).
 
-    def __init__(self, path: Path):
+    The catalogue is the SQLite file at ``path``, or the Postgres database at ``url`` when one is given.
+    """
+
+    def __init__(self, path: Path, *, url: str | None = None):
         self.path = Path(path)
+        self.url = url
         self._con = None
         self._fd = None  # held open on the attached file: its inode cannot be reused while we compare
         self._lock = threading.Lock()
@@ -40,6 +48,11 @@ class CatalogueReader:
         return held is None or (st.st_dev, st.st_ino) != (held.st_dev, held.st_ino)
 
     def _base(self):
+        if self.url:
+            with self._lock:
+                if self._con is None:
+                    self._con = open_duckdb(url=self.url)
+                return self._con
         if self._con is not None and not self._replaced():
             return self._con
         with self._lock:
