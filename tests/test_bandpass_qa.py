@@ -5,7 +5,6 @@ import pytest
 
 from contimg.calibrate.bandpass_qa import (
     MAX_OUTLIER_ANTENNA_FRACTION,
-    BandpassQA,
     bandpass_cube,
     bandpass_qa,
     cell_figures,
@@ -83,7 +82,7 @@ def test_too_many_outlier_antennas_or_a_rough_array_fail_the_set():
     assert qa.outlier_antennas == [], "every antenna alike: the array, not an antenna, is bad"
 
 
-def test_cube_from_table_rows_and_the_dict_round_trip():
+def test_cube_from_table_rows_and_bad_shapes():
     g, f, ants = smooth_array()
     # as casatools reads a B table: (pol, chan, row), one row per (antenna, spw), rows of antennas without data too
     rows = [(a, s) for s in range(N_SPW) for a in range(90, 130)]
@@ -94,12 +93,6 @@ def test_cube_from_table_rows_and_the_dict_round_trip():
             cparam[:, :, r], flag[:, :, r] = g[ants.index(a), s], f[ants.index(a), s]
     gc, fc = bandpass_cube(cparam, flag, np.array([a for a, _ in rows]), np.array([s for _, s in rows]), ants)
     assert np.array_equal(gc, g) and np.array_equal(fc, f)
-    from dataclasses import asdict
-
-    qa = bandpass_qa(gc, fc, ants)
-    assert BandpassQA.from_dict(asdict(qa)) == qa
-    with pytest.raises(ValueError, match="expected exactly the keys"):
-        BandpassQA.from_dict({**asdict(qa), "extra": 1})
     with pytest.raises(ValueError, match="antenna, spw, pol, chan"):
         bandpass_qa(g[:, 0], f[:, 0], ants)
 

@@ -1,19 +1,24 @@
 """Quality figures and the bandpass plot of solved tables (casatools reads; child process only).
 
-The figures themselves are computed by ``contimg.calibrate.solutions`` from the columns read here.
+The figures themselves are computed by ``contimg.calibrate.solutions`` and
+``contimg.calibrate.bandpass_qa`` from the columns read here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from contimg.calibrate.bandpass_qa import BandpassQA, bandpass_cube, bandpass_qa
 from contimg.calibrate.report import TableQuality
 from contimg.calibrate.solutions import solution_quality
 
-__all__ = ["plot_bandpass", "table_quality"]
+__all__ = ["bandpass_verdict", "plot_bandpass", "table_quality"]
+
+PANEL_COLUMNS = 12  # 96 antennas: 8 rows of 12 panel pairs (amplitude over phase)
 
 
 def table_quality(table: str, present: list[int]) -> TableQuality:
@@ -34,30 +39,88 @@ def table_quality(table: str, present: list[int]) -> TableQuality:
     return solution_quality(gains, flags, snr, ant, present)
 
 
-def plot_bandpass(table: str, png: Path) -> None:
-    """Amplitude and phase of the first polarization of every bandpass solution against frequency."""
+def _read_bandpass(table: str, present: list[int]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The B table as cubes (antenna, spw, pol, chan) over ``present`` and each SPW's frequencies (Hz)."""
     import casatools
+
+    tb = casatools.table()
+    tb.open(table)
+    gains, flags = tb.getcol("CPARAM"), tb.getcol("FLAG")
+    ant, spw = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID")
+    tb.close()
+    tb.open(table + "/SPECTRAL_WINDOW")
+    freqs = [np.asarray(tb.getcell("CHAN_FREQ", i)) for i in range(tb.nrows())]
+    tb.close()
+    g, f = bandpass_cube(gains, flags, ant, spw, present)
+    return g, f, freqs
+
+
+def bandpass_verdict(table: str, present: list[int]) -> BandpassQA:
+    """The bandpass QA (``contimg.calibrate.bandpass_qa``) of B table ``table`` over the antennas ``present``."""
+    g, f, _ = _read_bandpass(table, present)
+    return bandpass_qa(g, f, present)
+
+
+def plot_bandpass(table: str, png: Path, present: list[int], qa: BandpassQA | None = None) -> None:
+    """One small panel pair per antenna: amplitude over phase against frequency, X and Y.
+
+    ``present`` are the antennas shown (those with data). With ``qa``, outlier antennas get a red frame and
+    title, and each title says the antenna's flagged fraction. Written atomically to ``png``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tb = casatools.table()
-    tb.open(table)
-    gains, flags, spw = tb.getcol("CPARAM"), tb.getcol("FLAG"), tb.getcol("SPECTRAL_WINDOW_ID")
-    tb.close()
-    tb.open(table + "/SPECTRAL_WINDOW")
-    freqs = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
-    tb.close()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for row in range(gains.shape[2]):
-        f = freqs[spw[row]] / 1e6
-        g = np.where(flags[0, :, row], np.nan, gains[0, :, row])
-        ax1.plot(f, np.abs(g), ",", color="k", alpha=0.5)
-        ax2.plot(f, np.degrees(np.angle(g)), ",", color="k", alpha=0.5)
-    ax1.set_ylabel("|B| (X)")
-    ax2.set_ylabel("phase (deg)")
-    ax2.set_xlabel("frequency (MHz)")
-    fig.tight_layout()
-    fig.savefig(png)
+    g, f, freqs = _read_bandpass(table, present)
+    n_ant, n_spw = g.shape[:2]
+    # one line per polarization through the SPWs in frequency order, broken (NaN) between them and where flagged
+    order = np.argsort([fr.mean() for fr in freqs[:n_spw]])
+    x = np.concatenate([np.append(freqs[s] / 1e6, np.nan) for s in order])
+    outliers = set(qa.outlier_antennas) if qa is not None else set()
+    cols = min(PANEL_COLUMNS, max(n_ant, 1))
+    rows = max(1, math.ceil(n_ant / cols))
+    height = 1.9 * rows + 0.6  # inches: a panel pair per row, and the title
+    fig = plt.figure(figsize=(1.6 * cols, height), dpi=80)
+    outer = fig.add_gridspec(rows, cols, hspace=0.3, wspace=0.08, left=0.03, right=0.99, top=1 - 0.5 / height)
+    good = ~f & np.isfinite(g)
+    amp_max = float(np.percentile(np.abs(g[good]), 99.5)) * 1.1 if good.any() else 1.0
+    # one phase range for all: the B phases sit near a constant per antenna (K applied), so a shared
+    # range that holds 99.5 % of them shows each antenna's ripple better than +/-180
+    ph_max = float(min(180.0, max(10.0, 1.1 * np.percentile(np.abs(np.degrees(np.angle(g[good]))), 99.5))))
+    ph_max = ph_max if good.any() else 180.0
+    for k, a in enumerate(present):
+        r, c = divmod(k, cols)
+        pair = outer[r, c].subgridspec(2, 1, hspace=0.05)
+        ax_a = fig.add_subplot(pair[0])
+        ax_p = fig.add_subplot(pair[1], sharex=ax_a)
+        for pol, colour in zip(range(g.shape[2]), ("tab:blue", "tab:red"), strict=False):
+            y = np.concatenate([np.append(np.where(f[k, s, pol], np.nan, g[k, s, pol]), np.nan) for s in order])
+            ax_a.plot(x, np.abs(y), "-", lw=0.6, color=colour)
+            ax_p.plot(x, np.degrees(np.angle(y)), ".", ms=0.8, color=colour)
+        ax_a.set_ylim(0, amp_max)
+        ax_p.set_ylim(-ph_max, ph_max)
+        bad = a in outliers
+        label = f"DSA-{a + 1:03d} {100 * f[k].mean():.0f}%fl" + (" OUTLIER" if bad else "")
+        ax_a.set_title(label, fontsize=6, pad=1, color="red" if bad else "black")
+        for ax in (ax_a, ax_p):
+            ax.tick_params(labelsize=4, length=1, pad=1)
+            if c:
+                ax.tick_params(labelleft=False)
+            if bad:
+                for spine in ax.spines.values():
+                    spine.set_color("red")
+                    spine.set_linewidth(1.5)
+        ax_a.tick_params(labelbottom=False)
+        if r < rows - 1:
+            ax_p.tick_params(labelbottom=False)
+    verdict = "" if qa is None else ("  QA ok" if qa.ok else "  QA FAILED: " + "; ".join(qa.problems))
+    fig.suptitle(
+        f"{Path(table).name}: |B| (top, 0-{amp_max:.2f}) and phase (bottom, +/-{ph_max:.0f} deg) vs MHz; "
+        f"X blue, Y red{verdict}",
+        fontsize=9,
+    )
+    tmp = png.with_name(png.name + ".tmp.png")
+    fig.savefig(tmp)
     plt.close(fig)
+    tmp.replace(png)
