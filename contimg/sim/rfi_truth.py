@@ -42,7 +42,7 @@ def rfi_masks(
     Returns
     -------
     (rfi, dead) : bool arrays (row, chan). ``rfi``: cross-correlation samples carrying a narrowband line
-    or a burst; ``dead``: cross-correlations of the dead input in its subband (noise only, no sky).
+    or a burst (not the dead input's: it receives none); ``dead``: cross-correlations of the dead input in its subband (noise only, no sky).
     Autocorrelations are in neither.
 
     Raises
@@ -67,4 +67,4 @@ def rfi_masks(
     dead_rec = truth["rfi"]["dead"]
     on_dead = (ant1 == dead_rec["antenna"]) | (ant2 == dead_rec["antenna"])
     dead = np.broadcast_to((cross & on_dead & (dead_rec["subband"] == subband))[:, None], rfi.shape).copy()
-    return rfi, dead
+    return rfi & ~dead, dead  # the dead input receives no RFI either
