@@ -86,8 +86,8 @@ def score(flags_of, ms: Path, truth: dict) -> dict:
         "detection": counts["hit"] / max(counts["rfi"], 1),
         "false_flags": counts["false"] / max(counts["clean"], 1),
         "dead_flagged": counts["dead_hit"] / max(counts["dead"], 1),
-        "n_rfi": counts["rfi"],
-        "n_clean": counts["clean"],
+        "n_rfi": int(counts["rfi"]),
+        "n_clean": int(counts["clean"]),
     }
 
 

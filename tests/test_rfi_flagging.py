@@ -53,6 +53,16 @@ def test_own_pass_catches_the_injected_rfi_with_few_false_flags(rfi_chunk):
     assert false / n_clean <= MAX_FALSE_FLAGS, f"false flags {false}/{n_clean}"
 
 
+def test_a_line_in_the_edge_channel_is_found():
+    # the simulator puts lines anywhere, the band's edge channels included (seed 21: subband 1, channel 0)
+    rng = np.random.default_rng(6)
+    amp = (10.0 + rng.normal(0, 0.1, (24, 30, 16, 2))).astype(np.float32)
+    amp[:, :, 0] += 2.0  # every baseline, every time: only the median spectrum shows it
+    amp[:, :, 15] += 2.0
+    out = flag_outliers(amp, np.zeros(amp.shape, bool))
+    assert out[:, :, [0, 15]].all() and out[:, :, 1:15].mean() < 1e-3
+
+
 def test_rows_and_grid_agree_and_bad_layouts_are_refused():
     rng = np.random.default_rng(0)
     nt, ants = 6, [(0, 1), (0, 2), (1, 2)]

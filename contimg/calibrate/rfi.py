@@ -53,6 +53,13 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
             # also stand out from the baseline's own channel-to-channel scatter
             scatter = 1.4826 * np.median(np.abs(dev), axis=1, keepdims=True)
             line = np.abs(dev) > threshold * np.maximum(noise, scatter)
+            # an edge channel is its own running median ("nearest" repeats it: a a a | a b c d), so a line
+            # there hides; judge it against the straight line fitted to its 4 inner neighbours instead
+            # (a mirrored window would flag the bandpass's slope), whose extrapolation adds 1.5x the variance
+            for edge, inner in ((0, [1, 2, 4]), (nchan - 1, [nchan - 2, nchan - 3, nchan - 5])):
+                pred = spec[:, inner[0]] + 0.5 * spec[:, inner[1]] - 0.5 * spec[:, inner[2]]
+                lim = threshold * np.sqrt(2.5) * np.maximum(noise[:, edge], scatter[:, 0])
+                line[:, edge] = np.abs(spec[:, edge] - pred) > lim
             out |= line[None]
     out = out | ~np.isfinite(amp)
     out |= out.mean(axis=0, keepdims=True) > grow  # a channel of a baseline mostly flagged: flag it all

@@ -42,7 +42,8 @@ def rfi_masks(
     Returns
     -------
     (rfi, dead) : bool arrays (row, chan). ``rfi``: cross-correlation samples carrying a narrowband line
-    or a burst (not the dead input's: it receives none); ``dead``: cross-correlations of the dead input in its subband (noise only, no sky).
+    or a burst (not the dead input's: it receives none); ``dead``: cross-correlations of the dead input
+    in its subband (noise only, no sky).
     Autocorrelations are in neither.
 
     Raises

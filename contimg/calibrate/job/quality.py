@@ -16,7 +16,7 @@ from contimg.calibrate.bandpass_qa import BandpassQA, bandpass_cube, bandpass_qa
 from contimg.calibrate.report import TableQuality
 from contimg.calibrate.solutions import solution_quality
 
-__all__ = ["bandpass_verdict", "plot_bandpass", "table_quality"]
+__all__ = ["bandpass_verdict", "flag_cells", "plot_bandpass", "table_quality"]
 
 PANEL_COLUMNS = 12  # 96 antennas: 8 rows of 12 panel pairs (amplitude over phase)
 
@@ -59,6 +59,30 @@ def bandpass_verdict(table: str, present: list[int]) -> BandpassQA:
     """The bandpass QA (``contimg.calibrate.bandpass_qa``) of B table ``table`` over the antennas ``present``."""
     g, f, _ = _read_bandpass(table, present)
     return bandpass_qa(g, f, present)
+
+
+def flag_cells(table: str, cells: list[list[int]]) -> int:
+    """Flag every solution of the (antenna, spw) ``cells`` in CASA table ``table``; return the rows flagged.
+
+    The bandpass QA's outlier cells: a solve on a dead input or on RFI left in the data is not applied
+    (a flagged solution flags the data it would calibrate) while the rest of the set is.
+    """
+    import casatools
+
+    if not cells:
+        return 0
+    tb = casatools.table()
+    tb.open(table, nomodify=False)
+    try:
+        flags = tb.getcol("FLAG")
+        ant, spw = tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID")
+        bad = {(int(a), int(s)) for a, s in cells}
+        rows = [r for r in range(ant.size) if (int(ant[r]), int(spw[r])) in bad]
+        flags[:, :, rows] = True
+        tb.putcol("FLAG", flags)
+    finally:
+        tb.close()
+    return len(rows)
 
 
 def plot_bandpass(table: str, png: Path, present: list[int], qa: BandpassQA | None = None) -> None:

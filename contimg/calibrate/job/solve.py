@@ -23,7 +23,7 @@ import numpy as np
 from contimg import __version__
 from contimg.calibrate.job.average import CALIBRATOR_FRAME, average_at_calibrator
 from contimg.calibrate.job.msread import antennas_with_data
-from contimg.calibrate.job.quality import bandpass_verdict, plot_bandpass, table_quality
+from contimg.calibrate.job.quality import bandpass_verdict, flag_cells, plot_bandpass, table_quality
 from contimg.calibrate.registry_rules import APPLY_ORDER
 from contimg.calibrate.report import CalibrateReport, CalTable, SolveModel, SolvePlan
 from contimg.calibrate.solutions import CalibrationError, choose_refant, quality_problems
@@ -327,10 +327,11 @@ def solve(
             shutil.rmtree(g_table)
             _gaincal(avg, g_table, refant, [k_table, b_table], "inf")
         timings["gaincal"] = time.perf_counter() - t
+        bp_qa = bandpass_verdict(b_table, present)  # smoothness and per-antenna outliers gate the set too
+        flag_cells(b_table, bp_qa.outlier_cells)  # and an outlier (antenna, spw) is not applied
         quality = {
             kind: table_quality(path, present) for kind, path in (("K", k_table), ("B", b_table), ("G", g_table))
         }
-        bp_qa = bandpass_verdict(b_table, present)  # smoothness and per-antenna outliers gate the set too
         problems = quality_problems(quality) + bp_qa.problems
         plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png", present, bp_qa)
         report = CalibrateReport(
