@@ -54,12 +54,16 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
             scatter = 1.4826 * np.median(np.abs(dev), axis=1, keepdims=True)
             line = np.abs(dev) > threshold * np.maximum(noise, scatter)
             # an edge channel is its own running median ("nearest" repeats it: a a a | a b c d), so a line
-            # there hides; judge it against the straight line fitted to its 4 inner neighbours instead
-            # (a mirrored window would flag the bandpass's slope), whose extrapolation adds 1.5x the variance
-            for edge, inner in ((0, [1, 2, 4]), (nchan - 1, [nchan - 2, nchan - 3, nchan - 5])):
-                pred = spec[:, inner[0]] + 0.5 * spec[:, inner[1]] - 0.5 * spec[:, inner[2]]
-                lim = threshold * np.sqrt(2.5) * np.maximum(noise[:, edge], scatter[:, 0])
-                line[:, edge] = np.abs(spec[:, edge] - pred) > lim
+            # there hides; judge it by the straight line fitted to its 4 inner neighbours instead (a mirrored
+            # window would flag the bandpass's slope): c0 - (c1 + c2 / 2 - c4 / 2), against the same
+            # extrapolation's scatter over the whole band (a field's sources beat across channels) and noise
+            cleaned = np.where(line, spec - dev, spec)  # lines found inside the band must not bend the fit
+            for edge, step in ((0, 1), (nchan - 1, -1)):
+                c = cleaned[:, ::step]  # the edge first
+                resid = c[:, :-4] - (c[:, 1:-3] + 0.5 * c[:, 2:-2] - 0.5 * c[:, 4:])
+                spread = 1.4826 * np.median(np.abs(resid), axis=1)
+                lim = threshold * np.maximum(np.sqrt(2.5) * noise[:, edge], spread)
+                line[:, edge] = np.abs(resid[:, 0]) > lim
             out |= line[None]
     out = out | ~np.isfinite(amp)
     out |= out.mean(axis=0, keepdims=True) > grow  # a channel of a baseline mostly flagged: flag it all
