@@ -101,3 +101,26 @@ def test_robust_z_floors_keep_identical_antennas_from_being_outliers():
     assert np.allclose(robust_z(np.array([0.0, 0.0, 0.0, 0.01]), abs_floor=0.05), [0, 0, 0, 0.2])
     z = robust_z(np.array([1.0, 1.1, 0.9, 1.0, np.nan, 3.0]), rel_floor=0.1)
     assert np.isnan(z[4]) and z[5] > 5 and abs(z[0]) < 1e-12
+
+
+def test_bandpass_plot_has_a_panel_pair_per_antenna_and_marks_outliers_in_red(tmp_path):
+    import matplotlib.image
+
+    from contimg.calibrate.job.quality import PANEL_COLUMNS, _draw_panels
+
+    g, f, ants = smooth_array()
+    freqs = [1.311e9 + (N_SPW - 1 - s) * 11.72e6 + 244e3 * np.arange(N_CHAN) for s in range(N_SPW)]
+    pure_red = []
+    for spoil in (False, True):
+        if spoil:
+            f[3] = True  # wholly flagged: an outlier
+        png = tmp_path / f"{spoil}.bandpass.png"
+        _draw_panels(g, f, freqs, ants, png, "s.B", bandpass_qa(g, f, ants))
+        img = matplotlib.image.imread(png)  # (height, width, RGBA) in 0..1
+        assert not list(tmp_path.glob("*.tmp.png")), "written atomically"
+        rows = -(-N_ANT // PANEL_COLUMNS)
+        assert img.shape[:2] == (round(80 * (1.5 * rows + 0.5)), 80 * 1.6 * PANEL_COLUMNS)
+        # pure red (frames, title), antialiased: R ~1 with G, B below 0.6; the Y lines' tab:red (0.84, 0.15, 0.16)
+        # only reaches R > 0.95 blended with >= 70 % white, G > 0.7
+        pure_red.append(int(np.sum((img[..., 0] > 0.95) & (img[..., 1] < 0.6) & (img[..., 2] < 0.6))))
+    assert pure_red[0] == 0 and pure_red[1] > 100, pure_red  # the outlier's frames and title
