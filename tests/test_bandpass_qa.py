@@ -93,6 +93,8 @@ def test_cube_from_table_rows_and_bad_shapes():
             cparam[:, :, r], flag[:, :, r] = g[ants.index(a), s], f[ants.index(a), s]
     gc, fc = bandpass_cube(cparam, flag, np.array([a for a, _ in rows]), np.array([s for _, s in rows]), ants)
     assert np.array_equal(gc, g) and np.array_equal(fc, f)
+    with pytest.raises(ValueError, match="antenna, spw"):
+        bandpass_cube(cparam, flag, np.array([a for a, _ in rows]), np.zeros(3, int), ants)
     with pytest.raises(ValueError, match="antenna, spw, pol, chan"):
         bandpass_qa(g[:, 0], f[:, 0], ants)
 

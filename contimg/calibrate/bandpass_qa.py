@@ -98,7 +98,7 @@ def bandpass_cube(
     """
     gains, flags = np.asarray(gains), np.asarray(flags, bool)
     antenna, spw = np.asarray(antenna), np.asarray(spw)
-    if gains.shape != flags.shape or gains.ndim != 3 or antenna.shape != spw.shape != (gains.shape[2],):
+    if gains.shape != flags.shape or gains.ndim != 3 or not antenna.shape == spw.shape == (gains.shape[2],):
         raise ValueError(
             f"gains and flags must be (npol, nchan, nrow) and antenna, spw (nrow,): got {gains.shape}, "
             f"{flags.shape}, {antenna.shape}, {spw.shape}"
