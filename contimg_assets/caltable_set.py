@@ -64,7 +64,10 @@ def caltable_set(
     if status == "failed":
         raise Failure(
             description=f"calibration of {window} on {solved.calibrator} failed quality: {'; '.join(solved.problems)}",
-            metadata={"bandpass_plot": MetadataValue.path(solved.bandpass_png)},
+            metadata={
+                "bandpass_plot": MetadataValue.path(solved.bandpass_png),
+                "bandpass_qa": MetadataValue.json(_bandpass_summary(solved)),
+            },
             allow_retries=False,
         )
     return MaterializeResult(
@@ -77,12 +80,27 @@ def caltable_set(
             "validity_h": DEFAULT_VALIDITY_H,
             "tables": MetadataValue.json(solved.table_paths()),
             "bandpass_plot": MetadataValue.path(solved.bandpass_png),
+            "bandpass_qa": MetadataValue.json(_bandpass_summary(solved)),
             "timings_s": MetadataValue.json(solved.timings_s),
             "summary": MetadataValue.md(_summary_md(slug, solved)),
             "log": MetadataValue.path(log_path),
             "code_version": __version__,
         }
     )
+
+
+def _bandpass_summary(solved: CalibrateReport) -> dict:
+    """The bandpass QA's verdict and array figures (the per-antenna lists stay in the report)."""
+    qa = solved.bandpass_qa
+    return {
+        "ok": qa.ok,
+        "flagged_fraction": qa.flagged_fraction,
+        "median_amp_roughness": qa.median_amp_roughness,
+        "median_phase_roughness_deg": qa.median_phase_roughness_deg,
+        "outlier_antennas": qa.outlier_antennas,
+        "outlier_cells": qa.outlier_cells,
+        "problems": qa.problems,
+    }
 
 
 def _summary_md(slug: str, solved: CalibrateReport) -> str:

@@ -53,6 +53,18 @@ def report_dict(root="/data/caltables/s", quality_ok=True, problems=()):
         "out_dir": root,
         "source_ms": "/data/ms/cal.ms",
         "bandpass_png": f"{root}/s.bandpass.png",
+        "bandpass_qa": {
+            "flagged_fraction": 0.0,
+            "median_amp_roughness": 0.12,
+            "median_phase_roughness_deg": 9.4,
+            "antennas": [0, 102],
+            "antenna_flagged_fraction": [0.0, 0.0],
+            "antenna_amp_roughness": [0.12, 0.13],
+            "antenna_phase_roughness_deg": [9.0, 9.8],
+            "outlier_antennas": [],
+            "outlier_cells": [],
+            "problems": [],
+        },
         "timings_s": {"flag_shift_average": 5.1, "model": 0.2, "bandpass": 1.6, "gaincal": 2.0},
         "solver_version": "casatasks 6.7.0.31; contimg 0.1.0",
         "solver_params": {
@@ -132,6 +144,7 @@ def test_report_round_trips_through_the_json_file_the_job_writes(tmp_path):
     assert got.to_dict() == d
     assert got.plan.transit_mjd == d["plan"]["transit_mjd"] and got.tables[1].quality.median_snr == 300.0
     assert got.flagging.rfi_flagged_fraction == d["flagging"]["rfi_flagged_fraction"]
+    assert got.bandpass_qa.ok and got.bandpass_qa.antenna_amp_roughness == [0.12, 0.13]
     assert got.table_paths() == ["/data/caltables/s/s.B", "/data/caltables/s/s.G"]
     assert got.quality_by_type() == {"B": quality(), "G": quality(snr=300.0)}
 
@@ -148,8 +161,12 @@ def test_report_round_trips_through_the_json_file_the_job_writes(tmp_path):
         (lambda d: d["plan"].update(extra=1), r"calibrate report\.plan: unknown key\(s\) \['extra'\]"),
         (lambda d: d.update(flagging=None), r"calibrate report\.flagging: expected a mapping of FlaggingStats"),
         (lambda d: d.update(tables={}), r"calibrate report\.tables: expected a list"),
+        (
+            lambda d: d["bandpass_qa"].pop("outlier_cells"),
+            r"calibrate report\.bandpass_qa: missing key\(s\) \['outlier_cells'\]",
+        ),
     ],
-    ids=["missing", "unknown", "nested-missing", "nested-unknown", "not-a-mapping", "tables-not-a-list"],
+    ids=["missing", "unknown", "nested-missing", "nested-unknown", "not-a-mapping", "tables-not-a-list", "bandpass-qa"],
 )
 def test_report_names_the_key_that_is_missing_or_unknown(edit, message):
     d = copy.deepcopy(report_dict())

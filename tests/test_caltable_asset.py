@@ -25,6 +25,7 @@ METADATA_KEYS = {
     "validity_h",
     "tables",
     "bandpass_plot",
+    "bandpass_qa",
     "timings_s",
     "summary",
     "log",
@@ -76,6 +77,8 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
     assert meta["model_flux_jy"].value == info["model"]["flux_jy"] and meta["validity_h"].value == 6.0
     assert Path(meta["bandpass_plot"].value) == out / f"{window_slug(window)}.bandpass.png"
     assert Path(meta["bandpass_plot"].value).exists() and Path(meta["log"].value).exists()
+    bp = meta["bandpass_qa"].value  # the verdict that gated the set, beside its plot
+    assert bp["ok"] and bp["problems"] == [] and bp["flagged_fraction"] < 0.5
     assert set(meta["timings_s"].value) == {
         "flag_shift_average",
         "model",

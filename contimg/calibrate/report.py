@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from contimg.calibrate.bandpass_qa import BandpassQA
+
 __all__ = [
     "CalTable",
     "CalibrateReport",
@@ -138,6 +140,11 @@ class SolvePlan:
         return cls(**_checked(cls, data, where))
 
 
+def _bandpass_qa(data: Any, where: str) -> BandpassQA:
+    """A BandpassQA from its dict form; a missing or unknown key is a ReportFormatError naming ``where``."""
+    return BandpassQA(**_checked(BandpassQA, data, where))
+
+
 @dataclass(frozen=True)
 class CalibrateReport:
     """Everything the calibrate job reports about one solved set."""
@@ -152,6 +159,7 @@ class CalibrateReport:
     out_dir: str
     source_ms: str
     bandpass_png: str
+    bandpass_qa: BandpassQA  # per-antenna figures and outliers of the B table; its problems are in ``problems``
     timings_s: dict[str, float]  # per step of the solve
     solver_version: str
     solver_params: dict
@@ -179,6 +187,7 @@ class CalibrateReport:
                 "model": SolveModel.from_dict(d["model"], f"{where}.model"),
                 "flagging": FlaggingStats.from_dict(d["flagging"], f"{where}.flagging"),
                 "plan": SolvePlan.from_dict(d["plan"], f"{where}.plan"),
+                "bandpass_qa": _bandpass_qa(d["bandpass_qa"], f"{where}.bandpass_qa"),
             }
         )
 

@@ -23,7 +23,7 @@ import numpy as np
 from contimg import __version__
 from contimg.calibrate.job.average import CALIBRATOR_FRAME, average_at_calibrator
 from contimg.calibrate.job.msread import antennas_with_data
-from contimg.calibrate.job.quality import plot_bandpass, table_quality
+from contimg.calibrate.job.quality import bandpass_verdict, flag_cells, plot_bandpass, table_quality
 from contimg.calibrate.registry_rules import APPLY_ORDER
 from contimg.calibrate.report import CalibrateReport, CalTable, SolveModel, SolvePlan
 from contimg.calibrate.solutions import CalibrationError, choose_refant, quality_problems
@@ -327,11 +327,13 @@ def solve(
             shutil.rmtree(g_table)
             _gaincal(avg, g_table, refant, [k_table, b_table], "inf")
         timings["gaincal"] = time.perf_counter() - t
+        bp_qa = bandpass_verdict(b_table, present)  # smoothness and per-antenna outliers gate the set too
+        flag_cells(b_table, bp_qa.outlier_cells)  # and an outlier (antenna, spw) is not applied
         quality = {
             kind: table_quality(path, present) for kind, path in (("K", k_table), ("B", b_table), ("G", g_table))
         }
-        problems = quality_problems(quality)
-        plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png")
+        problems = quality_problems(quality) + bp_qa.problems
+        plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png", present, bp_qa)
         report = CalibrateReport(
             set_name=set_name,
             calibrator=plan.name,
@@ -357,6 +359,7 @@ def solve(
             out_dir=str(out),
             source_ms=ms,
             bandpass_png=str(out / f"{set_name}.bandpass.png"),
+            bandpass_qa=bp_qa,
             timings_s=timings,
             solver_version=f"casatasks {casatasks.version_string()}; contimg {__version__}",
             solver_params=_solver_params(rfi),

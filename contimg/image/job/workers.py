@@ -52,6 +52,7 @@ def _import_worker_modules() -> None:
     import casacore.tables  # noqa: F401
 
     import contimg.calibrate.calavg
+    import contimg.calibrate.rfi
     import contimg.image.applycal
     import contimg.image.bda  # noqa: F401
 
@@ -110,7 +111,8 @@ def _calibrated_average(
 ) -> tuple[list[str], int, int]:
     """Rows [start, start + n) of one spectral window read, calibrated, averaged and stashed.
 
-    They are calibrated (gains (ant, chan, pol)), averaged over ``chan_bin`` channels with weights, then
+    They are flagged for RFI (``contimg.calibrate.rfi.flag_rows``), calibrated (gains (ant, chan, pol)),
+    averaged over ``chan_bin`` channels with weights, then
     in time by ``plan`` (a contimg.image.bda.TimeAveraging): (data, weight, flag), each (row, chan /
     chan_bin, pol) as the table stores them, stashed under ``stash_prefix``. Returns their paths and the
     numbers of flagged and all samples after calibration (before the time averaging).
@@ -120,6 +122,7 @@ def _calibrated_average(
     """
     from casacore.tables import table
 
+    from contimg.calibrate.rfi import baselines_per_time, flag_rows
     from contimg.image.applycal import baseline_gains, calibrate_and_bin
 
     with table(ms_path, ack=False) as tb:  # (row, chan, pol), as stored
@@ -132,6 +135,8 @@ def _calibrated_average(
         tb.getcolnp("FLAG", flag, start, n)
         weight = tb.getcol("WEIGHT_SPECTRUM", start, n).astype(np.float32) if has_wspec else None
         row_weight = None if has_wspec else tb.getcol("WEIGHT", start, n)  # (row, pol)
+    # the chunk's RFI, flagged as the calibrate job flags the calibrator's (amplitudes: the gains do not move it)
+    flag = flag_rows(data, flag, baselines_per_time(a1, a2))
     gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
     avg, wsum, flags = calibrate_and_bin(
         data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl
