@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -57,7 +58,10 @@ def simulate_once(out: Path, sky: str, realism: bool) -> None:
         argv += ["--sky", "counts"]
     if realism:
         argv += ["--delays", "--drift", "--rfi"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, rss, rc = run_measured(argv)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if rc:
         sys.exit(rc)
     size = sum(p.stat().st_size for p in out.glob("*.hdf5"))
@@ -65,7 +69,8 @@ def simulate_once(out: Path, sky: str, realism: bool) -> None:
     print(
         f"simulate full-size chunk, {sky} sky ({len(truth['sky'])} sources, {truth['visibility_method']}"
         f"{', delays + drift + RFI' if realism else ''}): {wall:.1f} s wall ({wall / CHUNK_S:.3f} of the chunk's "
-        f"309.24 s), peak RSS {rss:.0f} MB, {size / 1e9:.2f} GB in {len(list(out.glob('*.hdf5')))} files -> {out}",
+        f"309.24 s), {cpu:.1f} CPU s, load {os.getloadavg()[0]:.1f}, peak RSS {rss:.0f} MB, {size / 1e9:.2f} GB "
+        f"in {len(list(out.glob('*.hdf5')))} files -> {out}",
         flush=True,
     )
 
@@ -142,23 +147,25 @@ def predict_comparison() -> None:
         flush=True,
     )
     for threads in sorted({_worker_count(), 1}, reverse=True):
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         new = sky_visibilities_matrix(ant, i1, i2, times, freqs, comps, dec, threads=threads)
-        wall = time.perf_counter() - tic
+        wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
         print(
             f"  new predict ({threads} thread{'s' if threads > 1 else ''}, BLAS 1 each): 1 subband {wall:.1f} s "
-            f"-> chunk {wall * N_SUBBANDS:.0f} s (x16)",
+            f"({cpu:.1f} CPU s) -> chunk {wall * N_SUBBANDS:.0f} s ({cpu * N_SUBBANDS:.0f} CPU s) (x16); "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     n_old = 4
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     old = _old_predict(ant, i1, i2, times[:n_old], freqs, comps, dec)
-    wall = time.perf_counter() - tic
+    wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
     scale = len(times) / n_old * N_SUBBANDS
     diff = np.abs(old - new[:n_old]).max()
     print(
-        f"  old predict (OpenBLAS threads): {n_old} integrations x 48 channels {wall:.1f} s "
-        f"-> chunk {wall * scale:.0f} s (x{scale:.0f}); largest difference from the new {diff:.1e} Jy "
+        f"  old predict (OpenBLAS threads): {n_old} integrations x 48 channels {wall:.1f} s ({cpu:.1f} CPU s) "
+        f"-> chunk {wall * scale:.0f} s ({cpu * scale:.0f} CPU s) (x{scale:.0f}); "
+        f"largest difference from the new {diff:.1e} Jy "
         f"(autos {np.abs(new[:, i1 == i2]).max():.1f} Jy); load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
