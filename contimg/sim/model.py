@@ -219,9 +219,9 @@ def _worker_count() -> int:
 def _run_single_threaded_blas(func, items, threads: int | None) -> None:
     """Call ``func(item)`` for every item on ``threads`` Python threads, BLAS held to one thread each.
 
-    A 96 x 4000 rank-k update is too small for OpenBLAS's own threads: on a loaded 2-core machine they
-    ran it 13x slower than one thread does (55 ms against 4 ms, benchmarks/simulate.py). Whole calls on
-    separate threads (BLAS and numpy release the GIL) keep every core busy instead.
+    A 96 x 4400 rank-k update is too small for OpenBLAS's own threads: on a loaded 2-core machine they
+    ran it 13x slower than one thread does (56 ms against 4 ms; docs/benchmarks.md, Simulator). Whole
+    calls on separate threads (BLAS and numpy release the GIL) keep every core busy instead.
     """
     from concurrent.futures import ThreadPoolExecutor
 
