@@ -113,6 +113,28 @@ def _gains(rng: np.random.Generator, n_ant: int, freqs_hz: np.ndarray, sb_of_fre
     return g[:, :, None] * bp_amp * np.exp(1j * bp_phase) * np.ones((1, 1, n_f))
 
 
+def _observe(sky_sefd: np.ndarray, gij: np.ndarray, auto: np.ndarray, sigma: float, rng) -> np.ndarray:
+    """One polarization's data (T, B, F) complex64: ``gij (V + SEFD on autos) + noise`` scaled by ``|gij|``.
+
+    ``sigma`` is the radiometer noise per real and imaginary part (0: none, nothing drawn); the noise is
+    drawn as two float32 standard-normal arrays (real parts, then imaginary parts) of the data's shape, an
+    autocorrelation taking sqrt(2) times its real draw and no imaginary part. Done in place in complex64
+    (the files' type): float64 temporaries of a full-size subband cost 3x the time for digits the file drops.
+    """
+    out = np.multiply(sky_sefd, gij.astype(np.complex64))
+    if sigma:
+        scale = (sigma * np.abs(gij)).astype(np.float32)
+        nre = rng.standard_normal(out.shape, dtype=np.float32)
+        nim = rng.standard_normal(out.shape, dtype=np.float32)
+        nre *= scale
+        nim *= scale
+        nre[:, auto, :] *= np.float32(np.sqrt(2.0))  # autos: real, sqrt(2) larger per real part
+        nim[:, auto, :] = 0.0
+        out.real += nre
+        out.imag += nim
+    return out
+
+
 def _stamp(t: Time) -> str:
     return t.to_datetime(timezone=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -311,6 +333,8 @@ def simulate(
             drift_mjd[c, sb] = times.mjd
             if drift:
                 drift_all[c, sb] = drift_factors(seed, numbers, times.mjd)  # (T, A, 2)
+            sky_sefd = vis.astype(np.complex64)  # the files' precision from here on
+            sky_sefd[:, auto, :] += SEFD_JY
             for p in range(2):
                 g = g_all[:, p, sel]  # (A, F)
                 if drift:
@@ -318,16 +342,7 @@ def simulate(
                     gij = np.conj(g[:, i1]) * g[:, i2]
                 else:
                     gij = (np.conj(g[i1]) * g[i2])[None]  # UVH5 convention, see docs/conventions.md
-                v = vis + np.where(auto[:, None], SEFD_JY, 0.0)[None, :, :]
-                v = v * gij
-                if noise:
-                    scale = sigma * np.abs(gij)
-                    nre = sub_rng.standard_normal(v.shape, dtype=np.float32)
-                    nim = sub_rng.standard_normal(v.shape, dtype=np.float32)
-                    cross_noise = scale * (nre + 1j * nim)
-                    # autos: real, sqrt(2) larger per real part (no imaginary part)
-                    v = v + np.where(auto[None, :, None], np.sqrt(2.0) * scale * nre, cross_noise)
-                data[..., p] = v
+                data[..., p] = _observe(sky_sefd, gij, auto, sigma if noise else 0.0, sub_rng)
             data = data.reshape(n_integrations * n_bls, 1, len(freqs), 2)
             if "nan" in fault_kinds:
                 bad = sub_rng.random(data.shape[:3]) < 0.01
