@@ -102,28 +102,31 @@ def write_field_model(
         me.doframe(me.observatory(telescope))
         rel = pos - pos.mean(axis=0)
         ra_c, dec_c = np.radians(centre[0]), np.radians(centre[1])
-        for key in sorted(set(zip(time_s.tolist(), span_s.tolist(), strict=True))):
+        keys = sorted(set(zip(time_s.tolist(), span_s.tolist(), strict=True)))
+        # every sub-sample's edges and middle (K sub-samples share K + 1 edges): one astropy transform for the
+        # beam and one CASA uvw per instant, not per data description and sub-sample
+        frac = np.arange(2 * N_SUBSAMPLES + 1) / (2 * N_SUBSAMPLES) - 0.5  # edges at even, middles at odd indices
+        instants = np.array([t + frac * span for t, span in keys])  # (keys, 2K + 1) s
+        theta_all = _beam_offsets_rad(ra, dec, instants[:, 1::2].ravel() / 86400.0, pointing_dec_deg)
+        theta_all = theta_all.reshape(len(keys), N_SUBSAMPLES, len(ra))  # (keys, K, S)
+        k_f_of_spw = {}
+        for i_key, key in enumerate(keys):
             rows = np.flatnonzero((time_s == key[0]) & (span_s == key[1]))
-            sub_t = key[0] + (np.arange(N_SUBSAMPLES) + 0.5 - N_SUBSAMPLES / 2) / N_SUBSAMPLES * key[1]
-            theta = _beam_offsets_rad(ra, dec, sub_t / 86400.0, pointing_dec_deg)  # (K, S)
+            uvw_ant = [_antenna_uvw(me, qa, rel, float(x), ra_c, dec_c) for x in instants[i_key]]  # (A, 3) m each
             for d in sorted(set(dd[rows].tolist())):
                 r = rows[dd[rows] == d]
                 f = np.asarray(freqs[spw_of_dd[d]])
                 spec = flux[:, None] * (f[None, :] / 1.4e9) ** alpha[:, None]  # (S, C)
+                k_f = k_f_of_spw.setdefault(int(spw_of_dd[d]), 2 * np.pi * f[None, None, :] / C_M_S)
                 acc = np.zeros((len(r), len(f)), np.complex128)
-                half = key[1] / N_SUBSAMPLES / 2
-                for k, t in enumerate(sub_t):
+                for k in range(N_SUBSAMPLES):
                     # the fringe at the sub-sample's middle, and its turn over the sub-sample: a linear
                     # phase ramp of dphi averages to sinc(dphi / 2 pi) times its middle value
-                    bs = [
-                        (lambda u: u[a1[r]] - u[a2[r]])(_antenna_uvw(me, qa, rel, float(x), ra_c, dec_c))
-                        for x in (t - half, t, t + half)
-                    ]  # (R, 3) m each, CASA's sense
+                    bs = [uvw_ant[2 * k + j][a1[r]] - uvw_ant[2 * k + j][a2[r]] for j in range(3)]  # CASA's sense
                     w_geom = [b @ lmn.T for b in bs]  # (R, S) m
-                    k_f = 2 * np.pi * f[None, None, :] / C_M_S
                     phase = w_geom[1][:, :, None] * k_f  # (R, S, C)
                     smear = np.sinc((w_geom[2] - w_geom[0])[:, :, None] * k_f / (2 * np.pi))
-                    s_app = spec * airy_power(theta[k][:, None], f[None, :])  # (S, C)
+                    s_app = spec * airy_power(theta_all[i_key, k][:, None], f[None, :])  # (S, C)
                     q_maj = bs[1][:, 0:1] * np.sin(pa) + bs[1][:, 1:2] * np.cos(pa)  # (R, S) m
                     q_min = bs[1][:, 0:1] * np.cos(pa) - bs[1][:, 1:2] * np.sin(pa)
                     size2 = (maj * q_maj) ** 2 + (mnr * q_min) ** 2  # (R, S) m^2 rad^2
