@@ -54,7 +54,9 @@ class ImagingConfig:
     field_fwhm: float = 1.3  # image side = this x primary-beam FWHM at the lowest frequency
     max_size_px: int = 4096
     min_size_px: int = 256
-    niter: int = 1000
+    # a safety net, not the usual stop: the clean ends at the thresholds below (issue #22: the target
+    # field stopped at 1000 components with ~1,000 sidelobe islands of one 2 Jy source left)
+    niter: int = 100_000
     # clean down to this many times the noise: the radiometer's expected for the data (the floor) and,
     # for WSClean, the residual's own (-auto-threshold), whichever is larger
     threshold_sigma: float = 3.0
@@ -84,12 +86,12 @@ class ImagingConfig:
     wgridder_accuracy: float = 1e-3
     # WSClean -auto-mask: below this many sigma, clean only where brighter emission was already found
     # (0 = off).
-    auto_mask_sigma: float = 0.0
+    auto_mask_sigma: float = 5.0
     # WSClean: output channels cleaned jointly (-channels-out N -join-channels), their spectra fitted by a
     # polynomial of spectral_terms terms (-fit-spectral-pol); 1 = one multi-frequency plane, whose clean
     # components carry no spectral index. A 1.31-1.50 GHz band leaves a source of index -0.75 sidelobes
     # of ~+-5 % of its peak that a single-term clean cannot remove (issue #22).
-    channels_out: int = 1
+    channels_out: int = 2
     spectral_terms: int = 2
     # Channels averaged (after calibration) into the imaging copy: 0 = the largest bin whose bandwidth
     # smearing loses at most max_smearing_loss of a point source's peak at the primary beam's
