@@ -30,10 +30,8 @@ from _common import bench_dir, casa_env, run_measured  # noqa: E402
 from contimg.childjobs.env import child_command  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from contimg.image.rules import ISSUE_22_IMAGING  # noqa: E402
 from tests import sky_figures  # noqa: E402
-
-# the settings before issue #22: a one-term clean of one plane, no mask, stopped at 1000 components
-BEFORE_22 = {"channels_out": 1, "auto_mask_sigma": 0.0, "niter": 1000}
 
 
 def measure(prefix: Path, truth: dict, rms: float) -> list[dict]:
@@ -234,14 +232,14 @@ def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, in
 
 
 def image_sky(work: Path, tables: list, info: dict, env: dict, sky_dir: Path) -> None:
-    """The realistic sky with the defaults and with the settings before issue #22, in the same run, each
+    """The realistic sky with issue #22's settings and with the defaults, in the same run, each
     beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
     import casacore.tables as pt
 
     with pt.table(str(work / "sky.ms" / "SPECTRAL_WINDOW"), ack=False) as t:
         freqs = t.getcol("CHAN_FREQ").ravel()
-    for label, overrides in (("defaults", {}), ("before #22", BEFORE_22)):
-        slug = "default" if not overrides else "before22"
+    for label, overrides in (("issue #22's settings", ISSUE_22_IMAGING), ("defaults", {})):
+        slug = "default" if not overrides else "issue22"
         made = {}
         for chunk in ("noise", "sky"):
             made[chunk] = run_image(work, work / f"{chunk}.ms", f"{chunk}-{slug}", overrides, tables, info, env)
