@@ -8,7 +8,9 @@ primary beam's half-power radius. They are converted and the tables solved on th
 (cached under benchmarks/out), then each imager runs as the `image` child job (calibration applied
 into the imaging copy, imaging, effective primary beam, QA, FITS, PNG) on each chunk. Beside each
 time: fitted flux and position of every source above 10 sigma in the primary-beam-corrected image
-against the truth, and the rms against the radiometer expectation for the weighting used.
+against the truth, and the rms against the radiometer expectation for the weighting used. The sky
+chunk is imaged with the defaults and with the previous ones (one-term clean, no mask, niter 1000)
+and measured with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_dir, casa_env, run_measured  # noqa: E402
 
 from contimg.childjobs.env import child_command  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from contimg.image.rules import ISSUE_22_IMAGING  # noqa: E402
+from tests import sky_figures  # noqa: E402
 
 
 def measure(prefix: Path, truth: dict, rms: float) -> list[dict]:
@@ -141,6 +147,25 @@ def simulate_pair(root: Path) -> tuple[Path, Path]:
     return cal, target
 
 
+def simulate_sky(root: Path, cal: Path) -> tuple[Path, Path]:
+    """The realistic sky an hour after the calibrator chunk (same antennas, gains and pointing) and its
+    noise-only twin (no sources, the same seed: the same gains and noise); cached in ``root``."""
+    from astropy import units as u
+    from astropy.time import Time
+
+    truth = json.loads((cal / "truth.json").read_text())
+    start = (Time(truth["chunks"][0]["start"]) + 1 * u.hour).isot
+    common = ["--antennas", "96", "--channels-per-subband", "48", "--integrations", "24", "--seed", "7"]
+    common += ["--start", start, "--dec", str(truth["pointing_dec_deg"])]
+    for name, sky in (("sky", "counts"), ("noise", str(root / "empty.csv"))):
+        if not (root / name / "truth.json").exists():
+            subprocess.run(
+                [sys.executable, "-m", "contimg.cli", "simulate", "--out", str(root / name), "--sky", sky, *common],
+                check=True,
+            )
+    return root / "sky", root / "noise"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -149,13 +174,20 @@ def main() -> None:
         default=1024,
         help="tclean image side (px): the full 1.3 x FWHM field takes tclean far longer than a chunk",
     )
-    parser.add_argument("--chunks", default="target,calibrator", help="which chunks to image, in order")
+    parser.add_argument("--chunks", default="sky,target,calibrator", help="which chunks to image, in order")
     args = parser.parse_args()
     work = bench_dir() / "image-work"
     work.mkdir(exist_ok=True)
     env = casa_env(work)
     cal_dir, target_dir = simulate_pair(bench_dir() / "image-sim")
-    for name, d in (("calibrator", cal_dir), ("target", target_dir)):
+    chunks = args.chunks.split(",")
+    dirs = [("calibrator", cal_dir), ("target", target_dir)]
+    if "sky" in chunks:
+        sky_dir, noise_dir = simulate_sky(bench_dir() / "image-sim", cal_dir)
+        dirs += [("sky", sky_dir), ("noise", noise_dir)]
+    for name, d in dirs:
+        if name != "calibrator" and name[:3] not in {c[:3] for c in chunks} and name != "noise":
+            continue
         if not (work / f"{name}.ms").exists():
             wall, rss, rc = run_measured(
                 child_command("convert", *sorted(d.glob("*.hdf5")), "--out", work / f"{name}.ms"), env
@@ -171,11 +203,73 @@ def main() -> None:
         print(f"calibrate (once, cached): {wall:.1f} s")
     info = json.loads((cal / "caltables.json").read_text())
     tables = [str(cal / t["name"]) for t in sorted(info["tables"], key=lambda t: t["order"])]
-    for chunk in args.chunks.split(","):
+    for chunk in chunks:
         print(f"\n=== {chunk} chunk ===")
+        if chunk == "sky":
+            image_sky(work, tables, info, env, sky_dir)
+            continue
         truth = json.loads(((target_dir if chunk == "target" else cal_dir) / "truth.json").read_text())
         image_chunk(work, work / f"{chunk}.ms", chunk, truth, tables, info, env, args.tclean_size)
     print(f"\nwork folder: {work}")
+
+
+def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, info: dict, env: dict):
+    """(report, job wall s, peak RSS MB) of the image job on ``ms`` with ``overrides``; None if it failed."""
+    out = work / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    argv = child_command(
+        "image", ms, "--out", out / "img", "--config", json.dumps(overrides), "--report", out / "report.json"
+    )
+    argv += ["--calset", info.get("set_name") or "bench"]
+    for t in tables:
+        argv += ["--caltable", t]
+    wall, rss, rc = run_measured(argv, env)
+    if rc != 0:
+        print(f"{name} {overrides}: failed")
+        return None
+    return json.loads((out / "report.json").read_text()), wall, rss
+
+
+def image_sky(work: Path, tables: list, info: dict, env: dict, sky_dir: Path) -> None:
+    """The realistic sky with issue #22's settings and with the defaults, in the same run, each
+    beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
+    import casacore.tables as pt
+
+    with pt.table(str(work / "sky.ms" / "SPECTRAL_WINDOW"), ack=False) as t:
+        freqs = t.getcol("CHAN_FREQ").ravel()
+    for label, overrides in (("issue #22's settings", ISSUE_22_IMAGING), ("defaults", {})):
+        slug = "default" if not overrides else "issue22"
+        made = {}
+        for chunk in ("noise", "sky"):
+            made[chunk] = run_image(work, work / f"{chunk}.ms", f"{chunk}-{slug}", overrides, tables, info, env)
+        if made["sky"] is None or made["noise"] is None:
+            continue
+        m, wall, rss = made["sky"]
+        f = sky_figures.figures(work / f"sky-{slug}" / "img.fits", sky_dir, freqs)
+        noise_rms = sky_figures.image_rms(work / f"noise-{slug}" / "img.fits")
+        t, cpu = m["timings_s"], m["cpu_s"]
+        print(
+            f"\nsky, {label} {json.loads(m['config'])['channels_out']} channel(s) out: apply + image "
+            f"{t.get('apply', 0) + t['image']:.1f} s (apply {t.get('apply', 0):.1f} s, image {t['image']:.1f} s; CPU "
+            f"{cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), sources {t.get('sources', 0):.1f} s, job wall "
+            f"{wall:.1f} s, peak RSS {rss:.0f} MB; {m['size_px']} px"
+        )
+        print(
+            f"  rms {f['rms'] * 1e3:.3f} mJy/beam, noise-only twin {noise_rms * 1e3:.3f} (ratio "
+            f"{f['rms'] / noise_rms:.2f}; target <= 1.3), radiometer {m['expected_rms_jy'] * 1e3:.3f}"
+        )
+        print(
+            f"  isolated point sources >= 10 sigma: {f['n_isolated']}, within 0.2 beam and 10 % (3 sigma below 30): "
+            f"{100 * f['fraction_good']:.0f} % (flux {100 * f['fraction_flux']:.0f} %, position "
+            f"{100 * f['fraction_pos']:.0f} %; target 95 %), median flux ratio {f['median_ratio']:.3f} "
+            f"(target within 0.03 of 1), median offset {f['median_offset_beams']:.2f} beam"
+        )
+        print(
+            f"  islands > 5 sigma farther than 10 beams from the {f['n_bright']} sources seen above "
+            f"{sky_figures.BRIGHT_JY} Jy and not at a true source: {f['n_artefacts']} "
+            f"(max {f['max_artefact_sigma']:.1f} sigma; target none)"
+        )
 
 
 def image_chunk(

@@ -29,7 +29,10 @@ RMS_RTOL = 0.30
 # natural weighting so the radiometer expectation applies directly; a 1024 px field keeps the test quick;
 # WSClean starts from ducc0's PSF and dirty image (contimg.image.gridding) although this 24-antenna field is sparser
 # than the default's threshold for them: every check below holds with them (the 8-antenna stream does not)
-CONFIG = json.dumps({"weighting": "natural", "max_size_px": 1024, "niter": 2000, "initial_images_min_uv_cells": 0})
+# One output channel: ducc0's initial images are one plane (a multi-channel clean makes its own).
+CONFIG = json.dumps(
+    {"weighting": "natural", "max_size_px": 1024, "niter": 2000, "initial_images_min_uv_cells": 0, "channels_out": 1}
+)
 
 
 def run_job(job, *args, state):

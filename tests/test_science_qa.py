@@ -384,6 +384,9 @@ def test_red_science_qa_flags_the_image_and_the_mosaic_leaves_it_out(found, tmp_
         view = con.sql("SELECT window_key, grade, flux_ratio, n_flux FROM science_qa ORDER BY window_key").fetchall()
         assert view == [("2026-01-25T00:00", "green", 1.0, 40), ("2026-01-25T00:05", "red", pytest.approx(0.8), 40)]
         rows = q.qa_rows(con, "2026-01-25T00:00", "2026-01-26T00:00")
+        # the source list beside each image (PREFIX.sources.fits for PREFIX.fits) is a product of it
+        listed = con.sql("SELECT window_key, path FROM products WHERE path LIKE '%.sources.fits' ORDER BY 1").fetchall()
+        assert listed == [(w, str(tmp_path / f"{w}.sources.fits")) for w in ("2026-01-25T00:00", "2026-01-25T00:05")]
     assert [(r["science_grade"], r["status"]) for r in rows] == [("green", "ok"), ("red", "flagged")]
     assert rows[1]["flux_ratio"] == pytest.approx(0.8, abs=1e-12)
 

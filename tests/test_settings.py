@@ -273,6 +273,8 @@ FIELD_CASES = {
     "nmiter": (0, 3),
     "wgridder_accuracy": (0.0, 1e-4),
     "auto_mask_sigma": (-2, 4.0),
+    "channels_out": (0, 2),
+    "spectral_terms": (1.5, 1),
     "chan_average": (-1, 6),
     "max_smearing_loss": (1.0, 0.05),
     "max_merge_loss": (-0.1, 0.0),
@@ -314,9 +316,17 @@ def test_imaging_defaults_unchanged_and_round_trip():
         1000,
         2,
     )
+    assert (d.channels_out, d.spectral_terms, d.auto_mask_sigma) == (1, 2, 0.0)
     assert ImagingConfig.from_json(None) == d and ImagingConfig.from_json("") == d
     cfg = ImagingConfig.from_mapping({"max_size_px": 512, "niter": 300, "imager": "tclean"})
     assert ImagingConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_spectral_terms_need_as_many_channels():
+    with pytest.raises(SettingsError, match="spectral_terms=3 is above channels_out=2"):
+        ImagingConfig.from_mapping({"channels_out": 2, "spectral_terms": 3})
+    assert ImagingConfig.from_mapping({"channels_out": 3, "spectral_terms": 3}).spectral_terms == 3
+    assert ImagingConfig.from_mapping({"channels_out": 1, "spectral_terms": 3}).spectral_terms == 3  # unused
 
 
 def test_imaging_sizes_must_be_in_order():

@@ -81,8 +81,14 @@ def run_wsclean(
     ]
     if cfg.auto_mask_sigma > 0:
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
+    if cfg.channels_out > 1:
+        # clean the output channels jointly and fit their spectra: the multi-frequency image is then
+        # PREFIX-MFS-*.fits (initial images are single-channel: the caller hands none, see make.py)
+        argv += ["-channels-out", str(cfg.channels_out), "-join-channels"]
+        if cfg.spectral_terms > 1:
+            argv += ["-fit-spectral-pol", str(cfg.spectral_terms)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
-    if initial is not None:
+    if initial is not None and cfg.channels_out == 1:
         _write_for_reuse(prefix, initial)
         argv += ["-reuse-psf", str(prefix), "-reuse-dirty", str(prefix)]
     log = tmpdir / "wsclean.log"
@@ -97,8 +103,9 @@ def run_wsclean(
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise ImagingError(f"wsclean failed ({proc.returncode}): {log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}")
-    image = Path(f"{prefix}-image.fits")
-    residual = Path(f"{prefix}-residual.fits")  # absent when niter is 0: the image is then the residual
+    stem = f"{prefix}-MFS" if cfg.channels_out > 1 else str(prefix)
+    image = Path(f"{stem}-image.fits")
+    residual = Path(f"{stem}-residual.fits")  # absent when niter is 0: the image is then the residual
     return {
         "image": image,
         "residual": residual if residual.exists() else image,

@@ -218,7 +218,8 @@ def _prepare(
             caltables,
             chan_bin,
             cfg,
-            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0,
+            # ducc0's initial images are one plane: WSClean cleaning several channels makes its own
+            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0 and cfg.channels_out == 1,
         )
         return image_ms, "DATA", prep
     except UnsupportedTables as why:

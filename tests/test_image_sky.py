@@ -1,0 +1,131 @@
+"""Imaging on the realistic sky (issue #22): a counts-sky chunk against its noise-only twin and its truth.
+
+A small chunk (32 antennas, 16 subbands x 4 channels, a whole chunk's 24 integrations, no gains) of
+the simulator's counts sky -- ~2,000 sources, Gaussians among them, Jy sources at 2.6-4.6 deg -- and
+the same chunk with no sky (same seed: the same noise), each imaged by the image job with issue #22's
+settings (contimg.image.rules.ISSUE_22_IMAGING: two output channels, linear spectra, auto-mask 5).
+The figures are computed in tests/sky_figures.py from the simulator's sky.csv, independently of the
+job's source finder and primary beam.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from contimg.childjobs.env import casa_child_env, child_command
+from contimg.image.rules import ISSUE_22_IMAGING
+from contimg.sim import Source, simulate
+from tests import sky_figures
+
+
+def _simulator_keeps_gaussians_in_order() -> bool:
+    """Whether the simulator's components carry each source's flux at its own position (a Gaussian
+    among point sources once had its flux given to another source's position: fixed on branch simspeed)."""
+    from contimg.sim.model import gaussian_components
+
+    sky = [Source(150.0, 55.0, 1.0, 0.0, "g", 20.0, 10.0, 30.0), Source(151.0, 56.0, 0.001, 0.0, "p")]
+    comp = gaussian_components(sky, 1.5e9)
+    near_point = (abs(comp["ra_deg"] - 151.0) < 0.01) & (abs(comp["dec_deg"] - 56.0) < 0.01)
+    return bool(abs(comp["flux_jy"][near_point].sum() - 0.001) < 1e-9)
+
+
+pytestmark = [
+    pytest.mark.casa,  # runs the convert and image child jobs
+    pytest.mark.skipif(
+        not _simulator_keeps_gaussians_in_order(),
+        reason="the simulator puts Gaussian sources' flux at other sources' positions (fixed on branch simspeed)",
+    ),
+]
+
+# an hour after 0834+555's transit at its declination (benchmarks/image.py's target chunk, small)
+START = "2025-06-15T23:49:30.970"
+DEC = 55.48808068612809
+
+
+def run_job(job, *args, state):
+    return subprocess.run(
+        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.fixture(scope="module")
+def imaged(tmp_path_factory):
+    """{"sky": (prefix, report, sim folder), "noise": ...}."""
+    root = tmp_path_factory.mktemp("sky")
+    out = {}
+    for name, sky in (("sky", "counts"), ("noise", [])):
+        simulate(
+            root / name,
+            START,
+            n_antennas=32,
+            n_chan_per_subband=4,
+            n_integrations=24,
+            dec_deg=DEC,
+            sky=sky,
+            gains=False,
+            seed=7,
+        )
+        ms = root / f"{name}.ms"
+        proc = run_job("convert", *sorted((root / name).glob("*.hdf5")), "--out", ms, state=root / "casa")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        prefix = root / f"img-{name}" / "img"
+        proc = run_job(
+            "image",
+            ms,
+            "--out",
+            prefix,
+            "--imager",
+            "wsclean",
+            "--config",
+            json.dumps(ISSUE_22_IMAGING),
+            "--report",
+            root / f"{name}.json",
+            state=root / "casa",
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[name] = (prefix, json.loads((root / f"{name}.json").read_text()), root / name)
+    return out
+
+
+def _freqs(ms_dir):
+    import casacore.tables as pt  # the test reads the MS it made; the engine's layers do not apply to tests
+
+    with pt.table(f"{ms_dir}/SPECTRAL_WINDOW", ack=False) as t:
+        return t.getcol("CHAN_FREQ").ravel()
+
+
+@pytest.fixture(scope="module")
+def figures(imaged):
+    out = imaged
+    prefix, report, sim_dir = out["sky"]
+    freqs = _freqs(sim_dir.parent / "sky.ms")
+    f = sky_figures.figures(f"{prefix}.fits", sim_dir, freqs)
+    f["noise_rms"] = sky_figures.image_rms(f"{out['noise'][0]}.fits")
+    f["report"] = report
+    return f
+
+
+def test_rms_within_1_3x_of_the_noise_only_twin(figures):
+    assert figures["rms"] <= 1.3 * figures["noise_rms"], figures
+
+
+def test_isolated_sources_are_where_they_should_be(figures):
+    assert figures["n_isolated"] >= 30, figures
+    assert figures["fraction_pos"] >= 0.95, figures
+
+
+# Measured 2026-12-05 with these settings: 95 isolated sources, 90.5 %
+# within 0.2 beam and their flux tolerance (the defaults: 65 %), median flux ratio 0.944 (defaults 0.902), 27
+# islands of 5-7.4 sigma away from true sources (defaults 137). The flux deficit does not grow with the distance from
+# the centre (0.95 within 0.5 deg, 0.94 beyond 1.5 deg: not smearing) and is largest at 10-20 sigma (0.91):
+# open in issue #22.
+@pytest.mark.xfail(strict=True, reason="issue #22: isolated sources 90.5 % good, median flux ratio 0.944")
+def test_isolated_sources_have_their_flux(figures):
+    assert figures["fraction_good"] >= 0.95, figures
+    assert abs(figures["median_ratio"] - 1.0) <= 0.03, figures
+
+
+@pytest.mark.xfail(strict=True, reason="issue #22: 27 islands of 5-7.4 sigma not at a true source")
+def test_no_artefact_above_5_sigma_away_from_the_bright_sources(figures):
+    assert figures["n_artefacts"] == 0, figures
