@@ -29,6 +29,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import bench_dir, casa_env, run_measured  # noqa: E402
 
 
+def run_with_cpu(argv: list[str], env: dict) -> tuple[float, float, float]:
+    """Run ``argv``; (wall s, peak RSS MB, CPU s of it and its reaped children: the averaging workers).
+
+    On this shared 2-core machine the wall time follows the other helpers' load; the CPU seconds do not.
+    """
+    import os
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status):
+        print(proc.stderr.read().decode()[-3000:])
+        sys.exit(1)
+    return wall, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
+
+
 def simulate(chunk: Path) -> None:
     """The full-size calibrator chunk with delays, drift, RFI and the counts sky (seeded)."""
     argv = [sys.executable, "-m", "contimg.cli", "simulate", "--out", str(chunk), "--start", "2025-06-15T00:00:00"]
@@ -46,10 +64,8 @@ def solve_once(ms: Path, work: Path, solver: str, refcat: Path | None, env: dict
     argv += ["--report", str(out / "r.json"), "--solver", solver]
     if refcat is not None:
         argv += ["--reference-catalog", str(refcat)]
-    wall, rss, rc = run_measured(argv, env)
-    if rc:
-        sys.exit(rc)
-    return {"wall": wall, "rss": rss, "report": json.loads((out / "r.json").read_text())}
+    wall, rss, cpu = run_with_cpu(argv, env)
+    return {"wall": wall, "rss": rss, "cpu": cpu, "report": json.loads((out / "r.json").read_text())}
 
 
 def main() -> None:
@@ -87,7 +103,7 @@ def main() -> None:
                 print(f"  {step:<20} {seconds:6.1f} s")
             print(
                 f"  whole solve (child process wall, incl. CASA start-up): {got['wall']:.1f} s, "
-                f"peak RSS {got['rss']:.0f} MB"
+                f"CPU {got['cpu']:.1f} s (with its workers), peak RSS {got['rss']:.0f} MB"
             )
             print(
                 f"  K x B x G at mid-chunk vs the injected gains: median |amp err| {100 * np.median(amp):.2f} %, "
