@@ -102,20 +102,24 @@ def read_reduced(avg: str) -> Reduced:
     )
 
 
-def corrected(red: Reduced, gains: list, bad: list) -> tuple[np.ndarray, np.ndarray]:
-    """``num`` and ``den`` with per-antenna gains ``gains[spw]`` (n_ant, nchan, 2) divided out.
+def corrected_channel_sums(red: Reduced, gains: list, bad: list, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, ``num`` and ``den`` with per-antenna gains ``gains[spw]`` (n_ant, nchan, 2) divided out, channel sums.
 
     V / (x_i conj x_j) for data, w |x_i x_j|^2 for weights: num conj(x_i) x_j and den |x_i|^2 |x_j|^2.
-    Samples of antennas ``bad`` there carry no weight (CASA's applymode 'calflag').
+    Samples of antennas ``bad`` there carry no weight (CASA's applymode 'calflag'). Returns (row, pol)
+    complex and float sums; computed in blocks of rows, so no corrected copy of the data is held.
     """
-    num, den = np.empty_like(red.num), np.empty_like(red.den)
+    out_n = np.zeros((len(red.a1), red.num.shape[2]), np.complex128)
+    out_d = np.zeros((len(red.a1), red.num.shape[2]), np.float64)
     for k in np.unique(red.spw):
-        rows = red.spw == k
-        xi, xj = gains[k][red.a1[rows]], gains[k][red.a2[rows]]
-        ok = ~(bad[k][red.a1[rows]] | bad[k][red.a2[rows]])
-        num[rows] = np.where(ok, red.num[rows] * np.conj(xi) * xj, 0)
-        den[rows] = np.where(ok, red.den[rows] * np.abs(xi) ** 2 * np.abs(xj) ** 2, 0)
-    return num, den
+        idx = np.flatnonzero(red.spw == k)
+        for s in range(0, len(idx), block):
+            rows = idx[s : s + block]
+            xi, xj = gains[k][red.a1[rows]], gains[k][red.a2[rows]]
+            ok = ~(bad[k][red.a1[rows]] | bad[k][red.a2[rows]])
+            out_n[rows] = np.where(ok, red.num[rows] * np.conj(xi) * xj, 0).sum(axis=1)
+            out_d[rows] = np.where(ok, red.den[rows] * np.abs(xi) ** 2 * np.abs(xj) ** 2, 0).sum(axis=1)
+    return out_n, out_d
 
 
 def per_group(red: Reduced, values: np.ndarray, fill=0) -> np.ndarray:
@@ -125,11 +129,14 @@ def per_group(red: Reduced, values: np.ndarray, fill=0) -> np.ndarray:
     return out
 
 
-def chunk_sums(red: Reduced, num: np.ndarray, den: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
-    """``num`` and ``den`` summed over the chunk's bins per (dd, baseline).
+def chunk_sums(
+    red: Reduced, num: np.ndarray, den: np.ndarray, factor: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``num`` (times ``factor`` (row, pol), if given) and ``den`` summed over the chunk's bins per (dd, baseline).
 
-    Returns (template: (dd, bl) -> first row of ``avg.ms`` with it, num sums, den sums) with the sums
-    (n_dd, n_bl, chan, pol); a (dd, baseline) without rows stays 0.
+    Where ``factor`` is 0 (a flagged solution) the sample leaves both sums. Returns (the first row of
+    ``avg.ms`` of each (dd, baseline), num sums, den sums), the sums
+    (n_dd, n_bl, ...) like ``num``'s trailing axes; a (dd, baseline) without rows stays 0.
     """
     n_dd = int(red.dd.max()) + 1
     acc_n = np.zeros((n_dd, len(red.baselines)) + num.shape[1:], np.complex128)
@@ -137,8 +144,12 @@ def chunk_sums(red: Reduced, num: np.ndarray, den: np.ndarray) -> tuple[dict, np
     for g in range(len(red.groups)):  # a baseline appears once per (dd, bin): plain fancy-index sums
         rows = np.flatnonzero(red.group == g)
         d = red.dd[rows[0]]
-        acc_n[d, red.bl[rows]] += num[rows]
-        acc_d[d, red.bl[rows]] += den[rows]
+        if factor is None:
+            acc_n[d, red.bl[rows]] += num[rows]
+            acc_d[d, red.bl[rows]] += den[rows]
+        else:
+            acc_n[d, red.bl[rows]] += num[rows] * factor[rows][:, None, :]
+            acc_d[d, red.bl[rows]] += den[rows] * (factor[rows] != 0)[:, None, :]
     key = red.dd * len(red.baselines) + red.bl
     _, first = np.unique(key, return_index=True)
     return first, acc_n, acc_d

@@ -286,10 +286,10 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     """
     import casatasks
 
-    from contimg.calibrate.gainsolve import baseline_sums, phase_step_ratios, solve_gains
+    from contimg.calibrate.gainsolve import phase_step_ratios, solve_gains
     from contimg.calibrate.job.reduced import (
         chunk_sums,
-        corrected,
+        corrected_channel_sums,
         per_group,
         read_reduced,
         write_gain_table,
@@ -312,8 +312,9 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     timings["delay"] = time.perf_counter() - t
 
     def group_solve(gains, bad, phase_only):
-        num, den = corrected(red, gains, bad)
-        r, w = baseline_sums(num, den, axis=1)  # (row, pol): one value per baseline, bin and SPW
+        num, den = corrected_channel_sums(red, gains, bad)  # (row, pol): one value per baseline, bin and SPW
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r, w = np.where(den > 0, num / np.where(den > 0, den, 1), 0), den
         sol = solve_gains(
             np.moveaxis(per_group(red, r), 2, 1),
             np.moveaxis(per_group(red, w), 2, 1),
@@ -332,10 +333,8 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     gp, _, _ = group_solve(k_gains, k_bad, phase_only=True)
     gi, gj = gp.gains[red.group, :, red.a1], gp.gains[red.group, :, red.a2]  # (row, pol)
     ok = ~(gp.flags[red.group, :, red.a1] | gp.flags[red.group, :, red.a2])
-    num_b = np.where(ok[:, None, :], red.num * (np.conj(gi) * gj)[:, None, :], 0)
-    den_b = np.where(ok[:, None, :], red.den, 0)
-    first, n_sum, d_sum = chunk_sums(red, num_b, den_b)
-    del num_b, den_b
+    factor = np.where(ok, np.conj(gi) * gj, 0)  # unit phasors; 0: a flagged phase flags the data (calflag)
+    first, n_sum, d_sum = chunk_sums(red, red.num, red.den, factor=factor)
     write_one_row_ms(avg, one, red, first, n_sum, d_sum)
     timings["pre_bandpass_phase"] = time.perf_counter() - t
 
@@ -356,8 +355,9 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     drift = float(np.median(ratios)) if ratios.size else 0.0
     t_lo, t_hi = float(np.min(red.time - red.interval / 2)), float(np.max(red.time + red.interval / 2))
     if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
-        _, n_sum, d_sum = chunk_sums(red, num, den)
-        r, w = baseline_sums(n_sum, d_sum, axis=2)  # (dd, bl, pol)
+        _, n_sum, d_sum = chunk_sums(red, num, den)  # the channel sums summed over the bins: (dd, bl, pol)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r, w = np.where(d_sum > 0, n_sum / np.where(d_sum > 0, d_sum, 1), 0), d_sum
         g = solve_gains(
             np.moveaxis(r, 2, 1),
             np.moveaxis(w, 2, 1),
