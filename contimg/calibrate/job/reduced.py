@@ -203,9 +203,10 @@ def write_one_row_ms(avg: str, out: str, red: Reduced, first_rows: np.ndarray, a
 
 
 def write_gain_table(template: str, out: str, times, intervals, spws, gains, flags, snr, refants) -> None:
-    """A CASA G table ``out`` like ``template`` (a G table of the same MS) holding the given solutions.
+    """A CASA G (or B) table ``out`` like ``template`` (one of the same MS and type) holding the given solutions.
 
-    Per solution row: ``times``, ``intervals``, ``spws`` (n,), ``gains`` (n, n_ant, npol) complex,
+    Per solution row: ``times``, ``intervals``, ``spws`` (n,), ``gains`` (n, n_ant, npol) complex (a
+    B table: (n, n_ant, nchan, npol)),
     ``flags`` and ``snr`` like it, ``refants`` (n,). Rows are written antenna-fastest within each
     (time, SPW), as CASA's gaincal does; columns the template has and this does not set
     (FIELD_ID, SCAN_NUMBER, OBSERVATION_ID) keep the template's first row's value.
@@ -215,7 +216,10 @@ def write_gain_table(template: str, out: str, times, intervals, spws, gains, fla
     import casatools
 
     shutil.copytree(template, out)
-    n_sol, n_ant, npol = gains.shape
+    gains, flags, snr = (np.asarray(x) for x in (gains, flags, snr))
+    if gains.ndim == 3:  # G: one value per SPW
+        gains, flags, snr = (x[:, :, None, :] for x in (gains, flags, snr))
+    n_sol, n_ant, nchan, npol = gains.shape
     tb = casatools.table()
     tb.open(out, nomodify=False)
     try:
@@ -230,14 +234,14 @@ def write_gain_table(template: str, out: str, times, intervals, spws, gains, fla
         tb.putcol("ANTENNA2", rep(np.asarray(refants, np.int32), n_ant))
         for c, v in fixed.items():
             tb.putcol(c, np.full(n_sol * n_ant, v, np.int32))
-        flat = (n_sol * n_ant, npol)
-        tb.putcol("CPARAM", np.asarray(gains, np.complex64).reshape(flat).T[:, None, :])
+        flat = (n_sol * n_ant, nchan, npol)
+        tb.putcol("CPARAM", np.asarray(gains, np.complex64).reshape(flat).T)
         with np.errstate(invalid="ignore", divide="ignore"):
             err = np.where(np.asarray(snr) > 0, np.abs(gains) / np.asarray(snr), 0)
-        tb.putcol("PARAMERR", np.asarray(err, np.float32).reshape(flat).T[:, None, :])
-        tb.putcol("FLAG", np.asarray(flags, bool).reshape(flat).T[:, None, :])
-        tb.putcol("SNR", np.asarray(snr, np.float32).reshape(flat).T[:, None, :])
+        tb.putcol("PARAMERR", np.asarray(err, np.float32).reshape(flat).T)
+        tb.putcol("FLAG", np.asarray(flags, bool).reshape(flat).T)
+        tb.putcol("SNR", np.asarray(snr, np.float32).reshape(flat).T)
         if "WEIGHT" in tb.colnames():
-            tb.putcol("WEIGHT", np.ones((npol, 1, n_sol * n_ant), np.float32))
+            tb.putcol("WEIGHT", np.ones((npol, nchan, n_sol * n_ant), np.float32))
     finally:
         tb.close()

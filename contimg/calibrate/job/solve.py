@@ -339,7 +339,46 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     timings["pre_bandpass_phase"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    _bandpass(one, b_table, refant, [k_table])
+    # B per channel in numpy on the K-corrected whole-chunk sums (CASA's per-channel solver took most of
+    # the reduced solve); CASA's bandpass on one SPW gives the table's template
+    spw_of_dd = {int(d): int(k) for d, k in zip(red.dd, red.spw, strict=True)}
+    dds = sorted(spw_of_dd)
+    b_n, b_d = n_sum[dds], d_sum[dds]  # (dd, bl, chan, pol)
+    for i, d in enumerate(dds):
+        k = spw_of_dd[d]
+        ok = ~(k_bad[k][a1b] | k_bad[k][a2b])
+        b_n[i] = np.where(ok, b_n[i] * np.conj(k_gains[k][a1b]) * k_gains[k][a2b], 0)
+        b_d[i] = np.where(ok, b_d[i], 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rb = np.where(b_d > 0, b_n / np.where(b_d > 0, b_d, 1), 0)
+    bs = solve_gains(
+        np.moveaxis(rb, 1, 3),
+        np.moveaxis(b_d, 1, 3),
+        a1b,
+        a2b,
+        red.n_ant,
+        order,
+        min_baselines=MIN_BASELINES_PER_ANTENNA,
+        min_snr=MIN_SNR,
+    )  # (dd, chan, pol, ant)
+    b_template = str(work / "B.template")
+    casatasks.bandpass(
+        vis=one, caltable=b_template, spw="0", solint="inf", combine="scan", refant=str(refant), bandtype="B"
+    )
+    if not Path(b_template).exists():
+        raise CalibrationError("bandpass (the B table's template) produced no table")
+    t_lo, t_hi = float(np.min(red.time - red.interval / 2)), float(np.max(red.time + red.interval / 2))
+    write_gain_table(
+        b_template,
+        b_table,
+        np.full(len(dds), (t_lo + t_hi) / 2),
+        np.full(len(dds), t_hi - t_lo),
+        np.array([spw_of_dd[d] for d in dds]),
+        np.moveaxis(bs.gains, 3, 1),  # (dd, ant, chan, pol)
+        np.moveaxis(bs.flags, 3, 1),
+        np.moveaxis(bs.snr, 3, 1),
+        np.maximum(bs.refant[:, 0, 0], 0),
+    )
     timings["bandpass"] = time.perf_counter() - t
 
     t = time.perf_counter()
