@@ -9,10 +9,12 @@ four of them most of the solve (issue #21). Here the data are read once and redu
   delay is steady over a chunk; gains drifting in phase only lower the sum's amplitude.
 - the phase-only gain per bin that steadies the bandpass (numpy, ``contimg.calibrate.gainsolve``): on
   the K-corrected data summed over each SPW's channels, one value per baseline, bin and SPW.
-- B (CASA, K applied by CASA): on the whole-chunk sum with those phases taken out of each bin first.
-- G per bin, amplitude and phase (numpy): on the K- and B-corrected channel sums, written as a CASA G
-  table (its template: CASA's own ``gaincal`` over the chunk on the one-row MS, so every column and
-  keyword is CASA's).
+- B per channel (numpy): on the K-corrected whole-chunk sum with those phases taken out of each bin
+  first (CASA's per-channel bandpass solver on the one-row MS still cost ~40 s at full size).
+- G per bin, amplitude and phase (numpy): on the K- and B-corrected channel sums.
+
+B and G are written as CASA tables whose templates are CASA's own ``bandpass`` and ``gaincal`` of one
+SPW on the one-row MS, so every column, keyword and subtable is CASA's.
 
 Model division is exact for a least-squares solve: ``sum w |V - g X|^2 = sum w |X|^2 |V / X - g|^2``,
 so the sums carry ``w conj(X) V`` and ``w |X|^2`` (``gainsolve.baseline_sums``).

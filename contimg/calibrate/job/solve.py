@@ -5,7 +5,11 @@ After ``contimg.calibrate.job.average`` has written the small calibrator-centred
 the calibrator and the field's bright sources predicted bin by bin, ``job/model.py``) and solve K
 (one delay per antenna over the band), a phase-only G per bin for the bandpass solve only, B (per
 channel, one per SPW) and G (amplitude and phase per bin, or once over the chunk when the gains
-are steady). The tables are written into a temporary folder beside ``out_dir`` and renamed to it;
+are steady). By default (``solver='reduced'``, ``job/reduced.py``) only K is a CASA call, on the chunk
+summed to one row per baseline; B and the gains are solved in numpy (``contimg.calibrate.gainsolve``).
+``solver='casa'`` makes every step a CASA call on the binned MS, the previous path (benchmarks and the
+cross-check in tests/test_calibrate_reduced.py). The tables are written into a temporary folder beside
+``out_dir`` and renamed to it;
 ``caltables.json`` beside them lists them in apply order (docs/conventions.md, Calibration).
 """
 
@@ -217,7 +221,7 @@ def _gaincal(avg: str, table: str, refant: int, prior_tables: list[str], solint:
 
 def _solver_params(rfi: bool, solver: str = "casa") -> dict:
     """What the registry records about how the set was solved."""
-    gains = "casa gaincal on the binned MS" if solver == "casa" else "numpy StEFCal (contimg.calibrate.gainsolve)"
+    gains = "casa on the binned MS" if solver == "casa" else "B and G: numpy StEFCal (contimg.calibrate.gainsolve)"
     return {
         "solver": solver,
         "gain_solver": gains,
@@ -279,10 +283,10 @@ def _add_model_column(avg: str) -> None:
 
 
 def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timings) -> None:
-    """K and B by CASA on the chunk summed to one row per baseline and SPW, the per-bin gains in numpy.
+    """K by CASA on the chunk summed to one row per baseline and SPW; B and the per-bin gains in numpy.
 
-    The steps of ``contimg.calibrate.job.reduced``; the G table keeps CASA's layout (its template is
-    a CASA ``gaincal`` of one SPW over the chunk on the one-row MS).
+    The steps of ``contimg.calibrate.job.reduced``; the B and G tables keep CASA's layout (their
+    templates are CASA's ``bandpass`` and ``gaincal`` of one SPW on the one-row MS).
     """
     import casatasks
 
@@ -472,7 +476,7 @@ def solve(
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
 
     ``out_dir`` is replaced whole, only once the tables, plot and ``caltables.json`` are complete.
-    ``solver``: ``reduced`` (CASA's K and B on the chunk summed to one row per baseline, the gains in
+    ``solver``: ``reduced`` (CASA's K on the chunk summed to one row per baseline, B and the gains in
     numpy: ``_solve_reduced``) or ``casa`` (every step a CASA call on the binned MS: the previous path,
     kept for the benchmark's comparison and as the independent check of the reduced one).
 
