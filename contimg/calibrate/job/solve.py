@@ -290,7 +290,7 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     """
     import casatasks
 
-    from contimg.calibrate.gainsolve import phase_step_ratios, solve_gains
+    from contimg.calibrate.gainsolve import GainSolution, phase_step_ratios, solve_gains
     from contimg.calibrate.job.reduced import (
         chunk_sums,
         corrected_channel_sums,
@@ -355,16 +355,20 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
         b_d[i] = np.where(ok, b_d[i], 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rb = np.where(b_d > 0, b_n / np.where(b_d > 0, b_d, 1), 0)
-    bs = solve_gains(
-        np.moveaxis(rb, 1, 3),
-        np.moveaxis(b_d, 1, 3),
-        a1b,
-        a2b,
-        red.n_ant,
-        order,
-        min_baselines=MIN_BASELINES_PER_ANTENNA,
-        min_snr=MIN_SNR,
-    )  # (dd, chan, pol, ant)
+    parts = [  # one SPW at a time: the batch's (chan, pol, ant, ant) matrices of all 16 would be ~1 GB
+        solve_gains(
+            np.moveaxis(rb[i], 0, 2),
+            np.moveaxis(b_d[i], 0, 2),
+            a1b,
+            a2b,
+            red.n_ant,
+            order,
+            min_baselines=MIN_BASELINES_PER_ANTENNA,
+            min_snr=MIN_SNR,
+        )
+        for i in range(len(dds))
+    ]  # each (chan, pol, ant)
+    bs = GainSolution(*(np.stack([getattr(p, a) for p in parts]) for a in ("gains", "flags", "snr", "refant")))
     b_template = str(work / "B.template")
     casatasks.bandpass(
         vis=one, caltable=b_template, spw="0", solint="inf", combine="scan", refant=str(refant), bandtype="B"
