@@ -82,10 +82,12 @@ def test_caltable_set_solves_registers_and_describes_the_set(layout, tmp_path):
     assert set(meta["timings_s"].value) == {
         "flag_shift_average",
         "model",
+        "reduce",
         "delay",
         "pre_bandpass_phase",
         "bandpass",
         "gaincal",
+        "quality_plot",
     }
     assert "| B | 10 |" in meta["summary"].value and "| G | 20 |" in meta["summary"].value
 

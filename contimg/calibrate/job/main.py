@@ -1,7 +1,7 @@
 """Child job: solve bandpass and gain tables on a calibrator chunk (casatools/casatasks only).
 
     python -m contimg.calibrate.job CHUNK.ms --out DIR [--calibrator NAME] [--refant LIST]
-           [--set-name NAME] [--no-rfi] [--report R.json]
+           [--set-name NAME] [--no-rfi] [--solver reduced|casa] [--report R.json]
 
 Reads the chunk's time span and pointing (``msread``), plans the solve (the calibrator transiting
 in the chunk and its apparent flux, ``contimg.calibrate.plan``), then phases, flags and averages
@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the reference catalogue (contimg.core.refcat): the field's sources join the model",
     )
+    parser.add_argument(
+        "--solver",
+        default="reduced",
+        choices=("reduced", "casa"),
+        help="reduced: CASA's K on the chunk summed per baseline, B and gains in numpy (default); "
+        "casa: every step a CASA call on the binned MS (the previous path)",
+    )
     parser.add_argument("--report", default=None)
     return parser
 
@@ -75,6 +82,7 @@ def main(argv=None) -> int:
             rfi=not args.no_rfi,
             reference=field,
             pointing_dec_deg=span["pointing_dec_deg"],
+            solver=args.solver,
         )
     except CalibrationError as err:
         print(f"calibrate: error: {err}", file=sys.stderr)

@@ -5,7 +5,11 @@ After ``contimg.calibrate.job.average`` has written the small calibrator-centred
 the calibrator and the field's bright sources predicted bin by bin, ``job/model.py``) and solve K
 (one delay per antenna over the band), a phase-only G per bin for the bandpass solve only, B (per
 channel, one per SPW) and G (amplitude and phase per bin, or once over the chunk when the gains
-are steady). The tables are written into a temporary folder beside ``out_dir`` and renamed to it;
+are steady). By default (``solver='reduced'``, ``job/reduced.py``) only K is a CASA call, on the chunk
+summed to one row per baseline; B and the gains are solved in numpy (``contimg.calibrate.gainsolve``).
+``solver='casa'`` makes every step a CASA call on the binned MS, the previous path (benchmarks and the
+cross-check in tests/test_calibrate_reduced.py). The tables are written into a temporary folder beside
+``out_dir`` and renamed to it;
 ``caltables.json`` beside them lists them in apply order (docs/conventions.md, Calibration).
 """
 
@@ -28,7 +32,9 @@ from contimg.calibrate.registry_rules import APPLY_ORDER
 from contimg.calibrate.report import CalibrateReport, CalTable, SolveModel, SolvePlan
 from contimg.calibrate.solutions import CalibrationError, choose_refant, quality_problems
 
-__all__ = ["MIN_BASELINES_PER_ANTENNA", "MIN_SNR", "solve"]
+__all__ = ["MIN_BASELINES_PER_ANTENNA", "MIN_SNR", "SOLVERS", "solve"]
+
+SOLVERS = ("reduced", "casa")
 
 MIN_SNR = 3.0  # CASA flags solutions below this SNR
 MIN_BASELINES_PER_ANTENNA = 3  # fewer unflagged baselines to an antenna: no solution for it
@@ -213,9 +219,12 @@ def _gaincal(avg: str, table: str, refant: int, prior_tables: list[str], solint:
         raise CalibrationError("gaincal produced no table")
 
 
-def _solver_params(rfi: bool) -> dict:
+def _solver_params(rfi: bool, solver: str = "casa") -> dict:
     """What the registry records about how the set was solved."""
+    gains = "casa on the binned MS" if solver == "casa" else "B and G: numpy StEFCal (contimg.calibrate.gainsolve)"
     return {
+        "solver": solver,
+        "gain_solver": gains,
         "delay": {"solint": "inf", "combine": "scan,spw", "gaintype": "K", "minsnr": MIN_SNR},
         "bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
         "pre_bandpass_phase": {"solint_s": GAIN_SOLINT_S, "calmode": "p", "minsnr": MIN_SNR, "applied": "bandpass"},
@@ -258,6 +267,204 @@ def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
     return [cal] + [b[1] for b in bright[:MAX_FIELD_SOURCES]]
 
 
+def _add_model_column(avg: str) -> None:
+    """An empty MODEL_DATA column in ``avg``, shaped like DATA, for the numpy model to fill."""
+    import casatools
+
+    tb = casatools.table()
+    tb.open(avg, nomodify=False)
+    try:
+        if "MODEL_DATA" not in tb.colnames():
+            desc = dict(tb.getcoldesc("DATA"), dataManagerGroup="Tiled_MODEL_DATA")
+            spec = {"TYPE": "TiledShapeStMan", "NAME": "Tiled_MODEL_DATA", "SPEC": {}, "COLUMNS": ["MODEL_DATA"]}
+            tb.addcols({"MODEL_DATA": desc}, {"*1": spec})
+    finally:
+        tb.close()
+
+
+def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timings) -> None:
+    """K by CASA on the chunk summed to one row per baseline and SPW; B and the per-bin gains in numpy.
+
+    The steps of ``contimg.calibrate.job.reduced``; the B and G tables keep CASA's layout (their
+    templates are CASA's ``bandpass`` and ``gaincal`` of one SPW on the one-row MS).
+    """
+    import casatasks
+
+    from contimg.calibrate.gainsolve import GainSolution, phase_step_ratios, solve_gains
+    from contimg.calibrate.job.reduced import (
+        chunk_sums,
+        corrected_channel_sums,
+        per_group,
+        read_reduced,
+        write_gain_table,
+        write_one_row_ms,
+    )
+    from contimg.image.job.msread import load_gains
+
+    t = time.perf_counter()
+    red = read_reduced(avg)
+    nchans = [len(f) for f in red.freqs]
+    order = [refant] + [a for a in refants if a != refant]
+    a1b, a2b = red.baselines[:, 0], red.baselines[:, 1]
+    one = str(work / "one.ms")
+    first, n_sum, d_sum = chunk_sums(red, red.num, red.den)
+    write_one_row_ms(avg, one, red, first, n_sum, d_sum)
+    timings["reduce"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _delay(one, k_table, refant)
+    timings["delay"] = time.perf_counter() - t
+
+    def group_solve(gains, bad, phase_only):
+        num, den = corrected_channel_sums(red, gains, bad)  # (row, pol): one value per baseline, bin and SPW
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r, w = np.where(den > 0, num / np.where(den > 0, den, 1), 0), den
+        sol = solve_gains(
+            np.moveaxis(per_group(red, r), 2, 1),
+            np.moveaxis(per_group(red, w), 2, 1),
+            a1b,
+            a2b,
+            red.n_ant,
+            order,
+            phase_only=phase_only,
+            min_baselines=MIN_BASELINES_PER_ANTENNA,
+            min_snr=MIN_SNR,
+        )  # (group, pol, ant)
+        return sol, num, den
+
+    t = time.perf_counter()
+    k_gains, k_bad = load_gains([k_table], red.n_ant, nchans, red.freqs)
+    gp, _, _ = group_solve(k_gains, k_bad, phase_only=True)
+    gi, gj = gp.gains[red.group, :, red.a1], gp.gains[red.group, :, red.a2]  # (row, pol)
+    ok = ~(gp.flags[red.group, :, red.a1] | gp.flags[red.group, :, red.a2])
+    factor = np.where(ok, np.conj(gi) * gj, 0)  # unit phasors; 0: a flagged phase flags the data (calflag)
+    first, n_sum, d_sum = chunk_sums(red, red.num, red.den, factor=factor)
+    write_one_row_ms(avg, one, red, first, n_sum, d_sum)
+    timings["pre_bandpass_phase"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    # B per channel in numpy on the K-corrected whole-chunk sums (CASA's per-channel solver took most of
+    # the reduced solve); CASA's bandpass on one SPW gives the table's template
+    spw_of_dd = {int(d): int(k) for d, k in zip(red.dd, red.spw, strict=True)}
+    dds = sorted(spw_of_dd)
+    b_n, b_d = n_sum[dds], d_sum[dds]  # (dd, bl, chan, pol)
+    for i, d in enumerate(dds):
+        k = spw_of_dd[d]
+        ok = ~(k_bad[k][a1b] | k_bad[k][a2b])
+        b_n[i] = np.where(ok, b_n[i] * np.conj(k_gains[k][a1b]) * k_gains[k][a2b], 0)
+        b_d[i] = np.where(ok, b_d[i], 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rb = np.where(b_d > 0, b_n / np.where(b_d > 0, b_d, 1), 0)
+    parts = [  # one SPW at a time: the batch's (chan, pol, ant, ant) matrices of all 16 would be ~1 GB
+        solve_gains(
+            np.moveaxis(rb[i], 0, 2),
+            np.moveaxis(b_d[i], 0, 2),
+            a1b,
+            a2b,
+            red.n_ant,
+            order,
+            min_baselines=MIN_BASELINES_PER_ANTENNA,
+            min_snr=MIN_SNR,
+        )
+        for i in range(len(dds))
+    ]  # each (chan, pol, ant)
+    bs = GainSolution(*(np.stack([getattr(p, a) for p in parts]) for a in ("gains", "flags", "snr", "refant")))
+    b_template = str(work / "B.template")
+    casatasks.bandpass(
+        vis=one, caltable=b_template, spw="0", solint="inf", combine="scan", refant=str(refant), bandtype="B"
+    )
+    if not Path(b_template).exists():
+        raise CalibrationError("bandpass (the B table's template) produced no table")
+    t_lo, t_hi = float(np.min(red.time - red.interval / 2)), float(np.max(red.time + red.interval / 2))
+    write_gain_table(
+        b_template,
+        b_table,
+        np.full(len(dds), (t_lo + t_hi) / 2),
+        np.full(len(dds), t_hi - t_lo),
+        np.array([spw_of_dd[d] for d in dds]),
+        np.moveaxis(bs.gains, 3, 1),  # (dd, ant, chan, pol)
+        np.moveaxis(bs.flags, 3, 1),
+        np.moveaxis(bs.snr, 3, 1),
+        np.maximum(bs.refant[:, 0, 0], 0),
+    )
+    timings["bandpass"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    kb_gains, kb_bad = load_gains([k_table, b_table], red.n_ant, nchans, red.freqs)
+    g, num, den = group_solve(kb_gains, kb_bad, phase_only=False)
+    spw_of_group = red.spw[np.unique(red.group, return_index=True)[1]]
+    g_dd = red.groups[:, 0].astype(int)
+    ratios = []
+    for d in np.unique(g_dd):  # each SPW's solutions in time order (groups are sorted by dd, then time)
+        sel = np.flatnonzero(g_dd == d)
+        ratios.append(phase_step_ratios(g.gains[sel], g.flags[sel], g.snr[sel]))
+    ratios = np.concatenate(ratios)
+    drift = float(np.median(ratios)) if ratios.size else 0.0
+    t_lo, t_hi = float(np.min(red.time - red.interval / 2)), float(np.max(red.time + red.interval / 2))
+    if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
+        _, n_sum, d_sum = chunk_sums(red, num, den)  # the channel sums summed over the bins: (dd, bl, pol)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r, w = np.where(d_sum > 0, n_sum / np.where(d_sum > 0, d_sum, 1), 0), d_sum
+        g = solve_gains(
+            np.moveaxis(r, 2, 1),
+            np.moveaxis(w, 2, 1),
+            a1b,
+            a2b,
+            red.n_ant,
+            order,
+            min_baselines=MIN_BASELINES_PER_ANTENNA,
+            min_snr=MIN_SNR,
+        )
+        spw_of_dd = {int(d): int(k) for d, k in zip(red.dd, red.spw, strict=True)}
+        sols = [d for d in range(r.shape[0]) if d in spw_of_dd]
+        times, spans = np.full(len(sols), (t_lo + t_hi) / 2), np.full(len(sols), t_hi - t_lo)
+        spws = [spw_of_dd[d] for d in sols]
+        gains, flags, snr, refs = (x[sols] for x in (g.gains, g.flags, g.snr, g.refant))
+    else:
+        first_of_group = np.unique(red.group, return_index=True)[1]
+        times, spans, spws = red.time[first_of_group], red.interval[first_of_group], spw_of_group
+        gains, flags, snr, refs = g.gains, g.flags, g.snr, g.refant
+    print(f"gains: drift significance {drift:.1f}; {len(times)} solutions per antenna and polarization")
+    template = str(work / "G.template")
+    casatasks.gaincal(vis=one, caltable=template, solint="inf", spw="0", refant=str(refant), calmode="ap")
+    if not Path(template).exists():
+        raise CalibrationError("gaincal (the G table's template) produced no table")
+    order_rows = np.lexsort((spws, times))  # CASA's order: by time, then SPW
+    write_gain_table(
+        template,
+        g_table,
+        np.asarray(times)[order_rows],
+        np.asarray(spans)[order_rows],
+        np.asarray(spws)[order_rows],
+        np.moveaxis(gains, 1, 2)[order_rows],
+        np.moveaxis(flags, 1, 2)[order_rows],
+        np.moveaxis(snr, 1, 2)[order_rows],
+        np.maximum(np.asarray(refs)[order_rows, 0], 0),
+    )
+    timings["gaincal"] = time.perf_counter() - t
+
+
+def _solve_casa(avg, work, refant, k_table, b_table, g_table, set_name, timings) -> None:
+    """K, the pre-bandpass phases, B and G, each a CASA call on the binned ``avg`` (the previous path)."""
+    t = time.perf_counter()
+    _delay(avg, k_table, refant)
+    timings["delay"] = time.perf_counter() - t
+    t = time.perf_counter()
+    p_table = str(work / f"{set_name}.Gp")  # not part of the set: it only steadies the bandpass solve
+    _phase_only(avg, p_table, refant, [k_table])
+    timings["pre_bandpass_phase"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _bandpass(avg, b_table, refant, [k_table, p_table])
+    timings["bandpass"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _gaincal(avg, g_table, refant, [k_table, b_table], "int")
+    drift = gain_drift_significance(g_table)
+    if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
+        shutil.rmtree(g_table)
+        _gaincal(avg, g_table, refant, [k_table, b_table], "inf")
+    timings["gaincal"] = time.perf_counter() - t
+
+
 def solve(
     ms: str,
     out_dir: str,
@@ -268,10 +475,14 @@ def solve(
     rfi: bool = True,
     reference=None,
     pointing_dec_deg: float | None = None,
+    solver: str = "reduced",
 ) -> CalibrateReport:
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
 
     ``out_dir`` is replaced whole, only once the tables, plot and ``caltables.json`` are complete.
+    ``solver``: ``reduced`` (CASA's K on the chunk summed to one row per baseline, B and the gains in
+    numpy: ``_solve_reduced``) or ``casa`` (every step a CASA call on the binned MS: the previous path,
+    kept for the benchmark's comparison and as the independent check of the reduced one).
 
     Raises
     ------
@@ -281,6 +492,8 @@ def solve(
     """
     import casatasks
 
+    if solver not in SOLVERS:
+        raise CalibrationError(f"unknown solver {solver!r}; one of {SOLVERS}")
     timings = {}
     out = Path(out_dir).absolute()
     ms = str(Path(ms).absolute())  # the job changes directory below
@@ -293,9 +506,12 @@ def solve(
         flagging = average_at_calibrator(ms, avg, plan.ra_deg, plan.dec_deg, rfi=rfi, solint_s=GAIN_SOLINT_S)
         timings["flag_shift_average"] = time.perf_counter() - t  # one read of DATA
         t = time.perf_counter()
-        _set_point_model(avg, work, plan)  # MODEL_DATA made, the calibrator alone at its drift-averaged flux
-        if pointing_dec_deg is not None:  # bin by bin: the beam at each bin's time, and the catalogue's field
+        if pointing_dec_deg is None:  # the calibrator alone at its drift-averaged flux
+            _set_point_model(avg, work, plan)
+        else:  # bin by bin: the beam at each bin's time, and the catalogue's field
             from contimg.calibrate.job.model import write_field_model
+
+            _add_model_column(avg)  # write_field_model fills it: CASA's ft of the calibrator first was a wasted pass
 
             # per-bin gains would otherwise absorb the calibrator's beam (3-4 % between the chunk's middle and
             # its ends), and the image job applies the nearest bin's gain to other chunks
@@ -310,23 +526,11 @@ def solve(
         k_table = str(tables_dir / f"{set_name}.K")
         b_table = str(tables_dir / f"{set_name}.B")
         g_table = str(tables_dir / f"{set_name}.G")
+        if solver == "casa":
+            _solve_casa(avg, work, refant, k_table, b_table, g_table, set_name, timings)
+        else:
+            _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timings)
         t = time.perf_counter()
-        _delay(avg, k_table, refant)
-        timings["delay"] = time.perf_counter() - t
-        t = time.perf_counter()
-        p_table = str(work / f"{set_name}.Gp")  # not part of the set: it only steadies the bandpass solve
-        _phase_only(avg, p_table, refant, [k_table])
-        timings["pre_bandpass_phase"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _bandpass(avg, b_table, refant, [k_table, p_table])
-        timings["bandpass"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _gaincal(avg, g_table, refant, [k_table, b_table], "int")
-        drift = gain_drift_significance(g_table)
-        if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
-            shutil.rmtree(g_table)
-            _gaincal(avg, g_table, refant, [k_table, b_table], "inf")
-        timings["gaincal"] = time.perf_counter() - t
         bp_qa = bandpass_verdict(b_table, present)  # smoothness and per-antenna outliers gate the set too
         flag_cells(b_table, bp_qa.outlier_cells)  # and an outlier (antenna, spw) is not applied
         quality = {
@@ -334,6 +538,7 @@ def solve(
         }
         problems = quality_problems(quality) + bp_qa.problems
         plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png", present, bp_qa)
+        timings["quality_plot"] = time.perf_counter() - t
         report = CalibrateReport(
             set_name=set_name,
             calibrator=plan.name,
@@ -362,7 +567,7 @@ def solve(
             bandpass_qa=bp_qa,
             timings_s=timings,
             solver_version=f"casatasks {casatasks.version_string()}; contimg {__version__}",
-            solver_params=_solver_params(rfi),
+            solver_params=_solver_params(rfi, solver),
             flagging=flagging,
             plan=plan,
         )
