@@ -229,3 +229,24 @@ def test_register_report_records_the_set_and_its_status(tmp_path):
         assert json.loads(tables[1][3]) == quality(snr=300.0)
     finally:
         conn.close()
+
+
+def test_a_window_one_table_leaves_unsolved_is_a_problem_even_with_nothing_flagged():
+    """CASA's gaincal once wrote a G table without SPW 11 (no error, flagged fraction 0): every image would have
+    lost that window. A window counts as solved only with an unflagged solution for an antenna with data."""
+    from contimg.calibrate.solutions import unsolved_spw_problems
+
+    present = [0, 1, 2]
+    ant = np.tile(np.arange(4), 16)  # antenna 3 has no data
+    spw = np.repeat(np.arange(16), 4)
+    b = (ant, spw, np.zeros((2, 4, ant.size), bool))
+    g_rows = spw != 11
+    g = (ant[g_rows], spw[g_rows], np.zeros((2, 1, g_rows.sum()), bool))
+    assert unsolved_spw_problems({"B": b, "G": g}, present) == ["G: no solution in SPW 11 (solved in another table)"]
+    assert unsolved_spw_problems({"B": b, "G": b}, present) == []
+    # flagged on every antenna with data (the one left is antenna 3, which has none): unsolved as well
+    flag = np.zeros((2, 4, ant.size), bool)
+    flag[:, :, (spw == 4) & (ant < 3)] = True
+    assert unsolved_spw_problems({"B": (ant, spw, flag), "G": b}, present) == [
+        "B: no solution in SPW 4 (solved in another table)"
+    ]

@@ -17,6 +17,7 @@ __all__ = [
     "choose_refant",
     "quality_problems",
     "solution_quality",
+    "unsolved_spw_problems",
 ]
 
 # Quality thresholds: a set failing any of them is registered as failed and never applied.
@@ -103,4 +104,28 @@ def quality_problems(quality: dict[str, TableQuality]) -> list[str]:
         # judged by its flags (gaincal's minsnr flags the weak ones) and never by that column
         if name != "K" and q.median_snr < MIN_MEDIAN_SNR:
             problems.append(f"{name}: median SNR {q.median_snr:.1f} < {MIN_MEDIAN_SNR}")
+    return problems
+
+
+def unsolved_spw_problems(
+    tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], present: list[int]
+) -> list[str]:
+    """Why a set leaves a spectral window uncalibrated: one line per table that has no usable solution there.
+
+    ``tables`` maps a table's type (B, G, ...) to its ANTENNA1, SPECTRAL_WINDOW_ID and FLAG columns
+    (FLAG (npol, nchan, nrow)). The windows a set must cover are those any of the tables solved for an
+    antenna with data; a window where one table has no unflagged solution for any such antenna is a
+    window every image would lose (the flagged-fraction figure cannot see it: a missing row is not a
+    flagged one). CASA's gaincal left one SPW out of a G table without an error (noise-free data).
+    """
+    solved: dict[str, set[int]] = {}
+    for name, (antenna, spw, flag) in tables.items():
+        usable = np.isin(antenna, present) & ~flag.reshape(-1, flag.shape[-1]).all(axis=0)
+        solved[name] = set(np.asarray(spw)[usable].tolist())
+    wanted = set().union(*solved.values()) if solved else set()
+    problems = []
+    for name, spws in solved.items():
+        missing = sorted(wanted - spws)
+        if missing:
+            problems.append(f"{name}: no solution in SPW {', '.join(map(str, missing))} (solved in another table)")
     return problems

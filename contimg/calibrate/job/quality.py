@@ -16,7 +16,7 @@ from contimg.calibrate.bandpass_qa import BandpassQA, bandpass_cube, bandpass_qa
 from contimg.calibrate.report import TableQuality
 from contimg.calibrate.solutions import solution_quality
 
-__all__ = ["bandpass_verdict", "flag_cells", "plot_bandpass", "table_quality"]
+__all__ = ["bandpass_verdict", "flag_cells", "plot_bandpass", "solution_columns", "table_quality"]
 
 PANEL_COLUMNS = 12  # 96 antennas: 8 rows of 12 panel pairs (amplitude over phase)
 
@@ -37,6 +37,18 @@ def table_quality(table: str, present: list[int]) -> TableQuality:
         quality = solution_quality(np.ones(gains.shape, complex), flags, snr, ant, present)
         return replace(quality, amp_scatter=None, phase_scatter_deg=None)
     return solution_quality(gains, flags, snr, ant, present)
+
+
+def solution_columns(table: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ANTENNA1, SPECTRAL_WINDOW_ID and FLAG of a solved table (for ``unsolved_spw_problems``)."""
+    import casatools
+
+    tb = casatools.table()
+    tb.open(table)
+    try:
+        return tb.getcol("ANTENNA1"), tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("FLAG")
+    finally:
+        tb.close()
 
 
 def _read_bandpass(table: str, present: list[int]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

@@ -27,10 +27,10 @@ import numpy as np
 from contimg import __version__
 from contimg.calibrate.job.average import CALIBRATOR_FRAME, average_at_calibrator
 from contimg.calibrate.job.msread import antennas_with_data
-from contimg.calibrate.job.quality import bandpass_verdict, flag_cells, plot_bandpass, table_quality
+from contimg.calibrate.job.quality import bandpass_verdict, flag_cells, plot_bandpass, solution_columns, table_quality
 from contimg.calibrate.registry_rules import APPLY_ORDER
 from contimg.calibrate.report import CalibrateReport, CalTable, SolveModel, SolvePlan
-from contimg.calibrate.solutions import CalibrationError, choose_refant, quality_problems
+from contimg.calibrate.solutions import CalibrationError, choose_refant, quality_problems, unsolved_spw_problems
 
 __all__ = ["MIN_BASELINES_PER_ANTENNA", "MIN_SNR", "SOLVERS", "solve"]
 
@@ -537,6 +537,9 @@ def solve(
             kind: table_quality(path, present) for kind, path in (("K", k_table), ("B", b_table), ("G", g_table))
         }
         problems = quality_problems(quality) + bp_qa.problems
+        problems += unsolved_spw_problems(
+            {k: solution_columns(t) for k, t in (("B", b_table), ("G", g_table))}, present
+        )
         plot_bandpass(b_table, tables_dir / f"{set_name}.bandpass.png", present, bp_qa)
         timings["quality_plot"] = time.perf_counter() - t
         report = CalibrateReport(
