@@ -89,13 +89,6 @@ def test_all_on_gains_at_mid_chunk(all_on):
     assert np.median(phase_err) < DRIFT_PHASE_MEDIAN_DEG
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the image job applying this set's B and G together makes the target's image blow up (peak 6e4-8e4 "
-    "Jy, rms ~1e3 Jy, expected 0.9 mJy), while K+B (rms 5.9 mJy) or G alone image, CASA applycal of K, B, G gives "
-    "sane CORRECTED_DATA (max 16 Jy) and contimg.image.job.msread.load_gains matches it to 1e-7: the defect is "
-    "downstream of load_gains in the image job (not the calibration); strict, so a fix shows up as XPASS",
-)
 def test_all_on_target_images(all_on):
     """The target chunk after the calibrator, calibrated with its K, B, G, images every source above 10 sigma
     within 5 % of its flux and a fifth of the beam of its position (issue #21)."""
