@@ -264,6 +264,15 @@ def test_products_by_date_and_type(server, stream):
     for col in ("image_path", "pbcor_path", "pb_path", "png_path"):
         expected |= {p for (p,) in sql(layout, f"SELECT {col} FROM images WHERE status IN ('ok', 'flagged')")}
     expected |= {p for (p,) in sql(layout, "SELECT path FROM caltables")}
+    # an image's source list (PREFIX.sources.fits) counts where its sources or cross-match are in the catalogue
+    with_sources = sql(
+        layout,
+        "SELECT image_path FROM images WHERE status IN ('ok', 'flagged') AND (id IN (SELECT image_id FROM sources)"
+        " OR id IN (SELECT image_id FROM image_science_qa))",
+    )
+    source_lists = {p[: -len(".fits")] + ".sources.fits" for (p,) in with_sources}
+    assert all(Path(p).exists() for p in source_lists)
+    expected |= source_lists
     expected |= {
         p
         for row in sql(layout, "SELECT path, noise_path, png_path FROM mosaics WHERE status = 'current'")
