@@ -58,16 +58,10 @@ def read_reduced(avg: str) -> Reduced:
     """Read DATA, MODEL_DATA, FLAG and WEIGHT_SPECTRUM of ``avg`` once, as the solves' sums."""
     import casatools
 
+    from contimg.image.job.msread import read_windows  # the subtables' layout, as the image job reads it
+
+    freqs, _, spw_of_dd, n_ant = read_windows(avg)
     tb = casatools.table()
-    tb.open(avg + "/SPECTRAL_WINDOW")
-    freqs = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
-    tb.close()
-    tb.open(avg + "/DATA_DESCRIPTION")
-    spw_of_dd = tb.getcol("SPECTRAL_WINDOW_ID")
-    tb.close()
-    tb.open(avg + "/ANTENNA")
-    n_ant = tb.nrows()
-    tb.close()
     tb.open(avg)
     try:
         a1, a2, dd = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("DATA_DESC_ID")
