@@ -400,7 +400,6 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
         ratios.append(phase_step_ratios(g.gains[sel], g.flags[sel], g.snr[sel]))
     ratios = np.concatenate(ratios)
     drift = float(np.median(ratios)) if ratios.size else 0.0
-    t_lo, t_hi = float(np.min(red.time - red.interval / 2)), float(np.max(red.time + red.interval / 2))
     if drift < MIN_DRIFT_SIGNIFICANCE:  # steady gains: one solution for the chunk has the most SNR
         _, n_sum, d_sum = chunk_sums(red, num, den)  # the channel sums summed over the bins: (dd, bl, pol)
         with np.errstate(invalid="ignore", divide="ignore"):
