@@ -122,8 +122,9 @@ def predict_comparison() -> None:
         subband_freqs_hz,
     )
     from contimg.core.phasing import meridian_icrs
+    from contimg.core.predict import worker_count as _worker_count
     from contimg.sim.core import COUNTS_SKY_TAG, transit_start
-    from contimg.sim.model import _worker_count, gaussian_components, ha_frame, sky_visibilities_matrix
+    from contimg.sim.model import gaussian_components, ha_frame, sky_visibilities_matrix
     from contimg.sim.sky import counts_sky
 
     # the sky `contimg simulate --sky counts --seed 7 --calibrator 0834+555` draws (see simulate_once)

@@ -10,8 +10,6 @@ docs/conventions.md), and the uvw of a baseline, its projection on s0, never cha
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import HADec, SkyCoord
@@ -19,6 +17,7 @@ from astropy.time import Time
 
 from contimg.core.beam import C_M_S, airy_power
 from contimg.core.instrument import SITE
+from contimg.core.predict import point_visibilities, run_single_threaded_blas
 from contimg.sim.sky import Source
 
 __all__ = [
@@ -147,12 +146,13 @@ def sky_visibilities_matrix(
 
     ``V_ij = sum_s w_s conj(e_is) e_js`` with ``e_as = exp(i k x_a . (s - s0))`` and
     ``w_s = S_s(nu) A(theta_s, nu) >= 0``, so for each time and channel ``V = conj(F) F^T`` with
-    ``F = e sqrt(w)``: a Hermitian rank-k update (BLAS ``cherk``, complex64), of which the baselines'
-    upper triangle (``ant1 <= ant2``) is kept. ``components`` holds arrays ``ra_deg``, ``dec_deg``,
+    ``F = e sqrt(w)``: a Hermitian rank-k update (BLAS ``cherk``, complex64;
+    ``contimg.core.predict.point_visibilities``). ``components`` holds arrays ``ra_deg``, ``dec_deg``,
     ``flux_jy`` (at 1.4 GHz) and ``spectral_index``.
 
     Integrations run on ``threads`` Python threads (default: the cores this process may use), each
-    with single-threaded BLAS (see ``_run_single_threaded_blas``); the result does not depend on it.
+    with single-threaded BLAS (``contimg.core.predict.run_single_threaded_blas``); the result does not
+    depend on it.
     """
     from contimg.sim.sky import REF_FREQ_HZ
 
@@ -166,78 +166,14 @@ def sky_visibilities_matrix(
     theta = np.arccos(np.clip(dirs @ s0, -1.0, 1.0))  # (T, S)
     spec = components["flux_jy"][None, :] * (freqs[:, None] / REF_FREQ_HZ) ** components["spectral_index"][None, :]
     k = 2.0 * np.pi * freqs / C_M_S
-    steps = np.diff(k)
-    even = n_f > 1 and np.allclose(steps, steps[0], rtol=1e-9, atol=0)
 
     def one_time(t: int) -> None:
-        from scipy.linalg.blas import cherk
-
         d = ant_ha_m @ (dirs[t] - s0).T  # (A, S) metres
         w = spec * airy_power(theta[t][None, :], freqs[:, None])  # (F, S)
-        root = np.sqrt(w).astype(np.float32)
-        # e in complex64, stepped channel to channel (47 steps add ~3e-6 rad of rounding)
-        e = _phasor(k[0] * d)
-        step = _phasor(steps[0] * d) if even else None
-        m = np.empty_like(e)
-        for f in range(n_f):
-            if f:
-                if even:
-                    e *= step
-                else:
-                    e = _phasor(k[f] * d)
-            np.multiply(e, root[f][None, :], out=m)
-            # m.T is (S, A) in Fortran order, so no copy: its a^H a is the upper triangle of
-            # conj(m) m^T = sum_s w conj(e_i) e_j, the layout OpenBLAS's cherk runs fastest on (2x the a a^H form)
-            c = cherk(1.0, m.T, trans=2)
-            vis[t, :, f] = c[ant1, ant2]
+        vis[t] = point_visibilities(d, k, w, ant1, ant2)
 
-    _run_single_threaded_blas(one_time, range(n_t), threads)
+    run_single_threaded_blas(one_time, range(n_t), threads)
     return vis
-
-
-def _phasor(phase_rad: np.ndarray) -> np.ndarray:
-    """exp(i phase) in complex64 (within 2e-7), 6x faster than numpy's complex exp.
-
-    The phase (thousands of radians) is reduced to [-pi, pi] in float64 first, so float32's vectorised
-    cos and sin see small arguments: their rounding (~1e-7) is that of complex64 itself.
-    """
-    r = (phase_rad - 2.0 * np.pi * np.round(phase_rad / (2.0 * np.pi))).astype(np.float32)
-    out = np.empty(phase_rad.shape, dtype=np.complex64)
-    out.real = np.cos(r)
-    out.imag = np.sin(r)
-    return out
-
-
-def _worker_count() -> int:
-    """Cores this process may use (the affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _run_single_threaded_blas(func, items, threads: int | None) -> None:
-    """Call ``func(item)`` for every item on ``threads`` Python threads, BLAS held to one thread each.
-
-    A 96 x 4400 rank-k update is too small for OpenBLAS's own threads: on a loaded 2-core machine they
-    ran it 13x slower than one thread does (56 ms against 4 ms; docs/benchmarks.md, Simulator). Whole
-    calls on separate threads (BLAS and numpy release the GIL) keep every core busy instead.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    n = _worker_count() if threads is None else int(threads)
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    with threadpool_limits(limits=1, user_api="blas"):
-        if n == 1:
-            for item in items:
-                func(item)
-            return
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            for _ in pool.map(func, items):  # re-raises a worker's exception here
-                pass
 
 
 def _gh_nodes(a_max: float, tol: float):
