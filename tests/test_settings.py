@@ -285,6 +285,7 @@ FIELD_CASES = {
     "initial_images_by_ducc0": ("yes", False),
     "initial_images_min_uv_cells": (float("nan"), 0.0),
     "threads": (True, 4),
+    "subtract_outside": (0, False),
 }
 
 

@@ -72,6 +72,9 @@ class ImageReport:
     n_detections: int | None = None  # rows of the source list
     science_grade: str | None = None  # green, amber, red, ungraded; None without a reference catalogue
     science_qa: dict[str, Any] | None = None  # contimg.image.crossmatch.ScienceQA.as_dict(); None without one
+    # catalogue sources beyond the image's edge subtracted before imaging (contimg.image.subtract.OutsideSources
+    # .summary(): n_sources, apparent_flux_jy, ...); None when nothing was subtracted or no catalogue was given
+    outside_subtracted: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able report (``dataclasses.asdict``): one key per field."""

@@ -129,6 +129,10 @@ class ImagingConfig:
     # radiometer's rms, 1.9x with WSClean's own images.
     initial_images_min_uv_cells: float = 2.25e4
     threads: int = 2
+    # With a reference catalogue: subtract its sources beyond the image's edge (to the first sidelobe), seen
+    # through the primary beam, from the calibrated visibilities before imaging (contimg.image.subtract):
+    # clean cannot model a source outside the image, whose sidelobes then stay as artefacts (issue #22).
+    subtract_outside: bool = True
 
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
         """The major-cycle gain: mgain if set, else chosen by the data.
@@ -252,6 +256,7 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "initial_images_by_ducc0": (_BOOL,),
     "initial_images_min_uv_cells": (_FLOAT, 0.0, None, False, False),
     "threads": (_INT, 1, None, False, False),
+    "subtract_outside": (_BOOL,),
 }
 
 

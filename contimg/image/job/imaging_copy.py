@@ -41,7 +41,7 @@ __all__ = ["make_imaging_ms"]
 
 
 def make_imaging_ms(
-    ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, initial_images: bool = False
+    ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, initial_images: bool = False, outside=None
 ) -> dict:
     """A compact copy of ``ms_path`` for imaging, with the figures of how it was made.
 
@@ -67,6 +67,8 @@ def make_imaging_ms(
         Also make the copy's PSF and dirty image for WSClean (contimg.image.gridding) from its arrays
         while a worker writes them, when WSClean will weight the copy naturally and its uv plane is
         filled well enough (``cfg.initial_images_min_uv_cells``).
+    outside : contimg.image.subtract.OutsideSources, optional
+        Sources beyond the image's edge, subtracted from the data by the averaging workers.
 
     Returns
     -------
@@ -86,7 +88,7 @@ def make_imaging_ms(
     pool = averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
     scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
     try:
-        made = _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch, initial_images)
+        made = _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch, initial_images, outside)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing the scratch folder or the copy
         raise
@@ -97,7 +99,15 @@ def make_imaging_ms(
 
 
 def _make_imaging_ms(
-    ms_path: str, out: str, caltables: list[str], chan_bin: int, cfg, pool, scratch: str, initial_images: bool
+    ms_path: str,
+    out: str,
+    caltables: list[str],
+    chan_bin: int,
+    cfg,
+    pool,
+    scratch: str,
+    initial_images: bool,
+    outside=None,
 ) -> dict:
     import casatools
 
@@ -136,6 +146,8 @@ def _make_imaging_ms(
         spw_of_dd,
         plans,
         scratch,
+        outside,
+        freqs,
     )
     # while the workers average: the copy's skeleton, the one-window test (on every row's uvw; the
     # merged window's times and uvw are the windows' means, its other row columns the first window's)

@@ -75,6 +75,11 @@ def make_image(
     caltables = [str(Path(t).absolute()) for t in caltables]
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     source_info = describe_ms(ms_path, with_flags=False)  # flags are counted on the imaging copy below
+    outside = None  # catalogue sources beyond the image's edge, subtracted while the copy is made
+    if reference is not None and cfg.subtract_outside:
+        from contimg.image.subtract import outside_for_chunk
+
+        outside = outside_for_chunk(reference, source_info, cfg.field_fwhm)
     imager = cfg.imager
     if imager == "wsclean" and shutil.which("wsclean") is None:
         warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
@@ -90,7 +95,7 @@ def make_image(
     os.chdir(tmpdir)  # CASA drops TempLattice*/imagesolver* scratch in the working directory
     try:
         ts, cs = time.perf_counter(), cpu_seconds()
-        image_ms, column, prep = _prepare(ms_path, tmpdir, caltables, chan_bin, cfg, imager, warnings)
+        image_ms, column, prep = _prepare(ms_path, tmpdir, caltables, chan_bin, cfg, imager, warnings, outside)
         # the initial images (made with the copy) are imaging: their time counts there
         initial_s, initial_cpu = prep.get("initial_images_s", 0.0), prep.get("initial_images_cpu_s", 0.0)
         timings["apply" if caltables else "prepare"] = time.perf_counter() - ts - initial_s
@@ -197,18 +202,27 @@ def make_image(
         n_detections=published.n_detections,
         science_grade=published.science_qa.grade if published.science_qa is not None else None,
         science_qa=published.science_qa.as_dict() if published.science_qa is not None else None,
+        outside_subtracted=outside.summary() if outside is not None and prep.get("subtracted") else None,
     )
 
 
 def _prepare(
-    ms_path: str, tmpdir: Path, caltables: list[str], chan_bin: int, cfg, imager: str, warnings: list[str]
+    ms_path: str,
+    tmpdir: Path,
+    caltables: list[str],
+    chan_bin: int,
+    cfg,
+    imager: str,
+    warnings: list[str],
+    outside=None,
 ) -> tuple[str, str, dict]:
     """(the MS to image, its data column, the imaging copy's figures).
 
     The MS is the calibrated, averaged copy (contimg.image.job.imaging_copy) in ``tmpdir``, made in one
     read of the product, which is never written; or, when the copy cannot be made (UnsupportedTables),
     the product itself, calibrated in place by CASA's applycal if there are tables. Appends to
-    ``warnings`` what it fell back on.
+    ``warnings`` what it fell back on. ``outside`` (contimg.image.subtract.OutsideSources) is subtracted
+    in the copy (``subtracted`` True in the figures); the fallback cannot subtract and says so.
     """
     image_ms = str(tmpdir / "imaging.ms")
     try:
@@ -220,11 +234,14 @@ def _prepare(
             cfg,
             # ducc0's initial images are one plane: WSClean cleaning several channels makes its own
             initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0 and cfg.channels_out == 1,
+            outside=outside if outside is not None and len(outside) else None,
         )
-        return image_ms, "DATA", prep
+        return image_ms, "DATA", {**prep, "subtracted": outside is not None}
     except UnsupportedTables as why:
         shutil.rmtree(image_ms, ignore_errors=True)
         prep = {"chan_bin": 1, "applied": bool(caltables)}
+        if outside is not None and len(outside):
+            warnings.append(f"{len(outside)} catalogue sources outside the field not subtracted (no imaging copy)")
         if not caltables:
             warnings.append(f"imaged the product MS without channel averaging ({why})")
             return ms_path, "DATA", prep

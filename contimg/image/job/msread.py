@@ -62,7 +62,8 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
         (median), ``interval_s`` (median), ``start_mjd``, ``end_mjd``, ``flagged_fraction`` (of the
         cross-correlations), ``n_unflagged_cross`` (samples), ``unflagged_cross_seconds`` (samples x
         their exposure), ``max_baseline_m``, ``n_spw``, ``field_ra_deg``, ``field_dec_deg``,
-        ``pointing_dec_deg`` (None when the converter did not record it).
+        ``pointing_dec_deg`` (None when the converter did not record it), ``n_cross_rows``, ``n_antennas``
+        (those with a cross-correlation row).
 
     Raises
     ------
@@ -118,6 +119,8 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
         "field_ra_deg": float(np.degrees(field_dir[0]) % 360.0),
         "field_dec_deg": float(np.degrees(field_dir[1])),
         "pointing_dec_deg": float(pointing) if pointing is not None else None,
+        "n_cross_rows": int(np.count_nonzero(cross)),
+        "n_antennas": int(np.unique(np.concatenate([a1[cross], a2[cross]])).size),
     }
 
 

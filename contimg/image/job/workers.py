@@ -71,10 +71,14 @@ def submit_averaging(
     spw_of_dd,
     plans: dict,
     scratch: str,
+    outside=None,
+    freqs: list | None = None,
 ) -> list:
     """Submit ``_calibrated_average`` of every window to ``pool``; return the futures in ``order``.
 
-    The tasks run through ``in_worker`` and stash into the folder ``scratch``.
+    The tasks run through ``in_worker`` and stash into the folder ``scratch``. ``outside``
+    (contimg.image.subtract.OutsideSources) is subtracted from every window, whose channel frequencies
+    ``freqs`` (per spectral window, as read_windows gives them) it then needs.
     """
     return [
         pool.submit(
@@ -91,6 +95,7 @@ def submit_averaging(
             None if gains is None else gain_flags[spw_of_dd[k]],
             plans[k],
             f"{scratch}/window{k}",
+            None if outside is None else (outside, freqs[spw_of_dd[k]]),
         )
         for k in order
     ]
@@ -108,6 +113,7 @@ def _calibrated_average(
     gain_flag,
     plan,
     stash_prefix: str,
+    outside=None,
 ) -> tuple[list[str], int, int]:
     """Rows [start, start + n) of one spectral window read, calibrated, averaged and stashed.
 
@@ -115,7 +121,9 @@ def _calibrated_average(
     averaged over ``chan_bin`` channels with weights, then
     in time by ``plan`` (a contimg.image.bda.TimeAveraging): (data, weight, flag), each (row, chan /
     chan_bin, pol) as the table stores them, stashed under ``stash_prefix``. Returns their paths and the
-    numbers of flagged and all samples after calibration (before the time averaging).
+    numbers of flagged and all samples after calibration (before the time averaging). With ``outside``
+    ((contimg.image.subtract.OutsideSources, the window's channel frequencies)), those sources, times the
+    gains, are subtracted first, at full resolution (``_subtract_outside``).
 
     Opens the table itself with python-casacore, which hands back the stored complex64 (casatools
     converts to complex128: 2.5x slower per window).
@@ -135,13 +143,37 @@ def _calibrated_average(
         tb.getcolnp("FLAG", flag, start, n)
         weight = tb.getcol("WEIGHT_SPECTRUM", start, n).astype(np.float32) if has_wspec else None
         row_weight = None if has_wspec else tb.getcol("WEIGHT", start, n)  # (row, pol)
+        geometry = (tb.getcol("TIME", start, n), tb.getcol("UVW", start, n)) if outside is not None else None
+    gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
+    if outside is not None:
+        _subtract_outside(data, outside, *geometry, a1, a2, gg, nbl)
     # the chunk's RFI, flagged as the calibrate job flags the calibrator's (amplitudes: the gains do not move it)
     flag = flag_rows(data, flag, baselines_per_time(a1, a2))
-    gg, nbl = baseline_gains(gain, gain_flag, a1, a2) if gain is not None else (None, None)
     avg, wsum, flags = calibrate_and_bin(
         data, flag, chan_bin, row_weight=row_weight, weight=weight, gg=gg, n_baselines=nbl
     )
     return stash(stash_prefix, *plan.average(avg, wsum)), int(np.count_nonzero(flags)), flags.size
+
+
+def _subtract_outside(data: np.ndarray, outside, time_s, uvw, a1, a2, gg, nbl) -> None:
+    """Subtract the model of ``outside`` (sources, channel frequencies) from the raw ``data`` (row, chan, pol) in place.
+
+    The model is corrupted by the gain products ``gg`` (baseline_gains'; None: no calibration) as the
+    data are, so the calibration and the channel and time averaging after it treat the residual exactly
+    as they would the data: a source's smearing in the averaged copy is then no approximation.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from contimg.image.subtract import model_visibilities
+
+    sources, freqs = outside
+    with threadpool_limits(limits=1, user_api="blas"):  # the pool's workers already use every core
+        model = model_visibilities(sources, time_s, uvw, a1, a2, freqs)
+    nr, nchan, npol = data.shape
+    if gg is None:
+        data -= model[:, :, None]
+    else:
+        data.reshape(nr // nbl, nbl, nchan, npol)[...] -= model.reshape(nr // nbl, nbl, nchan, 1) * gg
 
 
 def write_rows(out: str, parts: list) -> None:

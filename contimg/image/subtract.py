@@ -1,0 +1,314 @@
+"""Catalogue sources outside the imaged field, predicted through the primary beam and subtracted (issue #22).
+
+A source beyond the image's edge cannot be cleaned (clean puts components only inside the image), so
+its sidelobes stay in the image as stripes and spurious islands: at full size 59 islands of 5-13
+sigma, all near ~0.1 Jy sources at or beyond the edge (docs/benchmarks.md). Before imaging, the image
+job subtracts from the calibrated visibilities every reference-catalogue source outside the field whose
+apparent flux could leave sidelobes above the noise, each seen through the Airy beam at its own
+integration's time (the sources drift through the beam during a chunk).
+
+Pure numpy and astropy (no CASA): ``select_outside`` picks the sources, ``model_visibilities`` predicts
+them for a block of Measurement Set rows with contimg.core.predict.point_visibilities. Geometry is
+the MS's (docs/conventions.md): ``UVW = uvw(ANTENNA1) - uvw(ANTENNA2)`` in metres towards the phase
+centre, and a source at direction cosines (l, m, n) gives ``S A exp(+2 pi i (u l + v m + w (n - 1)) nu / c)``.
+Each integration's per-antenna uvw are solved from its rows' UVW by least squares with one antenna
+held at 0 (exact for a consistent geometry: only differences enter a visibility).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from contimg.core.beam import C_M_S, airy_power
+from contimg.core.predict import point_visibilities
+
+__all__ = [
+    "EDGE_MARGIN_DEG",
+    "MAX_RADIUS_DEG",
+    "SIDELOBE_PEAK_OVER_RMS",
+    "OutsideSources",
+    "antenna_uvw",
+    "direction_cosines",
+    "min_apparent_flux_jy",
+    "model_visibilities",
+    "select_outside",
+]
+
+# A source closer than this to the image's edge counts as outside: its restored main lobe (45" x 11" at
+# DSA-110's resolution) and first PSF ring reach past the edge, where clean cannot put components, and
+# sky QA already ignores the outer band (tests/sky_figures.py: 20 px, ~80"). 0.02 deg = 72": 1.6 major axes.
+EDGE_MARGIN_DEG = 0.02
+# The Airy beam's second null is at 5.9 deg at 1.5 GHz (6.3 deg at 1.31 GHz): the first sidelobe (1.7 % of
+# the peak power) ends there. Beyond, the second sidelobe (0.4 %) would need a 10 Jy source to reach 40 mJy;
+# the threshold below still decides, this only bounds the search.
+MAX_RADIUS_DEG = 6.5
+# A point source of apparent flux S far outside the field leaves sidelobes of rms ~ S / sqrt(2 N_b) in the image
+# (a PSF made of 2 N_b uv samples, the baselines and their conjugates, with random phases at large offsets);
+# their peaks over the ~1e5 beams of an image reach ~4-5 times that rms. Earth rotation and the band spread the
+# far sidelobes over more independent samples, so this overestimates them (more sources are subtracted, which
+# costs only time).
+SIDELOBE_PEAK_OVER_RMS = 5.0
+
+
+@dataclass(frozen=True)
+class OutsideSources:
+    """The catalogue sources to subtract and the geometry to predict them with (picklable: it goes to workers).
+
+    Arrays are (S,); fluxes at ``ref_freq_hz`` with S ~ nu^alpha. ``apparent_jy`` is each source's flux
+    through the beam at the chunk's middle and band centre (what the report sums).
+    """
+
+    ra_deg: np.ndarray
+    dec_deg: np.ndarray
+    flux_jy: np.ndarray
+    spectral_index: np.ndarray
+    apparent_jy: np.ndarray
+    centre_ra_deg: float  # the MS's phase centre (ICRS)
+    centre_dec_deg: float
+    pointing_dec_deg: float  # the beam's declination (apparent), on the meridian
+    ref_freq_hz: float = 1.4e9
+    min_apparent_jy: float = 0.0  # the threshold they were selected with
+    half_side_deg: float = 0.0  # the image's half-side they lie beyond (less the margin)
+
+    def __len__(self) -> int:
+        """The number of sources."""
+        return len(self.ra_deg)
+
+    def summary(self) -> dict:
+        """What the image report records: count, summed apparent flux, the threshold and the field."""
+        return {
+            "n_sources": len(self),
+            "apparent_flux_jy": float(np.sum(self.apparent_jy)),
+            "max_apparent_jy": float(np.max(self.apparent_jy, initial=0.0)),
+            "min_apparent_jy": self.min_apparent_jy,
+            "half_side_deg": self.half_side_deg,
+        }
+
+
+def direction_cosines(ra_deg, dec_deg, ra0_deg: float, dec0_deg: float) -> np.ndarray:
+    """(S, 3): l, m, n - 1 of the directions relative to (ra0, dec0) (SIN projection; l east, m north)."""
+    ra, dec = np.radians(np.asarray(ra_deg, float)), np.radians(np.asarray(dec_deg, float))
+    ra0, dec0 = np.radians(ra0_deg), np.radians(dec0_deg)
+    dra = ra - ra0
+    l_ = np.cos(dec) * np.sin(dra)
+    m_ = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(dra)
+    n_ = np.sin(dec) * np.sin(dec0) + np.cos(dec) * np.cos(dec0) * np.cos(dra)
+    return np.column_stack([l_, m_, n_ - 1.0])
+
+
+def min_apparent_flux_jy(expected_noise_jy: float, n_baselines: int) -> float:
+    """The apparent flux above which a source outside the field may leave sidelobes above the image noise.
+
+    A source of apparent flux S leaves far sidelobes of peak ~ SIDELOBE_PEAK_OVER_RMS S / sqrt(2 N_b)
+    (see the constant); they stay below the noise sigma when S < sigma sqrt(2 N_b) / SIDELOBE_PEAK_OVER_RMS.
+    Near the edge the PSF's inner sidelobes (10-20 %) are higher still, so everything above this goes.
+    """
+    if expected_noise_jy <= 0 or n_baselines < 1:
+        raise ValueError(f"need a positive noise and baselines, got {expected_noise_jy} Jy, {n_baselines}")
+    return float(expected_noise_jy * np.sqrt(2.0 * n_baselines) / SIDELOBE_PEAK_OVER_RMS)
+
+
+def _beam_offsets_rad(ra_deg, dec_deg, times_mjd, pointing_dec_deg: float) -> np.ndarray:
+    """(T, S): each source's angle from the beam centre, (HA = 0, pointing dec), at each time.
+
+    In the hour-angle frame of date (apparent places, no refraction), as the simulator and the dish see
+    them: the ICRS separation from the meridian's ICRS direction differs by the differential aberration
+    (2e-4 of a source's beam power at 2-6 deg).
+    """
+    from astropy import units as u
+    from astropy.coordinates import HADec, SkyCoord
+    from astropy.time import Time
+
+    from contimg.core.instrument import SITE
+
+    t = Time(np.atleast_1d(times_mjd), format="mjd", scale="utc")
+    frame = HADec(obstime=t[:, None], location=SITE, pressure=0 * u.hPa)
+    ra, dec = np.asarray(ra_deg, float), np.asarray(dec_deg, float)
+    src = SkyCoord(ra=ra[None, :] * u.deg, dec=dec[None, :] * u.deg).transform_to(frame)
+    ptg = SkyCoord(ha=np.zeros(src.shape) * u.deg, dec=np.full(src.shape, pointing_dec_deg) * u.deg, frame=frame)
+    return src.separation(ptg).rad
+
+
+def select_outside(
+    catalog,
+    centre_ra_deg: float,
+    centre_dec_deg: float,
+    pointing_dec_deg: float,
+    times_mjd,
+    freqs_hz,
+    half_side_deg: float,
+    min_apparent_jy: float,
+    margin_deg: float = EDGE_MARGIN_DEG,
+    max_radius_deg: float = MAX_RADIUS_DEG,
+) -> OutsideSources:
+    """The sources of ``catalog`` beyond the image's edge whose apparent flux reaches ``min_apparent_jy``.
+
+    Parameters
+    ----------
+    catalog : contimg.core.refcat.ReferenceCatalog
+        Positions (ICRS), fluxes at its ``ref_freq_hz``, spectral indices. Gaussian sources are taken
+        as points: beyond the field their size (seconds of arc) is far below what their sidelobes resolve.
+    centre_ra_deg, centre_dec_deg : float
+        The image's centre (the MS phase centre).
+    pointing_dec_deg : float
+        The beam's declination on the meridian.
+    times_mjd : array
+        Times at which the beam is evaluated (e.g. the chunk's start, middle, end); the apparent flux is
+        the mean over them and over ``freqs_hz``.
+    freqs_hz : array
+        Frequencies of the band (a few suffice).
+    half_side_deg : float
+        Half the image's side; a source is outside when max(|l|, |m|) > sin(half_side - margin).
+    min_apparent_jy : float
+        min_apparent_flux_jy's threshold.
+    margin_deg, max_radius_deg : float
+        EDGE_MARGIN_DEG and MAX_RADIUS_DEG by default.
+    """
+    if half_side_deg <= margin_deg:
+        raise ValueError(f"half_side_deg {half_side_deg} must exceed the margin {margin_deg}")
+    lmn = direction_cosines(catalog.ra_deg, catalog.dec_deg, centre_ra_deg, centre_dec_deg)
+    front = lmn[:, 2] > -1.0  # n > 0: the same hemisphere as the centre
+    edge = np.sin(np.radians(half_side_deg - margin_deg))
+    outside = front & (np.maximum(np.abs(lmn[:, 0]), np.abs(lmn[:, 1])) > edge)
+    theta = _beam_offsets_rad(catalog.ra_deg, catalog.dec_deg, times_mjd, pointing_dec_deg)  # (T, S)
+    near = np.all(theta <= np.radians(max_radius_deg), axis=0)
+    cand = np.flatnonzero(outside & near)
+    freqs = np.atleast_1d(np.asarray(freqs_hz, float))
+    flux, alpha = np.asarray(catalog.flux_jy, float)[cand], np.asarray(catalog.spectral_index, float)[cand]
+    spec = flux[None, :] * (freqs[:, None] / catalog.ref_freq_hz) ** alpha[None, :]  # (F, S)
+    beam = airy_power(theta[:, None, cand], freqs[None, :, None])  # (T, F, S)
+    apparent = np.mean(beam * spec[None], axis=(0, 1)) if cand.size else np.zeros(0)
+    keep = apparent >= min_apparent_jy
+    idx = cand[keep]
+    return OutsideSources(
+        ra_deg=np.asarray(catalog.ra_deg, float)[idx],
+        dec_deg=np.asarray(catalog.dec_deg, float)[idx],
+        flux_jy=flux[keep],
+        spectral_index=alpha[keep],
+        apparent_jy=apparent[keep],
+        centre_ra_deg=float(centre_ra_deg),
+        centre_dec_deg=float(centre_dec_deg),
+        pointing_dec_deg=float(pointing_dec_deg),
+        ref_freq_hz=float(catalog.ref_freq_hz),
+        min_apparent_jy=float(min_apparent_jy),
+        half_side_deg=float(half_side_deg),
+    )
+
+
+def _uvw_solver(ant1: np.ndarray, ant2: np.ndarray, n_ant: int):
+    """(cross, free, pinv): the least-squares solution of ``uvw[b] = U[ant1[b]] - U[ant2[b]]`` for this layout.
+
+    ``U[free] = pinv @ uvw[cross]``; the first antenna that has a cross-correlation is held at 0, and
+    antennas without one stay 0. One pseudo-inverse serves every time with the same baselines.
+    """
+    cross = ant1 != ant2
+    a1, a2 = ant1[cross], ant2[cross]
+    present = np.unique(np.concatenate([a1, a2]))
+    free = present[1:]  # present[0] is the reference, at 0
+    col = np.full(n_ant, -1)
+    col[free] = np.arange(free.size)
+    m = np.zeros((a1.size, free.size))
+    rows = np.arange(a1.size)
+    m[rows[col[a1] >= 0], col[a1][col[a1] >= 0]] = 1.0
+    m[rows[col[a2] >= 0], col[a2][col[a2] >= 0]] = -1.0
+    return cross, free, np.linalg.pinv(m)
+
+
+def antenna_uvw(uvw: np.ndarray, ant1: np.ndarray, ant2: np.ndarray, n_ant: int, solver=None) -> np.ndarray:
+    """(n_ant, 3) per-antenna uvw with ``uvw[b] = U[ant1[b]] - U[ant2[b]]`` (least squares; rows of one time).
+
+    The first antenna that has a cross-correlation is held at 0; antennas without one stay 0.
+    ``solver`` is _uvw_solver's for these ``ant1``, ``ant2`` (made here when None).
+    """
+    ant1, ant2 = np.asarray(ant1), np.asarray(ant2)
+    out = np.zeros((n_ant, 3))
+    if not np.any(ant1 != ant2):
+        return out
+    cross, free, pinv = solver if solver is not None else _uvw_solver(ant1, ant2, n_ant)
+    out[free] = pinv @ np.asarray(uvw, float)[cross]
+    return out
+
+
+def model_visibilities(
+    sources: OutsideSources,
+    time_s: np.ndarray,
+    uvw: np.ndarray,
+    ant1: np.ndarray,
+    ant2: np.ndarray,
+    freqs_hz: np.ndarray,
+) -> np.ndarray:
+    """Model (rows, channels) complex64 of ``sources`` for Measurement Set rows, in the MS's convention.
+
+    Parameters
+    ----------
+    sources : OutsideSources
+    time_s : (R,) float
+        The rows' TIME (MJD seconds, UTC): the beam and the per-antenna uvw are taken per distinct time.
+    uvw : (R, 3) float
+        The rows' UVW (metres, towards ``sources``' centre).
+    ant1, ant2 : (R,) int
+    freqs_hz : (F,) float
+        The rows' channel frequencies: each channel's centre is predicted (no smearing inside a
+        channel or an integration, as the correlator's own channels and integrations are the finest
+        the data hold).
+
+    Returns
+    -------
+    (R, F) complex64, identical for XX and YY (an unpolarized source of flux S gives S in each).
+    """
+    time_s = np.asarray(time_s, float)
+    ant1, ant2 = np.asarray(ant1), np.asarray(ant2)
+    freqs = np.asarray(freqs_hz, float)
+    out = np.zeros((len(time_s), len(freqs)), np.complex64)
+    if len(sources) == 0 or len(time_s) == 0:
+        return out
+    n_ant = int(max(ant1.max(), ant2.max())) + 1
+    lmn = direction_cosines(sources.ra_deg, sources.dec_deg, sources.centre_ra_deg, sources.centre_dec_deg)
+    times, which = np.unique(time_s, return_inverse=True)
+    theta = _beam_offsets_rad(sources.ra_deg, sources.dec_deg, times / 86400.0, sources.pointing_dec_deg)
+    spec = sources.flux_jy[None, :] * (freqs[:, None] / sources.ref_freq_hz) ** sources.spectral_index[None, :]
+    k = 2.0 * np.pi * freqs / C_M_S
+    solvers = {}  # one pseudo-inverse per baseline layout (every integration has the same, normally)
+    for t in range(len(times)):
+        rows = np.flatnonzero(which == t)
+        key = (ant1[rows].tobytes(), ant2[rows].tobytes())
+        if key not in solvers and np.any(ant1[rows] != ant2[rows]):
+            solvers[key] = _uvw_solver(ant1[rows], ant2[rows], n_ant)
+        u_ant = antenna_uvw(uvw[rows], ant1[rows], ant2[rows], n_ant, solvers.get(key))
+        # e_a = exp(i k path_a) with path_a = -U_a . (l, m, n - 1): conj(e_a1) e_a2 = exp(+i k UVW . (l, m, n - 1))
+        path = -(u_ant @ lmn.T)
+        weights = spec * airy_power(theta[t][None, :], freqs[:, None])  # (F, S)
+        out[rows] = point_visibilities(path, k, weights, ant1[rows], ant2[rows])
+    return out
+
+
+def outside_for_chunk(catalog, info: dict, field_fwhm: float, n_pol: int = 2) -> OutsideSources:
+    """The sources to subtract from one chunk, given the image job's description of its MS.
+
+    ``info`` is contimg.image.job.msread.describe_ms's (band, times, field, pointing, cross rows,
+    antennas); ``field_fwhm`` ImagingConfig's (the image side in primary-beam FWHMs at the lowest
+    frequency, contimg.image.rules.image_size_px). The threshold is min_apparent_flux_jy of the
+    radiometer noise with every cross-correlation sample unflagged (flags raise the noise, so fewer
+    sources would be needed: this errs towards subtracting more).
+    """
+    from contimg.core.beam import fwhm_rad
+    from contimg.image.rules import expected_image_noise_jy
+
+    n_chan = len(info["freqs_hz"]) // max(info["n_spw"], 1)
+    noise = expected_image_noise_jy(info["n_cross_rows"] * n_chan * n_pol, info["channel_width_hz"], info["interval_s"])
+    n_ant = info["n_antennas"]
+    pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
+    band = np.linspace(info["freq_min_hz"], info["freq_max_hz"], 5)
+    times = np.linspace(info["start_mjd"], info["end_mjd"], 3)
+    return select_outside(
+        catalog,
+        info["field_ra_deg"],
+        info["field_dec_deg"],
+        pointing,
+        times,
+        band,
+        0.5 * field_fwhm * np.degrees(fwhm_rad(info["freq_min_hz"])),
+        min_apparent_flux_jy(noise, n_ant * (n_ant - 1) // 2),
+    )
