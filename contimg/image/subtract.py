@@ -50,6 +50,7 @@ MAX_RADIUS_DEG = 6.5
 # far sidelobes over more independent samples, so this overestimates them (more sources are subtracted, which
 # costs only time).
 SIDELOBE_PEAK_OVER_RMS = 5.0
+N_MEAN_SAMPLES = 12  # times and frequencies the apparent flux is averaged over (midpoints of equal parts)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def select_outside(
     pointing_dec_deg : float
         The beam's declination on the meridian.
     times_mjd : array
-        Times at which the beam is evaluated (e.g. the chunk's start, middle, end); the apparent flux is
+        Times at which the beam is evaluated (e.g. midpoints of equal parts of the chunk); the apparent flux is
         the mean over them and over ``freqs_hz``.
     freqs_hz : array
         Frequencies of the band (a few suffice).
@@ -300,8 +301,10 @@ def outside_for_chunk(catalog, info: dict, field_fwhm: float, n_pol: int = 2) ->
     noise = expected_image_noise_jy(info["n_cross_rows"] * n_chan * n_pol, info["channel_width_hz"], info["interval_s"])
     n_ant = info["n_antennas"]
     pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
-    band = np.linspace(info["freq_min_hz"], info["freq_max_hz"], 5)
-    times = np.linspace(info["start_mjd"], info["end_mjd"], 3)
+    # the mean over the chunk and band as midpoint sums: a source crosses ~0.7 deg of the beam in a chunk
+    mid = (np.arange(N_MEAN_SAMPLES) + 0.5) / N_MEAN_SAMPLES
+    band = info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"])
+    times = info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"])
     return select_outside(
         catalog,
         info["field_ra_deg"],
