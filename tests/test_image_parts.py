@@ -349,6 +349,7 @@ REPORT_KEYS = {
     "n_detections",
     "science_grade",
     "science_qa",
+    "outside_subtracted",
 }
 ROW_KEYS = {
     "image": "/p/i.fits",
