@@ -52,6 +52,9 @@ METADATA_KEYS = {
     # science QA (#22): the source list's length; the grade says when no reference catalogue was set
     "n_detections",
     "science_grade",
+    # catalogue sources beyond the image's edge subtracted before imaging (0 without a reference catalogue)
+    "outside_subtracted_n",
+    "outside_subtracted_jy",
 }
 ARCSEC_PER_DEG = 3600.0
 # the catalogue row and the metadata carry the report's floats (JSON, then SQLite REAL): equal to 1e-12
