@@ -50,7 +50,13 @@ def _prune(weights: np.ndarray, budget: float) -> np.ndarray:
     return np.sort(order[n_drop:])
 
 
-def gaussian_components(sources, max_freq_hz: float, max_baseline_m: float = MAX_BASELINE_M) -> dict:
+def gaussian_components(
+    sources,
+    max_freq_hz: float,
+    max_baseline_m: float = MAX_BASELINE_M,
+    tol_jy: float = GH_TOL_JY,
+    tol_rel: float = GH_TOL_REL,
+) -> dict:
     """Point components (arrays ``ra_deg``, ``dec_deg``, ``flux_jy``, ``spectral_index``) for ``sources``.
 
     ``sources``: objects with ``ra_deg``, ``dec_deg`` (ICRS), ``flux_jy``, ``spectral_index``, ``maj_arcsec``,
@@ -59,10 +65,13 @@ def gaussian_components(sources, max_freq_hz: float, max_baseline_m: float = MAX
     A point source is one component. A Gaussian (``maj_arcsec`` > 0; FWHM, position angle east of north)
     becomes a grid of Gauss-Hermite nodes along its axes: with sigma = FWHM / sqrt(8 ln 2) the
     visibility of the nodes, ``sum_q w_q exp(-2 pi i u sqrt(2) sigma x_q)``, is a quadrature of the
-    Gaussian's ``exp(-2 pi^2 sigma^2 u^2)``, exact to ``max(GH_TOL_JY, GH_TOL_REL S)`` out to the longest
+    Gaussian's ``exp(-2 pi^2 sigma^2 u^2)``, exact to ``max(tol_jy, tol_rel S)`` out to the longest
     baseline at ``max_freq_hz`` (nodes chosen per source and axis, a quarter of the tolerance each, and the
-    grid's smallest products of weights dropped while they sum to under half of it).
+    grid's smallest products of weights dropped while they sum to under half of it). The defaults are the
+    simulator's (GH_TOL_*); a model whose error budget is set by a brighter source can pass a looser one.
     """
+    if tol_jy <= 0 or tol_rel <= 0:
+        raise ValueError(f"the tolerances must be > 0, got tol_jy={tol_jy}, tol_rel={tol_rel}")
     u_max = max_baseline_m * max_freq_hz / C_M_S
     # every list in source order, so a source's components (and their fluxes) stay together
     ra, dec, flux, alpha, east, north = [], [], [], [], [], []
@@ -75,7 +84,7 @@ def gaussian_components(sources, max_freq_hz: float, max_baseline_m: float = MAX
             east.append([0.0])
             north.append([0.0])
             continue
-        tol = max(GH_TOL_JY / max(src.flux_jy, 1e-30), GH_TOL_REL)  # relative to the flux
+        tol = max(tol_jy / max(src.flux_jy, 1e-30), tol_rel)  # relative to the flux
         sig = np.radians(np.array([src.maj_arcsec, src.min_arcsec or src.maj_arcsec]) / 3600.0) / np.sqrt(8 * np.log(2))
         # a quarter of the tolerance to each axis (the product then errs by <= tol / 2), half to pruning
         (xa, wa), (xb, wb) = (_gh_nodes(2 * np.sqrt(2) * np.pi * s * u_max, tol / 4) for s in sig)

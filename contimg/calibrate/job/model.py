@@ -42,6 +42,11 @@ __all__ = ["QUADRATURE_TOL", "bin_quadrature", "quadrature_order", "write_field_
 # ramp) by at most 1e-3 of the source's flux -- tighter than the 0.3 % a midpoint rule would need ~80
 # sub-samples of 0.75 s for, and Gauss-Legendre gets there with ~turn / 2 + 3 nodes (~13 at 20 rad).
 QUADRATURE_TOL = 1e-3
+# A Gaussian's Gauss-Hermite points (contimg.core.gaussians) reproduce its taper to QUADRATURE_TOL of its
+# flux, or to this fraction of the calibrator's apparent flux if that is looser (both through the beam): the
+# simulator's 0.1 mJy intrinsic made the 11 Gaussians among 100 field sources 190 extra points, each as
+# costly in the predict as a source, for errors of 1e-5 of the calibrator.
+GAUSSIAN_TOL_OF_CALIBRATOR = 1e-4
 # At least two nodes even for the calibrator (no turn): the beam's curvature over the bin (~0.05 % at the
 # chunk's end with one midpoint) is then integrated exactly to third order.
 MIN_NODES = 2
@@ -177,7 +182,21 @@ def write_field_model(
         model = np.zeros((len(time_s), n_chan), np.complex64)  # (row, chan): the same in every polarization
         rel = pos - pos.mean(axis=0)
         longest = float(np.max(np.linalg.norm(rel[:, None] - rel[None, :], axis=-1)))
-        comp = gaussian_components(srcs, max(float(f.max()) for f in freqs), max(longest, 1.0))
+        f_max, f_min = max(float(f.max()) for f in freqs), min(float(f.min()) for f in freqs)
+        # each source's beam at the chunk's middle and the lowest frequency (the widest beam: the largest
+        # apparent flux), for a Gaussian's error budget in apparent Jy
+        seen = airy_power(
+            _beam_offsets_rad(
+                [s.ra_deg for s in srcs], [s.dec_deg for s in srcs], [np.median(time_s) / 86400.0], pointing_dec_deg
+            )[0],
+            f_min,
+        )
+        budget_jy = GAUSSIAN_TOL_OF_CALIBRATOR * srcs[0].flux_jy * seen[0]
+        parts = [
+            gaussian_components([s], f_max, max(longest, 1.0), tol_jy=budget_jy / max(b, 1e-12), tol_rel=QUADRATURE_TOL)
+            for s, b in zip(srcs, seen, strict=True)
+        ]
+        comp = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         lmn = _direction_cosines(comp["ra_deg"], comp["dec_deg"], *centre)  # (S, 3)
         me, qa = casatools.measures(), casatools.quanta()
         me.doframe(me.observatory(telescope))
