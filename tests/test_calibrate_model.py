@@ -36,3 +36,20 @@ def test_more_turn_needs_more_nodes_and_bad_turns_are_refused():
     for bad in (-1.0, np.nan, np.inf):
         with pytest.raises(ValueError, match="turn"):
             quadrature_order(bad)
+
+
+def test_the_fields_beams_in_one_transform_are_each_sources_drift_averaged_beam():
+    from astropy.time import Time
+
+    from contimg.calibrate.job.model import drift_averaged_beams
+    from contimg.calibrate.plan import drift_averaged_beam
+    from contimg.core.phasing import meridian_icrs
+
+    t0, t1, ptg = 61000.31, 61000.315, 55.5
+    centre = meridian_icrs(Time((t0 + t1) / 2, format="mjd", scale="utc"), ptg)  # sources around the beam
+    rng = np.random.default_rng(8)
+    ra, dec = centre.ra.deg + rng.uniform(-3, 3, 6), ptg + rng.uniform(-2.5, 2.5, 6)
+    got = drift_averaged_beams(ra, dec, t0, t1, ptg)
+    want = [drift_averaged_beam(r, d, t0, t1, ptg, n=3) for r, d in zip(ra, dec, strict=True)]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert np.ptp(got) > 0.1  # the sources span the beam: a mix-up of their order would show

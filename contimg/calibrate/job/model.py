@@ -34,7 +34,7 @@ from contimg.core.constants import C_M_S
 from contimg.core.gaussians import gaussian_components
 from contimg.core.predict import point_visibilities, run_single_threaded_blas
 
-__all__ = ["QUADRATURE_TOL", "bin_quadrature", "quadrature_order", "write_field_model"]
+__all__ = ["QUADRATURE_TOL", "bin_quadrature", "drift_averaged_beams", "quadrature_order", "write_field_model"]
 
 # A source's fringe turns by up to ~20 rad over a 60 s bin (3.5 deg out, 2.6 km, 1.5 GHz). Its bin average
 # is the integral of exp(i phi(t)) over the bin; the quadrature's nodes are chosen per source and SPW so
@@ -129,6 +129,16 @@ def _beam_offsets_rad(ra_deg, dec_deg, times_mjd, pointing_dec_deg) -> np.ndarra
         frame=HADec(obstime=t[:, None], location=SITE, pressure=0 * u.hPa),
     )
     return src.separation(ptg).rad
+
+
+def drift_averaged_beams(ra_deg, dec_deg, start_mjd, end_mjd, pointing_dec_deg, freq_hz=1.4e9, n=3) -> np.ndarray:
+    """Mean Airy response (S,) of each source while the beam drifts over [start, end] (n instants).
+
+    ``contimg.calibrate.plan.drift_averaged_beam`` for many sources in one astropy transform: the field's
+    selection ranks ~2000 catalogue sources by it, one transform each took 9 CPU s.
+    """
+    t = start_mjd + (np.arange(n) + 0.5) / n * (end_mjd - start_mjd)
+    return airy_power(_beam_offsets_rad(ra_deg, dec_deg, t, pointing_dec_deg), freq_hz).mean(axis=0)
 
 
 def _quadratic(start, middle, end, tau):

@@ -247,7 +247,7 @@ def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
 
     ``reference``: a :class:`contimg.core.refcat.ReferenceCatalog`, or None (the calibrator alone).
     """
-    from contimg.calibrate.plan import drift_averaged_beam
+    from contimg.calibrate.job.model import drift_averaged_beams
     from contimg.calibrate.refcat import field_sources
 
     cal = (plan.ra_deg, plan.dec_deg, plan.flux_jy, plan.intrinsic_spectral_index, 0.0, 0.0, 0.0)
@@ -256,10 +256,13 @@ def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
     near = field_sources(
         reference, plan.ra_deg, plan.dec_deg, radius_deg=FIELD_RADIUS_DEG, min_flux_jy=0.0, exclude_within_deg=1 / 60
     )
+    if not len(near):
+        return [cal]
     t0, t1 = plan.transit_mjd - 1e-3, plan.transit_mjd + 1e-3
+    seen = drift_averaged_beams([s.ra_deg for s in near], [s.dec_deg for s in near], t0, t1, pointing_dec_deg)
     bright = []
-    for s in near:
-        apparent = s.flux_jy * drift_averaged_beam(s.ra_deg, s.dec_deg, t0, t1, pointing_dec_deg, n=3)
+    for s, beam in zip(near, seen, strict=True):
+        apparent = s.flux_jy * beam
         if apparent >= FIELD_MIN_APPARENT_FRACTION * plan.apparent_flux_jy:
             shape = (s.maj_arcsec, s.min_arcsec or s.maj_arcsec, s.pa_deg)
             bright.append((apparent, (s.ra_deg, s.dec_deg, s.flux_jy, s.spectral_index, *shape)))
