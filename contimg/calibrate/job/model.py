@@ -145,7 +145,7 @@ def _quadratic(start, middle, end, tau):
     """The parabola through (-1/2, start), (0, middle), (1/2, end) at ``tau``.
 
     For per-antenna uvw and a source's squared beam offset over a ~60 s bin: the Earth turns 0.25 deg,
-    and the cubic term left out is ~1e-6 m of a 2.6 km baseline.
+    and the cubic term left out is ~1e-6 m of a 2.6 km baseline (x lmn < 0.06: 1e-4 rad of phase).
     """
     return middle + (end - start) * tau + 2.0 * (end + start - 2.0 * middle) * tau**2
 
@@ -212,12 +212,20 @@ def write_field_model(
         me.doframe(me.observatory(telescope))
         ra_c, dec_c = np.radians(centre[0]), np.radians(centre[1])
         keys = sorted(set(zip(time_s.tolist(), span_s.tolist(), strict=True)))
-        # each bin's start, middle and end: one CASA uvw and one astropy beam offset per instant; the
-        # quadrature's nodes between them come from the parabola through those three
-        ends = np.array([[t - span / 2, t, t + span / 2] for t, span in keys])  # (keys, 3) s
+        # a bin's rows in each SPW have their own TIME (the mean of their unflagged rows): the keys of one bin
+        # share a span [start, end], and its start, middle and end get one CASA uvw and one astropy beam offset
+        # each (80 (bin, SPW) keys at full size: 240 CASA calls took 3 s); every instant in the span is then
+        # read off the parabola through those three
+        spans, span_of_key = [], []
+        for t, span in keys:
+            if not spans or t - spans[-1][2] >= span / 2:
+                spans.append([t - span / 2, t + span / 2, t])  # start, end, the first key's middle
+            spans[-1][0], spans[-1][1] = min(spans[-1][0], t - span / 2), max(spans[-1][1], t + span / 2)
+            span_of_key.append(len(spans) - 1)
+        ends = np.array([[a, (a + b) / 2, b] for a, b, _ in spans])  # (spans, 3) s
         uvw3 = [[_antenna_uvw(me, qa, rel, float(x), ra_c, dec_c) for x in row] for row in ends]  # (A, 3) m each
         theta2 = _beam_offsets_rad(comp["ra_deg"], comp["dec_deg"], ends.ravel() / 86400.0, pointing_dec_deg) ** 2
-        theta2 = theta2.reshape(len(keys), 3, -1)  # (keys, 3, S): squared, smooth through the beam's centre
+        theta2 = theta2.reshape(len(spans), 3, -1)  # (spans, 3, S): squared, smooth through the beam's centre
         rows_of = {}
         for i_key, key in enumerate(keys):
             rows = np.flatnonzero((time_s == key[0]) & (span_s == key[1]))
@@ -229,7 +237,13 @@ def write_field_model(
             r = rows_of[item]
             f = freqs[spw_of_dd[d]]
             k = 2 * np.pi * f / C_M_S
-            u0, um, u1 = uvw3[i_key]
+            g = span_of_key[i_key]
+            t_key, span_key = keys[i_key]
+
+            def tau(x):  # a fraction x of this key's bin as a fraction of its shared span's
+                return (t_key + x * span_key - ends[g, 1]) / (ends[g, 2] - ends[g, 0])
+
+            u0, u1 = (_quadratic(*uvw3[g], tau(x)) for x in (-0.5, 0.5))
             # the largest turn of each source's fringe over the bin on any baseline: the spread of the
             # antennas' path changes (the longest baseline along the source's motion), at the top channel
             dpath = (u1 - u0) @ lmn.T  # (A, S) m
@@ -240,9 +254,9 @@ def write_field_model(
             for n in np.unique(orders):
                 sel = orders == n
                 for x, w in zip(*bin_quadrature(n), strict=True):
-                    uvw = _quadratic(u0, um, u1, x)  # (A, 3)
+                    uvw = _quadratic(*uvw3[g], tau(x))  # (A, 3)
                     paths.append(-(uvw @ lmn[sel].T))  # (A, S_n): e = exp(i k path), see the module's docstring
-                    th = np.sqrt(np.maximum(_quadratic(*theta2[i_key][:, sel], x), 0.0))
+                    th = np.sqrt(np.maximum(_quadratic(*theta2[g][:, sel], tau(x)), 0.0))
                     weights.append(w * (spec[sel] * airy_power(th[:, None], f[None, :])).T)  # (F, S_n)
             vis = point_visibilities(np.hstack(paths), k, np.hstack(weights), a1[r], a2[r])
             model[r] = vis
