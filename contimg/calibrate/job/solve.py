@@ -234,12 +234,16 @@ def _solver_params(rfi: bool, solver: str = "casa") -> dict:
 
 
 # Field sources from the reference catalogue join the model when they lie within this radius of the
-# calibrator (the primary beam's first null is 3.3 deg at 1.31 GHz) and are brighter than this through
-# the beam at the chunk's middle: below ~1 % of the calibrator's flux they move no solution by more
-# than the noise, and each costs a DFT over the averaged MS.
+# calibrator (the primary beam's first null is 3.3 deg at 1.31 GHz) and are brighter than this fraction of
+# its apparent flux through the beam at the chunk's middle, the brightest first, at most MAX_FIELD_SOURCES.
+# A source costs the model ~0.03 CPU s since it became per-antenna phasors (job/model.py). Measured on the
+# full-size counts sky (benchmarks/field_model.py, docs/benchmarks.md "Field model"): K x B x G at mid-chunk
+# 0.499 % / 0.625 deg median with 30 field sources, 0.489 % / 0.617 deg with 100, 0.485 % / 0.614 deg with
+# 300 (model 3.8, 7.4, 10.2 CPU s). The field brighter than 0.1 % there sums to 109 % of the calibrator's
+# apparent flux: 30 sources model 57 % of it, 100 78 % (~3 CPU s more), 300 95 % for a gain in the noise.
 FIELD_RADIUS_DEG = 3.5
-FIELD_MIN_APPARENT_FRACTION = 0.005
-MAX_FIELD_SOURCES = 30
+FIELD_MIN_APPARENT_FRACTION = 0.001
+MAX_FIELD_SOURCES = 100
 
 
 def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
