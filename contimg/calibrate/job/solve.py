@@ -239,8 +239,8 @@ def _solver_params(rfi: bool, solver: str = "casa") -> dict:
 # A source costs the model ~0.03 CPU s since it became per-antenna phasors (job/model.py). Measured on the
 # full-size counts sky (benchmarks/field_model.py, docs/benchmarks.md "Field model"): K x B x G at mid-chunk
 # 0.499 % / 0.625 deg median with 30 field sources, 0.489 % / 0.617 deg with 100, 0.485 % / 0.614 deg with
-# 300 (model 3.8, 7.4, 10.2 CPU s). The field brighter than 0.1 % there sums to 109 % of the calibrator's
-# apparent flux: 30 sources model 57 % of it, 100 78 % (~3 CPU s more), 300 95 % for a gain in the noise.
+# 300 (model 3.8, 7.4, 10.2 CPU s). The catalogue's sources within 3.5 deg sum to 109 % of the calibrator's
+# apparent flux; the brightest 30 to 57 %, 100 to 78 % (~3 CPU s more), 300 to 95 % for a gain in the noise.
 FIELD_RADIUS_DEG = 3.5
 FIELD_MIN_APPARENT_FRACTION = 0.001
 MAX_FIELD_SOURCES = 100
