@@ -40,7 +40,7 @@ __all__ = ["QUADRATURE_TOL", "bin_quadrature", "drift_averaged_beams", "quadratu
 # is the integral of exp(i phi(t)) over the bin; the quadrature's nodes are chosen per source and SPW so
 # that, for the largest turn over any baseline, it errs from that integral (sinc(turn / 2 pi) for a linear
 # ramp) by at most 1e-3 of the source's flux -- tighter than the 0.3 % a midpoint rule would need ~80
-# sub-samples of 0.75 s for, and Gauss-Legendre gets there with ~turn / 2 + 3 nodes (~13 at 20 rad).
+# sub-samples of 0.75 s for, and Gauss-Legendre gets there with 9 nodes at 20 rad (6 at 10, 4 at 5).
 QUADRATURE_TOL = 1e-3
 # A Gaussian's Gauss-Hermite points (contimg.core.gaussians) reproduce its taper to QUADRATURE_TOL of its
 # flux, or to this fraction of the calibrator's apparent flux if that is looser (both through the beam): the
