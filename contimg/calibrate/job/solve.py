@@ -234,12 +234,16 @@ def _solver_params(rfi: bool, solver: str = "casa") -> dict:
 
 
 # Field sources from the reference catalogue join the model when they lie within this radius of the
-# calibrator (the primary beam's first null is 3.3 deg at 1.31 GHz) and are brighter than this through
-# the beam at the chunk's middle: below ~1 % of the calibrator's flux they move no solution by more
-# than the noise, and each costs a DFT over the averaged MS.
+# calibrator (the primary beam's first null is 3.3 deg at 1.31 GHz) and are brighter than this fraction of
+# its apparent flux through the beam at the chunk's middle, the brightest first, at most MAX_FIELD_SOURCES.
+# A source costs the model ~0.03 CPU s since it became per-antenna phasors (job/model.py). Measured on the
+# full-size counts sky (benchmarks/field_model.py, docs/benchmarks.md "Field model"): K x B x G at mid-chunk
+# 0.499 % / 0.625 deg median with 30 field sources, 0.489 % / 0.617 deg with 100, 0.485 % / 0.614 deg with
+# 300 (model 3.8, 7.4, 10.2 CPU s). The catalogue's sources within 3.5 deg sum to 109 % of the calibrator's
+# apparent flux; the brightest 30 to 57 %, 100 to 78 % (~3 CPU s more), 300 to 95 % for a gain in the noise.
 FIELD_RADIUS_DEG = 3.5
-FIELD_MIN_APPARENT_FRACTION = 0.005
-MAX_FIELD_SOURCES = 30
+FIELD_MIN_APPARENT_FRACTION = 0.001
+MAX_FIELD_SOURCES = 100
 
 
 def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
@@ -247,7 +251,7 @@ def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
 
     ``reference``: a :class:`contimg.core.refcat.ReferenceCatalog`, or None (the calibrator alone).
     """
-    from contimg.calibrate.plan import drift_averaged_beam
+    from contimg.calibrate.job.model import drift_averaged_beams
     from contimg.calibrate.refcat import field_sources
 
     cal = (plan.ra_deg, plan.dec_deg, plan.flux_jy, plan.intrinsic_spectral_index, 0.0, 0.0, 0.0)
@@ -256,10 +260,13 @@ def _field(plan: SolvePlan, reference, pointing_dec_deg: float) -> list[tuple]:
     near = field_sources(
         reference, plan.ra_deg, plan.dec_deg, radius_deg=FIELD_RADIUS_DEG, min_flux_jy=0.0, exclude_within_deg=1 / 60
     )
+    if not len(near):
+        return [cal]
     t0, t1 = plan.transit_mjd - 1e-3, plan.transit_mjd + 1e-3
+    seen = drift_averaged_beams([s.ra_deg for s in near], [s.dec_deg for s in near], t0, t1, pointing_dec_deg)
     bright = []
-    for s in near:
-        apparent = s.flux_jy * drift_averaged_beam(s.ra_deg, s.dec_deg, t0, t1, pointing_dec_deg, n=3)
+    for s, beam in zip(near, seen, strict=True):
+        apparent = s.flux_jy * beam
         if apparent >= FIELD_MIN_APPARENT_FRACTION * plan.apparent_flux_jy:
             shape = (s.maj_arcsec, s.min_arcsec or s.maj_arcsec, s.pa_deg)
             bright.append((apparent, (s.ra_deg, s.dec_deg, s.flux_jy, s.spectral_index, *shape)))
