@@ -55,29 +55,26 @@ class Reduced:
 
 
 def read_reduced(avg: str) -> Reduced:
-    """Read DATA, MODEL_DATA, FLAG and WEIGHT_SPECTRUM of ``avg`` once, as the solves' sums."""
-    import casatools
+    """Read DATA, MODEL_DATA, FLAG and WEIGHT_SPECTRUM of ``avg`` once, as the solves' sums.
 
+    The columns are read and the sums made by a spawned python-casacore process
+    (``avgworker.reduced_sums``); this process holds casatools.
+    """
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    from contimg.calibrate.job.avgworker import reduced_sums
     from contimg.image.job.msread import read_windows  # the subtables' layout, as the image job reads it
 
     freqs, _, spw_of_dd, n_ant = read_windows(avg)
-    tb = casatools.table()
-    tb.open(avg)
-    try:
-        a1, a2, dd = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("DATA_DESC_ID")
-        time, interval = tb.getcol("TIME"), tb.getcol("INTERVAL")
-        w = np.transpose(tb.getcol("WEIGHT_SPECTRUM"), (2, 1, 0))
-        w[np.transpose(tb.getcol("FLAG"), (2, 1, 0))] = 0
-        model = np.transpose(tb.getcol("MODEL_DATA"), (2, 1, 0)).astype(np.complex64, copy=False)
-        den = (w * (model.real**2 + model.imag**2)).astype(np.float32)
-        num = np.conj(model, out=model)
-        num *= np.transpose(tb.getcol("DATA"), (2, 1, 0))
-        num *= w
-        del w, model
-    finally:
-        tb.close()
-    bad = ~np.isfinite(num) | ~np.isfinite(den)
-    num[bad], den[bad] = 0, 0
+    with tempfile.TemporaryDirectory(prefix=".reduce-", dir=Path(avg).absolute().parent) as scratch:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            got = pool.submit(reduced_sums, avg, f"{scratch}/sums").result()
+        num, den = np.load(got["num"]), np.load(got["den"])
+    a1, a2, dd = got["ANTENNA1"], got["ANTENNA2"], got["DATA_DESC_ID"]
+    time, interval = got["TIME"], got["INTERVAL"]
     baselines, bl = np.unique(np.stack([a1, a2], 1), axis=0, return_inverse=True)
     groups, group = np.unique(np.stack([dd, time], 1), axis=0, return_inverse=True)
     return Reduced(
