@@ -9,6 +9,7 @@ from contimg.calibrate.calavg import (
     average_bins,
     average_in_time,
     cell_rows,
+    exact_median,
     grid_index,
     on_grid,
     rotate_to,
@@ -144,3 +145,16 @@ def test_median_by_sorting_is_numpys_median(n_time):
         warnings.simplefilter("ignore")  # numpy's "All-NaN slice"
         want = np.nanmedian(a, axis=0, keepdims=True)
     assert np.allclose(_nanmedian(a, (0,)), want, equal_nan=True, rtol=1e-6)
+
+
+def test_exact_median_is_numpys_median():
+    rng = np.random.default_rng(11)
+    cases = [
+        rng.normal(size=1_000_001).astype(np.float32),  # odd
+        rng.standard_cauchy(600_000).astype(np.float32),  # even, heavy tails
+        np.sort(rng.normal(size=400_000)),  # sorted: the strided sample still brackets
+        np.where(np.arange(500_000) % 25 == 0, 1e6, rng.normal(size=500_000)),  # the sample misses: np.median
+        rng.normal(size=1000),  # small: np.median
+    ]
+    for x in cases:
+        assert exact_median(x) == np.median(x)

@@ -27,6 +27,7 @@ __all__ = [
     "average_in_time",
     "average_bins",
     "solution_snr_per_integration",
+    "exact_median",
     "time_bins",
     "sigma_from_weight",
 ]
@@ -184,11 +185,34 @@ def solution_snr_per_integration(data: np.ndarray, flags: np.ndarray, n_ant: int
     diff = (data[1:].real - data[:-1].real)[both]
     if diff.size < 10 or not np.any(n):
         return 0.0
-    sigma = 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / np.sqrt(2)
+    sigma = 1.4826 * float(exact_median(np.abs(diff - exact_median(diff)))) / np.sqrt(2)
     signal = float(np.median(np.abs(mean[n > 0])))
     if sigma <= 0:
         return np.inf
     return signal / (sigma * np.sqrt(2)) * np.sqrt(max(n_ant - 1, 1) * data.shape[2])
+
+
+def exact_median(x: np.ndarray) -> np.floating:
+    """np.median of a 1-D array, the same value, ~3x faster on millions of values.
+
+    The middle order statistics are bracketed by those of a strided sample (2e4 values, +-4 sigma of
+    their sampling scatter); only the values inside the bracket (~1 %) are partitioned. When the
+    bracket misses (a sample unlike the whole), np.median itself.
+    """
+    n = x.size
+    if n < 200_000:
+        return np.median(x)
+    s = np.sort(x[:: n // 20_000])
+    m, lo_rank, hi_rank = len(s), (n - 1) // 2, n // 2
+    spread = int(4 * np.sqrt(m)) + 1
+    lo, hi = s[max(m // 2 - spread, 0)], s[min(m // 2 + spread, m - 1)]
+    below = int(np.count_nonzero(x < lo))
+    inside = x[(x >= lo) & (x <= hi)]
+    if not (below <= lo_rank and hi_rank < below + inside.size) or np.isnan(hi):
+        return np.median(x)
+    k = [lo_rank - below, hi_rank - below]
+    inside.partition(k)
+    return (inside[k[0]] + inside[k[1]]) / 2  # np.median's mean of the two, in the array's type
 
 
 def time_bins(
