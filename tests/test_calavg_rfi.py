@@ -15,7 +15,7 @@ from contimg.calibrate.calavg import (
     rotate_to,
     solution_snr_per_integration,
 )
-from contimg.calibrate.rfi import _nanmedian, flag_outliers
+from contimg.calibrate.rfi import _nanmedian, _running_median, flag_outliers
 
 
 def test_rfi_pass_flags_narrowband_and_burst_rfi_and_spares_noise():
@@ -158,3 +158,11 @@ def test_exact_median_is_numpys_median():
     ]
     for x in cases:
         assert exact_median(x) == np.median(x)
+
+
+@pytest.mark.parametrize(("nchan", "width"), [(48, 7), (16, 7), (5, 5), (4, 3)])
+def test_running_median_is_scipys_median_filter(nchan, width):
+    from scipy.ndimage import median_filter
+
+    spec = np.random.default_rng(12).normal(size=(20, nchan, 2)).astype(np.float32)
+    assert np.array_equal(_running_median(spec, width), median_filter(spec, size=(1, width, 1), mode="nearest"))

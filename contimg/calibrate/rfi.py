@@ -46,11 +46,9 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
         # spectrum with its running median across channels, flag channels that stand out
         nchan = a.shape[2]
         if nchan >= MIN_CHANNELS_FOR_LINES:
-            from scipy.ndimage import median_filter
-
             width = min(7, nchan - (1 - nchan % 2))  # odd, at most the band
             spec = np.nan_to_num(smooth[0], nan=0.0)  # (bl, chan, pol)
-            dev = spec - median_filter(spec, size=(1, width, 1), mode="nearest")
+            dev = spec - _running_median(spec, width)
             n_t = np.maximum(np.sum(~flags, axis=0), 1)  # the median's own noise shrinks with time
             noise = np.where(sigma[0] > 0, sigma[0], np.inf) * 1.2533 / np.sqrt(n_t)
             # on a bright calibrator the bandpass ripple between channels dwarfs that noise: a line must
@@ -135,3 +133,15 @@ def _nanmedian(a: np.ndarray, axes: tuple) -> np.ndarray:
     hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[None], axis=0)[0]
     med = np.where(n > 0, 0.5 * (lo + hi), np.nan)
     return med.reshape(shape)
+
+
+def _running_median(spec: np.ndarray, width: int) -> np.ndarray:
+    """Median over ``width`` (odd) neighbouring channels (axis 1), the edge channels repeated beyond the band.
+
+    scipy.ndimage's ``median_filter(size=(1, width, 1), mode="nearest")``, exactly (the middle of the
+    sorted window), as fast, without scipy's import (0.3 s of each averaging worker's start).
+    """
+    half = width // 2
+    padded = np.pad(spec, ((0, 0), (half, half), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)  # (bl, chan, pol, width)
+    return np.sort(windows, axis=-1)[..., half]

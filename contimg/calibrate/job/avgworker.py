@@ -49,10 +49,9 @@ def start_pool(workers: int):
 
 
 def _imports() -> None:
-    """Worker start-up: the tasks' modules (~1 s, scipy.ndimage 0.4 s of it) while the job reads the geometry."""
+    """Worker start-up: the tasks' modules (~0.4 s) while the job reads the geometry."""
     import casacore.measures
     import casacore.tables  # noqa: F401
-    import scipy.ndimage  # noqa: F401
 
     import contimg.calibrate.calavg
     import contimg.calibrate.rfi  # noqa: F401
