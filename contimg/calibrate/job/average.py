@@ -16,7 +16,7 @@ from contimg.calibrate.job.msread import ms_geometry
 from contimg.calibrate.report import FlaggingStats
 from contimg.calibrate.solutions import CalibrationError
 
-__all__ = ["MAX_UVW_COLUMN_DEV_M", "average_at_calibrator"]
+__all__ = ["MAX_UVW_COLUMN_DEV_M", "average_at_calibrator", "layout_copy"]
 
 # The phase shift trusts CASA's uvw for the old phase centre to match the UVW column: contimg's
 # converter agrees to ~1e-12 m, another uvw convention (sign, frame) differs by metres, and 1 cm is
@@ -82,7 +82,7 @@ def average_at_calibrator(
             pool.submit(spw_average, ms, dd, geo, ra_deg, dec_deg, rfi, solint_s, CALIBRATOR_FRAME, f"{scratch}/dd{dd}")
             for dd in geo["blocks"]
         ]
-        _layout_copy(ms, avg)  # while the workers average
+        layout_copy(ms, avg)  # while the workers average
         results = {r["dd"]: r for r in (f.result() for f in pending) if r is not None}
         if not results:
             raise CalibrationError(f"{ms}: no cross-correlation rows")
@@ -117,7 +117,7 @@ def average_at_calibrator(
     )
 
 
-def _layout_copy(ms: str, avg: str) -> None:
+def layout_copy(ms: str, avg: str) -> None:
     """``avg``: ``ms`` without rows (its subtables whole) and with a WEIGHT_SPECTRUM column."""
     import shutil
 

@@ -151,7 +151,7 @@ def spw_average(
 
     Raises
     ------
-    ValueError
+    CalibrationError
         If two rows of the data description hold the same time and baseline.
     """
     from contimg.calibrate.calavg import (
@@ -164,6 +164,7 @@ def spw_average(
         time_bins,
     )
     from contimg.calibrate.rfi import flag_outliers
+    from contimg.calibrate.solutions import CalibrationError
 
     clock = {"start": time.process_time()}
 
@@ -185,7 +186,10 @@ def spw_average(
     ra0, dec0 = geo["PHASE_DIR"][:, 0, 0]
     ra_c, dec_c = np.radians(ra_deg), np.radians(dec_deg)
     times, t_idx, baselines, b_idx, _ = grid_index(cross["time_s"], a1, a2)
-    cells = cell_rows(t_idx, b_idx, len(times), len(baselines))
+    try:
+        cells = cell_rows(t_idx, b_idx, len(times), len(baselines))
+    except ValueError as err:
+        raise CalibrationError(f"{ms}: data description {dd}: {err}") from None
     have = cells >= 0
     # (time, antenna) w for the MS's own centre (in its frame, ICRS) and the calibrator's
     w0_ant = np.array([uvw_of(t, ra0, dec0, geo["PHASE_DIR_REF"])[:, 2] for t in times])
