@@ -49,12 +49,33 @@ def start_pool(workers: int):
 
 
 def _imports() -> None:
-    """Worker start-up: the tasks' modules (~0.4 s) while the job reads the geometry."""
+    """Worker start-up: the tasks' modules (~0.4 s) while the job reads the geometry; freed memory kept."""
     import casacore.measures
     import casacore.tables  # noqa: F401
 
     import contimg.calibrate.calavg
     import contimg.calibrate.rfi  # noqa: F401
+
+    _reuse_freed_memory()
+
+
+def _reuse_freed_memory() -> None:
+    """Make glibc's malloc keep freed memory for the next allocation instead of giving it back.
+
+    glibc serves every array above 32 MB by its own mmap and unmaps it when freed, so each of the
+    ~20 temporaries of 40-90 MB a window allocates faults in fresh zeroed pages; with mmap off
+    (M_MMAP_MAX 0) and no trimming below 2 GB (M_TRIM_THRESHOLD) a worker reuses its heap: 17 % less
+    CPU over the 16 full-size windows (21-22 -> 17-18 s, load 5-6). The workers exit after the step,
+    which returns the memory. Nothing is done where the C library is not glibc.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-4, 0)  # M_MMAP_MAX
+        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def read_cross_rows(ms: str, block: np.ndarray, has_wspec: bool) -> dict:
