@@ -1,11 +1,13 @@
-"""Phase to the calibrator, flag and time-average a chunk into a small MS (casatools; child process only).
+"""Phase to the calibrator, flag and time-average a chunk into a small MS (child process only).
 
 Per spectral window, in one read of DATA (the product MS is never modified): rotate the
 visibilities to the calibrator's true position (a 54' offset from the phase centre once cost
 upstream 73% of its bandpass solutions), flag autocorrelations, zeros, NaNs and RFI (robust
-time-frequency outliers, ``contimg.calibrate.rfi``), and average over the chunk (solint is inf and
-the calibrator is now at the centre, so nothing decorrelates), into an MS of one row per baseline
-and SPW whose field is the calibrator. The numpy parts are ``contimg.calibrate.calavg``.
+time-frequency outliers, ``contimg.calibrate.rfi``), and average in time bins (the calibrator is
+now at the centre, so nothing decorrelates), into an MS of one row per baseline, SPW and bin whose
+field is the calibrator. This process (casatools) plans and lays out the copy; spawned workers
+(``avgworker``, python-casacore) read, average and write the rows. The numpy parts are
+``contimg.calibrate.calavg``.
 """
 
 from __future__ import annotations
