@@ -30,23 +30,25 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
 
     Missing samples may be given as NaN. Returns ``flags | outliers``; the inputs are not modified.
     """
-    a = np.where(flags, np.nan, amp).astype(np.float32)
+    # nothing flagged yet (the calibrator's usual case): the amplitudes themselves, no NaN-filled copy
+    a = np.where(flags, np.nan, amp) if flags.any() else amp
+    a = a.astype(np.float32, copy=False)
     with np.errstate(all="ignore"):
         smooth = _nanmedian(a, axes=(0,))  # per (bl, chan, pol), keepdims
-        resid = a - smooth
+        resid = np.abs(a - smooth)
         # per (bl, pol): resid is centred by construction; the median over channels of the median over
         # time of |resid| is as robust as one median over both and 3x cheaper (no transpose)
-        sigma = 1.4826 * _nanmedian(_nanmedian(np.abs(resid), axes=(0,)), axes=(2,))
-        out = flags | (np.abs(resid) > threshold * np.where(sigma > 0, sigma, np.inf))
+        sigma = 1.4826 * _nanmedian(_nanmedian(resid, axes=(0,)), axes=(2,))
+        out = resid > threshold * np.where(sigma > 0, sigma, np.inf)
+        out |= flags
+        del resid
         # a line present at every time hides in the time median: compare each baseline's median
         # spectrum with its running median across channels, flag channels that stand out
         nchan = a.shape[2]
         if nchan >= MIN_CHANNELS_FOR_LINES:
-            from scipy.ndimage import median_filter
-
             width = min(7, nchan - (1 - nchan % 2))  # odd, at most the band
             spec = np.nan_to_num(smooth[0], nan=0.0)  # (bl, chan, pol)
-            dev = spec - median_filter(spec, size=(1, width, 1), mode="nearest")
+            dev = spec - _running_median(spec, width)
             n_t = np.maximum(np.sum(~flags, axis=0), 1)  # the median's own noise shrinks with time
             noise = np.where(sigma[0] > 0, sigma[0], np.inf) * 1.2533 / np.sqrt(n_t)
             # on a bright calibrator the bandpass ripple between channels dwarfs that noise: a line must
@@ -65,9 +67,11 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
                 lim = threshold * np.maximum(np.sqrt(2.5) * noise[:, edge], spread)
                 line[:, edge] = np.abs(resid[:, 0]) > lim
             out |= line[None]
-    out = out | ~np.isfinite(amp)
-    out |= out.mean(axis=0, keepdims=True) > grow  # a channel of a baseline mostly flagged: flag it all
-    out |= out.mean(axis=2, keepdims=True) > grow  # an integration of a baseline mostly flagged: all channels
+    out |= ~np.isfinite(amp)
+    # fractions flagged as the mean of the bools gives them (a float64 count / n), without its float copy:
+    # a channel of a baseline mostly flagged is flagged all the time; an integration, in all channels
+    out |= np.count_nonzero(out, axis=0, keepdims=True) / out.shape[0] > grow
+    out |= np.count_nonzero(out, axis=2, keepdims=True) / out.shape[2] > grow
     return out
 
 
@@ -111,16 +115,33 @@ def flag_rows(
 
 
 def _nanmedian(a: np.ndarray, axes: tuple) -> np.ndarray:
-    """Median over ``axes`` ignoring NaN, keepdims; by one sort (numpy's nanmedian is ~100x slower here)."""
+    """Median over ``axes`` ignoring NaN, keepdims; by one sort (numpy's nanmedian is ~100x slower here).
+
+    Sorting along the reduced axis (24 integrations, 48 channels) is 3x faster than np.median's
+    partition there, and gives its values exactly (the mean of the two middle ones, in the input's type).
+    """
     other = [k for k in range(a.ndim) if k not in axes]
     moved = np.transpose(a, list(axes) + other)
     flat = moved.reshape((-1,) + moved.shape[len(axes) :])
     shape = [1 if k in axes else a.shape[k] for k in range(a.ndim)]
-    if not np.isnan(flat).any():  # the usual case on a calibrator: numpy's partition-based median
-        return np.median(flat, axis=0).reshape(shape)
     srt = np.sort(flat, axis=0)  # NaN sort last
+    m = len(srt)
+    if m and not np.isnan(srt[-1]).any():  # the usual case on a calibrator: no NaN anywhere
+        return (0.5 * (srt[(m - 1) // 2] + srt[m // 2])).reshape(shape)
     n = np.sum(~np.isnan(flat), axis=0)
     lo = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[None], axis=0)[0]
     hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[None], axis=0)[0]
     med = np.where(n > 0, 0.5 * (lo + hi), np.nan)
     return med.reshape(shape)
+
+
+def _running_median(spec: np.ndarray, width: int) -> np.ndarray:
+    """Median over ``width`` (odd) neighbouring channels (axis 1), the edge channels repeated beyond the band.
+
+    scipy.ndimage's ``median_filter(size=(1, width, 1), mode="nearest")``, exactly (the middle of the
+    sorted window), as fast, without scipy's import (0.3 s of each averaging worker's start).
+    """
+    half = width // 2
+    padded = np.pad(spec, ((0, 0), (half, half), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)  # (bl, chan, pol, width)
+    return np.sort(windows, axis=-1)[..., half]

@@ -1,14 +1,15 @@
 """Reading the calibrator chunk's Measurement Set with casatools (child process only).
 
-Small columns and subtables for planning (time span, pointing, geometry, antennas with data) and
-one data description's cross-correlation rows for the averaging workers. Nothing here writes.
+Small columns and subtables for planning (time span, pointing, geometry, antennas with data); the
+averaging workers read the data themselves with python-casacore (``avgworker.read_cross_rows``).
+Nothing here writes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["antennas_with_data", "ms_geometry", "read_cross_rows", "time_span"]
+__all__ = ["antennas_with_data", "ms_geometry", "time_span"]
 
 
 def antennas_with_data(ms: str) -> list[int]:
@@ -79,44 +80,4 @@ def ms_geometry(ms: str) -> dict:
     dd_all = tb.getcol("DATA_DESC_ID")
     tb.close()
     out["blocks"] = {dd: np.flatnonzero(dd_all == dd) for dd in range(len(out["SPECTRAL_WINDOW_ID"]))}
-    return out
-
-
-def read_cross_rows(ms: str, block: np.ndarray, has_wspec: bool) -> dict:
-    """The cross-correlation rows among ``block`` (row numbers of one data description), row-major.
-
-    Returns ``rows`` (MS row numbers), ``a1``, ``a2``, ``data`` (nrow, nchan, npol) complex,
-    ``flags`` and ``weight`` of the same shape (WEIGHT broadcast over channels when the MS has no
-    WEIGHT_SPECTRUM), ``time_s`` (MJD seconds) and ``uvw`` (nrow, 3) m.
-    """
-    import casatools
-
-    tb = casatools.table()
-    tb.open(ms)
-    contiguous = bool(block[-1] - block[0] + 1 == block.size)  # contimg's layout: one block per SPW
-    src = tb if contiguous else tb.selectrows(block.tolist())
-    try:
-
-        def read(col):
-            return src.getcol(col, int(block[0]), int(block.size)) if contiguous else src.getcol(col)
-
-        a1, a2 = read("ANTENNA1"), read("ANTENNA2")
-        cross = a1 != a2
-        data = np.transpose(read("DATA"), (2, 1, 0))[cross]  # (nrow, nchan, npol)
-        out = {
-            "rows": block[cross],
-            "a1": a1[cross],
-            "a2": a2[cross],
-            "data": data,
-            "flags": np.transpose(read("FLAG"), (2, 1, 0))[cross],
-        }
-        if has_wspec:
-            out["weight"] = np.transpose(read("WEIGHT_SPECTRUM"), (2, 1, 0))[cross]
-        else:
-            out["weight"] = np.broadcast_to(read("WEIGHT").T[cross][:, None, :], data.shape)
-        out["time_s"], out["uvw"] = read("TIME")[cross], read("UVW").T[cross]
-    finally:
-        if not contiguous:
-            src.close()
-        tb.close()
     return out

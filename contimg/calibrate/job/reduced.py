@@ -55,29 +55,26 @@ class Reduced:
 
 
 def read_reduced(avg: str) -> Reduced:
-    """Read DATA, MODEL_DATA, FLAG and WEIGHT_SPECTRUM of ``avg`` once, as the solves' sums."""
-    import casatools
+    """Read DATA, MODEL_DATA, FLAG and WEIGHT_SPECTRUM of ``avg`` once, as the solves' sums.
 
+    The columns are read and the sums made by a spawned python-casacore process
+    (``avgworker.reduced_sums``); this process holds casatools.
+    """
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    from contimg.calibrate.job.avgworker import reduced_sums
     from contimg.image.job.msread import read_windows  # the subtables' layout, as the image job reads it
 
     freqs, _, spw_of_dd, n_ant = read_windows(avg)
-    tb = casatools.table()
-    tb.open(avg)
-    try:
-        a1, a2, dd = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("DATA_DESC_ID")
-        time, interval = tb.getcol("TIME"), tb.getcol("INTERVAL")
-        w = np.transpose(tb.getcol("WEIGHT_SPECTRUM"), (2, 1, 0))
-        w[np.transpose(tb.getcol("FLAG"), (2, 1, 0))] = 0
-        model = np.transpose(tb.getcol("MODEL_DATA"), (2, 1, 0)).astype(np.complex64, copy=False)
-        den = (w * (model.real**2 + model.imag**2)).astype(np.float32)
-        num = np.conj(model, out=model)
-        num *= np.transpose(tb.getcol("DATA"), (2, 1, 0))
-        num *= w
-        del w, model
-    finally:
-        tb.close()
-    bad = ~np.isfinite(num) | ~np.isfinite(den)
-    num[bad], den[bad] = 0, 0
+    with tempfile.TemporaryDirectory(prefix=".reduce-", dir=Path(avg).absolute().parent) as scratch:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            got = pool.submit(reduced_sums, avg, f"{scratch}/sums").result()
+        num, den = np.load(got["num"]), np.load(got["den"])
+    a1, a2, dd = got["ANTENNA1"], got["ANTENNA2"], got["DATA_DESC_ID"]
+    time, interval = got["TIME"], got["INTERVAL"]
     baselines, bl = np.unique(np.stack([a1, a2], 1), axis=0, return_inverse=True)
     groups, group = np.unique(np.stack([dd, time], 1), axis=0, return_inverse=True)
     return Reduced(
@@ -164,26 +161,38 @@ def write_one_row_ms(avg: str, out: str, red: Reduced, first_rows: np.ndarray, a
     from contimg.calibrate.calavg import sigma_from_weight
 
     tb = casatools.table()
-    if not os.path.exists(out):
+    rows = np.sort(first_rows)
+    first_fill = not os.path.exists(out)
+    if first_fill:  # avg's layout, and the row columns of ``rows`` (a deep copy of them cost 1.4 s)
+        from contimg.calibrate.job.average import layout_copy
+        from contimg.calibrate.job.avgworker import OUTPUT_ROW_COLUMNS
+
+        layout_copy(avg, out)
         tb.open(avg)
         try:
-            ref = tb.selectrows(sorted(first_rows.tolist()))
-            ref.copy(out, deep=True, valuecopy=True, returnobject=False)
-            ref.close()
+            names = set(tb.colnames())
+            row_columns = {c: tb.getcol(c)[..., rows] for c in (*OUTPUT_ROW_COLUMNS, "UVW") if c in names}
         finally:
             tb.close()
-    rows = np.sort(first_rows)
+        tb.open(out, nomodify=False)
+        try:
+            tb.addrows(len(rows))
+            for col, value in row_columns.items():
+                tb.putcol(col, value)
+        finally:
+            tb.close()
     d, b = red.dd[rows], red.bl[rows]
     n, w = acc_n[d, b], acc_d[d, b]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vis = np.where(w > 0, n / np.where(w > 0, w, 1), 0).astype(np.complex64)
+    vis = np.zeros(n.shape, np.complex64)
+    np.divide(n, w, out=vis, where=w > 0)  # in complex128, stored as complex64
     w = w.astype(np.float32)
     t0 = float(np.min(red.time - red.interval / 2))
     t1 = float(np.max(red.time + red.interval / 2))
     tb.open(out, nomodify=False)
     try:
         tb.putcol("DATA", np.transpose(vis, (2, 1, 0)))
-        tb.putcol("MODEL_DATA", np.ones(vis.shape[::-1], np.complex64))  # the data are model-divided
+        if first_fill:  # the data are model-divided
+            tb.putcol("MODEL_DATA", np.ones(vis.shape[::-1], np.complex64))
         tb.putcol("FLAG", np.transpose(w <= 0, (2, 1, 0)))
         tb.putcol("WEIGHT_SPECTRUM", np.transpose(w, (2, 1, 0)))
         wt = w.mean(axis=1)
