@@ -89,6 +89,10 @@ def run(args) -> int:
         "CONTIMG_GRACE_MINUTES": "2",
         "CONTIMG_MIN_FREE_GB": "2",
         "CONTIMG_IMAGING_CONFIG": '{"max_size_px": 2048, "pixels_per_beam": 3, "niter": 2000}',
+        # the simulator's sky as the reference catalogue, as an NVSS extract would be for real data: the
+        # calibration's field model, the science QA's cross-match and the subtraction of sources beyond
+        # the image's edge (the calibrator, 2 deg out two chunks after its transit) all use it
+        "CONTIMG_REFERENCE_CATALOG": str(sim_dir / truth["sky_file"]),
     }
     outcome = run_stream(
         sim_dir,
