@@ -9,7 +9,7 @@ primary beam's half-power radius. They are converted and the tables solved on th
 into the imaging copy, imaging, effective primary beam, QA, FITS, PNG) on each chunk. Beside each
 time: fitted flux and position of every source above 10 sigma in the primary-beam-corrected image
 against the truth, and the rms against the radiometer expectation for the weighting used. The sky
-chunk is imaged with the defaults and with the previous ones (one-term clean, no mask, niter 1000)
+chunk is imaged with the defaults and with the previous ones (SHALLOW_IMAGING: one-term clean, no mask, niter 1000)
 and measured with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv).
 """
 
@@ -30,7 +30,7 @@ from _common import bench_dir, casa_env, run_measured  # noqa: E402
 from contimg.childjobs.env import child_command  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from contimg.image.rules import ISSUE_22_IMAGING  # noqa: E402
+from contimg.image.rules import SHALLOW_IMAGING  # noqa: E402
 from tests import sky_figures  # noqa: E402
 
 
@@ -232,14 +232,14 @@ def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, in
 
 
 def image_sky(work: Path, tables: list, info: dict, env: dict, sky_dir: Path) -> None:
-    """The realistic sky with issue #22's settings and with the defaults, in the same run, each
-    beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
+    """The realistic sky with the defaults (issue #22's deep clean) and the previous shallow ones, in the same run,
+    each beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
     import casacore.tables as pt
 
     with pt.table(str(work / "sky.ms" / "SPECTRAL_WINDOW"), ack=False) as t:
         freqs = t.getcol("CHAN_FREQ").ravel()
-    for label, overrides in (("issue #22's settings", ISSUE_22_IMAGING), ("defaults", {})):
-        slug = "default" if not overrides else "issue22"
+    for label, overrides in (("defaults", {}), ("previous shallow defaults", SHALLOW_IMAGING)):
+        slug = "default" if not overrides else "shallow"
         made = {}
         for chunk in ("noise", "sky"):
             made[chunk] = run_image(work, work / f"{chunk}.ms", f"{chunk}-{slug}", overrides, tables, info, env)

@@ -246,11 +246,14 @@ def radiometer_jy(info):
 
 
 def test_plan_imaging_on_a_copy_with_briggs_weights_keeps_its_grid_and_weights_naturally():
-    prep = {"cell_arcsec": 5.5, "size_px": 2048, "weights_noise_factor": 1.3, "effective_uv_cells": 3e4}
+    prep = {"cell_arcsec": 5.5, "size_px": 2048, "weights_noise_factor": 1.3, "effective_uv_cells": 8e4}
     plan = plan_imaging(prep, INFO, ImagingConfig())
     assert (plan.cell_arcsec, plan.size_px) == (5.5, 2048)
     assert plan.weighting == "briggs 0 (imaging weights in the copy)" and plan.imager_cfg.weighting == "natural"
-    assert plan.imager_cfg.mgain == 0.98, "3e4 effective uv cells: the deep minor loop"
+    assert plan.imager_cfg.mgain == 0.98, "8e4 effective uv cells (a full-size chunk): the deep minor loop"
+    # the demo's 24-antenna chunk beside the calibrator (2.3e4 cells) diverged at 0.98 with the deep clean
+    sparse = plan_imaging({**prep, "effective_uv_cells": 2.3e4}, INFO, ImagingConfig())
+    assert sparse.imager_cfg.mgain == 0.9
     assert plan.expected_rms_jy == pytest.approx(1.3 * radiometer_jy(INFO), rel=1e-12)
 
 

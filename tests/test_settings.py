@@ -313,10 +313,11 @@ def test_imaging_defaults_unchanged_and_round_trip():
         4.0,
         4096,
         256,
-        1000,
+        100_000,
         2,
     )
-    assert (d.channels_out, d.spectral_terms, d.auto_mask_sigma) == (1, 2, 0.0)
+    # issue #22: two channels with linear spectra, auto-mask 5, niter a safety net (docs/benchmarks.md)
+    assert (d.channels_out, d.spectral_terms, d.auto_mask_sigma) == (2, 2, 5.0)
     assert ImagingConfig.from_json(None) == d and ImagingConfig.from_json("") == d
     cfg = ImagingConfig.from_mapping({"max_size_px": 512, "niter": 300, "imager": "tclean"})
     assert ImagingConfig.from_json(cfg.to_json()) == cfg
