@@ -72,19 +72,22 @@ class ImagingConfig:
     # The naturally weighted PSF of a sparse snapshot has a broad plateau: there 0.9 diverged
     # (rms 3400x) and 0.8 stopped at 1.5-1.8x the radiometer, while 0.7 reached it.
     mgain: float = 0.0
-    # Briggs: mgain 0.98 from this many effective uv cells, else 0.9. Where a bright source's
-    # sidelobes set the dirty image's rms (about S / sqrt(cells)), the first minor loop's stop,
-    # 2 % of S, must stay above the -auto-threshold of 3 x that rms, or the clean ends after one
-    # cycle (it did on the 24-antenna chunk): (3 / 0.02)^2 = 2.25e4 cells at least. With a deep,
-    # masked clean (the defaults since issue #22) the demo's 24-antenna chunk after the 8.8 Jy
-    # calibrator's transit (2.3e4 cells) diverged at 0.98: rms 17x the radiometer, peak 10.8 Jy for
-    # 6.9 Jy. It drifts from 0.4 to 1.1 deg off the beam's axis during the chunk, its apparent flux
-    # from 0.95 to 0.64 of 8.8 Jy (~15 % rms about the mean): a time-variable part no clean component
-    # models (its dirty image alone: rms 3.6 mJy/beam, 3x the radiometer), whose sidelobes a minor
-    # loop running down to 2 % of the peak takes for sources. At 0.9 (and 0.8) it held: 2.4x, where
-    # the previous shallow defaults gave 3.06x. A full-size chunk (8e4 cells) holds at 0.98
-    # (docs/benchmarks.md).
-    deep_clean_min_uv_cells: float = 5e4
+    # Briggs: mgain 0.98 and a clean as deep as the thresholds allow (niter) from this many effective uv
+    # cells; below (a sparse uv plane), mgain 0.9 and at most sparse_niter components. Where a bright
+    # source's sidelobes set the dirty image's rms (about S / sqrt(cells)), the first minor loop's stop,
+    # 2 % of S, must stay above the -auto-threshold of 3 x that rms, or the clean ends after one cycle
+    # (it did on the 24-antenna chunk): (3 / 0.02)^2 = 2.25e4 cells at least. And a deep masked clean
+    # diverged on the demo's 24-antenna chunks after the 8.8 Jy calibrator's transit (2.3e4 cells):
+    # rms 17x the radiometer at 0.98 five minutes after it, 53x at 0.9 and 6000x at 0.8 ten minutes
+    # after. The calibrator drifts through the primary beam during a chunk (from 0.95 to 0.64 of its
+    # flux in the first, 0.64 to 0.27 in the second): a time-variable part no constant component
+    # models (its dirty image alone: rms 3.6 and 2.9 mJy/beam, 3x and 2.4x the radiometer). Its
+    # sidelobes look like sources, and a sparse snapshot leaves the clean room to build large positive
+    # and negative components the few uv samples barely see. Capped at sparse_niter they held (docs/
+    # benchmarks.md); the 32-antenna realistic-sky chunk (4.8e4 cells, no Jy source in the main lobe)
+    # held with the deep clean at 0.98 and 0.9, hence the threshold between the two.
+    deep_clean_min_uv_cells: float = 3.5e4
+    sparse_niter: int = 2000
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
@@ -148,7 +151,18 @@ class ImagingConfig:
             return self.mgain
         if self.weighting != "briggs":
             return 0.7
-        return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
+        return 0.98 if self._well_filled(effective_uv_cells) else 0.9
+
+    def max_components(self, effective_uv_cells: float | None = None) -> int:
+        """The clean's component limit: niter, or at most sparse_niter below deep_clean_min_uv_cells.
+
+        A sparse uv plane (or an unknown one: the imager weights) leaves a deep clean room to diverge
+        on what it cannot model (see deep_clean_min_uv_cells).
+        """
+        return self.niter if self._well_filled(effective_uv_cells) else min(self.niter, self.sparse_niter)
+
+    def _well_filled(self, effective_uv_cells: float | None) -> bool:
+        return (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells
 
     def __post_init__(self):
         """Check every field; raise SettingsError naming every field not allowed (or min_size_px above max_size_px)."""
@@ -242,6 +256,7 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "threshold_sigma": (_FLOAT, 0.0, None, False, False),
     "mgain": (_FLOAT, 0.0, 1.0, False, False),  # 0 = chosen by the data
     "deep_clean_min_uv_cells": (_FLOAT, 0.0, None, False, False),
+    "sparse_niter": (_INT, 0, None, False, False),
     "nmiter": (_INT, 1, None, False, False),
     "wgridder_accuracy": (_FLOAT, 0.0, 1.0, True, True),  # a relative error
     "auto_mask_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off
