@@ -276,17 +276,31 @@ def image_chunk(
     work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int
 ) -> None:
     # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
-    # mgain 0.7) as the obvious alternative; then both imagers on a field tclean can make in minutes
-    # (and WSClean making its own PSF and dirty image: the default hands it ducc0's, contimg.image.gridding)
-    previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7, "initial_images_by_ducc0": False}
+    # mgain 0.7, the shallow one-plane clean) as the obvious alternative; then both imagers on a field tclean can
+    # make in minutes. One plane from ducc0's PSF and dirty image (contimg.image.gridding) against WSClean making
+    # its own: ducc0's are one plane, so the default two-channel clean makes its own.
+    previous = {
+        **SHALLOW_IMAGING,
+        "max_time_smearing_loss": 0.0,
+        "briggs_in_copy": False,
+        "mgain": 0.7,
+        "initial_images_by_ducc0": False,
+    }
+    one_plane = {"channels_out": 1}
     runs = [
         ("wsclean", {}, ""),
-        ("wsclean", {"initial_images_by_ducc0": False}, "WSClean's own PSF and dirty image"),
+        ("wsclean", one_plane, "one plane from ducc0's PSF and dirty image"),
+        ("wsclean", {**one_plane, "initial_images_by_ducc0": False}, "one plane, WSClean's own PSF and dirty image"),
         ("wsclean", previous, "previous settings"),
         ("wsclean", {"max_size_px": tclean_size}, ""),
         ("tclean", {"max_size_px": tclean_size}, ""),
     ]
-    slugs = {"": "", "WSClean's own PSF and dirty image": "-own-initial", "previous settings": "-previous"}
+    slugs = {
+        "": "",
+        "one plane from ducc0's PSF and dirty image": "-one-plane",
+        "one plane, WSClean's own PSF and dirty image": "-one-plane-own-initial",
+        "previous settings": "-previous",
+    }
     for imager, overrides, label in runs:
         out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{slugs[label]}"
         shutil.rmtree(out, ignore_errors=True)
