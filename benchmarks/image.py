@@ -9,7 +9,7 @@ primary beam's half-power radius. They are converted and the tables solved on th
 into the imaging copy, imaging, effective primary beam, QA, FITS, PNG) on each chunk. Beside each
 time: fitted flux and position of every source above 10 sigma in the primary-beam-corrected image
 against the truth, and the rms against the radiometer expectation for the weighting used. The sky
-chunk is imaged with the defaults and with the previous ones (one-term clean, no mask, niter 1000)
+chunk is imaged with the defaults and with the previous ones (SHALLOW_IMAGING: one-term clean, no mask, niter 1000)
 and measured with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv).
 """
 
@@ -30,7 +30,7 @@ from _common import bench_dir, casa_env, run_measured  # noqa: E402
 from contimg.childjobs.env import child_command  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from contimg.image.rules import ISSUE_22_IMAGING  # noqa: E402
+from contimg.image.rules import SHALLOW_IMAGING  # noqa: E402
 from tests import sky_figures  # noqa: E402
 
 
@@ -232,14 +232,14 @@ def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, in
 
 
 def image_sky(work: Path, tables: list, info: dict, env: dict, sky_dir: Path) -> None:
-    """The realistic sky with issue #22's settings and with the defaults, in the same run, each
-    beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
+    """The realistic sky with the defaults (issue #22's deep clean) and the previous shallow ones, in the same run,
+    each beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
     import casacore.tables as pt
 
     with pt.table(str(work / "sky.ms" / "SPECTRAL_WINDOW"), ack=False) as t:
         freqs = t.getcol("CHAN_FREQ").ravel()
-    for label, overrides in (("issue #22's settings", ISSUE_22_IMAGING), ("defaults", {})):
-        slug = "default" if not overrides else "issue22"
+    for label, overrides in (("defaults", {}), ("previous shallow defaults", SHALLOW_IMAGING)):
+        slug = "default" if not overrides else "shallow"
         made = {}
         for chunk in ("noise", "sky"):
             made[chunk] = run_image(work, work / f"{chunk}.ms", f"{chunk}-{slug}", overrides, tables, info, env)
@@ -276,17 +276,31 @@ def image_chunk(
     work: Path, ms: Path, chunk: str, truth: dict, tables: list, info: dict, env: dict, tclean_size: int
 ) -> None:
     # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
-    # mgain 0.7) as the obvious alternative; then both imagers on a field tclean can make in minutes
-    # (and WSClean making its own PSF and dirty image: the default hands it ducc0's, contimg.image.gridding)
-    previous = {"max_time_smearing_loss": 0.0, "briggs_in_copy": False, "mgain": 0.7, "initial_images_by_ducc0": False}
+    # mgain 0.7, the shallow one-plane clean) as the obvious alternative; then both imagers on a field tclean can
+    # make in minutes. One plane from ducc0's PSF and dirty image (contimg.image.gridding) against WSClean making
+    # its own: ducc0's are one plane, so the default two-channel clean makes its own.
+    previous = {
+        **SHALLOW_IMAGING,
+        "max_time_smearing_loss": 0.0,
+        "briggs_in_copy": False,
+        "mgain": 0.7,
+        "initial_images_by_ducc0": False,
+    }
+    one_plane = {"channels_out": 1}
     runs = [
         ("wsclean", {}, ""),
-        ("wsclean", {"initial_images_by_ducc0": False}, "WSClean's own PSF and dirty image"),
+        ("wsclean", one_plane, "one plane from ducc0's PSF and dirty image"),
+        ("wsclean", {**one_plane, "initial_images_by_ducc0": False}, "one plane, WSClean's own PSF and dirty image"),
         ("wsclean", previous, "previous settings"),
         ("wsclean", {"max_size_px": tclean_size}, ""),
         ("tclean", {"max_size_px": tclean_size}, ""),
     ]
-    slugs = {"": "", "WSClean's own PSF and dirty image": "-own-initial", "previous settings": "-previous"}
+    slugs = {
+        "": "",
+        "one plane from ducc0's PSF and dirty image": "-one-plane",
+        "one plane, WSClean's own PSF and dirty image": "-one-plane-own-initial",
+        "previous settings": "-previous",
+    }
     for imager, overrides, label in runs:
         out = work / f"{chunk}-{imager}-{overrides.get('max_size_px', 'full')}{slugs[label]}"
         shutil.rmtree(out, ignore_errors=True)

@@ -293,7 +293,8 @@ def test_briggs_weights_in_the_copy_give_both_imagers_one_beam_and_the_expected_
     own Gaussian to the same PSF, here 101" x 30" against 84" x 41", on a full-size chunk at 1024 px
     45" x 10" against 27" x 14"; fluxes fitted with each image's own beam agree.)"""
     root, truth = chunk
-    config = json.dumps({"max_size_px": 1024, "niter": 2000})
+    # the same clean in both: tclean's one-term Hogbom has neither output channels nor an auto-mask
+    config = json.dumps({"max_size_px": 1024, "niter": 2000, "channels_out": 1, "auto_mask_sigma": 0})
     made = {}
     for imager in ("wsclean", "tclean"):
         prefix = root / f"briggs-{imager}" / "img"

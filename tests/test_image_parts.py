@@ -246,11 +246,17 @@ def radiometer_jy(info):
 
 
 def test_plan_imaging_on_a_copy_with_briggs_weights_keeps_its_grid_and_weights_naturally():
-    prep = {"cell_arcsec": 5.5, "size_px": 2048, "weights_noise_factor": 1.3, "effective_uv_cells": 3e4}
+    prep = {"cell_arcsec": 5.5, "size_px": 2048, "weights_noise_factor": 1.3, "effective_uv_cells": 8e4}
     plan = plan_imaging(prep, INFO, ImagingConfig())
     assert (plan.cell_arcsec, plan.size_px) == (5.5, 2048)
     assert plan.weighting == "briggs 0 (imaging weights in the copy)" and plan.imager_cfg.weighting == "natural"
-    assert plan.imager_cfg.mgain == 0.98, "3e4 effective uv cells: the deep minor loop"
+    assert plan.imager_cfg.mgain == 0.98, "8e4 effective uv cells (a full-size chunk): the deep minor loop"
+    assert plan.imager_cfg.niter == 100_000, "a well-filled uv plane: the thresholds stop the clean"
+    # the demo's 24-antenna chunks beside the calibrator (2.3e4 cells) diverged with the deep clean
+    sparse = plan_imaging({**prep, "effective_uv_cells": 2.3e4}, INFO, ImagingConfig())
+    assert (sparse.imager_cfg.mgain, sparse.imager_cfg.niter) == (0.9, 2000)
+    shallow = plan_imaging({**prep, "effective_uv_cells": 2.3e4}, INFO, ImagingConfig(niter=300))
+    assert shallow.imager_cfg.niter == 300, "a smaller niter asked for is kept"
     assert plan.expected_rms_jy == pytest.approx(1.3 * radiometer_jy(INFO), rel=1e-12)
 
 
@@ -260,6 +266,7 @@ def test_plan_imaging_of_the_product_itself_takes_its_grid_from_the_ms():
     expected_cell = C_M_S / INFO["freq_max_hz"] / INFO["max_baseline_m"] * ARCSEC_PER_RAD / 4.0
     assert plan.cell_arcsec == pytest.approx(expected_cell, rel=1e-12) and plan.size_px % 2 == 0
     assert plan.weighting == "briggs" and plan.imager_cfg.weighting == "briggs" and plan.imager_cfg.mgain == 0.9
+    assert plan.imager_cfg.niter == 2000, "uv cells unknown (the imager weights): as a sparse plane"
     assert plan.expected_rms_jy == pytest.approx(radiometer_jy(INFO), rel=1e-12)
     natural = plan_imaging(fallback, INFO, ImagingConfig(weighting="natural"))
     assert natural.weighting == "natural" and natural.imager_cfg.mgain == 0.7

@@ -270,10 +270,11 @@ FIELD_CASES = {
     "threshold_sigma": (-1, 5.0),
     "mgain": (1.5, 0.9),
     "deep_clean_min_uv_cells": (-1, 0),
+    "sparse_niter": (-1, 500),
     "nmiter": (0, 3),
     "wgridder_accuracy": (0.0, 1e-4),
     "auto_mask_sigma": (-2, 4.0),
-    "channels_out": (0, 2),
+    "channels_out": (0, 3),
     "spectral_terms": (1.5, 1),
     "chan_average": (-1, 6),
     "max_smearing_loss": (1.0, 0.05),
@@ -314,10 +315,11 @@ def test_imaging_defaults_unchanged_and_round_trip():
         4.0,
         4096,
         256,
-        1000,
+        100_000,
         2,
     )
-    assert (d.channels_out, d.spectral_terms, d.auto_mask_sigma) == (1, 2, 0.0)
+    # issue #22: two channels with linear spectra, auto-mask 5, niter a safety net (docs/benchmarks.md)
+    assert (d.channels_out, d.spectral_terms, d.auto_mask_sigma) == (2, 2, 5.0)
     assert ImagingConfig.from_json(None) == d and ImagingConfig.from_json("") == d
     cfg = ImagingConfig.from_mapping({"max_size_px": 512, "niter": 300, "imager": "tclean"})
     assert ImagingConfig.from_json(cfg.to_json()) == cfg

@@ -23,7 +23,7 @@ class ImagingPlan:
     cell_arcsec: float
     size_px: int
     weighting: str  # as reported: "natural", "briggs", or "briggs R (imaging weights in the copy)"
-    imager_cfg: ImagingConfig  # the config the imager runs with (mgain chosen, weighting as it must weight)
+    imager_cfg: ImagingConfig  # the config the imager runs with (mgain, niter chosen; weighting as it must weight)
     expected_rms_jy: float  # radiometer noise of the image, for the weights imaged (Jy/beam)
 
 
@@ -62,7 +62,8 @@ def plan_imaging(prep: dict, info: dict, cfg: ImagingConfig) -> ImagingPlan:
         cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
         size = image_size_px(cell, info["freq_min_hz"], cfg)
     weighting, noise_over_natural = cfg.weighting, 1.0
-    imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain(prep.get("effective_uv_cells")))
+    cells = prep.get("effective_uv_cells")
+    imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain(cells), niter=cfg.max_components(cells))
     if prep.get("weights_noise_factor"):  # the copy carries the imaging weights: the imager weights naturally
         noise_over_natural, imager_cfg = prep["weights_noise_factor"], replace(imager_cfg, weighting="natural")
         weighting = f"briggs {cfg.robust:g} (imaging weights in the copy)"

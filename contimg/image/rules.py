@@ -22,7 +22,7 @@ from contimg.core.instrument import SEFD_JY
 
 __all__ = [
     "ImagingConfig",
-    "ISSUE_22_IMAGING",
+    "SHALLOW_IMAGING",
     "cell_arcsec",
     "image_size_px",
     "expected_image_noise_jy",
@@ -55,10 +55,9 @@ class ImagingConfig:
     field_fwhm: float = 1.3  # image side = this x primary-beam FWHM at the lowest frequency
     max_size_px: int = 4096
     min_size_px: int = 256
-    # with auto_mask_sigma and channels_out (ISSUE_22_IMAGING) make it a safety net, e.g. 100000, so the
-    # thresholds stop the clean (issue #22: the target field stopped at 1000 components with ~1,000
-    # sidelobe islands of one 2 Jy source left)
-    niter: int = 1000
+    # A safety net, not the depth: the thresholds (threshold_sigma, auto_mask_sigma) stop the clean. Issue
+    # #22: at 1000 components the target field kept ~1,000 sidelobe islands of one 2 Jy source.
+    niter: int = 100_000
     # clean down to this many times the noise: the radiometer's expected for the data (the floor) and,
     # for WSClean, the residual's own (-auto-threshold), whichever is larger
     threshold_sigma: float = 3.0
@@ -73,11 +72,22 @@ class ImagingConfig:
     # The naturally weighted PSF of a sparse snapshot has a broad plateau: there 0.9 diverged
     # (rms 3400x) and 0.8 stopped at 1.5-1.8x the radiometer, while 0.7 reached it.
     mgain: float = 0.0
-    # Briggs: mgain 0.98 from this many effective uv cells, else 0.9. Where a bright source's
-    # sidelobes set the dirty image's rms (about S / sqrt(cells)), the first minor loop's stop,
-    # 2 % of S, must stay above the -auto-threshold of 3 x that rms, or the clean ends after one
-    # cycle (it did on the 24-antenna chunk): (3 / 0.02)^2 = 2.25e4 cells.
-    deep_clean_min_uv_cells: float = 2.25e4
+    # Briggs: mgain 0.98 and a clean as deep as the thresholds allow (niter) from this many effective uv
+    # cells; below (a sparse uv plane), mgain 0.9 and at most sparse_niter components. Where a bright
+    # source's sidelobes set the dirty image's rms (about S / sqrt(cells)), the first minor loop's stop,
+    # 2 % of S, must stay above the -auto-threshold of 3 x that rms, or the clean ends after one cycle
+    # (it did on the 24-antenna chunk): (3 / 0.02)^2 = 2.25e4 cells at least. And a deep masked clean
+    # diverged on the demo's 24-antenna chunks after the 8.8 Jy calibrator's transit (2.3e4 cells):
+    # rms 17x the radiometer at 0.98 five minutes after it, 53x at 0.9 and 6000x at 0.8 ten minutes
+    # after. The calibrator drifts through the primary beam during a chunk (from 0.95 to 0.64 of its
+    # flux in the first, 0.64 to 0.27 in the second): a time-variable part no constant component
+    # models (its dirty image alone: rms 3.6 and 2.9 mJy/beam, 3x and 2.4x the radiometer). Its
+    # sidelobes look like sources, and a sparse snapshot leaves the clean room to build large positive
+    # and negative components the few uv samples barely see. Capped at sparse_niter they held (docs/
+    # benchmarks.md); the 32-antenna realistic-sky chunk (4.8e4 cells, no Jy source in the main lobe)
+    # held with the deep clean at 0.98 and 0.9, hence the threshold between the two.
+    deep_clean_min_uv_cells: float = 3.5e4
+    sparse_niter: int = 2000
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
@@ -87,14 +97,14 @@ class ImagingConfig:
     # flux agreed within 0.1 %; 1e-2 put 2 mJy (6 sigma) errors beside a 1.9 Jy source.
     wgridder_accuracy: float = 1e-3
     # WSClean -auto-mask: below this many sigma, clean only where brighter emission was already found
-    # (0 = off).
-    auto_mask_sigma: float = 0.0
+    # (0 = off). Issue #22: with it, a deep clean to the noise (3 sigma) stays on real emission.
+    auto_mask_sigma: float = 5.0
     # WSClean: output channels cleaned jointly (-channels-out N -join-channels), their spectra fitted by a
     # polynomial of spectral_terms terms (-fit-spectral-pol); 1 = one multi-frequency plane, whose clean
     # components carry no spectral index. A 1.31-1.50 GHz band leaves a source of index -0.75 sidelobes
-    # of ~+-5 % of its peak that a single-term clean cannot remove (issue #22). Not the default yet: see
-    # ISSUE_22_IMAGING.
-    channels_out: int = 1
+    # of ~+-5 % of its peak that a single-term clean cannot remove (issue #22); two channels with linear
+    # spectra modelled the realistic sky as well as four at 40 % of the time.
+    channels_out: int = 2
     spectral_terms: int = 2
     # Channels averaged (after calibration) into the imaging copy: 0 = the largest bin whose bandwidth
     # smearing loses at most max_smearing_loss of a point source's peak at the primary beam's
@@ -145,7 +155,18 @@ class ImagingConfig:
             return self.mgain
         if self.weighting != "briggs":
             return 0.7
-        return 0.98 if (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells else 0.9
+        return 0.98 if self._well_filled(effective_uv_cells) else 0.9
+
+    def max_components(self, effective_uv_cells: float | None = None) -> int:
+        """The clean's component limit: niter, or at most sparse_niter below deep_clean_min_uv_cells.
+
+        A sparse uv plane (or an unknown one: the imager weights) leaves a deep clean room to diverge
+        on what it cannot model (see deep_clean_min_uv_cells).
+        """
+        return self.niter if self._well_filled(effective_uv_cells) else min(self.niter, self.sparse_niter)
+
+    def _well_filled(self, effective_uv_cells: float | None) -> bool:
+        return (effective_uv_cells or 0) >= self.deep_clean_min_uv_cells
 
     def __post_init__(self):
         """Check every field; raise SettingsError naming every field not allowed (or min_size_px above max_size_px)."""
@@ -216,13 +237,11 @@ class ImagingConfig:
         return cls.from_mapping(overrides)
 
 
-# Issue #22's imaging, measured on the realistic sky (docs/benchmarks.md): two output channels with linear
-# spectra, auto-mask at 5 sigma, niter a safety net. At full size it took the rms from 1.81x to 1.26x the
-# noise-only twin, isolated sources within 0.2 beam and 10 % from 67 % to 97 %, the median flux ratio from
-# 0.893 to 0.968, at 3.5x the image CPU. Not the default: on the demo's 24-antenna chunk after the 8.8 Jy
-# calibrator's transit the clean diverged (rms 17x the radiometer, against 3.1x before; one plane with the
-# same mask and niter: 12.9x, so the deep clean, not the spectral terms, diverges there).
-ISSUE_22_IMAGING = {"channels_out": 2, "spectral_terms": 2, "auto_mask_sigma": 5.0, "niter": 100_000}
+# The defaults before issue #22 (one plane, no mask, 1000 components): a quick look at a third of the
+# image CPU at full size, for fields with a few sources; the benchmarks' obvious alternative. On the
+# realistic sky at full size they left 1.81x the rms of the noise-only twin (the defaults 1.26x), 67 % of
+# isolated sources within 0.2 beam and 10 % (97 %), median flux ratio 0.893 (0.968) (docs/benchmarks.md).
+SHALLOW_IMAGING = {"channels_out": 1, "auto_mask_sigma": 0.0, "niter": 1000}
 
 ALLOWED_IMAGING = "a JSON object of ImagingConfig fields, each of its type and in its range"
 
@@ -241,6 +260,7 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "threshold_sigma": (_FLOAT, 0.0, None, False, False),
     "mgain": (_FLOAT, 0.0, 1.0, False, False),  # 0 = chosen by the data
     "deep_clean_min_uv_cells": (_FLOAT, 0.0, None, False, False),
+    "sparse_niter": (_INT, 0, None, False, False),
     "nmiter": (_INT, 1, None, False, False),
     "wgridder_accuracy": (_FLOAT, 0.0, 1.0, True, True),  # a relative error
     "auto_mask_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off
