@@ -210,9 +210,11 @@ def image(
             "ms": MetadataValue.path(ms["path"]),
             "code_version": __version__,
             "n_detections": int(m.n_detections or 0),
-            # catalogue sources beyond the edge subtracted before imaging (contimg.image.subtract): numbers, to plot
+            # catalogue sources beyond the edge subtracted before imaging, and of how many inside the field the
+            # drift through the beam's varying part (contimg.image.subtract): numbers, to plot
             "outside_subtracted_n": int((m.outside_subtracted or {}).get("n_sources", 0)),
             "outside_subtracted_jy": float((m.outside_subtracted or {}).get("apparent_flux_jy", 0.0)),
+            "drifting_subtracted_n": int((m.outside_subtracted or {}).get("n_drifting", 0)),
             **_science_metadata(m.science_grade, sq),
         },
         check_results=[

@@ -54,6 +54,7 @@ METADATA_KEYS = {
     "science_grade",
     # catalogue sources beyond the image's edge subtracted before imaging (0 without a reference catalogue)
     "outside_subtracted_n",
+    "drifting_subtracted_n",
     "outside_subtracted_jy",
 }
 ARCSEC_PER_DEG = 3600.0

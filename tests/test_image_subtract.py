@@ -135,6 +135,68 @@ def test_selects_outside_sources_above_the_threshold_through_the_beam():
     assert summary["n_sources"] == 2 and summary["apparent_flux_jy"] == pytest.approx(app[want].sum(), rel=1e-4)
 
 
+def test_inside_sources_drifting_through_the_beam_are_selected_by_their_varying_part():
+    """With ``drifting``, the in-field sources whose beam-weighted flux varies by an rms above the threshold."""
+    mjd = MJD0 + np.linspace(-150.0, 150.0, 7) / 86400.0
+    centre = meridian_icrs(Time(MJD0, format="mjd", scale="utc"), DEC)
+    # inside: bright on the beam's flank (east), bright at the centre (flat beam), faint on the flank; outside bright
+    offsets = [(90.0, 1.3), (0.0, 0.01), (90.0, 1.2), (180.0, 2.5)]
+    pos = [centre.directional_offset_by(p * u.deg, d * u.deg) for p, d in offsets]
+    ra, dec = np.array([p.ra.deg for p in pos]), np.array([p.dec.deg for p in pos])
+    s = np.array([8.8, 0.2, 0.02, 0.3])
+    cat = catalogue(ra, dec, s, [-0.7] * 4)
+    freqs = np.array([1.31e9, 1.40e9, 1.50e9])
+    threshold = 0.005
+    got = select_outside(cat, centre.ra.deg, centre.dec.deg, DEC, mjd, freqs, 1.9, threshold, drifting=True)
+    theta = np.array([beam_angle(ra, dec, t) for t in mjd])  # (T, S)
+    seen = np.array([[s * (f / 1.4e9) ** -0.7 * airy(th, f) for f in freqs] for th in theta])  # (T, F, S)
+    rms = np.sqrt(np.mean((seen - seen.mean(axis=0)) ** 2, axis=(0, 1)))
+    assert rms[0] > 0.1 and rms[1] < threshold and rms[2] < threshold  # the case mix holds
+    assert list(got.varying()) == [True, False]  # the flank's bright source (varying part), the outside one
+    assert np.allclose(got.ra_deg, ra[[0, 3]])
+    summary = got.summary()
+    assert summary["n_sources"] == 1 and summary["n_drifting"] == 1
+    only = select_outside(
+        cat, centre.ra.deg, centre.dec.deg, DEC, mjd, freqs, 1.9, threshold, drifting=True, beyond_edge=False
+    )
+    assert list(only.varying()) == [True]
+
+
+def test_a_drifting_sources_model_is_its_varying_part_only():
+    """varying_only: the direct Fourier sum with S (A(t) - <A>_t), the mean over the rows' distinct times."""
+    rng = np.random.default_rng(2)
+    centre = meridian_icrs(Time(MJD0, format="mjd", scale="utc"), DEC)
+    pos = centre.directional_offset_by([90.0, 200.0] * u.deg, [1.3, 0.8] * u.deg)
+    flux, alpha = np.array([8.8, 1.0]), np.array([-0.7, 0.1])
+    src = OutsideSources(
+        pos.ra.deg, pos.dec.deg, flux, alpha, np.zeros(2), centre.ra.deg, centre.dec.deg, DEC,
+        varying_only=np.array([True, True]),
+    )  # fmt: skip
+    n_ant, times = 6, MJD0 + np.linspace(-140.0, 140.0, 5) / 86400.0
+    ant = rng.uniform(-1300, 1300, (len(times), n_ant, 3))
+    a1, a2 = np.triu_indices(n_ant)
+    time_s = np.repeat(times * 86400.0, a1.size)
+    uvw = np.concatenate([ant[t][a1] - ant[t][a2] for t in range(len(times))])
+    rows_a1, rows_a2 = np.tile(a1, len(times)), np.tile(a2, len(times))
+    freqs = 1.31e9 + 20e6 * np.arange(4)
+    got = model_visibilities(src, time_s, uvw, rows_a1, rows_a2, freqs)
+    l_, m_, n_ = lmn(pos.ra.deg, pos.dec.deg, centre)
+    theta = np.array([beam_angle(pos.ra.deg, pos.dec.deg, t) for t in times])  # (T, S)
+    want = np.zeros(got.shape, complex)
+    for r in range(len(time_s)):
+        t = r // a1.size
+        for c, f in enumerate(freqs):
+            beam_mean = np.mean([airy(th, f) for th in theta], axis=0)
+            s_var = flux * (f / 1.4e9) ** alpha * (airy(theta[t], f) - beam_mean)
+            phase = 2 * np.pi * f / C * (uvw[r, 0] * l_ + uvw[r, 1] * m_ + uvw[r, 2] * (n_ - 1))
+            want[r, c] = np.sum(s_var * np.exp(1j * phase))
+    auto = rows_a1 == rows_a2
+    assert np.abs(want[auto]).max() > 0.1  # the drift is seen: a tenth of a Jy and more
+    assert np.max(np.abs(got - want)) < 1e-4 * flux.sum()
+    # an autocorrelation sees the varying part alone: over the chunk it sums to zero, channel by channel
+    assert np.allclose(got[auto].reshape(len(times), n_ant, -1).sum(axis=0), 0, atol=1e-4)
+
+
 def test_threshold_puts_the_far_sidelobes_peak_at_the_noise():
     noise, n_b = 1e-4, 4560
     s = min_apparent_flux_jy(noise, n_b)

@@ -287,6 +287,7 @@ FIELD_CASES = {
     "initial_images_min_uv_cells": (float("nan"), 0.0),
     "threads": (True, 4),
     "subtract_outside": (0, False),
+    "subtract_drift": ("true", False),
 }
 
 

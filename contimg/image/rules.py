@@ -143,6 +143,10 @@ class ImagingConfig:
     # through the primary beam, from the calibrated visibilities before imaging (contimg.image.subtract):
     # clean cannot model a source outside the image, whose sidelobes then stay as artefacts (issue #22).
     subtract_outside: bool = True
+    # ... and of every catalogue source inside the field, the part of its apparent flux the drift through the
+    # beam changes within the chunk, S (A(t) - <A>_t), which no constant clean component fits: a sparse chunk
+    # after the calibrator's transit held 2.5-2.9x the radiometer's rms whatever clean did (docs/benchmarks.md)
+    subtract_drift: bool = True
 
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
         """The major-cycle gain: mgain if set, else chosen by the data.
@@ -277,6 +281,7 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "initial_images_min_uv_cells": (_FLOAT, 0.0, None, False, False),
     "threads": (_INT, 1, None, False, False),
     "subtract_outside": (_BOOL,),
+    "subtract_drift": (_BOOL,),
 }
 
 

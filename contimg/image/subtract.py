@@ -7,6 +7,15 @@ job subtracts from the calibrated visibilities every reference-catalogue source 
 apparent flux could leave sidelobes above the noise, each seen through the Airy beam at its own
 integration's time (the sources drift through the beam during a chunk).
 
+Inside the field the same drift leaves a part clean cannot model either: a bright source's apparent
+flux changes within the chunk (the calibrator 1.3 deg out falls from 0.95 to 0.64 of its flux in the
+demo's first chunk after its transit), and a constant clean component cannot fit a time-varying one.
+Its sidelobes held a sparse chunk at 2.5-2.9x the radiometer's rms whatever clean did
+(docs/benchmarks.md). For those sources only the varying part, ``S (A(t) - <A>_t)``, is subtracted:
+the image keeps each source at its chunk-averaged apparent flux (what the primary-beam correction's
+drift-averaged beam expects), clean models that constant part, and a beam-model error enters only
+through the beam's change over the chunk.
+
 Pure numpy and astropy (no CASA): ``select_outside`` picks the sources, ``model_visibilities`` predicts
 them for a block of Measurement Set rows with contimg.core.predict.point_visibilities. Geometry is
 the MS's (docs/conventions.md): ``UVW = uvw(ANTENNA1) - uvw(ANTENNA2)`` in metres towards the phase
@@ -72,19 +81,34 @@ class OutsideSources:
     ref_freq_hz: float = 1.4e9
     min_apparent_jy: float = 0.0  # the threshold they were selected with
     half_side_deg: float = 0.0  # the image's half-side they lie beyond (less the margin)
+    # (S,) bool: True for a source inside the field of which only the drift's varying part is subtracted
+    # (``S (A(t) - <A>_t)``); None: none is
+    varying_only: np.ndarray | None = None
 
     def __len__(self) -> int:
         """The number of sources."""
         return len(self.ra_deg)
 
+    def varying(self) -> np.ndarray:
+        """(S,) bool: which sources have only their varying part subtracted."""
+        return np.zeros(len(self), bool) if self.varying_only is None else np.asarray(self.varying_only, bool)
+
     def summary(self) -> dict:
-        """What the image report records: count, summed apparent flux, the threshold and the field."""
+        """What the image report records: counts, summed apparent flux, the threshold and the field.
+
+        ``n_sources`` and the fluxes are the sources outside the field; ``n_drifting`` the sources inside
+        it whose varying part was subtracted, ``drifting_apparent_jy`` their summed mean apparent flux.
+        """
+        vary = self.varying()
+        out_app = self.apparent_jy[~vary]
         return {
-            "n_sources": len(self),
-            "apparent_flux_jy": float(np.sum(self.apparent_jy)),
-            "max_apparent_jy": float(np.max(self.apparent_jy, initial=0.0)),
+            "n_sources": int(np.count_nonzero(~vary)),
+            "apparent_flux_jy": float(np.sum(out_app)),
+            "max_apparent_jy": float(np.max(out_app, initial=0.0)),
             "min_apparent_jy": self.min_apparent_jy,
             "half_side_deg": self.half_side_deg,
+            "n_drifting": int(np.count_nonzero(vary)),
+            "drifting_apparent_jy": float(np.sum(self.apparent_jy[vary])),
         }
 
 
@@ -143,8 +167,15 @@ def select_outside(
     min_apparent_jy: float,
     margin_deg: float = EDGE_MARGIN_DEG,
     max_radius_deg: float = MAX_RADIUS_DEG,
+    drifting: bool = False,
+    beyond_edge: bool = True,
 ) -> OutsideSources:
     """The sources of ``catalog`` beyond the image's edge whose apparent flux reaches ``min_apparent_jy``.
+
+    With ``drifting``, also the sources inside the field whose apparent flux varies over ``times_mjd`` by
+    an rms (over those times and ``freqs_hz``) of at least ``min_apparent_jy``, marked ``varying_only``:
+    the varying part is a source clean cannot model, and its sidelobes scale with that rms as a source
+    outside scales with its flux.
 
     Parameters
     ----------
@@ -166,6 +197,10 @@ def select_outside(
         min_apparent_flux_jy's threshold.
     margin_deg, max_radius_deg : float
         EDGE_MARGIN_DEG and MAX_RADIUS_DEG by default.
+    drifting : bool
+        Whether to add the sources inside the field whose drift through the beam matters.
+    beyond_edge : bool
+        Whether to keep the sources beyond the edge (False: only the drifting ones, with ``drifting``).
     """
     if half_side_deg <= margin_deg:
         raise ValueError(f"half_side_deg {half_side_deg} must exceed the margin {margin_deg}")
@@ -175,13 +210,15 @@ def select_outside(
     outside = front & (np.maximum(np.abs(lmn[:, 0]), np.abs(lmn[:, 1])) > edge)
     theta = _beam_offsets_rad(catalog.ra_deg, catalog.dec_deg, times_mjd, pointing_dec_deg)  # (T, S)
     near = np.all(theta <= np.radians(max_radius_deg), axis=0)
-    cand = np.flatnonzero(outside & near)
+    cand = np.flatnonzero(front & near if drifting else outside & near)
     freqs = np.atleast_1d(np.asarray(freqs_hz, float))
     flux, alpha = np.asarray(catalog.flux_jy, float)[cand], np.asarray(catalog.spectral_index, float)[cand]
     spec = flux[None, :] * (freqs[:, None] / catalog.ref_freq_hz) ** alpha[None, :]  # (F, S)
-    beam = airy_power(theta[:, None, cand], freqs[None, :, None])  # (T, F, S)
-    apparent = np.mean(beam * spec[None], axis=(0, 1)) if cand.size else np.zeros(0)
-    keep = apparent >= min_apparent_jy
+    seen = airy_power(theta[:, None, cand], freqs[None, :, None]) * spec[None]  # (T, F, S) Jy
+    apparent = np.mean(seen, axis=(0, 1)) if cand.size else np.zeros(0)
+    varying_rms = np.sqrt(np.mean((seen - seen.mean(axis=0)) ** 2, axis=(0, 1))) if cand.size else np.zeros(0)
+    is_outside = outside[cand]
+    keep = np.where(is_outside, beyond_edge & (apparent >= min_apparent_jy), varying_rms >= min_apparent_jy)
     idx = cand[keep]
     return OutsideSources(
         ra_deg=np.asarray(catalog.ra_deg, float)[idx],
@@ -189,6 +226,7 @@ def select_outside(
         flux_jy=flux[keep],
         spectral_index=alpha[keep],
         apparent_jy=apparent[keep],
+        varying_only=~is_outside[keep],
         centre_ra_deg=float(centre_ra_deg),
         centre_dec_deg=float(centre_dec_deg),
         pointing_dec_deg=float(pointing_dec_deg),
@@ -258,6 +296,8 @@ def model_visibilities(
     Returns
     -------
     (R, F) complex64, identical for XX and YY (an unpolarized source of flux S gives S in each).
+    A ``varying_only`` source enters with ``S (A(t) - <A>)``, ``<A>`` its beam's mean over the distinct
+    times of ``time_s`` per channel: the rows must hold the chunk's every integration (a whole window).
     """
     time_s = np.asarray(time_s, float)
     ant1, ant2 = np.asarray(ant1), np.asarray(ant2)
@@ -271,6 +311,10 @@ def model_visibilities(
     theta = _beam_offsets_rad(sources.ra_deg, sources.dec_deg, times / 86400.0, sources.pointing_dec_deg)
     spec = sources.flux_jy[None, :] * (freqs[:, None] / sources.ref_freq_hz) ** sources.spectral_index[None, :]
     k = 2.0 * np.pi * freqs / C_M_S
+    vary = sources.varying()
+    mean_beam = np.zeros((len(freqs), len(sources)))  # (F, S): subtracted from the beam of varying_only sources
+    if vary.any():
+        mean_beam[:, vary] = np.mean(airy_power(theta[:, None, vary], freqs[None, :, None]), axis=0)
     solvers = {}  # one pseudo-inverse per baseline layout (every integration has the same, normally)
     for t in range(len(times)):
         rows = np.flatnonzero(which == t)
@@ -280,13 +324,20 @@ def model_visibilities(
         u_ant = antenna_uvw(uvw[rows], ant1[rows], ant2[rows], n_ant, solvers.get(key))
         # e_a = exp(i k path_a) with path_a = -U_a . (l, m, n - 1): conj(e_a1) e_a2 = exp(+i k UVW . (l, m, n - 1))
         path = -(u_ant @ lmn.T)
-        weights = spec * airy_power(theta[t][None, :], freqs[:, None])  # (F, S)
-        out[rows] = point_visibilities(path, k, weights, ant1[rows], ant2[rows])
+        weights = spec * (airy_power(theta[t][None, :], freqs[:, None]) - mean_beam)  # (F, S)
+        # the predict takes fluxes >= 0 (it factors their square roots): the negative ones go separately
+        out[rows] = point_visibilities(path, k, np.clip(weights, 0, None), ant1[rows], ant2[rows])
+        if np.any(weights < 0):
+            out[rows] -= point_visibilities(path, k, np.clip(-weights, 0, None), ant1[rows], ant2[rows])
     return out
 
 
-def outside_for_chunk(catalog, info: dict, field_fwhm: float, n_pol: int = 2) -> OutsideSources:
+def outside_for_chunk(
+    catalog, info: dict, field_fwhm: float, n_pol: int = 2, drifting: bool = False, beyond_edge: bool = True
+) -> OutsideSources:
     """The sources to subtract from one chunk, given the image job's description of its MS.
+
+    ``drifting`` and ``beyond_edge`` as select_outside's: which of the two kinds are subtracted.
 
     ``info`` is contimg.image.job.msread.describe_ms's (band, times, field, pointing, cross rows,
     antennas); ``field_fwhm`` ImagingConfig's (the image side in primary-beam FWHMs at the lowest
@@ -314,4 +365,6 @@ def outside_for_chunk(catalog, info: dict, field_fwhm: float, n_pol: int = 2) ->
         band,
         0.5 * field_fwhm * np.degrees(fwhm_rad(info["freq_min_hz"])),
         min_apparent_flux_jy(noise, n_ant * (n_ant - 1) // 2),
+        drifting=drifting,
+        beyond_edge=beyond_edge,
     )

@@ -76,10 +76,12 @@ def make_image(
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     source_info = describe_ms(ms_path, with_flags=False)  # flags are counted on the imaging copy below
     outside = None  # catalogue sources beyond the image's edge, subtracted while the copy is made
-    if reference is not None and cfg.subtract_outside and source_info["n_antennas"] >= 2:
+    if reference is not None and (cfg.subtract_outside or cfg.subtract_drift) and source_info["n_antennas"] >= 2:
         from contimg.image.subtract import outside_for_chunk
 
-        outside = outside_for_chunk(reference, source_info, cfg.field_fwhm)
+        outside = outside_for_chunk(
+            reference, source_info, cfg.field_fwhm, drifting=cfg.subtract_drift, beyond_edge=cfg.subtract_outside
+        )
     imager = cfg.imager
     if imager == "wsclean" and shutil.which("wsclean") is None:
         warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
