@@ -207,12 +207,13 @@ def write_one_row_ms(avg: str, out: str, red: Reduced, first_rows: np.ndarray, a
         tb.close()
 
 
-def write_gain_table(template: str, out: str, times, intervals, spws, gains, flags, snr, refants) -> None:
-    """A CASA G (or B) table ``out`` like ``template`` (one of the same MS and type) holding the given solutions.
+def write_gain_table(template: str, out: str, times, intervals, spws, gains, flags, snr, refants, errors=None) -> None:
+    """A CASA G, B (or K) table ``out`` like ``template`` (one of the same MS and type) holding the given solutions.
 
     Per solution row: ``times``, ``intervals``, ``spws`` (n,), ``gains`` (n, n_ant, npol) complex (a
-    B table: (n, n_ant, nchan, npol)),
-    ``flags`` and ``snr`` like it, ``refants`` (n,). Rows are written antenna-fastest within each
+    B table: (n, n_ant, nchan, npol); a K table: real delays in ns, its FPARAM),
+    ``flags`` and ``snr`` like it, ``refants`` (n,); ``errors`` like it (PARAMERR; default |gains| / snr).
+    Rows are written antenna-fastest within each
     (time, SPW), as CASA's gaincal does; columns the template has and this does not set
     (FIELD_ID, SCAN_NUMBER, OBSERVATION_ID) keep the template's first row's value.
     """
@@ -240,9 +241,15 @@ def write_gain_table(template: str, out: str, times, intervals, spws, gains, fla
         for c, v in fixed.items():
             tb.putcol(c, np.full(n_sol * n_ant, v, np.int32))
         flat = (n_sol * n_ant, nchan, npol)
-        tb.putcol("CPARAM", np.asarray(gains, np.complex64).reshape(flat).T)
+        if "FPARAM" in tb.colnames():  # a K table
+            tb.putcol("FPARAM", np.asarray(gains, np.float32).reshape(flat).T)
+        else:
+            tb.putcol("CPARAM", np.asarray(gains, np.complex64).reshape(flat).T)
         with np.errstate(invalid="ignore", divide="ignore"):
             err = np.where(np.asarray(snr) > 0, np.abs(gains) / np.asarray(snr), 0)
+        if errors is not None:
+            err = np.asarray(errors, np.float64)
+            err = err[:, :, None, :] if err.ndim == 3 else err
         tb.putcol("PARAMERR", np.asarray(err, np.float32).reshape(flat).T)
         tb.putcol("FLAG", np.asarray(flags, bool).reshape(flat).T)
         tb.putcol("SNR", np.asarray(snr, np.float32).reshape(flat).T)
