@@ -5,7 +5,8 @@ CASA's ``gaincal`` and ``bandpass`` read and average every row and channel of th
 at full size (96 antennas, 16 x 48 channels, 5 bins) each call on ``avg.ms`` cost tens of seconds,
 four of them most of the solve (issue #21). Here the data are read once and reduced in numpy:
 
-- K (CASA): on the model-divided data summed over the whole chunk, one row per baseline and SPW. A
+- K (numpy, ``contimg.calibrate.delaysolve``; CASA's K on the one-row MS cost ~9 s at full size): on
+  the model-divided data summed over the whole chunk, one value per baseline, SPW and channel. A
   delay is steady over a chunk; gains drifting in phase only lower the sum's amplitude.
 - the phase-only gain per bin that steadies the bandpass (numpy, ``contimg.calibrate.gainsolve``): on
   the K-corrected data summed over each SPW's channels, one value per baseline, bin and SPW.
@@ -13,8 +14,8 @@ four of them most of the solve (issue #21). Here the data are read once and redu
   first (CASA's per-channel bandpass solver on the one-row MS still cost ~40 s at full size).
 - G per bin, amplitude and phase (numpy): on the K- and B-corrected channel sums.
 
-B and G are written as CASA tables whose templates are CASA's own ``bandpass`` and ``gaincal`` of one
-SPW on the one-row MS, so every column, keyword and subtable is CASA's.
+K, B and G are written as CASA tables whose templates are CASA's own ``gaincal`` (K), ``bandpass`` and
+``gaincal`` of one SPW on the one-row MS, so every column, keyword and subtable is CASA's.
 
 Model division is exact for a least-squares solve: ``sum w |V - g X|^2 = sum w |X|^2 |V / X - g|^2``,
 so the sums carry ``w conj(X) V`` and ``w |X|^2`` (``gainsolve.baseline_sums``).

@@ -5,8 +5,9 @@ After ``contimg.calibrate.job.average`` has written the small calibrator-centred
 the calibrator and the field's bright sources predicted bin by bin, ``job/model.py``) and solve K
 (one delay per antenna over the band), a phase-only G per bin for the bandpass solve only, B (per
 channel, one per SPW) and G (amplitude and phase per bin, or once over the chunk when the gains
-are steady). By default (``solver='reduced'``, ``job/reduced.py``) only K is a CASA call, on the chunk
-summed to one row per baseline; B and the gains are solved in numpy (``contimg.calibrate.gainsolve``).
+are steady). By default (``solver='reduced'``, ``job/reduced.py``) the data are summed to one row per
+baseline and every step is solved in numpy: K by ``contimg.calibrate.delaysolve``, B and the gains by
+``contimg.calibrate.gainsolve``; CASA only writes the tables' templates.
 ``solver='casa'`` makes every step a CASA call on the binned MS, the previous path (benchmarks and the
 cross-check in tests/test_calibrate_reduced.py). The tables are written into a temporary folder beside
 ``out_dir`` and renamed to it;
@@ -355,10 +356,10 @@ def _add_model_column(avg: str) -> None:
 
 
 def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timings) -> None:
-    """K by CASA on the chunk summed to one row per baseline and SPW; B and the per-bin gains in numpy.
+    """K, B and the per-bin gains in numpy on the chunk summed to one row per baseline and SPW.
 
-    The steps of ``contimg.calibrate.job.reduced``; the B and G tables keep CASA's layout (their
-    templates are CASA's ``bandpass`` and ``gaincal`` of one SPW on the one-row MS).
+    The steps of ``contimg.calibrate.job.reduced``; the K, B and G tables keep CASA's layout (their
+    templates are CASA's ``gaincal`` K, ``bandpass`` and ``gaincal`` of one SPW on the one-row MS).
     """
     import casatasks
 
@@ -551,8 +552,8 @@ def solve(
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
 
     ``out_dir`` is replaced whole, only once the tables, plot and ``caltables.json`` are complete.
-    ``solver``: ``reduced`` (CASA's K on the chunk summed to one row per baseline, B and the gains in
-    numpy: ``_solve_reduced``) or ``casa`` (every step a CASA call on the binned MS: the previous path,
+    ``solver``: ``reduced`` (the chunk summed to one row per baseline, K, B and the gains in numpy:
+    ``_solve_reduced``) or ``casa`` (every step a CASA call on the binned MS: the previous path,
     kept for the benchmark's comparison and as the independent check of the reduced one).
 
     Raises
