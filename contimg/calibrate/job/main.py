@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         "--solver",
         default="reduced",
         choices=("reduced", "casa"),
-        help="reduced: CASA's K on the chunk summed per baseline, B and gains in numpy (default); "
+        help="reduced: the chunk summed per baseline, K, B and gains in numpy (default); "
         "casa: every step a CASA call on the binned MS (the previous path)",
     )
     parser.add_argument("--report", default=None)

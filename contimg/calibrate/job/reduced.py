@@ -5,7 +5,8 @@ CASA's ``gaincal`` and ``bandpass`` read and average every row and channel of th
 at full size (96 antennas, 16 x 48 channels, 5 bins) each call on ``avg.ms`` cost tens of seconds,
 four of them most of the solve (issue #21). Here the data are read once and reduced in numpy:
 
-- K (CASA): on the model-divided data summed over the whole chunk, one row per baseline and SPW. A
+- K (numpy, ``contimg.calibrate.delaysolve``; CASA's K on the one-row MS cost ~9 s at full size): on
+  the model-divided data summed over the whole chunk, one value per baseline, SPW and channel. A
   delay is steady over a chunk; gains drifting in phase only lower the sum's amplitude.
 - the phase-only gain per bin that steadies the bandpass (numpy, ``contimg.calibrate.gainsolve``): on
   the K-corrected data summed over each SPW's channels, one value per baseline, bin and SPW.
@@ -13,8 +14,8 @@ four of them most of the solve (issue #21). Here the data are read once and redu
   first (CASA's per-channel bandpass solver on the one-row MS still cost ~40 s at full size).
 - G per bin, amplitude and phase (numpy): on the K- and B-corrected channel sums.
 
-B and G are written as CASA tables whose templates are CASA's own ``bandpass`` and ``gaincal`` of one
-SPW on the one-row MS, so every column, keyword and subtable is CASA's.
+K, B and G are written as CASA tables whose templates are CASA's own ``gaincal`` (K), ``bandpass`` and
+``gaincal`` of one SPW on the one-row MS, so every column, keyword and subtable is CASA's.
 
 Model division is exact for a least-squares solve: ``sum w |V - g X|^2 = sum w |X|^2 |V / X - g|^2``,
 so the sums carry ``w conj(X) V`` and ``w |X|^2`` (``gainsolve.baseline_sums``).
@@ -207,12 +208,13 @@ def write_one_row_ms(avg: str, out: str, red: Reduced, first_rows: np.ndarray, a
         tb.close()
 
 
-def write_gain_table(template: str, out: str, times, intervals, spws, gains, flags, snr, refants) -> None:
-    """A CASA G (or B) table ``out`` like ``template`` (one of the same MS and type) holding the given solutions.
+def write_gain_table(template: str, out: str, times, intervals, spws, gains, flags, snr, refants, errors=None) -> None:
+    """A CASA G, B (or K) table ``out`` like ``template`` (one of the same MS and type) holding the given solutions.
 
     Per solution row: ``times``, ``intervals``, ``spws`` (n,), ``gains`` (n, n_ant, npol) complex (a
-    B table: (n, n_ant, nchan, npol)),
-    ``flags`` and ``snr`` like it, ``refants`` (n,). Rows are written antenna-fastest within each
+    B table: (n, n_ant, nchan, npol); a K table: real delays in ns, its FPARAM),
+    ``flags`` and ``snr`` like it, ``refants`` (n,); ``errors`` like it (PARAMERR; default |gains| / snr).
+    Rows are written antenna-fastest within each
     (time, SPW), as CASA's gaincal does; columns the template has and this does not set
     (FIELD_ID, SCAN_NUMBER, OBSERVATION_ID) keep the template's first row's value.
     """
@@ -240,9 +242,15 @@ def write_gain_table(template: str, out: str, times, intervals, spws, gains, fla
         for c, v in fixed.items():
             tb.putcol(c, np.full(n_sol * n_ant, v, np.int32))
         flat = (n_sol * n_ant, nchan, npol)
-        tb.putcol("CPARAM", np.asarray(gains, np.complex64).reshape(flat).T)
+        if "FPARAM" in tb.colnames():  # a K table
+            tb.putcol("FPARAM", np.asarray(gains, np.float32).reshape(flat).T)
+        else:
+            tb.putcol("CPARAM", np.asarray(gains, np.complex64).reshape(flat).T)
         with np.errstate(invalid="ignore", divide="ignore"):
             err = np.where(np.asarray(snr) > 0, np.abs(gains) / np.asarray(snr), 0)
+        if errors is not None:
+            err = np.asarray(errors, np.float64)
+            err = err[:, :, None, :] if err.ndim == 3 else err
         tb.putcol("PARAMERR", np.asarray(err, np.float32).reshape(flat).T)
         tb.putcol("FLAG", np.asarray(flags, bool).reshape(flat).T)
         tb.putcol("SNR", np.asarray(snr, np.float32).reshape(flat).T)

@@ -5,8 +5,9 @@ After ``contimg.calibrate.job.average`` has written the small calibrator-centred
 the calibrator and the field's bright sources predicted bin by bin, ``job/model.py``) and solve K
 (one delay per antenna over the band), a phase-only G per bin for the bandpass solve only, B (per
 channel, one per SPW) and G (amplitude and phase per bin, or once over the chunk when the gains
-are steady). By default (``solver='reduced'``, ``job/reduced.py``) only K is a CASA call, on the chunk
-summed to one row per baseline; B and the gains are solved in numpy (``contimg.calibrate.gainsolve``).
+are steady). By default (``solver='reduced'``, ``job/reduced.py``) the data are summed to one row per
+baseline and every step is solved in numpy: K by ``contimg.calibrate.delaysolve``, B and the gains by
+``contimg.calibrate.gainsolve``; CASA only writes the tables' templates.
 ``solver='casa'`` makes every step a CASA call on the binned MS, the previous path (benchmarks and the
 cross-check in tests/test_calibrate_reduced.py). The tables are written into a temporary folder beside
 ``out_dir`` and renamed to it;
@@ -134,6 +135,78 @@ def _spread_over_spws(table: str) -> None:
         tb.close()
 
 
+def _delay_numpy(one: str, red, n_sum, d_sum, order: list[int], table: str, work: Path) -> None:
+    """K in numpy (``contimg.calibrate.delaysolve``) on the chunk sums, written as ``_delay`` writes CASA's.
+
+    ``n_sum``, ``d_sum`` (dd, baseline, chan, pol): the model-divided whole-chunk sums (``chunk_sums``)
+    of the one-row MS ``one``. The table's template is CASA's K of one channel of ``one`` (~0.7 s; its
+    columns, keywords and subtables are CASA's); every SPW gets the band's delays and the band's
+    middle as its CHAN_FREQ (the reference), the layout ``_delay`` gives CASA's. Unlike CASA's K
+    (SNR and PARAMERR 0, ANTENNA2 -1, INTERVAL 0) the rows carry the fit's SNR and 1-sigma error (ns),
+    the reference antenna and the chunk's span, as the B and G tables do.
+    """
+    import casatasks
+    import casatools
+
+    from contimg.calibrate.delaysolve import solve_delays
+    from contimg.calibrate.job.reduced import write_gain_table
+
+    spw_of_dd = {int(d): int(k) for d, k in zip(red.dd, red.spw, strict=True)}
+    dds = sorted(spw_of_dd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = [np.where(d_sum[d] > 0, n_sum[d] / np.where(d_sum[d] > 0, d_sum[d], 1), 0) for d in dds]
+    sol = solve_delays(
+        r,
+        [d_sum[d] for d in dds],
+        [red.freqs[spw_of_dd[d]] for d in dds],
+        red.baselines[:, 0],
+        red.baselines[:, 1],
+        red.n_ant,
+        order,
+        min_baselines=MIN_BASELINES_PER_ANTENNA,
+        min_snr=MIN_SNR,
+    )
+    # the template: CASA's K on the one channel with the most weight (0.7 s; on a whole SPW 2.0 CPU s), so
+    # that it has data to solve; its rows are replaced below
+    weight = np.stack([d_sum[d].sum(axis=(0, 2)) for d in dds])  # (dd, chan)
+    i, c = np.unravel_index(np.argmax(weight), weight.shape)
+    k_tpl = spw_of_dd[dds[i]]
+    template = str(work / "K.template")
+    casatasks.gaincal(
+        vis=one, caltable=template, spw=f"{k_tpl}:{c}~{c}", solint="inf", refant=str(order[0]), gaintype="K"
+    )
+    if not Path(template).exists():
+        raise CalibrationError("gaincal (the K table's template) produced no table")
+    # CASA's multi-band K references its delays to the middle of the band it combined (measured: the
+    # mean of the lowest and highest channel frequency); the template's is its one channel's
+    every = np.concatenate([np.asarray(red.freqs[spw_of_dd[d]], np.float64) for d in dds])
+    ref = np.array([(every.min() + every.max()) / 2])
+    f_tpl = np.asarray(red.freqs[k_tpl], np.float64)
+    width = np.array([abs(f_tpl[-1] - f_tpl[0]) * len(f_tpl) / max(len(f_tpl) - 1, 1)])  # its SPW's, as CASA's rows
+    tb = casatools.table()
+    tb.open(template + "/SPECTRAL_WINDOW", nomodify=False)
+    try:
+        n_spw = tb.nrows()
+        for k in range(n_spw):
+            tb.putcell("CHAN_FREQ", k, ref)
+        for col in ("CHAN_WIDTH", "EFFECTIVE_BW"):
+            tb.putcell(col, k_tpl, width)
+    finally:
+        tb.close()
+    t_lo, t_hi = float(np.min(red.time - red.interval / 2)), float(np.max(red.time + red.interval / 2))
+    per_spw = [np.broadcast_to(x.T, (n_spw,) + x.T.shape) for x in (sol.delays_ns, sol.flags, sol.snr, sol.errors_ns)]
+    write_gain_table(
+        template,
+        table,
+        np.full(n_spw, (t_lo + t_hi) / 2),
+        np.full(n_spw, t_hi - t_lo),
+        np.arange(n_spw),
+        *per_spw[:3],
+        np.full(n_spw, sol.refant),
+        errors=per_spw[3],
+    )
+
+
 def _phase_only(avg: str, table: str, refant: int, prior_tables: list[str]) -> None:
     """Phase-only gains per time bin (``solint='int'`` on the binned MS), for the bandpass solve only."""
     import casatasks
@@ -225,7 +298,9 @@ def _solver_params(rfi: bool, solver: str = "casa") -> dict:
     return {
         "solver": solver,
         "gain_solver": gains,
-        "delay": {"solint": "inf", "combine": "scan,spw", "gaintype": "K", "minsnr": MIN_SNR},
+        "delay": {"solint": "inf", "combine": "scan,spw", "gaintype": "K", "minsnr": MIN_SNR}
+        if solver == "casa"
+        else {"solver": "numpy multi-band (contimg.calibrate.delaysolve)", "minsnr": MIN_SNR},
         "bandpass": {"solint": "inf", "minsnr": MIN_SNR, "bandtype": "B"},
         "pre_bandpass_phase": {"solint_s": GAIN_SOLINT_S, "calmode": "p", "minsnr": MIN_SNR, "applied": "bandpass"},
         "gaincal": {"solint_s": GAIN_SOLINT_S, "calmode": "ap", "minsnr": MIN_SNR},
@@ -290,10 +365,10 @@ def _add_model_column(avg: str) -> None:
 
 
 def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timings) -> None:
-    """K by CASA on the chunk summed to one row per baseline and SPW; B and the per-bin gains in numpy.
+    """K, B and the per-bin gains in numpy on the chunk summed to one row per baseline and SPW.
 
-    The steps of ``contimg.calibrate.job.reduced``; the B and G tables keep CASA's layout (their
-    templates are CASA's ``bandpass`` and ``gaincal`` of one SPW on the one-row MS).
+    The steps of ``contimg.calibrate.job.reduced``; the K, B and G tables keep CASA's layout (their
+    templates are CASA's ``gaincal`` K, ``bandpass`` and ``gaincal`` of one SPW on the one-row MS).
     """
     import casatasks
 
@@ -319,7 +394,7 @@ def _solve_reduced(avg, work, refant, refants, k_table, b_table, g_table, timing
     timings["reduce"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    _delay(one, k_table, refant)
+    _delay_numpy(one, red, n_sum, d_sum, order, k_table, work)
     timings["delay"] = time.perf_counter() - t
 
     def group_solve(gains, bad, phase_only):
@@ -486,8 +561,8 @@ def solve(
     """Solve B and G tables for ``set_name`` on the calibrator of ``plan`` in ``ms``; write them to ``out_dir``.
 
     ``out_dir`` is replaced whole, only once the tables, plot and ``caltables.json`` are complete.
-    ``solver``: ``reduced`` (CASA's K on the chunk summed to one row per baseline, B and the gains in
-    numpy: ``_solve_reduced``) or ``casa`` (every step a CASA call on the binned MS: the previous path,
+    ``solver``: ``reduced`` (the chunk summed to one row per baseline, K, B and the gains in numpy:
+    ``_solve_reduced``) or ``casa`` (every step a CASA call on the binned MS: the previous path,
     kept for the benchmark's comparison and as the independent check of the reduced one).
 
     Raises
