@@ -82,6 +82,7 @@ def make_image(
         outside = outside_for_chunk(
             reference, source_info, cfg.field_fwhm, drifting=cfg.subtract_drift, beyond_edge=cfg.subtract_outside
         )
+        outside = outside if len(outside) else None  # the report's None: nothing was subtracted
     imager = cfg.imager
     if imager == "wsclean" and shutil.which("wsclean") is None:
         warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
