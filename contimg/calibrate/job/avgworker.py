@@ -38,14 +38,9 @@ def start_pool(workers: int):
 
     Always spawned, even one: this process holds casatools, the workers casacore.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from contimg.childjobs.pool import spawned_pool
 
-    n = max(1, workers)
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_imports)
-    for _ in range(n):  # a pool spawns a process per task submitted while none is idle
-        pool.submit(int)
-    return pool
+    return spawned_pool(workers, _imports)
 
 
 def _imports() -> None:
