@@ -70,15 +70,11 @@ def average_at_calibrator(
         If ``ms`` has no cross-correlation rows, or its UVW column disagrees with CASA's uvw for
         its phase centre by more than ``MAX_UVW_COLUMN_DEV_M``.
     """
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     from contimg.calibrate.job.avgworker import spw_average, start_pool, write_rows
+    from contimg.childjobs.pool import pool_with_scratch
 
     pool = start_pool(workers)
-    scratch = tempfile.mkdtemp(prefix=".avg-parts-", dir=Path(avg).absolute().parent)
-    try:
+    with pool_with_scratch(pool, avg, ".avg-parts-") as scratch:
         geo = ms_geometry(ms)
         pending = [
             pool.submit(
@@ -115,12 +111,6 @@ def average_at_calibrator(
         cpu = {k: sum(r["cpu_s"][k] for r in results.values()) for k in next(iter(results.values()))["cpu_s"]}
         steps = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         print(f"averaging workers' CPU s: {steps}, write {write_cpu:.1f}")
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing the scratch folder or the copy
-        raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    pool.shutdown(wait=False)  # every task has ended: the idle workers exit in the background
     _set_calibrator_field(avg, np.radians(ra_deg), np.radians(dec_deg))
     n = max(sum(r["samples"] for r in results.values()), 1)
     return FlaggingStats(

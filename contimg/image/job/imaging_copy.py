@@ -9,13 +9,12 @@ the copy's Briggs weights and WSClean's initial images.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from contimg.childjobs.mscolumns import ensure_weight_spectrum
+from contimg.childjobs.pool import pool_with_scratch
 from contimg.image.job.errors import UnsupportedTables
 from contimg.image.job.msread import ROW_COLUMNS, load_gains, read_rows, read_windows
 from contimg.image.job.workers import (
@@ -86,16 +85,8 @@ def make_imaging_ms(
         When the tables need CASA's interpolation or a window's rows are not contiguous.
     """
     pool = averaging_pool(cfg.threads)  # spawned now: the workers import while the layout is read
-    scratch = tempfile.mkdtemp(prefix=".averaging-", dir=Path(out).parent)  # arrays between processes
-    try:
-        made = _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch, initial_images, outside)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # no worker may go on writing the scratch folder or the copy
-        raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    pool.shutdown(wait=False)  # every task has ended: the idle workers exit in the background
-    return made
+    with pool_with_scratch(pool, out, ".averaging-") as scratch:
+        return _make_imaging_ms(ms_path, out, caltables, chan_bin, cfg, pool, scratch, initial_images, outside)
 
 
 def _make_imaging_ms(
