@@ -39,6 +39,16 @@ def test_main_lobe_beam_of_a_gaussian_psf(pa_deg):
     assert abs((pa - pa_deg + 90.0) % 180.0 - 90.0) < 0.5
 
 
+def test_a_finer_cell_than_the_main_lobe_needs_gives_the_same_beam():
+    """Told a uv cell 10x finer than the samples' spacing, the search gathers them on coarser cells (~25
+    wavelengths for this lobe): each sample moves by < 13 wavelengths, the beam by < 0.2 %."""
+    u, v, w, cell = gaussian_uv(1000.0, 2500.0, 30.0)
+    bmaj, bmin, pa = main_lobe_beam(u, v, w, cell / 10.0)
+    assert bmaj == pytest.approx(FWHM_PER_SIGMA / (2 * np.pi * 1000.0), rel=2e-3)
+    assert bmin == pytest.approx(FWHM_PER_SIGMA / (2 * np.pi * 2500.0), rel=2e-3)
+    assert abs(pa - 30.0) < 0.5
+
+
 def test_half_power_radii_of_a_round_psf():
     u, v, w, cell = gaussian_uv(1500.0, 1500.0, 0.0)
     angles, radii = half_power_radii(u, v, w, cell, n_angles=8)
