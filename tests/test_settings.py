@@ -288,6 +288,7 @@ FIELD_CASES = {
     "threads": (True, 4),
     "subtract_outside": (0, False),
     "subtract_drift": ("true", False),
+    "restoring_beam": ("psf", "fit"),
 }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "binned_channels",
     "image_grid",
     "put_briggs_weights",
+    "restoring_beam",
 ]
 
 # arcsec digits the imagers are told the cell with (run_wsclean's -scale, tclean's cell): the copy's
@@ -194,3 +195,30 @@ def put_briggs_weights(parts: list[CopyPart], size_px: int, cell_arcsec: float, 
         wsum *= factor[start : start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
         start += n
     return noise_factor(natural, factor), uv_cells
+
+
+def restoring_beam(parts: list[CopyPart], size_px: int, cell_arcsec: float) -> tuple[float, float, float] | None:
+    """(major FWHM arcsec, minor FWHM arcsec, position angle deg) of the copy's PSF main lobe, or None.
+
+    The ellipse through the half-power contour of the PSF the parts' weights (as written: with any
+    Briggs factors) make on the image's uv grid (contimg.image.psf_width.main_lobe_beam). None when
+    the main lobe is not an ellipse there (the imager then fits its own beam). Autocorrelations
+    count for nothing.
+    """
+    from contimg.image.psf_width import main_lobe_beam
+
+    u, v, w = [], [], []
+    for part_rows, _, wsum, flags, part_freqs in parts:
+        per_m = part_freqs / C_M_S
+        cross = part_rows["ANTENNA1"] != part_rows["ANTENNA2"]
+        u.append(np.outer(part_rows["UVW"][0], per_m).ravel())
+        v.append(np.outer(part_rows["UVW"][1], per_m).ravel())
+        # Stokes I: the polarizations' weights where they are not flagged
+        good = sum(wsum[..., p] * ~flags[..., p] for p in range(wsum.shape[2]))
+        w.append((good * cross[:, None]).ravel())
+    cell_wl = 1.0 / (size_px * np.radians(cell_arcsec / 3600.0))
+    try:
+        bmaj, bmin, pa = main_lobe_beam(np.concatenate(u), np.concatenate(v), np.concatenate(w), cell_wl)
+    except ValueError:
+        return None
+    return float(np.degrees(bmaj) * 3600.0), float(np.degrees(bmin) * 3600.0), pa

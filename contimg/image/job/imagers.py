@@ -28,11 +28,13 @@ def run_wsclean(
     threshold_jy: float,
     tmpdir: Path,
     initial=None,
+    beam=None,
 ) -> dict:
     """WSClean's quick image of ``ms_path`` (``size`` px of ``cell`` arcsec; ``cfg`` an ImagingConfig).
 
     It starts from ``initial`` (contimg.image.gridding.InitialImages, of this MS on this grid) when
-    given, else makes its own PSF and dirty image.
+    given, else makes its own PSF and dirty image. ``beam`` (major arcsec, minor arcsec, position
+    angle deg) is the restoring beam; None: WSClean fits its PSF.
 
     Raises
     ------
@@ -88,6 +90,8 @@ def run_wsclean(
         if cfg.spectral_terms > 1:
             argv += ["-fit-spectral-pol", str(cfg.spectral_terms)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
+    if beam is not None:
+        argv += ["-beam-shape", f"{beam[0]:.3f}asec", f"{beam[1]:.3f}asec", f"{beam[2]:.3f}deg"]
     if initial is not None and cfg.channels_out == 1:
         _write_for_reuse(prefix, initial)
         argv += ["-reuse-psf", str(prefix), "-reuse-dirty", str(prefix)]
@@ -131,8 +135,12 @@ def _write_for_reuse(prefix: Path, images) -> None:
         hdu.writeto(f"{prefix}-{kind}.fits", overwrite=True)
 
 
-def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column: str, threshold_jy: float) -> dict:
+def run_tclean(
+    ms_path: str, prefix: Path, size: int, cell: float, cfg, column: str, threshold_jy: float, beam=None
+) -> dict:
     """CASA tclean's image of ``ms_path`` (w-projection, Hogbom), exported to FITS.
+
+    ``beam`` (major arcsec, minor arcsec, position angle deg) is the restoring beam; None: tclean fits its PSF.
 
     Raises
     ------
@@ -157,6 +165,7 @@ def run_tclean(ms_path: str, prefix: Path, size: int, cell: float, cfg, column: 
         gain=0.1,
         threshold=f"{threshold_jy}Jy",
         pblimit=-1,
+        restoringbeam=[f"{beam[0]:.3f}arcsec", f"{beam[1]:.3f}arcsec", f"{beam[2]:.3f}deg"] if beam else [],
         datacolumn="corrected" if column == "CORRECTED_DATA" else "data",
     )
     image = Path(f"{prefix}.image")

@@ -32,6 +32,7 @@ from contimg.image.parts import (
     image_grid,
     merge_loss,
     put_briggs_weights,
+    restoring_beam,
     windows_as_parts,
     windows_line_up,
 )
@@ -75,7 +76,8 @@ def make_imaging_ms(
         ``chan_bin``, ``applied``, ``flagged_fraction_after_apply``, ``merged_spws``, ``merge_loss``,
         ``rows_kept_fraction``, ``max_time_bin``, ``cell_arcsec`` and ``size_px`` (None when nothing
         is unflagged), ``weights_noise_factor`` and ``effective_uv_cells`` (None unless Briggs weights
-        are in the copy), ``workers_cpu_s``; with initial images, ``initial_images``
+        are in the copy), ``restoring_beam`` ((major arcsec, minor arcsec, position angle deg) of the
+        PSF's main lobe, or None: the imager fits its own), ``workers_cpu_s``; with initial images, ``initial_images``
         (contimg.image.gridding.InitialImages or None) and the wall and CPU seconds they took
         (``initial_images_s``, ``initial_images_cpu_s``).
 
@@ -176,6 +178,12 @@ def _make_imaging_ms(
     noise_over_natural, uv_cells = None, None
     if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
         noise_over_natural, uv_cells = put_briggs_weights(parts, size, cell, cfg.robust)
+    # the restoring beam from the PSF's main lobe (ImagingConfig.restoring_beam): WSClean's own fit of a
+    # sparse chunk's PSF followed its near sidelobes (issue #22). Only where the copy's weights are the
+    # imager's (natural, or Briggs made here): else the imager's own weights make another PSF.
+    imaged_as_written = cfg.weighting == "natural" or noise_over_natural is not None
+    wanted_beam = cfg.restoring_beam == "main_lobe" and cell is not None and imaged_as_written
+    beam = restoring_beam(parts, size, cell) if wanted_beam else None
     ot = casatools.table()
     ot.open(out, nomodify=False)
     try:
@@ -211,6 +219,7 @@ def _make_imaging_ms(
         "size_px": size,
         "weights_noise_factor": noise_over_natural,
         "effective_uv_cells": uv_cells,
+        "restoring_beam": beam,
         "workers_cpu_s": workers_cpu_seconds(reports),
         **initial,
     }

@@ -131,9 +131,12 @@ def make_image(
                     threshold,
                     tmpdir,
                     initial=prep.get("initial_images"),
+                    beam=prep.get("restoring_beam"),
                 )
             else:
-                made = run_tclean(image_ms, work, size, cell, imager_cfg, column, threshold)
+                made = run_tclean(
+                    image_ms, work, size, cell, imager_cfg, column, threshold, beam=prep.get("restoring_beam")
+                )
             timings["image"] = time.perf_counter() - ts + initial_s
             if initial_s:
                 timings["image_initial"] = initial_s  # of which the PSF and dirty image by ducc0
