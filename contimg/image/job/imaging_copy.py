@@ -77,7 +77,8 @@ def make_imaging_ms(
         ``rows_kept_fraction``, ``max_time_bin``, ``cell_arcsec`` and ``size_px`` (None when nothing
         is unflagged), ``weights_noise_factor`` and ``effective_uv_cells`` (None unless Briggs weights
         are in the copy), ``workers_cpu_s``; with initial images, ``initial_images``
-        (contimg.image.gridding.InitialImages or None) and the wall and CPU seconds they took
+        (a tuple of contimg.image.gridding.InitialImages, one per output channel, or None) and the wall and
+        CPU seconds they took
         (``initial_images_s``, ``initial_images_cpu_s``).
 
     Raises
@@ -261,17 +262,19 @@ def _time_averaging_plans(
 def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
     """The initial PSF and dirty image of the copy's ``parts``, with the wall and CPU seconds they took.
 
-    They are contimg.image.gridding.initial_images of the ``parts`` (after their imaging weights);
+    They are contimg.image.gridding.channel_images of the ``parts`` (after their imaging weights), one
+    per WSClean output channel;
     the CPU seconds are this process's (ducc0's threads).
     """
-    from contimg.image.gridding import initial_images
+    from contimg.image.gridding import channel_images
 
     ts, cs = time.perf_counter(), cpu_seconds()
     grid_parts = [
         (rows["UVW"], freqs, data, weights, flags, rows["ANTENNA1"] != rows["ANTENNA2"])
         for rows, data, weights, flags, freqs in parts
     ]
-    images = initial_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads)
+    # one PSF and dirty image per WSClean output channel (cfg.channels_out; 1 for tclean's one plane)
+    images = channel_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads, cfg.channels_out)
     return {
         "initial_images": images,
         "initial_images_s": time.perf_counter() - ts,

@@ -235,8 +235,7 @@ def _prepare(
             caltables,
             chan_bin,
             cfg,
-            # ducc0's initial images are one plane: WSClean cleaning several channels makes its own
-            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0 and cfg.channels_out == 1,
+            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0,
             outside=outside if outside is not None and len(outside) else None,
         )
         return image_ms, "DATA", {**prep, "subtracted": outside is not None}
