@@ -12,7 +12,7 @@ against the truth, and the rms against the radiometer expectation for the weight
 chunk is imaged with the defaults and with the previous ones (SHALLOW_IMAGING: one-term clean, no mask, niter 1000),
 with the simulator's sky.csv as the reference catalogue as the stream has one (--no-reference: none), and measured
 with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv); --before-speed adds the
-defaults before the speed work (BEFORE_SPEED: 4 px per beam, WSClean's own first images).
+defaults before the speed work (BEFORE_SPEED: 4 px per beam at any array size, WSClean's own first images).
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def run_image(
 
 # The defaults before issue #22's speed work (docs/benchmarks.md, "Speed of the deep clean"): 4 pixels per beam and
 # WSClean's own first images of its two output channels
-BEFORE_SPEED = {"pixels_per_beam": 4.0, "initial_images_by_ducc0": False}
+BEFORE_SPEED = {"dense_pixels_per_beam": 0.0, "pixels_per_beam": 4.0, "initial_images_by_ducc0": False}
 
 
 def image_sky(
@@ -313,6 +313,7 @@ def image_chunk(
     previous = {
         **SHALLOW_IMAGING,
         "pixels_per_beam": 4.0,
+        "dense_pixels_per_beam": 0.0,
         "max_time_smearing_loss": 0.0,
         "briggs_in_copy": False,
         "mgain": 0.7,
