@@ -273,7 +273,7 @@ def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
         (rows["UVW"], freqs, data, weights, flags, rows["ANTENNA1"] != rows["ANTENNA2"])
         for rows, data, weights, flags, freqs in parts
     ]
-    # one PSF and dirty image per WSClean output channel (cfg.channels_out; 1 for tclean's one plane)
+    # one PSF and dirty image per WSClean output channel (cfg.channels_out), as WSClean names and reads them
     images = channel_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads, cfg.channels_out)
     return {
         "initial_images": images,
