@@ -1,6 +1,6 @@
 """Apply calibration + quick image of a full-size chunk: WSClean vs tclean, with the image quality kept.
 
-    python benchmarks/image.py [--chunks target,calibrator] [--tclean-size PX]
+    python benchmarks/image.py [--chunks sky,target,calibrator] [--tclean-size PX] [--before-speed] [--no-reference]
 
 Two full-size chunks are simulated with the same injected gains: a calibrator chunk (0834+555,
 8.8 Jy, at transit) and a target chunk an hour later with seven sources of 0.05-2 Jy out to the
@@ -9,14 +9,17 @@ primary beam's half-power radius. They are converted and the tables solved on th
 into the imaging copy, imaging, effective primary beam, QA, FITS, PNG) on each chunk. Beside each
 time: fitted flux and position of every source above 10 sigma in the primary-beam-corrected image
 against the truth, and the rms against the radiometer expectation for the weighting used. The sky
-chunk is imaged with the defaults and with the previous ones (SHALLOW_IMAGING: one-term clean, no mask, niter 1000)
-and measured with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv).
+chunk is imaged with the defaults and with the previous ones (SHALLOW_IMAGING: one-term clean, no mask, niter 1000),
+with the simulator's sky.csv as the reference catalogue as the stream has one (--no-reference: none), and measured
+with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv); --before-speed adds the
+defaults before the speed work (BEFORE_SPEED: 4 px per beam at any array size, WSClean's own first images).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -175,6 +178,12 @@ def main() -> None:
         help="tclean image side (px): the full 1.3 x FWHM field takes tclean far longer than a chunk",
     )
     parser.add_argument("--chunks", default="sky,target,calibrator", help="which chunks to image, in order")
+    parser.add_argument(
+        "--before-speed", action="store_true", help="sky chunk: also the defaults before the speed work (BEFORE_SPEED)"
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="sky chunk: image without the reference catalogue (no subtraction)"
+    )
     args = parser.parse_args()
     work = bench_dir() / "image-work"
     work.mkdir(exist_ok=True)
@@ -206,15 +215,19 @@ def main() -> None:
     for chunk in chunks:
         print(f"\n=== {chunk} chunk ===")
         if chunk == "sky":
-            image_sky(work, tables, info, env, sky_dir)
+            image_sky(work, tables, info, env, sky_dir, args.before_speed, not args.no_reference)
             continue
         truth = json.loads(((target_dir if chunk == "target" else cal_dir) / "truth.json").read_text())
         image_chunk(work, work / f"{chunk}.ms", chunk, truth, tables, info, env, args.tclean_size)
     print(f"\nwork folder: {work}")
 
 
-def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, info: dict, env: dict):
-    """(report, job wall s, peak RSS MB) of the image job on ``ms`` with ``overrides``; None if it failed."""
+def run_image(
+    work: Path, ms: Path, name: str, overrides: dict, tables: list, info: dict, env: dict, reference: Path | None = None
+):
+    """(report, job wall s, peak RSS MB) of the image job on ``ms`` with ``overrides``; None if it failed.
+
+    ``reference``: the reference catalogue (--reference-catalog), as the stream passes one."""
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -222,6 +235,8 @@ def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, in
         "image", ms, "--out", out / "img", "--config", json.dumps(overrides), "--report", out / "report.json"
     )
     argv += ["--calset", info.get("set_name") or "bench"]
+    if reference is not None:
+        argv += ["--reference-catalog", reference]
     for t in tables:
         argv += ["--caltable", t]
     wall, rss, rc = run_measured(argv, env)
@@ -231,26 +246,42 @@ def run_image(work: Path, ms: Path, name: str, overrides: dict, tables: list, in
     return json.loads((out / "report.json").read_text()), wall, rss
 
 
-def image_sky(work: Path, tables: list, info: dict, env: dict, sky_dir: Path) -> None:
+# The defaults before issue #22's speed work (docs/benchmarks.md, "Speed of the deep clean"): 4 pixels per beam and
+# WSClean's own first images of its two output channels
+BEFORE_SPEED = {"dense_pixels_per_beam": 0.0, "pixels_per_beam": 4.0, "initial_images_by_ducc0": False}
+
+
+def image_sky(
+    work: Path, tables: list, info: dict, env: dict, sky_dir: Path, before_speed: bool = False, reference: bool = True
+) -> None:
     """The realistic sky with the defaults (issue #22's deep clean) and the previous shallow ones, in the same run,
-    each beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py)."""
+    each beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py). With ``reference``
+    the sky chunk gets the simulator's sky.csv as its reference catalogue, as the stream has one (sources beyond
+    the edge and bright sources' drift subtracted; the noise twin has no sources and gets none); with
+    ``before_speed`` the defaults before the speed work (BEFORE_SPEED) run too."""
     import casacore.tables as pt
 
     with pt.table(str(work / "sky.ms" / "SPECTRAL_WINDOW"), ack=False) as t:
         freqs = t.getcol("CHAN_FREQ").ravel()
-    for label, overrides in (("defaults", {}), ("previous shallow defaults", SHALLOW_IMAGING)):
-        slug = "default" if not overrides else "shallow"
+    runs = [("defaults", {}, "default"), ("previous shallow defaults", SHALLOW_IMAGING, "shallow")]
+    if before_speed:
+        runs.insert(1, ("defaults before the speed work", BEFORE_SPEED, "before-speed"))
+    for label, overrides, slug in runs:
         made = {}
         for chunk in ("noise", "sky"):
-            made[chunk] = run_image(work, work / f"{chunk}.ms", f"{chunk}-{slug}", overrides, tables, info, env)
+            ref = sky_dir / "sky.csv" if chunk == "sky" and reference else None
+            made[chunk] = run_image(work, work / f"{chunk}.ms", f"{chunk}-{slug}", overrides, tables, info, env, ref)
         if made["sky"] is None or made["noise"] is None:
             continue
         m, wall, rss = made["sky"]
         f = sky_figures.figures(work / f"sky-{slug}" / "img.fits", sky_dir, freqs)
         noise_rms = sky_figures.image_rms(work / f"noise-{slug}" / "img.fits")
         t, cpu = m["timings_s"], m["cpu_s"]
+        used = json.loads(m["config"])
         print(
-            f"\nsky, {label} {json.loads(m['config'])['channels_out']} channel(s) out: apply + image "
+            f"\nsky, {label} ({used['channels_out']} channel(s) out, {used['pixels_per_beam']:g} px per beam, first "
+            f"images by {m['initial_images']}; reference catalogue {'yes' if reference else 'no'}; load "
+            f"{os.getloadavg()[0]:.1f}): apply + image "
             f"{t.get('apply', 0) + t['image']:.1f} s (apply {t.get('apply', 0):.1f} s, image {t['image']:.1f} s; CPU "
             f"{cpu.get('apply', 0):.1f} + {cpu['image']:.1f} s), sources {t.get('sources', 0):.1f} s, job wall "
             f"{wall:.1f} s, peak RSS {rss:.0f} MB; {m['size_px']} px"
@@ -278,9 +309,11 @@ def image_chunk(
     # the default; the same with the previous settings (no time averaging, WSClean's own Briggs weighting,
     # mgain 0.7, the shallow one-plane clean) as the obvious alternative; then both imagers on a field tclean can
     # make in minutes. One plane from ducc0's PSF and dirty image (contimg.image.gridding) against WSClean making
-    # its own: ducc0's are one plane, so the default two-channel clean makes its own.
+    # its own (the default two-channel clean starts from ducc0's images of each output channel).
     previous = {
         **SHALLOW_IMAGING,
+        "pixels_per_beam": 4.0,
+        "dense_pixels_per_beam": 0.0,
         "max_time_smearing_loss": 0.0,
         "briggs_in_copy": False,
         "mgain": 0.7,

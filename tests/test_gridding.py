@@ -8,7 +8,13 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
 from contimg.core.constants import C_M_S
-from contimg.image.gridding import initial_images, stokes_i, wsclean_keywords
+from contimg.image.gridding import (
+    channel_images,
+    initial_images,
+    output_channel_edges,
+    stokes_i,
+    wsclean_keywords,
+)
 
 
 def test_stokes_i_takes_wscleans_weight_and_drops_flagged_autos_and_nans():
@@ -78,3 +84,42 @@ def test_nothing_unflagged_gives_none():
         )
         is None
     )
+
+
+def test_output_channels_split_the_distinct_frequencies_as_wsclean_does():
+    # WSClean sorts the distinct channel frequencies (n) and gives output channel k of N the indices
+    # k n // N .. (k + 1) n // N - 1: with 5 distinct, 2 and 3
+    freqs = np.array([1.40e9, 1.30e9, 1.32e9, 1.36e9, 1.32e9, 1.38e9])  # 1.32 twice (two windows), unsorted
+    assert output_channel_edges(freqs, 2) == [(1.30e9, 1.32e9), (1.36e9, 1.40e9)]
+    assert output_channel_edges(freqs, 1) == [(1.30e9, 1.40e9)]
+    with pytest.raises(ValueError, match="cannot make 6 output channels"):
+        output_channel_edges(freqs, 6)
+
+
+def test_each_output_channel_sees_its_own_half_of_the_band():
+    """A source at the phase centre with a steep spectrum: each channel's dirty peak is the mean of its own
+    channels' fluxes (equal weights), its weight sum 4 x its samples, and the PSFs peak at 1."""
+    rng = np.random.default_rng(5)
+    n_row, size, cell = 3000, 128, 20.0
+    uvw = np.vstack([rng.normal(0, 150, n_row), rng.normal(0, 150, n_row), rng.normal(0, 30, n_row)])
+    freqs = np.linspace(1.31e9, 1.50e9, 8)
+    flux = 2.0 * (freqs / 1.4e9) ** -0.75
+    data = np.repeat(np.broadcast_to(flux, (n_row, freqs.size))[..., None], 2, axis=-1).astype(np.complex64)
+    weight = np.ones(data.shape, np.float32)
+    flags = np.zeros(data.shape, bool)
+    flags[:, 5, :] = True  # a flagged channel leaves its output channel's mean and weights
+    # two parts (two windows), the second holding the upper half's channels
+    parts = [
+        (uvw, freqs[:4], data[:, :4], weight[:, :4], flags[:, :4], np.ones(n_row, bool)),
+        (uvw, freqs[4:], data[:, 4:], weight[:, 4:], flags[:, 4:], np.ones(n_row, bool)),
+    ]
+    low, high = channel_images(parts, size, cell, 1e-6, 1, 2)
+    kept_high = [4, 6, 7]
+    assert low.dirty[size // 2, size // 2] == pytest.approx(flux[:4].mean(), rel=1e-4)
+    assert high.dirty[size // 2, size // 2] == pytest.approx(flux[kept_high].mean(), rel=1e-4)
+    assert (low.weight_sum, high.weight_sum) == (4.0 * n_row * 4, 4.0 * n_row * 3)
+    assert (low.n_vis, high.n_vis) == (n_row * 4, n_row * 3)
+    assert low.psf[size // 2, size // 2] == pytest.approx(1.0) and high.psf.max() == pytest.approx(1.0)
+    one = initial_images(parts, size, cell, 1e-6, 1)  # the one-plane image is the weighted mean of the two
+    mean = (low.weight_sum * low.dirty + high.weight_sum * high.dirty) / (low.weight_sum + high.weight_sum)
+    assert np.abs(one.dirty - mean).max() < 1e-5 * np.abs(one.dirty).max()

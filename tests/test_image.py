@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 
 from contimg.childjobs.env import casa_child_env, child_command
 from contimg.core.phasing import meridian_icrs
-from contimg.image.gridding import initial_images, wsclean_keywords
+from contimg.image.gridding import channel_images, initial_images, wsclean_keywords
 from contimg.image.qa import fit_point_source
 from contimg.image.report import ImageReport
 from contimg.sim import Source, simulate
@@ -167,9 +167,11 @@ def test_wsclean_and_tclean_agree(chunk, images):
     assert hw["BMAJ"] == pytest.approx(ht["BMAJ"], rel=0.1) and hw["BMIN"] == pytest.approx(ht["BMIN"], rel=0.1)
 
 
-def test_initial_images_match_wscleans_own(chunk, tmp_path):
+@pytest.mark.parametrize("channels_out", [1, 2])
+def test_initial_images_match_wscleans_own(chunk, tmp_path, channels_out):
     """The PSF and dirty image contimg.image.gridding hands WSClean are the ones WSClean makes of the same MS
-    itself: every spectral window of the chunk (16 parts), with the MS's weights and flags."""
+    itself: every spectral window of the chunk (16 parts), with the MS's weights and flags; with two output
+    channels, each channel's (WSClean's split of the band and its per-channel weights)."""
     root, _ = chunk
     ms, arrays = root / "chunk.ms", tmp_path / "ms.npz"
     run_in_child(
@@ -207,8 +209,12 @@ def test_initial_images_match_wscleans_own(chunk, tmp_path):
     # the cell samples the finest resolution with 4 pixels, as the job's (contimg.imaging.cell_arcsec)
     longest_wl = max(np.abs(p[0][:2]).max() * p[1].max() for p in parts) / 299792458.0
     size, cell = 512, round(np.degrees(1.0 / longest_wl) * 3600 / 4, 4)
-    assert initial_images(parts, size, 3 * cell, 1e-4, 2) is None, "baselines beyond the grid: WSClean's own images"
-    ours = initial_images(parts, size, cell, 1e-4, 2)
+    assert channel_images(parts, size, 3 * cell, 1e-4, 2, channels_out) is None, "beyond the grid: WSClean's own"
+    ours = channel_images(parts, size, cell, 1e-4, 2, channels_out)
+    assert len(ours) == channels_out
+    if channels_out == 1:  # initial_images is the one-plane case (to ducc0's threaded sums' rounding)
+        one = initial_images(parts, size, cell, 1e-4, 2).dirty
+        assert np.abs(one - ours[0].dirty).max() < 1e-6 * np.abs(one).max()
     prefix = tmp_path / "ws"
     proc = subprocess.run(
         [
@@ -238,6 +244,7 @@ def test_initial_images_match_wscleans_own(chunk, tmp_path):
             "-no-update-model-required",
             "-quiet",
             "-no-small-inversion",
+            *(["-channels-out", str(channels_out)] if channels_out > 1 else []),
             str(ms),
         ],
         capture_output=True,
@@ -248,16 +255,20 @@ def test_initial_images_match_wscleans_own(chunk, tmp_path):
     # WSClean's default small inversion (gridding at the Nyquist size, then Fourier-resampling) differs from
     # an exact gridding by up to 6e-3 of the PSF's peak near this sparse field's edge; without it: 1.5e-5
     inner = np.s_[8:-8, 8:-8]  # its outermost pixels differ by ~1e-3 (full-size chunk)
-    with fits.open(f"{prefix}-psf.fits") as hdul:
-        psf, header = hdul[0].data[0, 0], hdul[0].header
-    dirty = fits.getdata(f"{prefix}-dirty.fits")[0, 0]
-    assert np.abs(ours.psf - psf)[inner].max() < 1e-4
-    assert np.abs(ours.dirty - dirty)[inner].max() < 1e-4 * np.abs(dirty).max()
-    assert ours.dirty.max() > 1.5  # the 2 Jy source, not an empty image
-    keywords = wsclean_keywords(ours)
-    assert keywords["WSCIMGWG"] == pytest.approx(header["WSCIMGWG"], rel=1e-6)
-    assert keywords["WSCNVIS"] == header["WSCNVIS"]
-    assert keywords["WSCENVIS"] == pytest.approx(header["WSCENVIS"], rel=1e-6)
+    dirty_peaks = []
+    for k, channel in enumerate(ours):
+        stem = f"{prefix}-{k:04d}" if channels_out > 1 else str(prefix)
+        with fits.open(f"{stem}-psf.fits") as hdul:
+            psf, header = hdul[0].data[0, 0], hdul[0].header
+        dirty = fits.getdata(f"{stem}-dirty.fits")[0, 0]
+        assert np.abs(channel.psf - psf)[inner].max() < 1e-4, k
+        assert np.abs(channel.dirty - dirty)[inner].max() < 1e-4 * np.abs(dirty).max(), k
+        keywords = wsclean_keywords(channel)
+        assert keywords["WSCIMGWG"] == pytest.approx(header["WSCIMGWG"], rel=1e-6), k
+        assert keywords["WSCNVIS"] == header["WSCNVIS"], k
+        assert keywords["WSCENVIS"] == pytest.approx(header["WSCENVIS"], rel=1e-6), k
+        dirty_peaks.append(channel.dirty.max())
+    assert min(dirty_peaks) > 1.5  # the 2 Jy source, not an empty image
 
 
 def test_one_window_per_subband_images_the_same_sky(chunk, images):

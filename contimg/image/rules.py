@@ -52,6 +52,19 @@ class ImagingConfig:
     weighting: str = "briggs"  # "briggs" or "natural"
     robust: float = 0.0
     pixels_per_beam: float = 4.0  # cell = resolution / this: samples the beam's minor axis with >= 3 pixels
+    # ... but with at least dense_min_antennas antennas with data, resolution / dense_pixels_per_beam (0 = always
+    # pixels_per_beam). Issue #22, full-size realistic sky (96 antennas, restoring beam ~56" x 15" with Briggs 0),
+    # WSClean alone on one imaging copy: 3 took 25-28 % less WSClean CPU than 4 (34-36 s against 47 s; deconvolution
+    # 7.6 s against 13.9 s wall, 0.56x the pixels) for the same image (rms / twin 1.077 and 1.074, isolated sources
+    # good 97.0 % and 97.1 %, median flux ratio 0.966 and 0.967, artefacts 3 and 4); 2.5 saved 2-3 s more but lost
+    # 1 % of the sources good. Sparser arrays fit a narrower minor axis (8.5" at 24 and 32 antennas, 1.6 pixels at
+    # 3 per resolution): there 3 lost flux (tests/test_image_subtract_job.py: a third of the sources off by > 10 %)
+    # and completeness (tests/test_science_qa_image.py 0.94), hence the threshold between 32 and 96
+    # (docs/benchmarks.md).
+    # Those beams were WSClean's own fits; the main lobe's (restoring_beam) is wider in minor axis (12.9" at 32
+    # antennas, 15.1" at 96), so 3 may hold on sparser arrays too: not measured again.
+    dense_pixels_per_beam: float = 3.0
+    dense_min_antennas: int = 64
     field_fwhm: float = 1.3  # image side = this x primary-beam FWHM at the lowest frequency
     max_size_px: int = 4096
     min_size_px: int = 256
@@ -156,6 +169,15 @@ class ImagingConfig:
     # beam changes within the chunk, S (A(t) - <A>_t), which no constant clean component fits: a sparse chunk
     # after the calibrator's transit held 2.5-2.9x the radiometer's rms whatever clean did (docs/benchmarks.md)
     subtract_drift: bool = True
+
+    def grid_pixels_per_beam(self, n_antennas: int) -> float:
+        """Pixels per resolution element for a chunk with ``n_antennas`` antennas with data.
+
+        dense_pixels_per_beam from dense_min_antennas antennas (when set), else pixels_per_beam.
+        """
+        if self.dense_pixels_per_beam > 0 and n_antennas >= self.dense_min_antennas:
+            return self.dense_pixels_per_beam
+        return self.pixels_per_beam
 
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
         """The major-cycle gain: mgain if set, else chosen by the data.
@@ -266,6 +288,8 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "weighting": ({"briggs", "natural"},),
     "robust": (_FLOAT, -2.0, 2.0, False, False),  # Briggs' robustness runs from -2 (uniform) to 2 (natural)
     "pixels_per_beam": (_FLOAT, 0.0, None, True, False),
+    "dense_pixels_per_beam": (_FLOAT, 0.0, None, False, False),  # 0 = pixels_per_beam always
+    "dense_min_antennas": (_INT, 0, None, False, False),
     "field_fwhm": (_FLOAT, 0.0, None, True, False),
     "max_size_px": (_INT, 1, None, False, False),
     "min_size_px": (_INT, 1, None, False, False),

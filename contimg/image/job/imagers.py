@@ -32,9 +32,10 @@ def run_wsclean(
 ) -> dict:
     """WSClean's quick image of ``ms_path`` (``size`` px of ``cell`` arcsec; ``cfg`` an ImagingConfig).
 
-    It starts from ``initial`` (contimg.image.gridding.InitialImages, of this MS on this grid) when
-    given, else makes its own PSF and dirty image. ``beam`` (major arcsec, minor arcsec, position
-    angle deg) is the restoring beam; None: WSClean fits its PSF.
+    It starts from ``initial`` (contimg.image.gridding.InitialImages, one per output channel, of this MS
+    on this grid) when given for every output channel, else makes its own PSF and dirty images.
+    ``beam`` (major arcsec, minor arcsec, position angle deg) is the restoring beam; None: WSClean
+    fits its PSF.
 
     Raises
     ------
@@ -85,14 +86,14 @@ def run_wsclean(
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
     if cfg.channels_out > 1:
         # clean the output channels jointly and fit their spectra: the multi-frequency image is then
-        # PREFIX-MFS-*.fits (initial images are single-channel: the caller hands none, see make.py)
+        # PREFIX-MFS-*.fits
         argv += ["-channels-out", str(cfg.channels_out), "-join-channels"]
         if cfg.spectral_terms > 1:
             argv += ["-fit-spectral-pol", str(cfg.spectral_terms)]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
     if beam is not None:
         argv += ["-beam-shape", f"{beam[0]:.3f}asec", f"{beam[1]:.3f}asec", f"{beam[2]:.3f}deg"]
-    if initial is not None and cfg.channels_out == 1:
+    if initial is not None and len(initial) == cfg.channels_out:
         _write_for_reuse(prefix, initial)
         argv += ["-reuse-psf", str(prefix), "-reuse-dirty", str(prefix)]
     log = tmpdir / "wsclean.log"
@@ -119,20 +120,24 @@ def run_wsclean(
 
 
 def _write_for_reuse(prefix: Path, images) -> None:
-    """Write ``images`` (InitialImages) as the PSF and dirty FITS files WSClean can reuse.
+    """Write ``images`` (InitialImages, one per output channel) as the PSF and dirty FITS files WSClean can reuse.
 
-    The files are ``{prefix}-psf.fits`` and ``{prefix}-dirty.fits``, which WSClean loads with
-    -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no WCS; WSClean writes its products'
-    headers itself). ``images`` is a contimg.image.gridding.InitialImages.
+    The files are ``{prefix}-psf.fits`` and ``{prefix}-dirty.fits`` for one channel, and
+    ``{prefix}-000k-psf.fits`` / ``-dirty.fits`` for output channel k of several (WSClean's own names),
+    which WSClean loads with -reuse-psf / -reuse-dirty ``prefix`` (scratch files: no WCS; WSClean writes
+    its products' headers itself and makes the multi-frequency images from the channels'). ``images``
+    is a sequence of contimg.image.gridding.InitialImages.
     """
     from astropy.io import fits
 
     from contimg.image.gridding import wsclean_keywords
 
-    for kind, plane in (("psf", images.psf), ("dirty", images.dirty)):
-        hdu = fits.PrimaryHDU(plane[None, None])
-        hdu.header.update(wsclean_keywords(images))
-        hdu.writeto(f"{prefix}-{kind}.fits", overwrite=True)
+    for k, channel in enumerate(images):
+        stem = f"{prefix}-{k:04d}" if len(images) > 1 else str(prefix)
+        for kind, plane in (("psf", channel.psf), ("dirty", channel.dirty)):
+            hdu = fits.PrimaryHDU(plane[None, None])
+            hdu.header.update(wsclean_keywords(channel))
+            hdu.writeto(f"{stem}-{kind}.fits", overwrite=True)
 
 
 def run_tclean(

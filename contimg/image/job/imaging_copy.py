@@ -77,8 +77,9 @@ def make_imaging_ms(
         ``rows_kept_fraction``, ``max_time_bin``, ``cell_arcsec`` and ``size_px`` (None when nothing
         is unflagged), ``weights_noise_factor`` and ``effective_uv_cells`` (None unless Briggs weights
         are in the copy), ``restoring_beam`` ((major arcsec, minor arcsec, position angle deg) of the
-        PSF's main lobe, or None: the imager fits its own), ``workers_cpu_s``; with initial images, ``initial_images``
-        (contimg.image.gridding.InitialImages or None) and the wall and CPU seconds they took
+        PSF's main lobe, or None: the imager fits its own), ``workers_cpu_s``; with initial images,
+        ``initial_images`` (a tuple of contimg.image.gridding.InitialImages, one per output channel, or
+        None) and the wall and CPU seconds they took
         (``initial_images_s``, ``initial_images_cpu_s``).
 
     Raises
@@ -178,10 +179,11 @@ def _make_imaging_ms(
     noise_over_natural, uv_cells = None, None
     if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
         noise_over_natural, uv_cells = put_briggs_weights(parts, size, cell, cfg.robust)
-    # the restoring beam from the PSF's main lobe (ImagingConfig.restoring_beam): WSClean's own fit of a
-    # sparse chunk's PSF followed its near sidelobes (issue #22). Only where the copy's weights are the
-    # imager's (natural, or Briggs made here): else the imager's own weights make another PSF.
+    # Whether the imager weights the copy as written (naturally: the copy carries any Briggs weights). Only
+    # then is the PSF of the copy's weights the imager's, for the restoring beam and the initial images.
     imaged_as_written = cfg.weighting == "natural" or noise_over_natural is not None
+    # the restoring beam from the PSF's main lobe (ImagingConfig.restoring_beam): WSClean's own fit of a
+    # sparse chunk's PSF followed its near sidelobes (issue #22)
     wanted_beam = cfg.restoring_beam == "main_lobe" and cell is not None and imaged_as_written
     beam = restoring_beam(parts, size, cell) if wanted_beam else None
     ot = casatools.table()
@@ -195,11 +197,10 @@ def _make_imaging_ms(
         (part.rows, stash(f"{scratch}/part{i}", part.data, part.weights, part.flags)) for i, part in enumerate(parts)
     ]
     writing = pool.submit(in_worker, write_rows, out, stashed)
-    # contimg.image.gridding weights naturally, so WSClean must (the copy carries any Briggs weights), and only
-    # a well-filled uv plane's exact PSF agrees with WSClean's later residuals (ImagingConfig)
-    naturally = cfg.weighting == "natural" or noise_over_natural is not None
+    # contimg.image.gridding weights naturally, so WSClean must (imaged_as_written), and only a well-filled uv
+    # plane's exact PSF agrees with WSClean's later residuals (ImagingConfig)
     well_filled = (uv_cells or 0.0) >= cfg.initial_images_min_uv_cells
-    wanted = initial_images and cell is not None and naturally and well_filled
+    wanted = initial_images and cell is not None and imaged_as_written and well_filled
     initial = _initial_images(parts, size, cell, cfg) if wanted else {}
     reports.append(writing.result())
     for name in subtables:  # norows empties the subtables too: bring them over whole
@@ -261,17 +262,19 @@ def _time_averaging_plans(
 def _initial_images(parts: list, size: int, cell: float, cfg) -> dict:
     """The initial PSF and dirty image of the copy's ``parts``, with the wall and CPU seconds they took.
 
-    They are contimg.image.gridding.initial_images of the ``parts`` (after their imaging weights);
+    They are contimg.image.gridding.channel_images of the ``parts`` (after their imaging weights), one
+    per WSClean output channel;
     the CPU seconds are this process's (ducc0's threads).
     """
-    from contimg.image.gridding import initial_images
+    from contimg.image.gridding import channel_images
 
     ts, cs = time.perf_counter(), cpu_seconds()
     grid_parts = [
         (rows["UVW"], freqs, data, weights, flags, rows["ANTENNA1"] != rows["ANTENNA2"])
         for rows, data, weights, flags, freqs in parts
     ]
-    images = initial_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads)
+    # one PSF and dirty image per WSClean output channel (cfg.channels_out), as WSClean names and reads them
+    images = channel_images(grid_parts, size, cell, cfg.wgridder_accuracy, cfg.threads, cfg.channels_out)
     return {
         "initial_images": images,
         "initial_images_s": time.perf_counter() - ts,

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from contimg import __version__
@@ -75,6 +76,8 @@ def make_image(
     caltables = [str(Path(t).absolute()) for t in caltables]
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     source_info = describe_ms(ms_path, with_flags=False)  # flags are counted on the imaging copy below
+    # the grid's sampling follows the array (ImagingConfig.dense_pixels_per_beam); the report's config says which
+    cfg = replace(cfg, pixels_per_beam=cfg.grid_pixels_per_beam(source_info["n_antennas"]))
     outside = None  # catalogue sources beyond the image's edge, subtracted while the copy is made
     if reference is not None and (cfg.subtract_outside or cfg.subtract_drift) and source_info["n_antennas"] >= 2:
         from contimg.image.subtract import outside_for_chunk
@@ -238,8 +241,7 @@ def _prepare(
             caltables,
             chan_bin,
             cfg,
-            # ducc0's initial images are one plane: WSClean cleaning several channels makes its own
-            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0 and cfg.channels_out == 1,
+            initial_images=imager == "wsclean" and cfg.initial_images_by_ducc0,
             outside=outside if outside is not None and len(outside) else None,
         )
         return image_ms, "DATA", {**prep, "subtracted": outside is not None}
