@@ -31,3 +31,13 @@ def run_in_child(code: str, casa_state_dir: Path, timeout_s: float = 600) -> dic
         raise AssertionError(f"child check failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     return json.loads(lines[-1])
+
+
+def run_job(job: str, *args, state: Path, timeout_s: float = 1200) -> subprocess.CompletedProcess:
+    """Run a contimg child job (``convert``, ``image``, ...) as the stream runs it: its own interpreter, the
+    offline CASA environment with ``state`` as its state folder; output captured for the test's assertion."""
+    from contimg.childjobs.env import child_command
+
+    return subprocess.run(
+        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=timeout_s
+    )

@@ -11,13 +11,12 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from contimg.childjobs.env import casa_child_env, child_command
 from contimg.core.phasing import meridian_icrs
 from contimg.image.gridding import channel_images, initial_images, wsclean_keywords
 from contimg.image.qa import fit_point_source
 from contimg.image.report import ImageReport
 from contimg.sim import Source, simulate
-from tests.casa_helpers import run_in_child
+from tests.casa_helpers import run_in_child, run_job
 
 pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs or a Dagster instance: not in `make test-fast`
 
@@ -33,12 +32,6 @@ RMS_RTOL = 0.30
 CONFIG = json.dumps(
     {"weighting": "natural", "max_size_px": 1024, "niter": 2000, "initial_images_min_uv_cells": 0, "channels_out": 1}
 )
-
-
-def run_job(job, *args, state):
-    return subprocess.run(
-        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=900
-    )
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ job's source finder and primary beam.
 """
 
 import json
-import subprocess
 
 import pytest
 
-from contimg.childjobs.env import casa_child_env, child_command
 from contimg.sim import Source, simulate
 from tests import sky_figures
+from tests.casa_helpers import run_job
 
 
 def _simulator_keeps_gaussians_in_order() -> bool:
@@ -41,12 +40,6 @@ pytestmark = [
 # an hour after 0834+555's transit at its declination (benchmarks/image.py's target chunk, small)
 START = "2025-06-15T23:49:30.970"
 DEC = 55.48808068612809
-
-
-def run_job(job, *args, state):
-    return subprocess.run(
-        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=1200
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,30 +8,23 @@ fluxes are tests/sky_figures.py's, from the simulator's truth, independent of th
 """
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.time import Time
 
-from contimg.childjobs.env import casa_child_env, child_command
 from contimg.core.phasing import meridian_icrs
 from contimg.image.rules import SHALLOW_IMAGING
 from contimg.sim import Source, simulate
 from tests import sky_figures
+from tests.casa_helpers import run_job
 
 pytestmark = pytest.mark.casa  # runs the convert and image child jobs
 
 START = "2025-06-15T23:49:30.970"  # an hour after 0834+555's transit at its declination (test_image_sky's)
 DEC = 55.48808068612809
 N_INT, INT_S = 24, 12.884901888
-
-
-def run_job(job, *args, state):
-    return subprocess.run(
-        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=1200
-    )
 
 
 def sky() -> list[Source]:

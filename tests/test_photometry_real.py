@@ -6,18 +6,17 @@ the measurement's own error.
 """
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.time import Time
 
-from contimg.childjobs.env import casa_child_env, child_command
 from contimg.core.phasing import meridian_icrs
 from contimg.core.refcat import ReferenceCatalog
 from contimg.photometry.forced import PB_LEVEL, measure_image
 from contimg.sim import Source, simulate
+from tests.casa_helpers import run_job
 
 pytestmark = pytest.mark.casa  # runs CASA/casacore child jobs: not in `make test-fast`
 
@@ -28,12 +27,6 @@ ERR_SIGMAS = 3.0  # plus 3 times the measurement's error (its thermal part)
 CONFIG = json.dumps({"weighting": "natural", "max_size_px": 1024, "niter": 2000, "initial_images_min_uv_cells": 0})
 # (dRA, dDec) from the meridian field in deg, flux Jy: inside the 20 % level; the last beyond it (1.6 deg)
 OFFSETS = [(0.05, -0.05, 2.0), (0.45, 0.25, 0.4), (-0.40, -0.30, 0.25), (-0.2, 0.5, 0.6), (1.1, 1.2, 0.5)]
-
-
-def run_job(job, *args, state):
-    return subprocess.run(
-        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=900
-    )
 
 
 def test_forced_photometry_of_a_real_image(tmp_path):

@@ -1,7 +1,6 @@
 """Science QA through the real image job: a simulated chunk of known sources, cross-matched with its own truth."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,12 +10,12 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from contimg.childjobs.env import casa_child_env, child_command
 from contimg.core.phasing import meridian_icrs
 from contimg.image.crossmatch import COMPACT_MAX_INT_OVER_PEAK
 from contimg.image.report import ImageReport
 from contimg.image.sources import read_sources
 from contimg.sim import Source, simulate
+from tests.casa_helpers import run_job
 
 pytestmark = pytest.mark.casa  # runs the convert and image child jobs
 
@@ -37,12 +36,6 @@ CONFIG = json.dumps(
         "auto_mask_sigma": 0,
     }
 )
-
-
-def run_job(job, *args, state):
-    return subprocess.run(
-        child_command(job, *args), env=casa_child_env(state), capture_output=True, text=True, timeout=900
-    )
 
 
 @pytest.fixture(scope="module")
