@@ -325,10 +325,21 @@ def model_visibilities(
         # e_a = exp(i k path_a) with path_a = -U_a . (l, m, n - 1): conj(e_a1) e_a2 = exp(+i k UVW . (l, m, n - 1))
         path = -(u_ant @ lmn.T)
         weights = spec * (airy_power(theta[t][None, :], freqs[:, None]) - mean_beam)  # (F, S)
-        # the predict takes fluxes >= 0 (it factors their square roots): the negative ones go separately
-        out[rows] = point_visibilities(path, k, np.clip(weights, 0, None), ant1[rows], ant2[rows])
-        if np.any(weights < 0):
-            out[rows] -= point_visibilities(path, k, np.clip(-weights, 0, None), ant1[rows], ant2[rows])
+        out[rows] = _signed_point_visibilities(path, k, weights, ant1[rows], ant2[rows])
+    return out
+
+
+def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndarray, ant1, ant2) -> np.ndarray:
+    """point_visibilities for weights of either sign: the positive sources' minus the negative sources'.
+
+    The predict factors the fluxes' square roots, so a negative one goes in a second call, with only
+    the sources that have one (a drifting source's varying part has one sign over the band at most
+    times): the work stays ~S source columns rather than the 2 S of two calls over every source.
+    """
+    pos, neg = np.any(weights > 0, axis=0), np.any(weights < 0, axis=0)
+    out = point_visibilities(path[:, pos], k, np.clip(weights[:, pos], 0, None), ant1, ant2)
+    if neg.any():
+        out -= point_visibilities(path[:, neg], k, np.clip(-weights[:, neg], 0, None), ant1, ant2)
     return out
 
 
