@@ -35,6 +35,26 @@ def test_rfi_pass_flags_narrowband_and_burst_rfi_and_spares_noise():
     assert not flags[:, 3].any()  # inputs untouched
 
 
+def test_rfi_pass_judges_each_baseline_on_its_own():
+    """Baselines wholly flagged, partly flagged (with NaN) and unflagged, flagged together, get what each gets alone:
+    no statistic may leak from one baseline to another, whichever way they are grouped."""
+    rng = np.random.default_rng(8)
+    nt, nbl, nchan, npol = 24, 12, 16, 2
+    amp = (5.0 + rng.normal(0, 0.1, (nt, nbl, nchan, npol))).astype(np.float32)
+    amp[:, 2, 4] += 3.0  # a line
+    amp[9, 5] += 2.0  # a burst
+    amp[:, 8] *= 40.0  # a much brighter baseline: its noise must not set the others' threshold
+    amp[3, 6, 7, 0] = np.nan
+    flags = np.zeros(amp.shape, bool)
+    flags[:, [0, 10]] = True  # autocorrelation-like: wholly flagged
+    flags[rng.random(amp.shape) < 0.02] = True  # scattered, on every baseline ...
+    flags[:, [1, 3, 4, 7, 9, 11]] = False  # ... but these
+    together = flag_outliers(amp, flags)
+    alone = np.concatenate([flag_outliers(amp[:, [b]], flags[:, [b]]) for b in range(nbl)], axis=1)
+    assert np.array_equal(together, alone)
+    assert together[:, 2, 4].all() and together[9, 5].all() and together[:, [0, 10]].all()
+
+
 def test_time_average_is_the_weighted_mean_per_baseline_and_ignores_flags_and_nans():
     rng = np.random.default_rng(4)
     nt, ants = 6, [(0, 1), (0, 2), (1, 2)]

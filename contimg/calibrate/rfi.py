@@ -30,12 +30,28 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
 
     Missing samples may be given as NaN. Returns ``flags | outliers``; the inputs are not modified.
     """
-    # nothing flagged yet (the calibrator's usual case): the amplitudes themselves, no NaN-filled copy
+    # Every statistic is a baseline's own, so baselines are flagged in groups by their flags: wholly flagged
+    # ones (a chunk's autocorrelations, 2 % of its rows) stay so, and the unflagged ones take the median's
+    # fast path, with no NaN-filled copy (a full-size subband in ~0.45 s instead of 0.7 s)
+    flagged = flags.any(axis=(0, 2, 3))
+    whole = flags.all(axis=(0, 2, 3))
+    groups = [g for g in (~flagged, flagged & ~whole) if g.any()]
+    if len(groups) == 1 and not whole.any():
+        return _flag_outliers(amp, flags, threshold, grow)
+    out = np.ones(flags.shape, bool)
+    for g in groups:
+        out[:, g] = _flag_outliers(amp[:, g], flags[:, g], threshold, grow)
+    return out
+
+
+def _flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float, grow: float) -> np.ndarray:
+    """flag_outliers of baselines that are all unflagged, or none wholly flagged."""
     a = np.where(flags, np.nan, amp) if flags.any() else amp
     a = a.astype(np.float32, copy=False)
     with np.errstate(all="ignore"):
         smooth = _nanmedian(a, axes=(0,))  # per (bl, chan, pol), keepdims
-        resid = np.abs(a - smooth)
+        resid = np.subtract(a, smooth)
+        np.abs(resid, out=resid)  # in place: one pass less over the samples
         # per (bl, pol): resid is centred by construction; the median over channels of the median over
         # time of |resid| is as robust as one median over both and 3x cheaper (no transpose)
         sigma = 1.4826 * _nanmedian(_nanmedian(resid, axes=(0,)), axes=(2,))
@@ -71,8 +87,21 @@ def flag_outliers(amp: np.ndarray, flags: np.ndarray, threshold: float = 5.0, gr
     # fractions flagged as the mean of the bools gives them (a float64 count / n), without its float copy:
     # a channel of a baseline mostly flagged is flagged all the time; an integration, in all channels
     out |= np.count_nonzero(out, axis=0, keepdims=True) / out.shape[0] > grow
-    out |= np.count_nonzero(out, axis=2, keepdims=True) / out.shape[2] > grow
+    out |= _count_along_channels(out) / out.shape[2] > grow
     return out
+
+
+def _count_along_channels(flags: np.ndarray) -> np.ndarray:
+    """The True samples of ``flags`` (time, bl, chan, pol) per (time, bl, pol), channels kept as an axis of 1.
+
+    Summed channel by channel: numpy's count over this middle axis took 3x as long (58 ms against 19 ms
+    for a full-size subband).
+    """
+    planes = np.moveaxis(flags, 2, 0).view(np.uint8)
+    count = planes[0].astype(np.int32)
+    for plane in planes[1:]:
+        count += plane
+    return count[:, :, None, :]
 
 
 def baselines_per_time(a1: np.ndarray, a2: np.ndarray) -> int:
