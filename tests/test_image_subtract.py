@@ -208,6 +208,42 @@ def test_threshold_puts_the_far_sidelobes_peak_at_the_noise():
         select_outside(catalogue(0, 0, 1, 0), 0.0, 0.0, 0.0, [MJD0], [1.4e9], 0.01, 1e-3)
 
 
+def test_beam_angles_carried_for_the_rows_times_are_used_and_others_ignored():
+    """The job's process hands the workers each source's beam angle at the chunk's row times
+    (``beam_offsets_rad``); angles carried for other times must not be used."""
+    rng = np.random.default_rng(5)
+    centre = meridian_icrs(Time(MJD0, format="mjd", scale="utc"), DEC)
+    pos = centre.directional_offset_by([45.0, 160.0] * u.deg, [2.5, 1.2] * u.deg)
+    n_ant, times = 5, MJD0 + np.array([-60.0, 60.0]) / 86400.0
+    ant = rng.uniform(-1300, 1300, (len(times), n_ant, 3))
+    a1, a2 = np.triu_indices(n_ant, 1)
+    time_s = np.repeat(times * 86400.0, a1.size)
+    uvw = np.concatenate([ant[t][a1] - ant[t][a2] for t in range(len(times))])
+    rows_a1, rows_a2 = np.tile(a1, len(times)), np.tile(a2, len(times))
+    freqs = 1.4e9 + 1e6 * np.arange(3)
+    theta = np.array([beam_angle(pos.ra.deg, pos.dec.deg, t) for t in times])  # (T, S), astropy here
+    l_, m_, n_ = lmn(pos.ra.deg, pos.dec.deg, centre)
+    flux = np.array([3.0, 1.0])
+    want = np.zeros((len(time_s), len(freqs)), complex)
+    for r in range(len(time_s)):
+        for c, f in enumerate(freqs):
+            phase = 2 * np.pi * f / C * (uvw[r, 0] * l_ + uvw[r, 1] * m_ + uvw[r, 2] * (n_ - 1))
+            want[r, c] = np.sum(flux * airy(theta[r // a1.size], f) * np.exp(1j * phase))
+
+    def model(carried_times, carried):
+        src = OutsideSources(
+            pos.ra.deg, pos.dec.deg, flux, np.zeros(2), np.zeros(2), centre.ra.deg, centre.dec.deg, DEC,
+            beam_times_s=carried_times, beam_offsets_rad=carried,
+        )  # fmt: skip
+        return model_visibilities(src, time_s, uvw, rows_a1, rows_a2, freqs)
+
+    assert np.max(np.abs(model(times * 86400.0, theta) - want)) < 1e-4 * flux.sum()
+    # carried for other times (and wrong): worked out afresh instead
+    assert np.max(np.abs(model(times * 86400.0 + 1.0, theta + 0.01) - want)) < 1e-4 * flux.sum()
+    # and the carried angles do decide when their times match: wrong ones give a wrong model
+    assert np.max(np.abs(model(times * 86400.0, theta + 0.01) - want)) > 1e-2 * flux.sum()
+
+
 def test_nothing_to_predict_gives_zeros():
     src = OutsideSources(*(np.zeros(0),) * 5, 0.0, 55.0, 55.0)
     got = model_visibilities(src, np.zeros(3), np.ones((3, 3)), np.array([0, 0, 1]), np.array([1, 2, 2]), [1.4e9])

@@ -26,7 +26,7 @@ held at 0 (exact for a consistent geometry: only differences enter a visibility)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -84,6 +84,11 @@ class OutsideSources:
     # (S,) bool: True for a source inside the field of which only the drift's varying part is subtracted
     # (``S (A(t) - <A>_t)``); None: none is
     varying_only: np.ndarray | None = None
+    # (T,) MJD seconds and (T, S) radians: each source's angle from the beam centre at the chunk's row times,
+    # worked out once by the job's process (astropy's first transform reads the IERS tables: ~0.6 s, which
+    # each averaging worker would otherwise spend again); None: model_visibilities works them out
+    beam_times_s: np.ndarray | None = None
+    beam_offsets_rad: np.ndarray | None = None
 
     def __len__(self) -> int:
         """The number of sources."""
@@ -308,7 +313,7 @@ def model_visibilities(
     n_ant = int(max(ant1.max(), ant2.max())) + 1
     lmn = direction_cosines(sources.ra_deg, sources.dec_deg, sources.centre_ra_deg, sources.centre_dec_deg)
     times, which = np.unique(time_s, return_inverse=True)
-    theta = _beam_offsets_rad(sources.ra_deg, sources.dec_deg, times / 86400.0, sources.pointing_dec_deg)
+    theta = _offsets_at(sources, times)
     spec = sources.flux_jy[None, :] * (freqs[:, None] / sources.ref_freq_hz) ** sources.spectral_index[None, :]
     k = 2.0 * np.pi * freqs / C_M_S
     vary = sources.varying()
@@ -327,6 +332,16 @@ def model_visibilities(
         weights = spec * (airy_power(theta[t][None, :], freqs[:, None]) - mean_beam)  # (F, S)
         out[rows] = _signed_point_visibilities(path, k, weights, ant1[rows], ant2[rows])
     return out
+
+
+def _offsets_at(sources: OutsideSources, times_s: np.ndarray) -> np.ndarray:
+    """(T, S) the sources' angles from the beam centre at ``times_s``: the ones they carry, else worked out."""
+    known = sources.beam_times_s
+    if known is not None and sources.beam_offsets_rad is not None:
+        at = np.searchsorted(known, times_s)
+        if np.all(at < len(known)) and np.array_equal(known[np.minimum(at, len(known) - 1)], times_s):
+            return sources.beam_offsets_rad[at]
+    return _beam_offsets_rad(sources.ra_deg, sources.dec_deg, times_s / 86400.0, sources.pointing_dec_deg)
 
 
 def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndarray, ant1, ant2) -> np.ndarray:
@@ -351,8 +366,9 @@ def outside_for_chunk(
     ``drifting`` and ``beyond_edge`` as select_outside's: which of the two kinds are subtracted.
 
     ``info`` is contimg.image.job.msread.describe_ms's (band, times, field, pointing, cross rows,
-    antennas); ``field_fwhm`` ImagingConfig's (the image side in primary-beam FWHMs at the lowest
-    frequency, contimg.image.rules.image_size_px). The threshold is min_apparent_flux_jy of the
+    antennas); the sources' beam angles at its row times go with them (``beam_offsets_rad``).
+    ``field_fwhm`` is ImagingConfig's (the image side in primary-beam FWHMs at the lowest frequency,
+    contimg.image.rules.image_size_px). The threshold is min_apparent_flux_jy of the
     radiometer noise with every cross-correlation sample unflagged (flags raise the noise, so fewer
     sources would be needed: this errs towards subtracting more).
     """
@@ -367,7 +383,7 @@ def outside_for_chunk(
     mid = (np.arange(N_MEAN_SAMPLES) + 0.5) / N_MEAN_SAMPLES
     band = info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"])
     times = info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"])
-    return select_outside(
+    chosen = select_outside(
         catalog,
         info["field_ra_deg"],
         info["field_dec_deg"],
@@ -379,3 +395,8 @@ def outside_for_chunk(
         drifting=drifting,
         beyond_edge=beyond_edge,
     )
+    if len(chosen) == 0:
+        return chosen
+    row_times = np.asarray(info["times_s"], float)
+    offsets = _beam_offsets_rad(chosen.ra_deg, chosen.dec_deg, row_times / 86400.0, pointing)
+    return replace(chosen, beam_times_s=row_times, beam_offsets_rad=offsets)

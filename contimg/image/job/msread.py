@@ -59,11 +59,11 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
     -------
     dict
         ``freq_min_hz``, ``freq_max_hz``, ``freqs_hz`` (every channel), ``channel_width_hz``
-        (median), ``interval_s`` (median), ``start_mjd``, ``end_mjd``, ``flagged_fraction`` (of the
-        cross-correlations), ``n_unflagged_cross`` (samples), ``unflagged_cross_seconds`` (samples x
-        their exposure), ``max_baseline_m``, ``n_spw``, ``field_ra_deg``, ``field_dec_deg``,
-        ``pointing_dec_deg`` (None when the converter did not record it), ``n_cross_rows``, ``n_antennas``
-        (those with a cross-correlation row).
+        (median), ``interval_s`` (median), ``times_s`` (the rows' distinct TIME values, MJD seconds),
+        ``start_mjd``, ``end_mjd``, ``flagged_fraction`` (of the cross-correlations), ``n_unflagged_cross``
+        (samples), ``unflagged_cross_seconds`` (samples x their exposure), ``max_baseline_m``, ``n_spw``,
+        ``field_ra_deg``, ``field_dec_deg``, ``pointing_dec_deg`` (None when the converter did not record
+        it), ``n_cross_rows``, ``n_antennas`` (those with a cross-correlation row).
 
     Raises
     ------
@@ -109,6 +109,7 @@ def describe_ms(ms_path: str, with_flags: bool = True) -> dict:
         "freqs_hz": freqs,
         "channel_width_hz": float(np.median(np.abs(widths))),
         "interval_s": interval,
+        "times_s": np.unique(times),
         "start_mjd": float((times - intervals / 2).min()) / 86400.0,
         "end_mjd": float((times + intervals / 2).max()) / 86400.0,
         "flagged_fraction": None if not with_flags else float(flags[:, :, cross].mean()) if cross.any() else 1.0,
