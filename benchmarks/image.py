@@ -1,6 +1,7 @@
 """Apply calibration + quick image of a full-size chunk: WSClean vs tclean, with the image quality kept.
 
     python benchmarks/image.py [--chunks sky,target,calibrator] [--tclean-size PX] [--before-speed] [--no-reference]
+                               [--also JSON ...]
 
 Two full-size chunks are simulated with the same injected gains: a calibrator chunk (0834+555,
 8.8 Jy, at transit) and a target chunk an hour later with seven sources of 0.05-2 Jy out to the
@@ -12,7 +13,8 @@ against the truth, and the rms against the radiometer expectation for the weight
 chunk is imaged with the defaults and with the previous ones (SHALLOW_IMAGING: one-term clean, no mask, niter 1000),
 with the simulator's sky.csv as the reference catalogue as the stream has one (--no-reference: none), and measured
 with tests/sky_figures.py (issue #22's acceptance figures, from the simulator's sky.csv); --before-speed adds the
-defaults before the speed work (BEFORE_SPEED: 4 px per beam at any array size, WSClean's own first images).
+defaults before the speed work (BEFORE_SPEED: 4 px per beam at any array size, WSClean's own first images), and
+--also the defaults with other ImagingConfig overrides (e.g. '{"channels_out": 3}'), each in the same run.
 """
 
 from __future__ import annotations
@@ -184,6 +186,13 @@ def main() -> None:
     parser.add_argument(
         "--no-reference", action="store_true", help="sky chunk: image without the reference catalogue (no subtraction)"
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="sky chunk: also image with these ImagingConfig overrides, e.g. '{\"channels_out\": 3}' (repeatable)",
+    )
     args = parser.parse_args()
     work = bench_dir() / "image-work"
     work.mkdir(exist_ok=True)
@@ -215,7 +224,8 @@ def main() -> None:
     for chunk in chunks:
         print(f"\n=== {chunk} chunk ===")
         if chunk == "sky":
-            image_sky(work, tables, info, env, sky_dir, args.before_speed, not args.no_reference)
+            extra = [json.loads(a) for a in args.also]
+            image_sky(work, tables, info, env, sky_dir, args.before_speed, not args.no_reference, extra)
             continue
         truth = json.loads(((target_dir if chunk == "target" else cal_dir) / "truth.json").read_text())
         image_chunk(work, work / f"{chunk}.ms", chunk, truth, tables, info, env, args.tclean_size)
@@ -252,7 +262,14 @@ BEFORE_SPEED = {"dense_pixels_per_beam": 0.0, "pixels_per_beam": 4.0, "initial_i
 
 
 def image_sky(
-    work: Path, tables: list, info: dict, env: dict, sky_dir: Path, before_speed: bool = False, reference: bool = True
+    work: Path,
+    tables: list,
+    info: dict,
+    env: dict,
+    sky_dir: Path,
+    before_speed: bool = False,
+    reference: bool = True,
+    extra: list | None = None,
 ) -> None:
     """The realistic sky with the defaults (issue #22's deep clean) and the previous shallow ones, in the same run,
     each beside the noise-only twin imaged alike: issue #22's figures (tests/sky_figures.py). With ``reference``
@@ -266,6 +283,8 @@ def image_sky(
     runs = [("defaults", {}, "default"), ("previous shallow defaults", SHALLOW_IMAGING, "shallow")]
     if before_speed:
         runs.insert(1, ("defaults before the speed work", BEFORE_SPEED, "before-speed"))
+    for i, overrides in enumerate(extra or []):
+        runs.insert(1 + i, (f"defaults with {json.dumps(overrides)}", overrides, f"also-{i}"))
     for label, overrides, slug in runs:
         made = {}
         for chunk in ("noise", "sky"):
