@@ -162,6 +162,96 @@ def test_inside_sources_drifting_through_the_beam_are_selected_by_their_varying_
     assert list(only.varying()) == [True]
 
 
+def test_with_output_channels_the_varying_part_includes_the_spectrum_within_a_channel():
+    """Beyond half power the beam steepens a source's apparent spectrum: with the imager's output channels, a
+    source is selected by its deviation from its mean over the chunk and its output channel, which the drift
+    alone (its mean over the chunk at each frequency) misses for a source due north drifting little."""
+    mjd = MJD0 + np.linspace(-150.0, 150.0, 7) / 86400.0
+    centre = meridian_icrs(Time(MJD0, format="mjd", scale="utc"), DEC)
+    pos = centre.directional_offset_by(0.0 * u.deg, 1.6 * u.deg)  # north, beyond half power: crosses little
+    ra, dec, s = np.array([pos.ra.deg]), np.array([pos.dec.deg]), np.array([0.5])
+    cat = catalogue(ra, dec, s, [-0.7])
+    freqs = np.linspace(1.31e9, 1.50e9, 12)
+    edges = np.array([1.31e9, 1.405e9, 1.50e9])  # two output channels
+    theta = np.array([beam_angle(ra, dec, t) for t in mjd])  # (T, 1)
+    seen = np.array([[s * (f / 1.4e9) ** -0.7 * airy(th, f) for f in freqs] for th in theta])  # (T, F, 1)
+    drift_rms = np.sqrt(np.mean((seen - seen.mean(axis=0)) ** 2))
+    half = freqs < 1.405e9
+    channel_mean = np.where(half[None, :, None], seen[:, half].mean(), seen[:, ~half].mean())
+    channel_rms = np.sqrt(np.mean((seen - channel_mean) ** 2))
+    assert channel_rms > 3 * drift_rms  # the case holds: the spectrum within a channel dominates
+    threshold = np.sqrt(channel_rms * drift_rms)
+    args = (cat, centre.ra.deg, centre.dec.deg, DEC, mjd, freqs, 1.9, threshold)
+    assert len(select_outside(*args, drifting=True, beyond_edge=False)) == 0
+    got = select_outside(*args, drifting=True, beyond_edge=False, channel_edges_hz=edges)
+    assert list(got.varying()) == [True]
+
+
+def test_a_drifting_sources_model_less_its_output_channels_mean():
+    """Carrying the output channels' means, a source enters as S A(t, f) - its channel's mean: over the chunk and
+    each output channel an autocorrelation sums to zero, and the model is the direct Fourier sum of that."""
+    rng = np.random.default_rng(4)
+    centre = meridian_icrs(Time(MJD0, format="mjd", scale="utc"), DEC)
+    pos = centre.directional_offset_by([10.0, 120.0] * u.deg, [1.6, 1.1] * u.deg)
+    flux, alpha = np.array([0.6, 2.0]), np.array([-0.7, -0.2])
+    n_ant, times = 5, MJD0 + np.linspace(-140.0, 140.0, 4) / 86400.0
+    freqs = 1.31e9 + 19e6 * np.arange(10)
+    edges = np.array([freqs[0], 0.5 * (freqs[0] + freqs[-1]), freqs[-1]])
+    group = freqs > edges[1]
+    theta = np.array([beam_angle(pos.ra.deg, pos.dec.deg, t) for t in times])  # (T, S)
+    seen = np.array([[flux * (f / 1.4e9) ** alpha * airy(th, f) for f in freqs] for th in theta])  # (T, F, S)
+    means = np.stack([seen[:, ~group].mean(axis=(0, 1)), seen[:, group].mean(axis=(0, 1))])  # (2, S)
+    src = OutsideSources(
+        pos.ra.deg, pos.dec.deg, flux, alpha, np.zeros(2), centre.ra.deg, centre.dec.deg, DEC,
+        varying_only=np.array([True, True]), channel_edges_hz=edges, channel_mean_jy=means,
+    )  # fmt: skip
+    ant = rng.uniform(-1300, 1300, (len(times), n_ant, 3))
+    a1, a2 = np.triu_indices(n_ant)
+    time_s = np.repeat(times * 86400.0, a1.size)
+    uvw = np.concatenate([ant[t][a1] - ant[t][a2] for t in range(len(times))])
+    rows_a1, rows_a2 = np.tile(a1, len(times)), np.tile(a2, len(times))
+    got = model_visibilities(src, time_s, uvw, rows_a1, rows_a2, freqs)
+    l_, m_, n_ = lmn(pos.ra.deg, pos.dec.deg, centre)
+    want = np.zeros(got.shape, complex)
+    for r in range(len(time_s)):
+        for c, f in enumerate(freqs):
+            s_var = seen[r // a1.size, c] - means[int(group[c])]
+            phase = 2 * np.pi * f / C * (uvw[r, 0] * l_ + uvw[r, 1] * m_ + uvw[r, 2] * (n_ - 1))
+            want[r, c] = np.sum(s_var * np.exp(1j * phase))
+    assert np.max(np.abs(got - want)) < 1e-4 * flux.sum()
+    auto = got[rows_a1 == rows_a2].reshape(len(times), n_ant, -1)  # (T, antenna, F)
+    assert np.abs(auto).max() > 0.01  # the source's spectrum and drift are seen
+    for g in (~group, group):
+        assert np.allclose(auto[:, :, g].sum(axis=(0, 2)), 0, atol=1e-4)
+
+
+def test_the_chunks_sources_carry_their_output_channels_means():
+    """outside_for_chunk, given the job's description of an MS: each drifting source's mean apparent flux over the
+    rows' times and each output channel's channels, computed here with the Airy formula and astropy's frames."""
+    from contimg.image.subtract import outside_for_chunk
+
+    centre = meridian_icrs(Time(MJD0, format="mjd", scale="utc"), DEC)
+    pos = centre.directional_offset_by([90.0, 0.0] * u.deg, [1.3, 1.6] * u.deg)
+    cat = catalogue(pos.ra.deg, pos.dec.deg, [8.8, 2.0], [-0.7, -0.9])
+    times_s = (MJD0 + np.linspace(-150.0, 150.0, 6) / 86400.0) * 86400.0
+    freqs = 1.31e9 + 244_140.625 * np.arange(0, 768, 32)  # 24 channels over the band
+    info = {
+        "freqs_hz": freqs, "n_spw": 1, "n_cross_rows": 4560 * 6, "channel_width_hz": 32 * 244_140.625,
+        "interval_s": 12.9, "n_antennas": 96, "pointing_dec_deg": DEC, "field_dec_deg": centre.dec.deg,
+        "field_ra_deg": centre.ra.deg, "freq_min_hz": freqs[0], "freq_max_hz": freqs[-1],
+        "start_mjd": times_s[0] / 86400.0, "end_mjd": times_s[-1] / 86400.0, "times_s": times_s,
+    }  # fmt: skip
+    got = outside_for_chunk(cat, info, 1.3, drifting=True, beyond_edge=False, channels_out=3)
+    assert list(got.varying()) == [True, True]
+    theta = np.array([beam_angle(pos.ra.deg, pos.dec.deg, t / 86400.0) for t in times_s])  # (T, S)
+    flux, alpha = np.array([8.8, 2.0]), np.array([-0.7, -0.9])
+    seen = np.array([[flux * (f / 1.4e9) ** alpha * airy(th, f) for f in freqs] for th in theta])
+    thirds = np.array_split(np.arange(len(freqs)), 3)  # WSClean's three output channels: equal parts of the band
+    want = np.stack([seen[:, k].mean(axis=(0, 1)) for k in thirds])
+    assert np.allclose(got.channel_mean_jy, want, rtol=1e-4)
+    assert np.allclose(got.beam_offsets_rad, theta, atol=1e-9)
+
+
 def test_a_drifting_sources_model_is_its_varying_part_only():
     """varying_only: the direct Fourier sum with S (A(t) - <A>_t), the mean over the rows' distinct times."""
     rng = np.random.default_rng(2)

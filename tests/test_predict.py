@@ -40,6 +40,19 @@ def test_matches_the_sum_over_sources_for_any_baseline_order(even):
     assert np.max(np.abs(got - want)) < 2e-5 * w.sum(axis=1).max()
 
 
+def test_sources_of_zero_weight_in_some_channels_add_nothing_there():
+    rng = np.random.default_rng(6)
+    path = geometry(rng, n_src=30)
+    k = 2 * np.pi * (1.4e9 + 244_140.625 * np.arange(12)) / C
+    w = rng.uniform(0, 2, (len(k), path.shape[1]))
+    w[rng.random(w.shape) < 0.4] = 0.0  # a source in some channels only
+    w[3] = 0.0  # and a channel with none
+    a1, a2 = np.triu_indices(path.shape[0], 1)
+    got = point_visibilities(path, k, w, a1, a2)
+    assert not got[:, 3].any()
+    assert np.max(np.abs(got - textbook(path, k, w, a1, a2))) < 2e-5 * w.sum(axis=1).max()
+
+
 def test_phasor_is_exp_i_phase_for_large_phases():
     phase = np.random.default_rng(1).uniform(-5e4, 5e4, 1000)
     assert np.max(np.abs(phasor(phase) - np.exp(1j * phase))) < 5e-7

@@ -74,13 +74,22 @@ def point_visibilities(
     e = phasor(k[0] * path_m)
     step = phasor(steps[0] * path_m) if even else None
     m = np.empty_like(e)
+    # a source of weight 0 in a channel adds nothing there: the product takes only the others (a signed model
+    # split into its positive and negative parts has each source in one of them per channel, not both)
+    seen = root > 0
     for f in range(n_f):
         if f:
             e = e * step if even else phasor(k[f] * path_m)
-        np.multiply(e, root[f][None, :], out=m)
-        # m.T is (S, A) in Fortran order, so no copy: its a^H a is the upper triangle of
+        if seen[f].all():
+            np.multiply(e, root[f][None, :], out=m)
+            block = m
+        elif seen[f].any():
+            block = e[:, seen[f]] * root[f, seen[f]][None, :]
+        else:
+            continue
+        # block.T is (S, A) in Fortran order, so no copy: its a^H a is the upper triangle of
         # conj(m) m^T = sum_s w conj(e_i) e_j, the layout OpenBLAS's cherk runs fastest on (2x the a a^H form)
-        c = cherk(1.0, m.T, trans=2)
+        c = cherk(1.0, block.T, trans=2)
         vis[:, f] = c[lo, hi]
     vis[flip] = np.conj(vis[flip])
     return vis

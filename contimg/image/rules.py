@@ -165,9 +165,12 @@ class ImagingConfig:
     # through the primary beam, from the calibrated visibilities before imaging (contimg.image.subtract):
     # clean cannot model a source outside the image, whose sidelobes then stay as artefacts (issue #22).
     subtract_outside: bool = True
-    # ... and of every catalogue source inside the field, the part of its apparent flux the drift through the
-    # beam changes within the chunk, S (A(t) - <A>_t), which no constant clean component fits: a sparse chunk
-    # after the calibrator's transit held 2.5-2.9x the radiometer's rms whatever clean did (docs/benchmarks.md)
+    # ... and of every catalogue source inside the field, the part of its apparent flux that the drift through the
+    # beam changes within the chunk and the beam's frequency dependence changes within an output channel,
+    # S(f) A(t, f) - <S A>_(t, channel), which clean's one component per output channel cannot fit: a sparse chunk
+    # after the calibrator's transit held 2.5-2.9x the radiometer's rms whatever clean did, and at full size the
+    # within-channel spectra of 0.1-0.2 Jy sources beyond half power left 4 islands of 5-7 sigma
+    # (docs/benchmarks.md)
     subtract_drift: bool = True
 
     def grid_pixels_per_beam(self, n_antennas: int) -> float:

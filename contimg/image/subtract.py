@@ -16,6 +16,13 @@ the image keeps each source at its chunk-averaged apparent flux (what the primar
 drift-averaged beam expects), clean models that constant part, and a beam-model error enters only
 through the beam's change over the chunk.
 
+The same holds across the band: beyond the beam's half-power radius the beam steepens a source's
+apparent spectrum, and clean's one component per output channel (a spectral polynomial through them)
+is flat within each channel. The deviation within a 94 MHz output channel left islands of 5-7 sigma
+270" north and south of 0.1-0.2 Jy sources there at full size (docs/benchmarks.md). So, given the
+imager's output channels, the constant part kept is each source's mean over the chunk and its output
+channel, and the varying part subtracted, ``S(f) A(t, f) - <S A>_(t, channel)``, covers both.
+
 Pure numpy and astropy (no CASA): ``select_outside`` picks the sources, ``model_visibilities`` predicts
 them for a block of Measurement Set rows with contimg.core.predict.point_visibilities. Geometry is
 the MS's (docs/conventions.md): ``UVW = uvw(ANTENNA1) - uvw(ANTENNA2)`` in metres towards the phase
@@ -42,6 +49,7 @@ __all__ = [
     "direction_cosines",
     "min_apparent_flux_jy",
     "model_visibilities",
+    "output_channel_of",
     "select_outside",
 ]
 
@@ -89,6 +97,12 @@ class OutsideSources:
     # each averaging worker would otherwise spend again); None: model_visibilities works them out
     beam_times_s: np.ndarray | None = None
     beam_offsets_rad: np.ndarray | None = None
+    # The imager's output channels (K + 1 edges, Hz, ascending) and (K, S) each source's mean apparent flux over the
+    # chunk and each output channel's part of the band (Jy). Set: a varying_only source enters the model as its
+    # apparent flux less the mean of the output channel it is in (see select_outside). None: less its own channel's
+    # mean over the times of the rows predicted (the drift alone).
+    channel_edges_hz: np.ndarray | None = None
+    channel_mean_jy: np.ndarray | None = None
 
     def __len__(self) -> int:
         """The number of sources."""
@@ -174,6 +188,7 @@ def select_outside(
     max_radius_deg: float = MAX_RADIUS_DEG,
     drifting: bool = False,
     beyond_edge: bool = True,
+    channel_edges_hz=None,
 ) -> OutsideSources:
     """The sources of ``catalog`` beyond the image's edge whose apparent flux reaches ``min_apparent_jy``.
 
@@ -206,6 +221,13 @@ def select_outside(
         Whether to add the sources inside the field whose drift through the beam matters.
     beyond_edge : bool
         Whether to keep the sources beyond the edge (False: only the drifting ones, with ``drifting``).
+    channel_edges_hz : array, optional
+        The imager's output channels (K + 1 ascending edges). Given, a drifting source's varying part is its
+        deviation from its mean over the times and the output channel's part of ``freqs_hz``: what clean, with
+        one constant component per output channel (or a spectral polynomial through them), cannot model. Beyond
+        the primary beam's half-power radius the beam steepens a source's apparent spectrum so much that the
+        deviation within a 94 MHz output channel left islands of 5-7 sigma at full size (docs/benchmarks.md).
+        None: the deviation from its mean over the times at each frequency (the drift alone).
     """
     if half_side_deg <= margin_deg:
         raise ValueError(f"half_side_deg {half_side_deg} must exceed the margin {margin_deg}")
@@ -221,7 +243,7 @@ def select_outside(
     spec = flux[None, :] * (freqs[:, None] / catalog.ref_freq_hz) ** alpha[None, :]  # (F, S)
     seen = airy_power(theta[:, None, cand], freqs[None, :, None]) * spec[None]  # (T, F, S) Jy
     apparent = np.mean(seen, axis=(0, 1)) if cand.size else np.zeros(0)
-    varying_rms = np.sqrt(np.mean((seen - seen.mean(axis=0)) ** 2, axis=(0, 1))) if cand.size else np.zeros(0)
+    varying_rms = np.sqrt(np.mean((seen - _mean_per_channel(seen, freqs, channel_edges_hz)) ** 2, axis=(0, 1)))
     is_outside = outside[cand]
     keep = np.where(is_outside, beyond_edge & (apparent >= min_apparent_jy), varying_rms >= min_apparent_jy)
     idx = cand[keep]
@@ -239,6 +261,26 @@ def select_outside(
         min_apparent_jy=float(min_apparent_jy),
         half_side_deg=float(half_side_deg),
     )
+
+
+def output_channel_of(freqs_hz, channel_edges_hz) -> np.ndarray:
+    """The output channel (0 .. K - 1) each frequency falls in, given the K + 1 ascending edges (the ends inclusive)."""
+    edges = np.asarray(channel_edges_hz, float)
+    return np.clip(np.searchsorted(edges, np.asarray(freqs_hz, float), side="right") - 1, 0, len(edges) - 2)
+
+
+def _mean_per_channel(seen: np.ndarray, freqs: np.ndarray, channel_edges_hz) -> np.ndarray:
+    """(T, F, S) apparent fluxes' mean over the times and, with ``channel_edges_hz``, each output channel's frequencies.
+
+    Returned broadcastable against ``seen``: what a source's varying part is measured from.
+    """
+    if channel_edges_hz is None:
+        return seen.mean(axis=0, keepdims=True)
+    which = output_channel_of(freqs, channel_edges_hz)
+    out = np.empty((1, *seen.shape[1:]))
+    for k in np.unique(which):
+        out[0, which == k] = seen[:, which == k].mean(axis=(0, 1))
+    return out
 
 
 def _uvw_solver(ant1: np.ndarray, ant2: np.ndarray, n_ant: int):
@@ -301,7 +343,8 @@ def model_visibilities(
     Returns
     -------
     (R, F) complex64, identical for XX and YY (an unpolarized source of flux S gives S in each).
-    A ``varying_only`` source enters with ``S (A(t) - <A>)``, ``<A>`` its beam's mean over the distinct
+    A ``varying_only`` source enters with ``S A(t, f)`` less its ``channel_mean_jy`` for the output channel of f;
+    without those, with ``S (A(t) - <A>)``, ``<A>`` its beam's mean over the distinct
     times of ``time_s`` per channel: the rows must hold the chunk's every integration (a whole window).
     """
     time_s = np.asarray(time_s, float)
@@ -317,9 +360,13 @@ def model_visibilities(
     spec = sources.flux_jy[None, :] * (freqs[:, None] / sources.ref_freq_hz) ** sources.spectral_index[None, :]
     k = 2.0 * np.pi * freqs / C_M_S
     vary = sources.varying()
-    mean_beam = np.zeros((len(freqs), len(sources)))  # (F, S): subtracted from the beam of varying_only sources
-    if vary.any():
-        mean_beam[:, vary] = np.mean(airy_power(theta[:, None, vary], freqs[None, :, None]), axis=0)
+    constant = np.zeros((len(freqs), len(sources)))  # (F, S) Jy: the part of varying_only sources left in the data
+    if vary.any() and sources.channel_mean_jy is not None:
+        constant[:, vary] = np.asarray(sources.channel_mean_jy)[output_channel_of(freqs, sources.channel_edges_hz)][
+            :, vary
+        ]
+    elif vary.any():
+        constant[:, vary] = spec[:, vary] * np.mean(airy_power(theta[:, None, vary], freqs[None, :, None]), axis=0)
     solvers = {}  # one pseudo-inverse per baseline layout (every integration has the same, normally)
     for t in range(len(times)):
         rows = np.flatnonzero(which == t)
@@ -329,7 +376,7 @@ def model_visibilities(
         u_ant = antenna_uvw(uvw[rows], ant1[rows], ant2[rows], n_ant, solvers.get(key))
         # e_a = exp(i k path_a) with path_a = -U_a . (l, m, n - 1): conj(e_a1) e_a2 = exp(+i k UVW . (l, m, n - 1))
         path = -(u_ant @ lmn.T)
-        weights = spec * (airy_power(theta[t][None, :], freqs[:, None]) - mean_beam)  # (F, S)
+        weights = spec * airy_power(theta[t][None, :], freqs[:, None]) - constant  # (F, S)
         out[rows] = _signed_point_visibilities(path, k, weights, ant1[rows], ant2[rows])
     return out
 
@@ -359,11 +406,19 @@ def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndar
 
 
 def outside_for_chunk(
-    catalog, info: dict, field_fwhm: float, n_pol: int = 2, drifting: bool = False, beyond_edge: bool = True
+    catalog,
+    info: dict,
+    field_fwhm: float,
+    n_pol: int = 2,
+    drifting: bool = False,
+    beyond_edge: bool = True,
+    channels_out: int = 1,
 ) -> OutsideSources:
     """The sources to subtract from one chunk, given the image job's description of its MS.
 
-    ``drifting`` and ``beyond_edge`` as select_outside's: which of the two kinds are subtracted.
+    ``drifting`` and ``beyond_edge`` as select_outside's: which of the two kinds are subtracted. A drifting
+    source's varying part is measured from its mean over the chunk and each of the imager's ``channels_out``
+    output channels (equal parts of the band, as WSClean divides it), carried as ``channel_mean_jy``.
 
     ``info`` is contimg.image.job.msread.describe_ms's (band, times, field, pointing, cross rows,
     antennas); the sources' beam angles at its row times go with them (``beam_offsets_rad``).
@@ -383,6 +438,8 @@ def outside_for_chunk(
     mid = (np.arange(N_MEAN_SAMPLES) + 0.5) / N_MEAN_SAMPLES
     band = info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"])
     times = info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"])
+    channel_freqs = np.sort(np.asarray(info["freqs_hz"], float))
+    edges = np.linspace(channel_freqs[0], channel_freqs[-1], int(channels_out) + 1)  # channel centres split evenly
     chosen = select_outside(
         catalog,
         info["field_ra_deg"],
@@ -394,9 +451,17 @@ def outside_for_chunk(
         min_apparent_flux_jy(noise, n_ant * (n_ant - 1) // 2),
         drifting=drifting,
         beyond_edge=beyond_edge,
+        channel_edges_hz=edges,
     )
     if len(chosen) == 0:
         return chosen
     row_times = np.asarray(info["times_s"], float)
     offsets = _beam_offsets_rad(chosen.ra_deg, chosen.dec_deg, row_times / 86400.0, pointing)
-    return replace(chosen, beam_times_s=row_times, beam_offsets_rad=offsets)
+    # each source's mean apparent flux per output channel, over the chunk's rows and every channel of the band
+    spec = chosen.flux_jy[None, :] * (channel_freqs[:, None] / chosen.ref_freq_hz) ** chosen.spectral_index[None, :]
+    seen = airy_power(offsets[:, None, :], channel_freqs[None, :, None]) * spec[None]  # (T, F, S)
+    which = output_channel_of(channel_freqs, edges)
+    means = np.stack([seen[:, which == k].mean(axis=(0, 1)) for k in range(len(edges) - 1)])
+    return replace(
+        chosen, beam_times_s=row_times, beam_offsets_rad=offsets, channel_edges_hz=edges, channel_mean_jy=means
+    )

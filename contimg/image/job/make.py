@@ -83,7 +83,12 @@ def make_image(
         from contimg.image.subtract import outside_for_chunk
 
         outside = outside_for_chunk(
-            reference, source_info, cfg.field_fwhm, drifting=cfg.subtract_drift, beyond_edge=cfg.subtract_outside
+            reference,
+            source_info,
+            cfg.field_fwhm,
+            drifting=cfg.subtract_drift,
+            beyond_edge=cfg.subtract_outside,
+            channels_out=cfg.channels_out,
         )
         outside = outside if len(outside) else None  # the report's None: nothing was subtracted
     imager = cfg.imager
