@@ -458,10 +458,15 @@ def outside_for_chunk(
     row_times = np.asarray(info["times_s"], float)
     offsets = _beam_offsets_rad(chosen.ra_deg, chosen.dec_deg, row_times / 86400.0, pointing)
     # each source's mean apparent flux per output channel, over the chunk's rows and every channel of the band
+    # (summed a time at a time: the whole (time, channel, source) array is ~20 MB, its formula's temporaries 5x that)
     spec = chosen.flux_jy[None, :] * (channel_freqs[:, None] / chosen.ref_freq_hz) ** chosen.spectral_index[None, :]
-    seen = airy_power(offsets[:, None, :], channel_freqs[None, :, None]) * spec[None]  # (T, F, S)
     which = output_channel_of(channel_freqs, edges)
-    means = np.stack([seen[:, which == k].mean(axis=(0, 1)) for k in range(len(edges) - 1)])
+    groups = [which == k for k in range(len(edges) - 1)]
+    sums = np.zeros((len(groups), len(chosen)))
+    for at_t in offsets:
+        seen = airy_power(at_t[None, :], channel_freqs[:, None]) * spec  # (F, S)
+        sums += np.stack([seen[g].sum(axis=0) for g in groups])
+    means = sums / (len(offsets) * np.maximum([g.sum() for g in groups], 1))[:, None]
     return replace(
         chosen, beam_times_s=row_times, beam_offsets_rad=offsets, channel_edges_hz=edges, channel_mean_jy=means
     )
