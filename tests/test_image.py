@@ -105,6 +105,25 @@ def images(chunk):
     return {imager: make(root, imager) for imager in ("wsclean", "tclean")}
 
 
+def test_a_clean_over_its_budget_is_imaged_again_with_the_quick_look_and_says_so(chunk):
+    """WSClean stopped at ``clean_budget_s`` (here far too short for the deep two-channel clean): the job still
+    images the chunk, with the quick look, and its report says why; the bright source has its flux."""
+    root, truth = chunk
+    prefix = root / "over-budget" / "img"
+    deep = {**json.loads(CONFIG), "channels_out": 2, "auto_mask_sigma": 5.0, "niter": 100_000, "clean_budget_s": 0.2}
+    proc = run_job(
+        "image", root / "chunk.ms", "--out", prefix, "--imager", "wsclean", "--config", json.dumps(deep),
+        "--report", root / "over-budget.json", state=root / "casa",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((root / "over-budget.json").read_text())
+    said = [w for w in report["warnings"] if "clean_budget_s" in w]
+    assert len(said) == 1 and "quick look" in said[0], report["warnings"]
+    results, _ = measure(prefix, truth)
+    flux, offset, _ = results["bright"]
+    assert flux == pytest.approx(2.0, rel=FLUX_RTOL)
+
+
 @pytest.mark.parametrize("imager", ["wsclean", "tclean"])
 def test_image_recovers_sources_noise_and_headers(chunk, images, imager):
     root, truth = chunk

@@ -274,6 +274,7 @@ FIELD_CASES = {
     "deep_clean_min_uv_cells": (-1, 0),
     "sparse_niter": (-1, 500),
     "nmiter": (0, 3),
+    "clean_budget_s": (-1, 60.0),
     "wgridder_accuracy": (0.0, 1e-4),
     "auto_mask_sigma": (-2, 4.0),
     "channels_out": (0, 3),

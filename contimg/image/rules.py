@@ -104,6 +104,11 @@ class ImagingConfig:
     # WSClean major cycles at most (its own default). Each costs a degrid + grid of the chunk; capping
     # them at 3 or 6 left the sidelobes of a 2 Jy source in the residual (rms 8x / 1.4x the radiometer).
     nmiter: int = 20
+    # Seconds WSClean may take before it is stopped and the copy imaged again with the quick look
+    # (SHALLOW_IMAGING), said in the report's warnings; 0 = no limit (tclean, run in the job's process, has none).
+    # A full-size chunk's deep clean takes ~20 s; one that chased a 2 Jy source's sidelobes took ~12 min, and the
+    # stream must keep up with 5-minute chunks.
+    clean_budget_s: float = 240.0
     # WSClean's w-gridder accuracy (ducc's epsilon; WSClean's default 1e-4). At 1e-3 a full-size chunk's
     # gridding and prediction took ~16 % less CPU, the image differed from the 1e-4 one by 0.6 % of its
     # noise (rms; the largest pixel, beside the 8.8 Jy calibrator: 1.1 mJy, 1.3e-4 of its peak) and every
@@ -302,6 +307,7 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "deep_clean_min_uv_cells": (_FLOAT, 0.0, None, False, False),
     "sparse_niter": (_INT, 0, None, False, False),
     "nmiter": (_INT, 1, None, False, False),
+    "clean_budget_s": (_FLOAT, 0.0, None, False, False),  # 0 = no limit
     "wgridder_accuracy": (_FLOAT, 0.0, 1.0, True, True),  # a relative error
     "auto_mask_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off
     "channels_out": (_INT, 1, None, False, False),

@@ -1,8 +1,8 @@
-"""The image job's two failures: one it reports (ImagingError), one it works around (UnsupportedTables)."""
+"""The image job's failures: one it reports (ImagingError), two it works around (UnsupportedTables, CleanOverBudget)."""
 
 from __future__ import annotations
 
-__all__ = ["ImagingError", "UnsupportedTables"]
+__all__ = ["CleanOverBudget", "ImagingError", "UnsupportedTables"]
 
 
 class ImagingError(RuntimeError):
@@ -15,3 +15,12 @@ class UnsupportedTables(Exception):
     The cases are several solution times, tables that are not B/G, and windows whose rows are not
     contiguous: the job images the product itself, calibrated by CASA's applycal.
     """
+
+
+class CleanOverBudget(ImagingError):
+    """WSClean was stopped at ImagingConfig.clean_budget_s: the job images again with the quick look.
+
+    ``cpu_s`` holds the CPU seconds WSClean had spent.
+    """
+
+    cpu_s: float = 0.0

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
-from contimg.image.job.errors import ImagingError
+from contimg.image.job.errors import CleanOverBudget, ImagingError
 
 __all__ = ["run_wsclean", "run_tclean"]
 
@@ -29,16 +30,19 @@ def run_wsclean(
     tmpdir: Path,
     initial=None,
     beam=None,
+    budget_s: float | None = None,
 ) -> dict:
     """WSClean's quick image of ``ms_path`` (``size`` px of ``cell`` arcsec; ``cfg`` an ImagingConfig).
 
     It starts from ``initial`` (contimg.image.gridding.InitialImages, one per output channel, of this MS
     on this grid) when given for every output channel, else makes its own PSF and dirty images.
     ``beam`` (major arcsec, minor arcsec, position angle deg) is the restoring beam; None: WSClean
-    fits its PSF.
+    fits its PSF. ``budget_s``: WSClean is stopped after this many seconds (None: never).
 
     Raises
     ------
+    CleanOverBudget
+        When WSClean ran out of ``budget_s`` and was stopped.
     ImagingError
         When WSClean exits with an error: the message holds the end of its log.
     """
@@ -99,13 +103,29 @@ def run_wsclean(
     log = tmpdir / "wsclean.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv + [ms_path], stdout=out, stderr=subprocess.STDOUT)
+        stopped = threading.Event()
+
+        def stop() -> None:
+            stopped.set()
+            proc.kill()
+
+        stopper = threading.Timer(budget_s, stop) if budget_s else None
+        if stopper is not None:
+            stopper.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)  # wait4: WSClean's own CPU time, none of another child's
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if stopper is not None:
+                stopper.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if stopped.is_set() and proc.returncode != 0:
+        over = CleanOverBudget(f"WSClean stopped at its budget of {budget_s:g} s (clean_budget_s)")
+        over.cpu_s = usage.ru_utime + usage.ru_stime
+        raise over
     if proc.returncode != 0:
         raise ImagingError(f"wsclean failed ({proc.returncode}): {log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}")
     stem = f"{prefix}-MFS" if cfg.channels_out > 1 else str(prefix)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from contimg import __version__
-from contimg.image.job.errors import ImagingError, UnsupportedTables
+from contimg.image.job.errors import CleanOverBudget, ImagingError, UnsupportedTables
 from contimg.image.job.imagers import run_tclean, run_wsclean
 from contimg.image.job.imaging_copy import make_imaging_ms
 from contimg.image.job.msread import apply_calibration, describe_ms
@@ -129,17 +129,8 @@ def make_image(
                 thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing, cfg.pb_time_samples
             )
             if imager == "wsclean":
-                made = run_wsclean(
-                    image_ms,
-                    work,
-                    size,
-                    cell,
-                    imager_cfg,
-                    column,
-                    threshold,
-                    tmpdir,
-                    initial=prep.get("initial_images"),
-                    beam=prep.get("restoring_beam"),
+                made = _wsclean_within_budget(
+                    image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir, prep, warnings
                 )
             else:
                 made = run_tclean(
@@ -218,6 +209,27 @@ def make_image(
         science_qa=published.science_qa.as_dict() if published.science_qa is not None else None,
         outside_subtracted=outside.summary() if outside is not None and prep.get("subtracted") else None,
     )
+
+
+def _wsclean_within_budget(
+    image_ms: str, work: Path, size: int, cell: float, cfg, column: str, threshold: float, tmpdir: Path, prep, warnings
+) -> dict:
+    """run_wsclean's image within ``cfg.clean_budget_s``; past it, the quick look (SHALLOW_IMAGING) of the same copy.
+
+    The stream must keep up with 5-minute chunks, and a deep masked clean can chase a field's sidelobes for
+    minutes: a 32-antenna chunk with a 2 Jy source just beyond the edge and no catalogue to subtract it took
+    ~12 min. The fallback is said in ``warnings`` (the report's, so QA shows it); ``cpu_s`` counts both runs.
+    """
+    from contimg.image.rules import SHALLOW_IMAGING
+
+    common = (image_ms, work, size, cell)
+    rest = {"initial": prep.get("initial_images"), "beam": prep.get("restoring_beam")}
+    try:
+        return run_wsclean(*common, cfg, column, threshold, tmpdir, **rest, budget_s=cfg.clean_budget_s or None)
+    except CleanOverBudget as over:
+        warnings.append(f"{over}: imaged again with the quick look (SHALLOW_IMAGING)")
+        made = run_wsclean(*common, replace(cfg, **SHALLOW_IMAGING), column, threshold, tmpdir, **rest)
+        return {**made, "cpu_s": made["cpu_s"] + over.cpu_s}
 
 
 def _prepare(
