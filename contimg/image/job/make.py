@@ -78,6 +78,10 @@ def make_image(
     source_info = describe_ms(ms_path, with_flags=False)  # flags are counted on the imaging copy below
     # the grid's sampling follows the array (ImagingConfig.dense_pixels_per_beam); the report's config says which
     cfg = replace(cfg, pixels_per_beam=cfg.grid_pixels_per_beam(source_info["n_antennas"]))
+    imager = cfg.imager
+    if imager == "wsclean" and shutil.which("wsclean") is None:
+        warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
+        imager = "tclean"
     outside = None  # catalogue sources beyond the image's edge, subtracted while the copy is made
     if reference is not None and (cfg.subtract_outside or cfg.subtract_drift) and source_info["n_antennas"] >= 2:
         from contimg.image.subtract import outside_for_chunk
@@ -88,13 +92,10 @@ def make_image(
             cfg.field_fwhm,
             drifting=cfg.subtract_drift,
             beyond_edge=cfg.subtract_outside,
-            channels_out=cfg.channels_out,
+            # the imager's output channels: WSClean's, or tclean's one plane
+            channels_out=cfg.channels_out if imager == "wsclean" else 1,
         )
         outside = outside if len(outside) else None  # the report's None: nothing was subtracted
-    imager = cfg.imager
-    if imager == "wsclean" and shutil.which("wsclean") is None:
-        warnings.append("wsclean not found on PATH: imaged with CASA tclean instead")
-        imager = "tclean"
     chan_bin = cfg.chan_average or channel_bin(
         len(source_info["freqs_hz"]) // max(source_info["n_spw"], 1),
         source_info["channel_width_hz"],
