@@ -418,7 +418,7 @@ def outside_for_chunk(
 
     ``drifting`` and ``beyond_edge`` as select_outside's: which of the two kinds are subtracted. A drifting
     source's varying part is measured from its mean over the chunk and each of the imager's ``channels_out``
-    output channels (equal parts of the band, as WSClean divides it), carried as ``channel_mean_jy``.
+    output channels (the band split as WSClean splits it), carried as ``channel_mean_jy``.
 
     ``info`` is contimg.image.job.msread.describe_ms's (band, times, field, pointing, cross rows,
     antennas); the sources' beam angles at its row times go with them (``beam_offsets_rad``).
@@ -428,6 +428,7 @@ def outside_for_chunk(
     sources would be needed: this errs towards subtracting more).
     """
     from contimg.core.beam import fwhm_rad
+    from contimg.image.gridding import output_channel_edges
     from contimg.image.rules import expected_image_noise_jy
 
     n_chan = len(info["freqs_hz"]) // max(info["n_spw"], 1)
@@ -439,7 +440,11 @@ def outside_for_chunk(
     band = info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"])
     times = info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"])
     channel_freqs = np.sort(np.asarray(info["freqs_hz"], float))
-    edges = np.linspace(channel_freqs[0], channel_freqs[-1], int(channels_out) + 1)  # channel centres split evenly
+    # WSClean's split of the band (contimg.image.gridding), as K + 1 boundaries: the ends, and midway between
+    # the last channel of one output channel and the first of the next
+    split = output_channel_edges(channel_freqs, int(channels_out))
+    between = [0.5 * (split[k][1] + split[k + 1][0]) for k in range(len(split) - 1)]
+    edges = np.array([split[0][0], *between, split[-1][1]])
     chosen = select_outside(
         catalog,
         info["field_ra_deg"],
