@@ -178,17 +178,14 @@ def put_briggs_weights(parts: list[CopyPart], size_px: int, cell_arcsec: float, 
     effective_uv_cells : float
         contimg.image.weighting.briggs_weighting's effective number of uv cells.
     """
-    u, v, natural = [], [], []
-    for part_rows, _, wsum, _, part_freqs in parts:
-        per_m = part_freqs / C_M_S
+    natural = []
+    for part_rows, _, wsum, _, _ in parts:
         cross = part_rows["ANTENNA1"] != part_rows["ANTENNA2"]
-        u.append(np.outer(part_rows["UVW"][0], per_m).ravel())
-        v.append(np.outer(part_rows["UVW"][1], per_m).ravel())
         # autocorrelations are not imaged; a sum over the short polarization axis is slow in numpy (0.1 s here)
         natural.append((sum(wsum[..., p] for p in range(wsum.shape[2])) * cross[:, None]).ravel())
-    u, v, natural = np.concatenate(u), np.concatenate(v), np.concatenate(natural)
-    cell_wl = 1.0 / (size_px * np.radians(cell_arcsec / 3600.0))
-    factor, uv_cells = briggs_weighting(u, v, natural, cell_wl, size_px, robust)
+    natural = np.concatenate(natural)
+    u, v = _uv_wavelengths(parts)
+    factor, uv_cells = briggs_weighting(u, v, natural, _uv_cell_wl(size_px, cell_arcsec), size_px, robust)
     start = 0
     for _, _, wsum, _, _ in parts:
         n = wsum.shape[0] * wsum.shape[1]
@@ -207,18 +204,27 @@ def restoring_beam(parts: list[CopyPart], size_px: int, cell_arcsec: float) -> t
     """
     from contimg.image.psf_width import main_lobe_beam
 
-    u, v, w = [], [], []
-    for part_rows, _, wsum, flags, part_freqs in parts:
-        per_m = part_freqs / C_M_S
+    w = []
+    for part_rows, _, wsum, flags, _ in parts:
         cross = part_rows["ANTENNA1"] != part_rows["ANTENNA2"]
-        u.append(np.outer(part_rows["UVW"][0], per_m).ravel())
-        v.append(np.outer(part_rows["UVW"][1], per_m).ravel())
         # Stokes I: the polarizations' weights where they are not flagged
         good = sum(wsum[..., p] * ~flags[..., p] for p in range(wsum.shape[2]))
         w.append((good * cross[:, None]).ravel())
-    cell_wl = 1.0 / (size_px * np.radians(cell_arcsec / 3600.0))
+    u, v = _uv_wavelengths(parts)
     try:
-        bmaj, bmin, pa = main_lobe_beam(np.concatenate(u), np.concatenate(v), np.concatenate(w), cell_wl)
+        bmaj, bmin, pa = main_lobe_beam(u, v, np.concatenate(w), _uv_cell_wl(size_px, cell_arcsec))
     except ValueError:
         return None
     return float(np.degrees(bmaj) * 3600.0), float(np.degrees(bmin) * 3600.0), pa
+
+
+def _uv_wavelengths(parts: list[CopyPart]) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) in wavelengths of every (row, channel) sample of the parts, in their order, row-major."""
+    u = [np.outer(part_rows["UVW"][0], part_freqs / C_M_S).ravel() for part_rows, *_, part_freqs in parts]
+    v = [np.outer(part_rows["UVW"][1], part_freqs / C_M_S).ravel() for part_rows, *_, part_freqs in parts]
+    return np.concatenate(u), np.concatenate(v)
+
+
+def _uv_cell_wl(size_px: int, cell_arcsec: float) -> float:
+    """The uv cell, in wavelengths, of a ``size_px`` image of ``cell_arcsec`` pixels: 1 / the image's width."""
+    return 1.0 / (size_px * np.radians(cell_arcsec / 3600.0))
