@@ -1,11 +1,10 @@
 """The width of a PSF's main lobe, from the imaging weights (pure numpy; no CASA).
 
-The image's cell must sample the restoring beam, which the imager fits to the PSF's main lobe. The
-cell rule (contimg.image.rules.cell_arcsec) takes the resolution as lambda / B_max, but a sparse
-uv plane weighted towards uniform (Briggs 0) has a main lobe much narrower than that along its
-minor axis: on a 32-antenna snapshot 8.9" against lambda / B_max = 16" (2.2 pixels of the rule's
-4" cell). Restoring clean components that sit on neighbouring pixels with so narrow a beam lowers a
-point source's fitted peak by ~6 % (issue #22), so the copy refines the cell from this width.
+The restoring beam should be the PSF's main lobe. WSClean's own Gaussian fit of a sparse snapshot's
+elongated PSF follows its near sidelobes: on a 32-antenna chunk 55.9" x 8.9" against a main lobe of
+28.2" x 12.9", and sources restored with it came out ~6 % low (issue #22). The imaging copy therefore
+hands the imagers the ellipse through the main lobe's half-power contour found here
+(contimg.image.parts.restoring_beam).
 """
 
 from __future__ import annotations

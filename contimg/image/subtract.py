@@ -386,7 +386,7 @@ def _offsets_at(sources: OutsideSources, times_s: np.ndarray) -> np.ndarray:
     known = sources.beam_times_s
     if known is not None and sources.beam_offsets_rad is not None:
         at = np.searchsorted(known, times_s)
-        if np.all(at < len(known)) and np.array_equal(known[np.minimum(at, len(known) - 1)], times_s):
+        if np.all(at < len(known)) and np.array_equal(known[at], times_s):
             return sources.beam_offsets_rad[at]
     return _beam_offsets_rad(sources.ra_deg, sources.dec_deg, times_s / 86400.0, sources.pointing_dec_deg)
 
@@ -395,8 +395,8 @@ def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndar
     """point_visibilities for weights of either sign: the positive sources' minus the negative sources'.
 
     The predict factors the fluxes' square roots, so a negative one goes in a second call, with only
-    the sources that have one (a drifting source's varying part has one sign over the band at most
-    times): the work stays ~S source columns rather than the 2 S of two calls over every source.
+    the sources that have one; point_visibilities skips a source in the channels where its weight is 0,
+    so each source costs one column per channel over the two calls, not two.
     """
     pos, neg = np.any(weights > 0, axis=0), np.any(weights < 0, axis=0)
     out = point_visibilities(path[:, pos], k, np.clip(weights[:, pos], 0, None), ant1, ant2)
