@@ -68,15 +68,25 @@ FLOOD_SIGMA = 3.0  # its island grows down to this (PyBDSF's thresh_isl default)
 # with uncleaned sidelobes) 4.6 s instead of 17.7 s for the same 24 sources; the figures above were
 # measured with it unless said otherwise.
 INI_GAUSFIT = "simple"
-# PyBDSF drops a Gaussian whose contour at flag_maxsize_fwhm x its FWHM leaves its island, but checks only
-# Gaussians with an axial ratio above 2: under DSA-110's main lobe (34" x 15" at full size) that is every point
-# source, and the contour's extreme points, truncated to pixels 1-2 px from the centre on the minor axis, fall
-# outside the island of well-detected sources. On the full-size realistic-sky image (2.9 px across the minor
-# axis) its default 0.5 dropped 8 % of the sources above 10 sigma (18 % at 2.4 px), none of them spurious;
-# without the check all were found, detections above 10 sigma stayed 100 % on true sources, and 8 of 508
-# (3 of 392) detections, all near 5 sigma, lay on no source (docs/benchmarks.md). 0: the contour is the
-# Gaussian's centre, always in its island.
-FLAG_MAXSIZE_FWHM = 0.0
+# PyBDSF drops a Gaussian whose contour at flag_maxsize_fwhm x its FWHM leaves its island, and checks only
+# Gaussians with an axial ratio above 2. Under DSA-110's full-array main lobe (34" x 15", ratio 2.2) that is
+# every point source, and the contour's extreme points, truncated to pixels 1-2 px from the centre on the
+# minor axis, fall outside the island of well-detected sources: on the full-size realistic-sky image (2.9 px
+# across the minor axis) its default 0.5 dropped 8 % of the sources above 10 sigma (18 % at 2.4 px), none of
+# them spurious. Without the check all were found, detections above 10 sigma stayed 100 % on true sources,
+# and 8 of 508 (3 of 392) detections, all near 5 sigma, lay on no source (docs/benchmarks.md). Under a
+# rounder beam (a sparse array's, 89" x 57") the check keeps its job: it drops the wide Gaussians PyBDSF fits
+# to sidelobe-confused islands, which otherwise pull sources 30-40" off (tests/test_science_qa_image.py).
+# So it is off where the beam itself is elongated enough for point sources to be checked: fitted axial
+# ratios of faint sources scatter ~10 % about the beam's, hence the margin below PyBDSF's 2.
+CONTOUR_FLAG_FWHM = 0.5  # PyBDSF's default
+ELONGATED_BEAM_RATIO = 1.8
+
+
+def contour_flag_fwhm(bmaj: float, bmin: float) -> float:
+    """PyBDSF's flag_maxsize_fwhm for a restoring beam of ``bmaj`` x ``bmin``: 0 (no check) when elongated."""
+    return 0.0 if bmaj > ELONGATED_BEAM_RATIO * bmin else CONTOUR_FLAG_FWHM
+
 
 # name, unit, description: the FITS binary table's columns, in order
 SOURCE_COLUMNS = (
@@ -153,7 +163,8 @@ def find_sources(
         if pb.shape[-2:] != shape:
             raise ValueError(f"primary beam of shape {pb.shape} does not match {image_path}'s {shape}")
         pb = pb.reshape(-1, *shape)[0]
-    table = _to_table(_pybdsf(image_path, image_freq_hz(header, image_path), seed_sigma, flood_sigma))
+    contour_flag = contour_flag_fwhm(float(header["BMAJ"]), float(header["BMIN"]))
+    table = _to_table(_pybdsf(image_path, image_freq_hz(header, image_path), seed_sigma, flood_sigma, contour_flag))
     if pb is not None and len(table):
         from contimg.image.crossmatch import values_at
 
@@ -184,7 +195,7 @@ def image_freq_hz(header, path="the image") -> float:
     raise ValueError(f"{path}: no frequency in the header (a FREQ axis or RESTFRQ)")
 
 
-def _pybdsf(image_path: Path, freq_hz: float, seed_sigma: float, flood_sigma: float) -> list:
+def _pybdsf(image_path: Path, freq_hz: float, seed_sigma: float, flood_sigma: float, contour_flag: float) -> list:
     """PyBDSF's sources (Gaussians grouped into sources), on one core: the node's cores are shared.
 
     PyBDSF writes ``IMAGE.pybdsf.log`` beside the image (the job's scratch folder); nothing else.
@@ -203,7 +214,7 @@ def _pybdsf(image_path: Path, freq_hz: float, seed_sigma: float, flood_sigma: fl
             output_opts=False,
             frequency=freq_hz,
             ini_gausfit=INI_GAUSFIT,
-            flag_maxsize_fwhm=FLAG_MAXSIZE_FWHM,
+            flag_maxsize_fwhm=contour_flag,
         )
     return list(img.sources)
 
