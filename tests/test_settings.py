@@ -325,12 +325,12 @@ def test_imaging_defaults_unchanged_and_round_trip():
     )
     # issue #22: two channels with linear spectra, auto-mask 5, niter a safety net (docs/benchmarks.md)
     assert (d.channels_out, d.spectral_terms, d.auto_mask_sigma) == (2, 2, 5.0)
-    assert (d.dense_pixels_per_beam, d.dense_min_antennas) == (3.0, 64)
+    assert (d.dense_pixels_per_beam, d.dense_min_antennas) == (2.5, 64)
 
 
 def test_grid_sampling_follows_the_array():
     d = ImagingConfig()
-    assert d.grid_pixels_per_beam(96) == d.dense_pixels_per_beam and d.grid_pixels_per_beam(64) == 3.0
+    assert d.grid_pixels_per_beam(96) == d.dense_pixels_per_beam and d.grid_pixels_per_beam(64) == 2.5
     assert d.grid_pixels_per_beam(63) == d.pixels_per_beam == 4.0  # a sparse array's narrower minor axis
     assert ImagingConfig(dense_pixels_per_beam=0.0, pixels_per_beam=5.0).grid_pixels_per_beam(96) == 5.0
     assert ImagingConfig.from_json(None) == d and ImagingConfig.from_json("") == d

@@ -53,17 +53,21 @@ class ImagingConfig:
     robust: float = 0.0
     pixels_per_beam: float = 4.0  # cell = resolution / this: samples the beam's minor axis with >= 3 pixels
     # ... but with at least dense_min_antennas antennas with data, resolution / dense_pixels_per_beam (0 = always
-    # pixels_per_beam). Issue #22, full-size realistic sky (96 antennas, restoring beam ~56" x 15" with Briggs 0),
-    # WSClean alone on one imaging copy: 3 took 25-28 % less WSClean CPU than 4 (34-36 s against 47 s; deconvolution
-    # 7.6 s against 13.9 s wall, 0.56x the pixels) for the same image (rms / twin 1.077 and 1.074, isolated sources
-    # good 97.0 % and 97.1 %, median flux ratio 0.966 and 0.967, artefacts 3 and 4); 2.5 saved 2-3 s more but lost
-    # 1 % of the sources good. Sparser arrays fit a narrower minor axis (8.5" at 24 and 32 antennas, 1.6 pixels at
-    # 3 per resolution): there 3 lost flux (tests/test_image_subtract_job.py: a third of the sources off by > 10 %)
-    # and completeness (tests/test_science_qa_image.py 0.94), hence the threshold between 32 and 96
-    # (docs/benchmarks.md).
-    # Those beams were WSClean's own fits; the main lobe's (restoring_beam) is wider in minor axis (12.9" at 32
-    # antennas, 15.1" at 96), so 3 may hold on sparser arrays too: not measured again.
-    dense_pixels_per_beam: float = 3.0
+    # pixels_per_beam). The full array's restoring beam (the PSF's main lobe, restoring_beam) is ~34" x 15" with
+    # Briggs 0: 2.5 per resolution element puts 2.4 pixels across its minor axis, and the grid's uv extent,
+    # 1 / (2 cells), still reaches 1.25x the longest baseline. Issue #22, the full-size realistic sky, one image job
+    # each, the same chunk and catalogue (docs/benchmarks.md): WSClean 15 s against 19-20 s (deconvolution 3.4 s
+    # against 6.8 s; its gridding barely shrinks, its w-planes set by the field), image 19-20 s against 24-25 s,
+    # the same rms / twin (1.07), isolated sources good (99.6 %), median flux ratio (0.978 against 0.980), no
+    # island above 5 sigma against one of 5.2, science-QA completeness 1.0 for both (after PyBDSF's contour flag was
+    # turned off, contimg.image.sources). 2.25 (7.05" cells) left 5 islands up to 6.0 sigma. What it costs: the
+    # nightly mosaic's bilinear regridding (contimg.mosaic.regrid) lowers a point source's fitted peak by 4.7 % on
+    # average here against 3.3 % at 3 (a cubic spline would make both ~0.1 %: not done). Sparser arrays fitted a
+    # narrower minor axis with WSClean's own beam (8.5" at 24 and 32 antennas): there 3 lost flux
+    # (tests/test_image_subtract_job.py: a third of the sources off by > 10 %) and completeness
+    # (tests/test_science_qa_image.py 0.94), hence the threshold between 32 and 96. The main lobe's minor axis is
+    # wider (12.9" at 32 antennas), so 3 may hold on sparser arrays too: not measured again.
+    dense_pixels_per_beam: float = 2.5
     dense_min_antennas: int = 64
     field_fwhm: float = 1.3  # image side = this x primary-beam FWHM at the lowest frequency
     max_size_px: int = 4096
