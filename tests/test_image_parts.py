@@ -16,6 +16,7 @@ from contimg.image.parts import (
     image_grid,
     merge_loss,
     put_briggs_weights,
+    restoring_beam,
     windows_as_parts,
     windows_line_up,
 )
@@ -192,7 +193,7 @@ def test_briggs_weights_uniform_limit_equalizes_cells_and_leaves_polarizations_a
     p = part(uvw, [0, 1, 0, 2], [1, 2, 2, 2], np.zeros((4, 1, 2), bool), [1.4e9])
     p.weights[1] *= 3.0  # the second row of the shared cell weighs 3x the first
     before = p.weights.copy()
-    noise, cells = put_briggs_weights([p], size, cell_arcsec, -5.0)
+    noise, cells, _ = put_briggs_weights([p], size, cell_arcsec, -5.0)
     after = p.weights
     np.testing.assert_array_equal(after[..., 0], after[..., 1])
     shared = after[0, 0, 0] + after[1, 0, 0]
@@ -202,6 +203,30 @@ def test_briggs_weights_uniform_limit_equalizes_cells_and_leaves_polarizations_a
     w, d = before[:3, 0, 0], after[:3, 0, 0] / before[:3, 0, 0]
     assert noise == pytest.approx(np.sqrt(w.sum() * (w * d * d).sum()) / (w * d).sum(), rel=1e-6)
     assert cells == pytest.approx(2.0 * 2, rel=1e-6), "two equal cells and their conjugates: 4 effective cells"
+
+
+def test_restoring_beam_from_the_briggs_grid_is_the_beam_of_the_weighted_samples():
+    """The main lobe found from put_briggs_weights' gridded cells is the one found from every weighted sample
+    (the path tests/test_psf_width.py checks against a Gaussian's Fourier pair); flagged samples weigh 0."""
+    rng = np.random.default_rng(7)
+    n_ant, n_time = 20, 6
+    east, north = rng.uniform(-1200, 1200, n_ant), rng.uniform(-400, 400, n_ant)  # an elongated array (m)
+    pairs = [(a, b) for a in range(n_ant) for b in range(a + 1, n_ant)]
+    a1 = np.tile([p[0] for p in pairs], n_time)
+    a2 = np.tile([p[1] for p in pairs], n_time)
+    turn = np.repeat(np.radians(np.linspace(0.0, 1.2, n_time)), len(pairs))  # earth rotation over the chunk
+    du, dv = east[a2] - east[a1], north[a2] - north[a1]
+    uvw = np.stack([du * np.cos(turn) - dv * np.sin(turn), du * np.sin(turn) + dv * np.cos(turn), 0.1 * du])
+    freqs = np.linspace(1.31e9, 1.5e9, 8)
+    flags = rng.random((a1.size, freqs.size, 2)) < 0.1
+    p = part(uvw, a1, a2, flags, freqs)
+    p.weights[:] = rng.uniform(0.5, 2.0, p.weights.shape).astype(np.float32) * ~flags  # the copy's: 0 where flagged
+    size, cell_arcsec = 512, 8.0
+    *_, gridded = put_briggs_weights([p], size, cell_arcsec, 0.0)
+    from_samples = restoring_beam([p], size, cell_arcsec)
+    from_grid = restoring_beam([p], size, cell_arcsec, gridded)
+    np.testing.assert_allclose(from_grid[:2], from_samples[:2], rtol=2e-3)
+    assert abs((from_grid[2] - from_samples[2] + 90.0) % 180.0 - 90.0) < 0.5  # degrees, modulo 180
 
 
 def test_fold_solutions_multiplies_tables_repeats_one_polarization_and_flags_the_unsolved():

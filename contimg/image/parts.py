@@ -165,7 +165,9 @@ def image_grid(parts: list[CopyPart], cfg) -> tuple[float | None, int | None]:
     return cell, rules.image_size_px(cell, f_min, cfg)
 
 
-def put_briggs_weights(parts: list[CopyPart], size_px: int, cell_arcsec: float, robust: float) -> tuple[float, float]:
+def put_briggs_weights(
+    parts: list[CopyPart], size_px: int, cell_arcsec: float, robust: float
+) -> tuple[float, float, tuple | None]:
     """Multiply each part's weights in place by its Briggs factor on the image's uv grid.
 
     Both polarizations get the Stokes I factor (made from their summed weights); autocorrelations
@@ -177,6 +179,9 @@ def put_briggs_weights(parts: list[CopyPart], size_px: int, cell_arcsec: float, 
         The image noise with these weights over that with natural weights (contimg.image.weighting.noise_factor).
     effective_uv_cells : float
         contimg.image.weighting.briggs_weighting's effective number of uv cells.
+    gridded : tuple or None
+        (u, v, weight) of the filled uv cells with their Briggs-weighted sums, for :func:`restoring_beam`
+        (None when nothing has weight).
     """
     natural = []
     for part_rows, _, wsum, _, _ in parts:
@@ -185,25 +190,39 @@ def put_briggs_weights(parts: list[CopyPart], size_px: int, cell_arcsec: float, 
         natural.append((sum(wsum[..., p] for p in range(wsum.shape[2])) * cross[:, None]).ravel())
     natural = np.concatenate(natural)
     u, v = _uv_wavelengths(parts)
-    factor, uv_cells = briggs_weighting(u, v, natural, _uv_cell_wl(size_px, cell_arcsec), size_px, robust)
+    gridded = []
+    factor, uv_cells = briggs_weighting(
+        u, v, natural, _uv_cell_wl(size_px, cell_arcsec), size_px, robust, cells=gridded
+    )
     start = 0
     for _, _, wsum, _, _ in parts:
         n = wsum.shape[0] * wsum.shape[1]
         wsum *= factor[start : start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
         start += n
-    return noise_factor(natural, factor), uv_cells
+    return noise_factor(natural, factor), uv_cells, (gridded[0] if gridded else None)
 
 
-def restoring_beam(parts: list[CopyPart], size_px: int, cell_arcsec: float) -> tuple[float, float, float] | None:
+def restoring_beam(
+    parts: list[CopyPart], size_px: int, cell_arcsec: float, gridded: tuple | None = None
+) -> tuple[float, float, float] | None:
     """(major FWHM arcsec, minor FWHM arcsec, position angle deg) of the copy's PSF main lobe, or None.
 
     The ellipse through the half-power contour of the PSF the parts' weights (as written: with any
     Briggs factors) make on the image's uv grid (contimg.image.psf_width.main_lobe_beam). None when
     the main lobe is not an ellipse there (the imager then fits its own beam). Autocorrelations
-    count for nothing.
+    count for nothing. ``gridded``: put_briggs_weights' filled cells, the same weights already on that
+    grid (a flagged sample carries no weight in the copy), which spares a pass over every sample
+    (~0.3 s of one core at full size).
     """
     from contimg.image.psf_width import main_lobe_beam
 
+    cell_wl = _uv_cell_wl(size_px, cell_arcsec)
+    if gridded is not None:
+        try:
+            bmaj, bmin, pa = main_lobe_beam(*gridded, cell_wl)
+        except ValueError:
+            return None
+        return float(np.degrees(bmaj) * 3600.0), float(np.degrees(bmin) * 3600.0), pa
     w = []
     for part_rows, _, wsum, flags, _ in parts:
         cross = part_rows["ANTENNA1"] != part_rows["ANTENNA2"]
@@ -212,7 +231,7 @@ def restoring_beam(parts: list[CopyPart], size_px: int, cell_arcsec: float) -> t
         w.append((good * cross[:, None]).ravel())
     u, v = _uv_wavelengths(parts)
     try:
-        bmaj, bmin, pa = main_lobe_beam(u, v, np.concatenate(w), _uv_cell_wl(size_px, cell_arcsec))
+        bmaj, bmin, pa = main_lobe_beam(u, v, np.concatenate(w), cell_wl)
     except ValueError:
         return None
     return float(np.degrees(bmaj) * 3600.0), float(np.degrees(bmin) * 3600.0), pa

@@ -176,16 +176,16 @@ def _make_imaging_ms(
         "max_time_bin": max(f["max_bin"] for f in figures),
     }
     cell, size = image_grid(parts, cfg)
-    noise_over_natural, uv_cells = None, None
+    noise_over_natural, uv_cells, gridded = None, None, None
     if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
-        noise_over_natural, uv_cells = put_briggs_weights(parts, size, cell, cfg.robust)
+        noise_over_natural, uv_cells, gridded = put_briggs_weights(parts, size, cell, cfg.robust)
     # Whether the imager weights the copy as written (naturally: the copy carries any Briggs weights). Only
     # then is the PSF of the copy's weights the imager's, for the restoring beam and the initial images.
     imaged_as_written = cfg.weighting == "natural" or noise_over_natural is not None
     # the restoring beam from the PSF's main lobe (ImagingConfig.restoring_beam): WSClean's own fit of a
     # sparse chunk's PSF followed its near sidelobes (issue #22)
     wanted_beam = cfg.restoring_beam == "main_lobe" and cell is not None and imaged_as_written
-    beam = restoring_beam(parts, size, cell) if wanted_beam else None
+    beam = restoring_beam(parts, size, cell, gridded) if wanted_beam else None
     ot = casatools.table()
     ot.open(out, nomodify=False)
     try:
