@@ -59,8 +59,8 @@ class ImagingConfig:
     # each, the same chunk and catalogue (docs/benchmarks.md): WSClean 15 s against 19-20 s (deconvolution 3.4 s
     # against 6.8 s; its gridding barely shrinks, its w-planes set by the field), image 19-20 s against 24-25 s,
     # the same rms / twin (1.07), isolated sources good (99.6 %), median flux ratio (0.978 against 0.980), no
-    # island above 5 sigma against one of 5.2, science-QA completeness 1.0 for both (after PyBDSF's contour flag was
-    # turned off, contimg.image.sources). 2.25 (7.05" cells) left 5 islands up to 6.0 sigma. What it costs: the
+    # island above 5 sigma against one of 5.2, science QA green (completeness 0.99, reliability 0.99, flux ratio
+    # 0.984, once PyBDSF's contour flag was turned off: contimg.image.sources). 2.25 (7.05" cells) left 5 islands up to 6.0 sigma. What it costs: the
     # nightly mosaic's bilinear regridding (contimg.mosaic.regrid) lowers a point source's fitted peak by 4.7 % on
     # average here against 3.3 % at 3 (a cubic spline would make both ~0.1 %: not done). Sparser arrays fitted a
     # narrower minor axis with WSClean's own beam (8.5" at 24 and 32 antennas): there 3 lost flux
