@@ -1,12 +1,13 @@
 """Primary-beam-weighted linear mosaic of quick images (pure: numpy, astropy, reproject).
 
 Each output pixel is sum_i w_i I_i / PB_i over sum_i w_i with w_i = PB_i^2 / rms_i^2, images
-contributing only where PB_i >= pb_floor. Per image we regrid the two smooth products
-PB I / rms^2 and PB^2 / rms^2 (their ratio is the same weighted mean, pixel by pixel; no division
-by a small PB before interpolation) in one ``reproject_interp`` call (stacked, so the coordinate
-transform is computed once) onto just that image's footprint in the output, and add them into
-two float32 accumulators memory-mapped on scratch: one image in memory at a time, whatever the
-length of the day. The FITS products are then streamed from the accumulators in row blocks.
+contributing only where PB_i >= pb_floor. Per image we regrid the two smooth planes PB / rms^2 and
+PB^2 / rms^2 (bilinear, zero below pb_floor) and the image I itself (cubic spline: bilinear interpolation
+of a restored image sampled by 2.4-3 px across the beam lowers point sources' peaks by 3-5 %), onto just
+that image's footprint in the output; (PB / rms^2) I and PB^2 / rms^2 (whose ratio is the weighted mean,
+pixel by pixel, with no division by a small PB before interpolation) go into two float32 accumulators
+memory-mapped on scratch: one image in memory at a time, whatever the length of the day. The FITS
+products are then streamed from the accumulators in row blocks.
 
 The output grid and its pixel scale are ``contimg.mosaic.grid``'s; regridding is ``contimg.mosaic.regrid``'s.
 """
@@ -115,9 +116,12 @@ def build_mosaic(
             good = (pb >= pb_floor) & np.isfinite(img) & np.isfinite(pb)
             inv_var = np.float32(1.0 / m.rms_jy**2)
             prod = np.empty((2,) + img.shape, dtype=np.float32)
-            np.multiply(pb * inv_var, img, out=prod[0])  # w I / PB = PB I / rms^2
+            np.multiply(pb, inv_var, out=prod[0])  # PB / rms^2: w / PB, times I once I is regridded
             np.multiply(pb * inv_var, pb, out=prod[1])  # w = PB^2 / rms^2
             prod[:, ~good] = 0.0
+            # the image itself by cubic spline (bilinear lowered the beam's peak 3-5 % at the full array's 2.4-3 px
+            # across its minor axis), and whole: a spline through values zeroed below pb_floor would ring there
+            sky = np.where(np.isfinite(img), img, 0.0).astype(np.float32)[None]
             del img, pb, good
             # rows: the image's dec range; columns: its unwrapped RA range (never the long way round)
             x0, x1 = max(0, int(np.floor(xa)) - 2), min(shape[1], int(np.ceil(xb)) + 3)
@@ -133,7 +137,8 @@ def build_mosaic(
                 continue
             sub_wcs = out_wcs[y0:y1, x0:x1]
             arr = regrid(prod, w_in, sub_wcs, (y1 - y0, x1 - x0))
-            del prod
+            arr[0] *= regrid(sky, w_in, sub_wcs, (y1 - y0, x1 - x0), order=3)[0]  # w I / PB = PB I / rms^2
+            del prod, sky
             if not np.any(arr[1] > 0):
                 skipped.append({"image": str(m.image), "reason": f"no pixel with PB >= {pb_floor}"})
                 continue

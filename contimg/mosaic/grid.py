@@ -6,9 +6,9 @@ unwrapped span. A full day (24 h of RA) gives a strip a little longer than 360 d
 day's boundary appears at both ends, each copy built from the images of that end of the day.
 
 Pixel scale: by default the coarser of the finest input cell and ``BMIN / PIXELS_PER_BEAM`` of the
-median input beam (3 pixels per beam keeps bilinear regridding and Gaussian fits of point sources
-within 5% in flux and a fifth of the beam in position; the full 3-arcsec input resolution would make
-a 2 x 2.3 GB accumulator pair for a day at dec 55 for no extra information).
+median input beam (3 pixels per beam keeps Gaussian fits of point sources within a fifth of the beam in
+position, and the image's cubic-spline regridding their flux within ~0.1 %; the full 3-arcsec input
+resolution would make a 2 x 2.3 GB accumulator pair for a day at dec 55 for no extra information).
 Restoring beam: the median BMAJ, BMIN, BPA of the inputs (the quick images of one day share their
 uv coverage, so their beams differ by a few per cent).
 """
