@@ -60,9 +60,10 @@ class ImagingConfig:
     # against 6.8 s; its gridding barely shrinks, its w-planes set by the field), image 19-20 s against 24-25 s,
     # the same rms / twin (1.07), isolated sources good (99.6 %), median flux ratio (0.978 against 0.980), no
     # island above 5 sigma against one of 5.2, science QA green (completeness 0.99, reliability 0.99, flux ratio
-    # 0.984, once PyBDSF's contour flag was turned off: contimg.image.sources). 2.25 (7.05" cells) left 5 islands up to 6.0 sigma. The nightly mosaic's
-    # bilinear regridding lowered a point source's fitted peak by 4.7 % on average here against 3.3 % at 3, so it
-    # now regrids the image by cubic spline (contimg.mosaic.build: ~0.1 % at both). Sparser arrays fitted a
+    # 0.984, once PyBDSF's contour flag was turned off: contimg.image.sources). 2.25 (7.05" cells) left 5 islands
+    # up to 6.0 sigma. The nightly mosaic's bilinear regridding lowered a point source's fitted peak by 4.7 % on
+    # average here against 3.3 % at 3, so it now regrids the image by cubic spline (contimg.mosaic.build: ~0.1 % at
+    # both). Sparser arrays fitted a
     # narrower minor axis with WSClean's own beam (8.5" at 24 and 32 antennas): there 3 lost flux
     # (tests/test_image_subtract_job.py: a third of the sources off by > 10 %) and completeness
     # (tests/test_science_qa_image.py 0.94), hence the threshold between 32 and 96. The main lobe's minor axis is
