@@ -193,7 +193,7 @@ def test_effective_uv_cells_set_the_psf_rms():
     u, v, w = u[keep], v[keep], w[keep]
     rows = []
     for robust in (-5.0, 0.0, 5.0):
-        factor, cells = briggs_weighting(u, v, w, cell, n, robust)
+        factor, cells, _ = briggs_weighting(u, v, w, cell, n, robust)
         grid = np.zeros((n, n))
         iu, iv = np.rint(u / cell).astype(int), np.rint(v / cell).astype(int)
         for sign in (1, -1):

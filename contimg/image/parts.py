@@ -190,16 +190,13 @@ def put_briggs_weights(
         natural.append((sum(wsum[..., p] for p in range(wsum.shape[2])) * cross[:, None]).ravel())
     natural = np.concatenate(natural)
     u, v = _uv_wavelengths(parts)
-    gridded = []
-    factor, uv_cells = briggs_weighting(
-        u, v, natural, _uv_cell_wl(size_px, cell_arcsec), size_px, robust, cells=gridded
-    )
+    factor, uv_cells, gridded = briggs_weighting(u, v, natural, _uv_cell_wl(size_px, cell_arcsec), size_px, robust)
     start = 0
     for _, _, wsum, _, _ in parts:
         n = wsum.shape[0] * wsum.shape[1]
         wsum *= factor[start : start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
         start += n
-    return noise_factor(natural, factor), uv_cells, (gridded[0] if gridded else None)
+    return noise_factor(natural, factor), uv_cells, gridded
 
 
 def restoring_beam(

@@ -17,9 +17,9 @@ __all__ = ["briggs_weighting", "noise_factor"]
 
 
 def briggs_weighting(
-    u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int, robust: float, *, cells=None
-) -> tuple[np.ndarray, float]:
-    """(factors, effective number of uv cells).
+    u_wl: np.ndarray, v_wl: np.ndarray, weight: np.ndarray, cell_wl: float, n: int, robust: float
+) -> tuple[np.ndarray, float, tuple | None]:
+    """(factors, effective number of uv cells, the weighted cells).
 
     Factors: 1 / (1 + W_k f^2), by which each sample's natural ``weight`` is multiplied (same shape).
     ``u_wl``, ``v_wl``: sample coordinates in wavelengths; ``cell_wl``: the uv cell (1 / image
@@ -32,9 +32,10 @@ def briggs_weighting(
     has. The PSF's rms over the image is 1 / sqrt of it (Parseval), so its sidelobes fall as it
     grows (a drift-scan snapshot of 96 antennas: ~8e4; of 24: ~3e3).
 
-    ``cells``, a list, receives (u, v, W'): the filled cells' centres in wavelengths and their Briggs-weighted
-    sums W'_k, sample and conjugate counted (both halves of the plane): the weighted samples as gridded, from
-    which the PSF's main lobe is found (contimg.image.psf_width) without a second pass over the samples.
+    The weighted cells: (u, v, W'), the filled cells' centres in wavelengths and their Briggs-weighted sums
+    W'_k, sample and conjugate counted (both halves of the plane), or None when nothing has weight: the
+    weighted samples as gridded, from which the PSF's main lobe is found (contimg.image.psf_width) without a
+    second pass over the samples.
     """
     u_wl, v_wl, weight = (np.asarray(a, float).ravel() for a in (u_wl, v_wl, weight))
     iu, iv = np.rint(u_wl / cell_wl), np.rint(v_wl / cell_wl)
@@ -52,13 +53,12 @@ def briggs_weighting(
     filled = grid[where]  # the sums below over these cells only: most of a snapshot's grid is empty
     total = filled.sum()
     if total <= 0:
-        return np.ones_like(weight), 0.0
+        return np.ones_like(weight), 0.0, None
     f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(filled**2) / total)
     factor = np.where(on, 1.0 / (1.0 + grid[cell] * f2), 1.0)
     weighted = filled / (1.0 + filled * f2)
-    if cells is not None:
-        cells.append(((where % side - half) * cell_wl, (where // side - half) * cell_wl, weighted))
-    return factor, float(weighted.sum() ** 2 / np.sum(weighted**2))
+    cells = ((where % side - half) * cell_wl, (where // side - half) * cell_wl, weighted)
+    return factor, float(weighted.sum() ** 2 / np.sum(weighted**2)), cells
 
 
 def noise_factor(weight: np.ndarray, factor: np.ndarray) -> float:
