@@ -115,13 +115,13 @@ def build_mosaic(
                 raise ValueError(f"{m.pb} shape {pb.shape} differs from {m.image} {img.shape}")
             good = (pb >= pb_floor) & np.isfinite(img) & np.isfinite(pb)
             inv_var = np.float32(1.0 / m.rms_jy**2)
-            prod = np.empty((2,) + img.shape, dtype=np.float32)
+            prod = np.empty((3,) + img.shape, dtype=np.float32)
             np.multiply(pb, inv_var, out=prod[0])  # PB / rms^2: w / PB, times I once I is regridded
             np.multiply(pb * inv_var, pb, out=prod[1])  # w = PB^2 / rms^2
-            prod[:, ~good] = 0.0
-            # the image itself by cubic spline (bilinear lowered the beam's peak 3-5 % at the full array's 2.4-3 px
+            prod[:2, ~good] = 0.0
+            # the image itself, by cubic spline (bilinear lowered the beam's peak 3-5 % at the full array's 2.4-3 px
             # across its minor axis), and whole: a spline through values zeroed below pb_floor would ring there
-            sky = np.where(np.isfinite(img), img, 0.0).astype(np.float32)[None]
+            prod[2] = np.where(np.isfinite(img), img, 0.0)
             del img, pb, good
             # rows: the image's dec range; columns: its unwrapped RA range (never the long way round)
             x0, x1 = max(0, int(np.floor(xa)) - 2), min(shape[1], int(np.ceil(xb)) + 3)
@@ -136,15 +136,15 @@ def build_mosaic(
                 skipped.append({"image": str(m.image), "reason": "outside the mosaic grid"})
                 continue
             sub_wcs = out_wcs[y0:y1, x0:x1]
-            arr = regrid(prod, w_in, sub_wcs, (y1 - y0, x1 - x0))
-            arr[0] *= regrid(sky, w_in, sub_wcs, (y1 - y0, x1 - x0), order=3)[0]  # w I / PB = PB I / rms^2
-            del prod, sky
+            arr = regrid(prod, w_in, sub_wcs, (y1 - y0, x1 - x0), order=(1, 1, 3))
+            arr[0] *= arr[2]  # w I / PB = PB I / rms^2
+            del prod
             if not np.any(arr[1] > 0):
                 skipped.append({"image": str(m.image), "reason": f"no pixel with PB >= {pb_floor}"})
                 continue
             # map the accumulators afresh per image: pages of earlier footprints leave this process's RSS
             acc = np.load(acc_path, mmap_mode="r+")
-            acc[:, y0:y1, x0:x1] += arr.astype(np.float32)
+            acc[:, y0:y1, x0:x1] += arr[:2]  # float32, as regrid returns
             acc.flush()
             del acc, arr
             beams.append(bm)

@@ -19,13 +19,14 @@ def _coarse_to_fine(n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def regrid(
-    planes: np.ndarray, in_wcs: WCS, out_wcs: WCS, shape_out: tuple, *, exact: bool = False, order: int = 1
+    planes: np.ndarray, in_wcs: WCS, out_wcs: WCS, shape_out: tuple, *, exact: bool = False, order=1
 ) -> np.ndarray:
     """Regridding of ``planes`` (n, ny, nx) onto ``out_wcs`` / ``shape_out``; 0 outside the input.
 
-    ``order`` 1: bilinear, for smooth planes (the primary beam, the weights). 3: a cubic spline through the
-    samples, for a restored image: bilinear interpolation between samples 2.4-3 px apart across the beam's
-    minor axis lowers a point source's fitted peak by 3-5 %, the spline by ~0.1 % (docs/benchmarks.md).
+    ``order``, for every plane or one per plane: 1 bilinear, for smooth planes (the primary beam, the
+    weights); 3 a cubic spline through the samples, for a restored image: bilinear interpolation between
+    samples 2.4-3 px apart across the beam's minor axis lowers a point source's fitted peak by 3-5 %, the
+    spline by ~0.1 % (docs/benchmarks.md). The pixel map is worked out once for all the planes.
 
     With ``exact`` (or when the coarse map is not finite) this is ``reproject.reproject_interp``.
     Otherwise the output-to-input pixel map is computed with astropy on nodes every
@@ -42,8 +43,9 @@ def regrid(
     from astropy.wcs.utils import pixel_to_pixel
     from scipy.ndimage import map_coordinates
 
-    if order not in (1, 3):
-        raise ValueError(f"order must be 1 (bilinear) or 3 (cubic spline), got {order!r}")
+    orders = (order,) * planes.shape[0] if np.ndim(order) == 0 else tuple(order)
+    if len(orders) != planes.shape[0] or not set(orders) <= {1, 3}:
+        raise ValueError(f"order must be 1 (bilinear) or 3 (cubic spline), one or one per plane: got {order!r}")
 
     if not exact:
         ny, nx = shape_out
@@ -55,17 +57,21 @@ def regrid(
             fx = (ly @ cx @ lx.T).astype(np.float32)
             fy = (ly @ cy @ lx.T).astype(np.float32)
             out = np.empty((planes.shape[0], ny, nx), dtype=np.float32)
-            for k in range(planes.shape[0]):
+            for k, o in enumerate(orders):
                 map_coordinates(  # a spline needs its coefficients first (prefilter)
-                    planes[k], (fy, fx), output=out[k], order=order, mode="constant", cval=0.0, prefilter=order > 1
+                    planes[k], (fy, fx), output=out[k], order=o, mode="constant", cval=0.0, prefilter=o > 1
                 )
             return out
     from reproject import reproject_interp
 
-    arr, _ = reproject_interp(
-        (planes, in_wcs),
-        out_wcs,
-        shape_out=(planes.shape[0],) + tuple(shape_out),
-        order={1: "bilinear", 3: "bicubic"}[order],
-    )
-    return np.nan_to_num(arr, nan=0.0).astype(np.float32)
+    out = np.empty((planes.shape[0],) + tuple(shape_out), dtype=np.float32)
+    for o in sorted(set(orders)):
+        these = [k for k, ok in enumerate(orders) if ok == o]
+        arr, _ = reproject_interp(
+            (planes[these], in_wcs),
+            out_wcs,
+            shape_out=(len(these),) + tuple(shape_out),
+            order={1: "bilinear", 3: "bicubic"}[o],
+        )
+        out[these] = np.nan_to_num(arr, nan=0.0)
+    return out
