@@ -264,6 +264,29 @@ def test_completeness_reliability_and_what_counts():
     assert m1.n_complete == 0 and m1.completeness is None
 
 
+def test_reliability_leaves_out_what_lies_beside_a_far_brighter_source():
+    """Islands at 0.3-0.6 % of a bright source's peak within a few beams are its artefacts, not the sky's."""
+    det, ra, dec, flux = _lists(n=20)  # all matched, 30 mJy - 1 Jy
+    # an 8 Jy source (in the catalogue) with 4 unmatched 25 mJy islands 2-4 beams from it ...
+    bra, bdec = 151.0, 55.0
+    near = np.array([2.0, 2.5, 3.0, 4.0]) * BMAJ / 3600.0
+    # ... and 2 unmatched 25 mJy islands 12 beams away: they count
+    far = np.array([12.0, 12.5]) * BMAJ / 3600.0
+    add_dec = np.r_[bdec, bdec + near, bdec + far]
+    det = {
+        "ra": np.r_[det["ra"], np.full(7, bra)],
+        "dec": np.r_[det["dec"], add_dec],
+        "peak_flux": np.r_[det["peak_flux"], 8.0, np.full(6, 0.025)],
+        "int_flux": np.r_[det["int_flux"], 8.0, np.full(6, 0.025)],
+        "local_rms": np.r_[det["local_rms"], np.full(7, RMS)],
+    }
+    m = _match(det, np.r_[ra, bra], np.r_[dec, bdec], np.r_[flux, 8.0])
+    # counted by hand: the 20 sources, the 8 Jy one and the 2 far islands; matched 21 of 23
+    assert m.n_reliable == 23
+    assert m.reliability == pytest.approx(21 / 23, abs=1e-12)
+    assert m.n_matched == 21 and m.n_detected == 27
+
+
 def test_matching_is_elliptical_along_the_beam():
     # 15" north is inside half the 45" beam along its near-north major axis; 15" east is far outside
     # half the 11" minor axis
