@@ -215,6 +215,8 @@ def image(
             "outside_subtracted_n": int((m.outside_subtracted or {}).get("n_sources", 0)),
             "outside_subtracted_jy": float((m.outside_subtracted or {}).get("apparent_flux_jy", 0.0)),
             "drifting_subtracted_n": int((m.outside_subtracted or {}).get("n_drifting", 0)),
+            # catalogue sources the masked clean went deeper at (sparse arrays: contimg.image.known_sources)
+            "known_sources_in_mask_n": int(m.known_sources_in_mask or 0),
             **_science_metadata(m.science_grade, sq),
         },
         check_results=[

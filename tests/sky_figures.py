@@ -93,8 +93,9 @@ def figures(image_fits, sim_dir, freqs_hz, rms: float | None = None, edge_px: in
     no other source above 3 sigma within two beam major axes, away from the edge), fraction_good
     (within 0.2 beam -- the beam's FWHM along the offset -- and within 10 % of their flux, or 3 sigma
     below 30 sigma), median_ratio, fraction_pos / fraction_flux, median_offset_beams; n_artefacts and max_artefact_sigma
-    (islands above 5 sigma with no true source above 3 sigma within 1.5 beam major axes, farther
-    than 10 beam major axes from every source seen above BRIGHT_JY).
+    (islands above 5 sigma with no true source above 3 sigma within 1.5 beam major axes nor one above 1 sigma
+    within half a beam minor axis of the peak, farther than 10 beam major axes from every source seen above
+    BRIGHT_JY).
     """
     with fits.open(image_fits) as hdul:
         h, data = hdul[0].header, hdul[0].data[0, 0].astype(float)
@@ -132,6 +133,9 @@ def figures(image_fits, sim_dir, freqs_hz, rms: float | None = None, edge_px: in
     bright = seen >= BRIGHT_JY
     bx, by = px[bright], py[bright]
     real_x, real_y = px[detectable], py[detectable]
+    # a faint source (1-3 sigma) with noise on it is still that source, not an artefact, where the island peaks on it
+    faint = (seen >= rms) & ~detectable
+    faint_x, faint_y = px[faint], py[faint]
     artefacts = []
     for yy, xx in peaks:
         if not (edge_px < xx < nx - edge_px and edge_px < yy < ny - edge_px):
@@ -139,6 +143,8 @@ def figures(image_fits, sim_dir, freqs_hz, rms: float | None = None, edge_px: in
         if np.any(np.hypot(bx - xx, by - yy) * cell < 10 * bmaj):
             continue
         if np.any(np.hypot(real_x - xx, real_y - yy) * cell < 1.5 * bmaj):
+            continue
+        if np.any(np.hypot(faint_x - xx, faint_y - yy) * cell < 0.5 * bmin):
             continue
         artefacts.append(float(data[yy, xx] / rms))
     return {

@@ -56,6 +56,7 @@ METADATA_KEYS = {
     "outside_subtracted_n",
     "drifting_subtracted_n",
     "outside_subtracted_jy",
+    "known_sources_in_mask_n",
 }
 ARCSEC_PER_DEG = 3600.0
 # the catalogue row and the metadata carry the report's floats (JSON, then SQLite REAL): equal to 1e-12

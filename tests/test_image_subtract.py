@@ -241,7 +241,7 @@ def test_the_chunks_sources_carry_their_output_channels_means():
         "field_ra_deg": centre.ra.deg, "freq_min_hz": freqs[0], "freq_max_hz": freqs[-1],
         "start_mjd": times_s[0] / 86400.0, "end_mjd": times_s[-1] / 86400.0, "times_s": times_s,
     }  # fmt: skip
-    got = outside_for_chunk(cat, info, 1.3, drifting=True, beyond_edge=False, channels_out=3)
+    got = outside_for_chunk(cat, info, 1.9, drifting=True, beyond_edge=False, channels_out=3)  # a 3.8 deg image
     assert list(got.varying()) == [True, True]
     theta = np.array([beam_angle(pos.ra.deg, pos.dec.deg, t / 86400.0) for t in times_s])  # (T, S)
     flux, alpha = np.array([8.8, 2.0]), np.array([-0.7, -0.9])

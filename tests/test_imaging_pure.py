@@ -18,7 +18,13 @@ from contimg.core.phasing import lst_rad
 from contimg.image.fitsio import add_provenance, beam_arcsec, write_fits_atomic
 from contimg.image.pbcor import drift_pointings, effective_beam, upsample_bilinear
 from contimg.image.qa import fit_point_source, image_qa, robust_rms
-from contimg.image.rules import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
+from contimg.image.rules import (
+    ImagingConfig,
+    cell_arcsec,
+    expected_image_noise_jy,
+    image_half_side_deg,
+    image_size_px,
+)
 from contimg.image.thumbnail import write_png
 from tests.geometry import textbook_uvw
 
@@ -50,6 +56,18 @@ def test_image_covers_the_primary_beam_and_respects_bounds():
     assert (n - 2) * 3.0 / 3600 < cfg.field_fwhm * fwhm_deg
     assert image_size_px(3.0, f_min, ImagingConfig(max_size_px=1024)) == 1024
     assert image_size_px(600.0, f_min) == ImagingConfig().min_size_px
+
+
+def test_the_half_side_that_decides_what_is_outside_is_the_clipped_image():
+    """The subtraction's edge (issue #22): the demo's max_size_px clipped its images to 1.59 deg where field_fwhm asks
+    for 1.88, and a 0.23 Jy source between the two was neither imaged nor subtracted (a stripe, science QA red)."""
+    f_min, f_max, b_max = 1311.25e6, 1498.75e6, 2600.0
+    fwhm_deg = np.degrees(1.02899 * 299_792_458.0 / f_min / 4.65)  # Airy FWHM, computed here
+    resolution_arcsec = np.degrees(299_792_458.0 / f_max / b_max) * 3600.0
+    free = image_half_side_deg(b_max, f_min, f_max, ImagingConfig(max_size_px=100_000))
+    assert free == pytest.approx(0.5 * ImagingConfig().field_fwhm * fwhm_deg, rel=1e-3)
+    clipped = image_half_side_deg(b_max, f_min, f_max, ImagingConfig(max_size_px=2048, pixels_per_beam=3))
+    assert clipped == pytest.approx(1024 * resolution_arcsec / 3 / 3600.0, rel=1e-9)
 
 
 def test_radiometer_noise_matches_a_monte_carlo_image_pixel():

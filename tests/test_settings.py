@@ -277,6 +277,7 @@ FIELD_CASES = {
     "clean_budget_s": (-1, 60.0),
     "wgridder_accuracy": (0.0, 1e-4),
     "auto_mask_sigma": (-2, 4.0),
+    "known_source_sigma": (-1.0, 4.0),
     "channels_out": (0, 3),
     "spectral_terms": (1.5, 1),
     "chan_average": (-1, 6),
@@ -343,6 +344,15 @@ def test_spectral_terms_need_as_many_channels():
         ImagingConfig.from_mapping({"channels_out": 2, "spectral_terms": 3})
     assert ImagingConfig.from_mapping({"channels_out": 3, "spectral_terms": 3}).spectral_terms == 3
     assert ImagingConfig.from_mapping({"channels_out": 1, "spectral_terms": 3}).spectral_terms == 3  # unused
+
+
+def test_known_source_depth_is_within_the_mask_and_for_the_sparse_array():
+    with pytest.raises(SettingsError, match="known_source_sigma=6.0 is above auto_mask_sigma=5.0"):
+        ImagingConfig.from_mapping({"known_source_sigma": 6.0})
+    assert ImagingConfig.from_mapping({"known_source_sigma": 6.0, "auto_mask_sigma": 0.0}).known_source_sigma == 6.0
+    cfg = ImagingConfig.from_mapping({"known_source_sigma": 3.5, "dense_min_antennas": 64})
+    assert (cfg.known_source_depth(32), cfg.known_source_depth(63), cfg.known_source_depth(64)) == (3.5, 3.5, 0.0)
+    assert ImagingConfig.from_mapping({"auto_mask_sigma": 0.0}).known_source_depth(32) == 0.0  # no masked phase
 
 
 def test_imaging_sizes_must_be_in_order():

@@ -75,6 +75,9 @@ class ImageReport:
     # catalogue sources beyond the image's edge subtracted before imaging (contimg.image.subtract.OutsideSources
     # .summary(): n_sources, apparent_flux_jy, ...); None when nothing was subtracted or no catalogue was given
     outside_subtracted: dict[str, Any] | None = None
+    # catalogue sources at which the masked clean went to known_source_sigma (contimg.image.known_sources); None when
+    # it did not (no catalogue, a dense array, no auto-mask, or tclean)
+    known_sources_in_mask: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able report (``dataclasses.asdict``): one key per field."""

@@ -122,6 +122,12 @@ class ImagingConfig:
     # WSClean -auto-mask: below this many sigma, clean only where brighter emission was already found
     # (0 = off). Issue #22: with it, a deep clean to the noise (3 sigma) stays on real emission.
     auto_mask_sigma: float = 5.0
+    # On a sparse array (fewer than dense_min_antennas antennas with data), where the reference catalogue has a
+    # source (apparent flux >= 2 sigma of the radiometer), the masked clean goes down to this many sigma instead
+    # of auto_mask_sigma (contimg.image.known_sources; 0 = off; nothing without a catalogue). The 32-antenna
+    # test chunk of the counts sky: islands of 5-6.6 sigma at no source 40 -> 3, image +7 s. The full array
+    # had none without it and 2 of 5.2 sigma with it, for +5 s (docs/benchmarks.md).
+    known_source_sigma: float = 3.0
     # WSClean: output channels cleaned jointly (-channels-out N -join-channels), their spectra fitted by a
     # polynomial of spectral_terms terms (-fit-spectral-pol); 1 = one multi-frequency plane, whose clean
     # components carry no spectral index. A 1.31-1.50 GHz band leaves a source of index -0.75 sidelobes
@@ -192,6 +198,15 @@ class ImagingConfig:
             return self.dense_pixels_per_beam
         return self.pixels_per_beam
 
+    def known_source_depth(self, n_antennas: int) -> float:
+        """The masked clean's depth (sigma) at the catalogue's sources for a chunk with ``n_antennas`` antennas.
+
+        known_source_sigma below dense_min_antennas antennas with data with auto-masking on, else 0 (not used).
+        """
+        if self.auto_mask_sigma > 0 and n_antennas < self.dense_min_antennas:
+            return self.known_source_sigma
+        return 0.0
+
     def major_cycle_gain(self, effective_uv_cells: float | None = None) -> float:
         """The major-cycle gain: mgain if set, else chosen by the data.
 
@@ -228,6 +243,12 @@ class ImagingConfig:
                 "(a polynomial needs at least as many channels as terms)"
             )
             problems.append(("spectral_terms", problem))
+        if not problems and 0 < self.auto_mask_sigma < self.known_source_sigma:
+            problem = (
+                f"known_source_sigma={self.known_source_sigma} is above auto_mask_sigma={self.auto_mask_sigma} "
+                "(it lowers the mask's depth where the catalogue has a source)"
+            )
+            problems.append(("known_source_sigma", problem))
         if problems:
             raise SettingsError(
                 "ImagingConfig",
@@ -315,6 +336,7 @@ IMAGING_FIELD_RULES: dict[str, tuple] = {
     "clean_budget_s": (_FLOAT, 0.0, None, False, False),  # 0 = no limit
     "wgridder_accuracy": (_FLOAT, 0.0, 1.0, True, True),  # a relative error
     "auto_mask_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off
+    "known_source_sigma": (_FLOAT, 0.0, None, False, False),  # 0 = off; <= auto_mask_sigma (checked together)
     "channels_out": (_INT, 1, None, False, False),
     "spectral_terms": (_INT, 1, None, False, False),  # <= channels_out (checked with the fields together)
     "chan_average": (_INT, 0, None, False, False),  # 0 = chosen by the data, 1 = none
@@ -380,6 +402,17 @@ def image_size_px(cell: float, min_freq_hz: float, config: ImagingConfig = Imagi
     side_arcsec = config.field_fwhm * np.degrees(fwhm_rad(min_freq_hz)) * 3600.0
     n = int(np.ceil(side_arcsec / cell / 2.0) * 2)
     return int(np.clip(n, config.min_size_px, config.max_size_px))
+
+
+def image_half_side_deg(max_baseline_m: float, min_freq_hz: float, max_freq_hz: float, config: ImagingConfig) -> float:
+    """Half the side (deg) of the image the job will make of a chunk with this longest baseline and band.
+
+    The grid of :func:`cell_arcsec` and :func:`image_size_px`, so ``max_size_px`` clips it as it clips the image:
+    what lies beyond is outside the image, whatever ``field_fwhm`` asks for. (The copy's grid follows the longest
+    baseline with unflagged data, a few pixels' difference at most when the longest is flagged.)
+    """
+    cell = cell_arcsec(max_baseline_m, max_freq_hz, config.pixels_per_beam)
+    return 0.5 * image_size_px(cell, min_freq_hz, config) * cell / 3600.0
 
 
 def expected_image_noise_jy(

@@ -46,6 +46,7 @@ __all__ = [
     "SIDELOBE_PEAK_OVER_RMS",
     "OutsideSources",
     "antenna_uvw",
+    "beam_offsets_rad",
     "direction_cosines",
     "min_apparent_flux_jy",
     "model_visibilities",
@@ -154,7 +155,7 @@ def min_apparent_flux_jy(expected_noise_jy: float, n_baselines: int) -> float:
     return float(expected_noise_jy * np.sqrt(2.0 * n_baselines) / SIDELOBE_PEAK_OVER_RMS)
 
 
-def _beam_offsets_rad(ra_deg, dec_deg, times_mjd, pointing_dec_deg: float) -> np.ndarray:
+def beam_offsets_rad(ra_deg, dec_deg, times_mjd, pointing_dec_deg: float) -> np.ndarray:
     """(T, S): each source's angle from the beam centre, (HA = 0, pointing dec), at each time.
 
     In the hour-angle frame of date (apparent places, no refraction), as the simulator and the dish see
@@ -235,7 +236,7 @@ def select_outside(
     front = lmn[:, 2] > -1.0  # n > 0: the same hemisphere as the centre
     edge = np.sin(np.radians(half_side_deg - margin_deg))
     outside = front & (np.maximum(np.abs(lmn[:, 0]), np.abs(lmn[:, 1])) > edge)
-    theta = _beam_offsets_rad(catalog.ra_deg, catalog.dec_deg, times_mjd, pointing_dec_deg)  # (T, S)
+    theta = beam_offsets_rad(catalog.ra_deg, catalog.dec_deg, times_mjd, pointing_dec_deg)  # (T, S)
     near = np.all(theta <= np.radians(max_radius_deg), axis=0)
     cand = np.flatnonzero(front & near if drifting else outside & near)
     freqs = np.atleast_1d(np.asarray(freqs_hz, float))
@@ -388,7 +389,7 @@ def _offsets_at(sources: OutsideSources, times_s: np.ndarray) -> np.ndarray:
         at = np.searchsorted(known, times_s)
         if np.all(at < len(known)) and np.array_equal(known[at], times_s):
             return sources.beam_offsets_rad[at]
-    return _beam_offsets_rad(sources.ra_deg, sources.dec_deg, times_s / 86400.0, sources.pointing_dec_deg)
+    return beam_offsets_rad(sources.ra_deg, sources.dec_deg, times_s / 86400.0, sources.pointing_dec_deg)
 
 
 def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndarray, ant1, ant2) -> np.ndarray:
@@ -408,7 +409,7 @@ def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndar
 def outside_for_chunk(
     catalog,
     info: dict,
-    field_fwhm: float,
+    half_side_deg: float,
     n_pol: int = 2,
     drifting: bool = False,
     beyond_edge: bool = True,
@@ -422,12 +423,12 @@ def outside_for_chunk(
 
     ``info`` is contimg.image.job.msread.describe_ms's (band, times, field, pointing, cross rows,
     antennas); the sources' beam angles at its row times go with them (``beam_offsets_rad``).
-    ``field_fwhm`` is ImagingConfig's (the image side in primary-beam FWHMs at the lowest frequency,
-    contimg.image.rules.image_size_px). The threshold is min_apparent_flux_jy of the
+    ``half_side_deg`` is half the image's side (contimg.image.rules.image_half_side_deg: ``field_fwhm`` primary-beam
+    FWHMs, or less where ``max_size_px`` clips the image; a source the clip leaves out must be subtracted like any
+    other beyond the edge). The threshold is min_apparent_flux_jy of the
     radiometer noise with every cross-correlation sample unflagged (flags raise the noise, so fewer
     sources would be needed: this errs towards subtracting more).
     """
-    from contimg.core.beam import fwhm_rad
     from contimg.image.gridding import output_channel_edges
     from contimg.image.rules import expected_image_noise_jy
 
@@ -452,7 +453,7 @@ def outside_for_chunk(
         pointing,
         times,
         band,
-        0.5 * field_fwhm * np.degrees(fwhm_rad(info["freq_min_hz"])),
+        half_side_deg,
         min_apparent_flux_jy(noise, n_ant * (n_ant - 1) // 2),
         drifting=drifting,
         beyond_edge=beyond_edge,
@@ -461,7 +462,7 @@ def outside_for_chunk(
     if len(chosen) == 0:
         return chosen
     row_times = np.asarray(info["times_s"], float)
-    offsets = _beam_offsets_rad(chosen.ra_deg, chosen.dec_deg, row_times / 86400.0, pointing)
+    offsets = beam_offsets_rad(chosen.ra_deg, chosen.dec_deg, row_times / 86400.0, pointing)
     # each source's mean apparent flux per output channel, over the chunk's rows and every channel of the band
     # (summed a time at a time: the whole (time, channel, source) array is ~20 MB, its formula's temporaries 5x that)
     spec = chosen.flux_jy[None, :] * (channel_freqs[:, None] / chosen.ref_freq_hz) ** chosen.spectral_index[None, :]

@@ -31,13 +31,15 @@ def run_wsclean(
     initial=None,
     beam=None,
     budget_s: float | None = None,
+    local_rms: Path | None = None,
 ) -> dict:
     """WSClean's quick image of ``ms_path`` (``size`` px of ``cell`` arcsec; ``cfg`` an ImagingConfig).
 
     It starts from ``initial`` (contimg.image.gridding.InitialImages, one per output channel, of this MS
     on this grid) when given for every output channel, else makes its own PSF and dirty images.
     ``beam`` (major arcsec, minor arcsec, position angle deg) is the restoring beam; None: WSClean
-    fits its PSF. ``budget_s``: WSClean is stopped after this many seconds (None: never).
+    fits its PSF. ``budget_s``: WSClean is stopped after this many seconds (None: never). ``local_rms``: a FITS
+    image of the noise WSClean's masked phase reads instead of its residual's (contimg.image.known_sources).
 
     Raises
     ------
@@ -88,6 +90,8 @@ def run_wsclean(
     ]
     if cfg.auto_mask_sigma > 0:
         argv += ["-auto-mask", str(cfg.auto_mask_sigma)]
+        if local_rms is not None:
+            argv += ["-local-rms-image", str(local_rms)]
     if cfg.channels_out > 1:
         # clean the output channels jointly and fit their spectra: the multi-frequency image is then
         # PREFIX-MFS-*.fits

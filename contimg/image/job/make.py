@@ -84,12 +84,15 @@ def make_image(
         imager = "tclean"
     outside = None  # catalogue sources beyond the image's edge, subtracted while the copy is made
     if reference is not None and (cfg.subtract_outside or cfg.subtract_drift) and source_info["n_antennas"] >= 2:
+        from contimg.image.rules import image_half_side_deg
         from contimg.image.subtract import outside_for_chunk
 
         outside = outside_for_chunk(
             reference,
             source_info,
-            cfg.field_fwhm,
+            image_half_side_deg(
+                source_info["max_baseline_m"], source_info["freq_min_hz"], source_info["freq_max_hz"], cfg
+            ),
             drifting=cfg.subtract_drift,
             beyond_edge=cfg.subtract_outside,
             # the imager's output channels: WSClean's, or tclean's one plane
@@ -125,13 +128,17 @@ def make_image(
         work = tmpdir / "img"
         pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
         threshold = cfg.threshold_sigma * expected
+        local_rms, n_known = None, None  # the catalogue's sources in the clean mask (sparse arrays)
+        if imager == "wsclean" and reference is not None and imager_cfg.known_source_depth(info["n_antennas"]) > 0:
+            grid = (size, cell, expected)
+            local_rms, n_known = _known_source_rms(reference, info, pointing, *grid, imager_cfg, prep, tmpdir)
         with ThreadPoolExecutor(1) as beside:  # WSClean leaves part of a core idle: the beam's pointings meanwhile
             track = beside.submit(
                 thread_cpu, drift_pointings, info["start_mjd"], info["end_mjd"], pointing, cfg.pb_time_samples
             )
             if imager == "wsclean":
                 made = _wsclean_within_budget(
-                    image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir, prep, warnings
+                    image_ms, work, size, cell, imager_cfg, column, threshold, tmpdir, prep, warnings, local_rms
                 )
             else:
                 made = run_tclean(
@@ -209,11 +216,22 @@ def make_image(
         science_grade=published.science_qa.grade if published.science_qa is not None else None,
         science_qa=published.science_qa.as_dict() if published.science_qa is not None else None,
         outside_subtracted=outside.summary() if outside is not None and prep.get("subtracted") else None,
+        known_sources_in_mask=n_known,
     )
 
 
 def _wsclean_within_budget(
-    image_ms: str, work: Path, size: int, cell: float, cfg, column: str, threshold: float, tmpdir: Path, prep, warnings
+    image_ms: str,
+    work: Path,
+    size: int,
+    cell: float,
+    cfg,
+    column: str,
+    threshold: float,
+    tmpdir: Path,
+    prep,
+    warnings,
+    local_rms: Path | None = None,
 ) -> dict:
     """run_wsclean's image within ``cfg.clean_budget_s``; past it, the quick look (SHALLOW_IMAGING) of the same copy.
 
@@ -226,11 +244,48 @@ def _wsclean_within_budget(
     common = (image_ms, work, size, cell)
     rest = {"initial": prep.get("initial_images"), "beam": prep.get("restoring_beam")}
     try:
-        return run_wsclean(*common, cfg, column, threshold, tmpdir, **rest, budget_s=cfg.clean_budget_s or None)
+        budget = cfg.clean_budget_s or None
+        return run_wsclean(*common, cfg, column, threshold, tmpdir, **rest, budget_s=budget, local_rms=local_rms)
     except CleanOverBudget as over:
         warnings.append(f"{over}: imaged again with the quick look (SHALLOW_IMAGING)")
         made = run_wsclean(*common, replace(cfg, **SHALLOW_IMAGING), column, threshold, tmpdir, **rest)
         return {**made, "cpu_s": made["cpu_s"] + over.cpu_s}
+
+
+def _known_source_rms(reference, info, pointing, size, cell, noise, cfg, prep, tmpdir: Path):
+    """(the local-rms image for WSClean's masked clean, FITS in ``tmpdir``, or None; the sources in it, or None).
+
+    The image (contimg.image.known_sources) lets the clean go to cfg.known_source_sigma at the reference
+    catalogue's sources in the field; None when the catalogue has none there.
+
+    ``noise`` is the radiometer's (the plan's expected rms): on the sparse array the residual's own rms, which
+    WSClean's masked phase reads otherwise, is the sidelobes of the sources not yet cleaned (2.7x the
+    radiometer in the first major cycle of the 32-antenna test chunk), and the mask closed on them.
+    """
+    import numpy as np
+    from astropy.io import fits
+
+    from contimg.image.known_sources import MIN_APPARENT_SIGMA, N_MEAN_SAMPLES, known_in_field, local_rms_image
+
+    mid = (np.arange(N_MEAN_SAMPLES) + 0.5) / N_MEAN_SAMPLES
+    known = known_in_field(
+        reference,
+        info["field_ra_deg"],
+        info["field_dec_deg"],
+        pointing,
+        info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"]),
+        info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"]),
+        0.5 * size * cell / 3600.0,
+        MIN_APPARENT_SIGMA * noise,
+    )
+    if len(known) == 0:
+        return None, None
+    beam = prep.get("restoring_beam")  # (major, minor, pa): half the minor axis is inside the main lobe
+    radius = 0.5 * beam[1] if beam is not None else 2.0 * cell
+    rms = local_rms_image(known, size, cell, noise, cfg.known_source_sigma / cfg.auto_mask_sigma, radius)
+    path = tmpdir / "known-sources-rms.fits"
+    fits.PrimaryHDU(rms[None, None]).writeto(path, overwrite=True)
+    return path, len(known)
 
 
 def _prepare(
