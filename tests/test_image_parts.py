@@ -382,6 +382,7 @@ REPORT_KEYS = {
     "science_grade",
     "science_qa",
     "outside_subtracted",
+    "known_sources_in_mask",
 }
 ROW_KEYS = {
     "image": "/p/i.fits",
