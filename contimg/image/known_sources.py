@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contimg.core.beam import airy_power
-from contimg.image.subtract import beam_offsets_rad, direction_cosines
+from contimg.image.subtract import beam_offsets_rad, direction_cosines, seen_through_beam
 
 __all__ = ["KnownSources", "known_in_field", "local_rms_image", "pixel_of"]
 
@@ -72,12 +71,9 @@ def known_in_field(
     lmn = direction_cosines(catalog.ra_deg, catalog.dec_deg, centre_ra_deg, centre_dec_deg)
     inside = (lmn[:, 2] > -1.0) & (np.maximum(np.abs(lmn[:, 0]), np.abs(lmn[:, 1])) < np.sin(np.radians(half_side_deg)))
     idx = np.flatnonzero(inside)
-    freqs = np.atleast_1d(np.asarray(freqs_hz, float))
-    flux, alpha = np.asarray(catalog.flux_jy, float)[idx], np.asarray(catalog.spectral_index, float)[idx]
-    spec = flux[None, :] * (freqs[:, None] / catalog.ref_freq_hz) ** alpha[None, :]  # (F, S)
     ra, dec = np.asarray(catalog.ra_deg, float)[idx], np.asarray(catalog.dec_deg, float)[idx]
     theta = beam_offsets_rad(ra, dec, times_mjd, pointing_dec_deg)  # (T, S)
-    apparent = np.mean(airy_power(theta[:, None, :], freqs[None, :, None]) * spec[None], axis=(0, 1))
+    apparent = np.mean(seen_through_beam(catalog, idx, theta, freqs_hz), axis=(0, 1))
     keep = apparent >= min_apparent_jy
     chosen = idx[keep]
     return KnownSources(

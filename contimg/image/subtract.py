@@ -50,6 +50,7 @@ __all__ = [
     "direction_cosines",
     "min_apparent_flux_jy",
     "model_visibilities",
+    "seen_through_beam",
     "output_channel_of",
     "select_outside",
 ]
@@ -176,6 +177,18 @@ def beam_offsets_rad(ra_deg, dec_deg, times_mjd, pointing_dec_deg: float) -> np.
     return src.separation(ptg).rad
 
 
+def seen_through_beam(catalog, idx, theta_rad: np.ndarray, freqs_hz) -> np.ndarray:
+    """(T, F, S) Jy: the sources ``idx`` of ``catalog`` as the beam sees them, at each time and frequency.
+
+    Their flux at each of ``freqs_hz`` (extrapolated with their spectral indices) times the Airy beam's power at
+    their angles ``theta_rad`` (T, S) from its centre.
+    """
+    freqs = np.atleast_1d(np.asarray(freqs_hz, float))
+    flux, alpha = np.asarray(catalog.flux_jy, float)[idx], np.asarray(catalog.spectral_index, float)[idx]
+    spec = flux[None, :] * (freqs[:, None] / catalog.ref_freq_hz) ** alpha[None, :]  # (F, S)
+    return airy_power(theta_rad[:, None, :], freqs[None, :, None]) * spec[None]
+
+
 def select_outside(
     catalog,
     centre_ra_deg: float,
@@ -240,9 +253,7 @@ def select_outside(
     near = np.all(theta <= np.radians(max_radius_deg), axis=0)
     cand = np.flatnonzero(front & near if drifting else outside & near)
     freqs = np.atleast_1d(np.asarray(freqs_hz, float))
-    flux, alpha = np.asarray(catalog.flux_jy, float)[cand], np.asarray(catalog.spectral_index, float)[cand]
-    spec = flux[None, :] * (freqs[:, None] / catalog.ref_freq_hz) ** alpha[None, :]  # (F, S)
-    seen = airy_power(theta[:, None, cand], freqs[None, :, None]) * spec[None]  # (T, F, S) Jy
+    seen = seen_through_beam(catalog, cand, theta[:, cand], freqs)  # (T, F, S) Jy
     apparent = np.mean(seen, axis=(0, 1)) if cand.size else np.zeros(0)
     varying_rms = np.sqrt(np.mean((seen - _mean_per_channel(seen, freqs, channel_edges_hz)) ** 2, axis=(0, 1)))
     is_outside = outside[cand]
@@ -251,8 +262,8 @@ def select_outside(
     return OutsideSources(
         ra_deg=np.asarray(catalog.ra_deg, float)[idx],
         dec_deg=np.asarray(catalog.dec_deg, float)[idx],
-        flux_jy=flux[keep],
-        spectral_index=alpha[keep],
+        flux_jy=np.asarray(catalog.flux_jy, float)[idx],
+        spectral_index=np.asarray(catalog.spectral_index, float)[idx],
         apparent_jy=apparent[keep],
         varying_only=~is_outside[keep],
         centre_ra_deg=float(centre_ra_deg),
