@@ -293,7 +293,9 @@ def image_sky(
         if made["sky"] is None or made["noise"] is None:
             continue
         m, wall, rss = made["sky"]
-        f = sky_figures.figures(work / f"sky-{slug}" / "img.fits", sky_dir, freqs)
+        f = sky_figures.figures(
+            work / f"sky-{slug}" / "img.fits", sky_dir, freqs, noise_twin_fits=work / f"noise-{slug}" / "img.fits"
+        )
         noise_rms = sky_figures.image_rms(work / f"noise-{slug}" / "img.fits")
         t, cpu = m["timings_s"], m["cpu_s"]
         used = json.loads(m["config"])
@@ -318,7 +320,8 @@ def image_sky(
         print(
             f"  islands > 5 sigma farther than 10 beams from the {f['n_bright']} sources seen above "
             f"{sky_figures.BRIGHT_JY} Jy and not at a true source: {f['n_artefacts']} "
-            f"(max {f['max_artefact_sigma']:.1f} sigma; target none)"
+            f"(max {f['max_artefact_sigma']:.1f} sigma; target none); {f['n_noise_peaks']} more where the noise twin "
+            "holds half the peak or more"
         )
 
 
