@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from contimg.image.rules import ImagingConfig, cell_arcsec, expected_image_noise_jy, image_size_px
+from contimg.image.rules import ImagingConfig, expected_image_noise_jy, image_grid
 
 __all__ = ["ImagingPlan", "plan_imaging"]
 
@@ -59,8 +59,7 @@ def plan_imaging(prep: dict, info: dict, cfg: ImagingConfig) -> ImagingPlan:
     if prep.get("cell_arcsec"):  # the grid the copy's imaging weights were made for
         cell, size = prep["cell_arcsec"], prep["size_px"]
     else:
-        cell = cell_arcsec(info["max_baseline_m"], info["freq_max_hz"], cfg.pixels_per_beam)
-        size = image_size_px(cell, info["freq_min_hz"], cfg)
+        cell, size = image_grid(info["max_baseline_m"], info["freq_min_hz"], info["freq_max_hz"], cfg)
     weighting, noise_over_natural = cfg.weighting, 1.0
     cells = prep.get("effective_uv_cells")
     imager_cfg = replace(cfg, mgain=cfg.major_cycle_gain(cells), niter=cfg.max_components(cells))

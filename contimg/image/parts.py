@@ -34,10 +34,6 @@ __all__ = [
     "restoring_beam",
 ]
 
-# arcsec digits the imagers are told the cell with (run_wsclean's -scale, tclean's cell): the copy's
-# Briggs weights are made on the grid the imagers will use, so on the rounded cell
-CELL_DECIMALS = 4
-
 
 class CopyPart(NamedTuple):
     """One spectral window of the imaging copy, as it will be written."""
@@ -161,8 +157,7 @@ def image_grid(parts: list[CopyPart], cfg) -> tuple[float | None, int | None]:
             f_min, f_max = min(f_min, float(part_freqs.min())), max(f_max, float(part_freqs.max()))
     if longest <= 0:
         return None, None
-    cell = round(rules.cell_arcsec(longest, f_max, cfg.pixels_per_beam), CELL_DECIMALS)
-    return cell, rules.image_size_px(cell, f_min, cfg)
+    return rules.image_grid(longest, f_min, f_max, cfg)
 
 
 def put_briggs_weights(

@@ -25,6 +25,8 @@ __all__ = [
     "SHALLOW_IMAGING",
     "cell_arcsec",
     "image_size_px",
+    "image_grid",
+    "image_half_side_deg",
     "expected_image_noise_jy",
     "smearing_loss",
     "channel_bin",
@@ -389,6 +391,11 @@ def _field_problem(name: str, value: Any) -> tuple[str, str] | None:
     return None if ok else (name, f"{name}={value!r} is not allowed ({allowed})")
 
 
+# arcsec digits the imagers are told the cell with (run_wsclean's -scale, tclean's cell): the copy's Briggs
+# weights are made on the grid the imagers will use, so on the rounded cell
+CELL_DECIMALS = 4
+
+
 def cell_arcsec(max_baseline_m: float, max_freq_hz: float, pixels_per_beam: float = 4.0) -> float:
     """Cell size sampling the finest resolution (lambda_min / B_max) with ``pixels_per_beam`` pixels."""
     if max_baseline_m <= 0:
@@ -404,15 +411,27 @@ def image_size_px(cell: float, min_freq_hz: float, config: ImagingConfig = Imagi
     return int(np.clip(n, config.min_size_px, config.max_size_px))
 
 
+def image_grid(
+    max_baseline_m: float, min_freq_hz: float, max_freq_hz: float, config: ImagingConfig
+) -> tuple[float, int]:
+    """(cell arcsec, size px) of the image of a chunk with this longest baseline and band.
+
+    The cell of :func:`cell_arcsec` rounded to CELL_DECIMALS, as the imagers are told it, then the size of
+    :func:`image_size_px` for that cell.
+    """
+    cell = round(cell_arcsec(max_baseline_m, max_freq_hz, config.pixels_per_beam), CELL_DECIMALS)
+    return cell, image_size_px(cell, min_freq_hz, config)
+
+
 def image_half_side_deg(max_baseline_m: float, min_freq_hz: float, max_freq_hz: float, config: ImagingConfig) -> float:
     """Half the side (deg) of the image the job will make of a chunk with this longest baseline and band.
 
-    The grid of :func:`cell_arcsec` and :func:`image_size_px`, so ``max_size_px`` clips it as it clips the image:
-    what lies beyond is outside the image, whatever ``field_fwhm`` asks for. (The copy's grid follows the longest
-    baseline with unflagged data, a few pixels' difference at most when the longest is flagged.)
+    The grid of :func:`image_grid`, so ``max_size_px`` clips it as it clips the image: what lies beyond is
+    outside the image, whatever ``field_fwhm`` asks for. (The copy's grid follows the longest baseline with
+    unflagged data, a few pixels' difference at most when the longest is flagged.)
     """
-    cell = cell_arcsec(max_baseline_m, max_freq_hz, config.pixels_per_beam)
-    return 0.5 * image_size_px(cell, min_freq_hz, config) * cell / 3600.0
+    cell, size = image_grid(max_baseline_m, min_freq_hz, max_freq_hz, config)
+    return 0.5 * size * cell / 3600.0
 
 
 def expected_image_noise_jy(
