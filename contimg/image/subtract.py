@@ -47,6 +47,7 @@ __all__ = [
     "OutsideSources",
     "antenna_uvw",
     "beam_offsets_rad",
+    "chunk_samples",
     "direction_cosines",
     "min_apparent_flux_jy",
     "model_visibilities",
@@ -417,6 +418,17 @@ def _signed_point_visibilities(path: np.ndarray, k: np.ndarray, weights: np.ndar
     return out
 
 
+def chunk_samples(info: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(times MJD, frequencies Hz): the midpoints of ``n`` equal parts of the chunk's time and of its band.
+
+    ``info`` is contimg.image.job.msread.describe_ms's (``start_mjd``, ``end_mjd``, ``freq_min_hz``,
+    ``freq_max_hz``). A mean over them is the midpoint rule's mean over the chunk and the band.
+    """
+    mid = (np.arange(n) + 0.5) / n
+    times = info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"])
+    return times, info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"])
+
+
 def outside_for_chunk(
     catalog,
     info: dict,
@@ -448,9 +460,7 @@ def outside_for_chunk(
     n_ant = info["n_antennas"]
     pointing = info["pointing_dec_deg"] if info["pointing_dec_deg"] is not None else info["field_dec_deg"]
     # the mean over the chunk and band as midpoint sums: a source crosses ~0.7 deg of the beam in a chunk
-    mid = (np.arange(N_MEAN_SAMPLES) + 0.5) / N_MEAN_SAMPLES
-    band = info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"])
-    times = info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"])
+    times, band = chunk_samples(info, N_MEAN_SAMPLES)
     channel_freqs = np.sort(np.asarray(info["freqs_hz"], float))
     # WSClean's split of the band (contimg.image.gridding), as K + 1 boundaries: the ends, and midway between
     # the last channel of one output channel and the first of the next

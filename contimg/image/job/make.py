@@ -262,19 +262,17 @@ def _known_source_rms(reference, info, pointing, size, cell, noise, cfg, prep, t
     WSClean's masked phase reads otherwise, is the sidelobes of the sources not yet cleaned (2.7x the
     radiometer in the first major cycle of the 32-antenna test chunk), and the mask closed on them.
     """
-    import numpy as np
     from astropy.io import fits
 
     from contimg.image.known_sources import MIN_APPARENT_SIGMA, N_MEAN_SAMPLES, known_in_field, local_rms_image
+    from contimg.image.subtract import chunk_samples
 
-    mid = (np.arange(N_MEAN_SAMPLES) + 0.5) / N_MEAN_SAMPLES
     known = known_in_field(
         reference,
         info["field_ra_deg"],
         info["field_dec_deg"],
         pointing,
-        info["start_mjd"] + mid * (info["end_mjd"] - info["start_mjd"]),
-        info["freq_min_hz"] + mid * (info["freq_max_hz"] - info["freq_min_hz"]),
+        *chunk_samples(info, N_MEAN_SAMPLES),
         0.5 * size * cell / 3600.0,
         MIN_APPARENT_SIGMA * noise,
     )
