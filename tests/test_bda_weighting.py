@@ -205,3 +205,47 @@ def test_effective_uv_cells_set_the_psf_rms():
         assert np.sqrt(np.mean(psf**2)) == pytest.approx(1 / np.sqrt(cells), rel=1e-6), robust
         rows.append(cells)
     assert rows[0] > rows[1] > rows[2], "uniform weighting spreads the weight over the most cells"
+
+
+def _textbook_briggs(u_wl, v_wl, w, cell, n, robust):
+    """Briggs (1995) written out with a dict of uv cells: W_k over sample and conjugate, f^2, w / (1 + W_k f^2)."""
+    iu, iv = np.rint(u_wl / cell).astype(int), np.rint(v_wl / cell).astype(int)
+    on = (np.abs(iu) <= (n - 1) // 2) & (np.abs(iv) <= (n - 1) // 2)
+    cells = {}
+    for a, b, x in zip(iu[on], iv[on], w[on], strict=True):
+        cells[(a, b)] = cells.get((a, b), 0.0) + x
+        cells[(-a, -b)] = cells.get((-a, -b), 0.0) + x
+    sums = np.array(list(cells.values()))
+    f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(sums**2) / np.sum(sums))
+    return np.array([1.0 / (1.0 + cells[(a, b)] * f2) if o else 1.0 for a, b, o in zip(iu, iv, on, strict=True)])
+
+
+def test_briggs_weighting_by_rows_and_channels_is_the_textbook_weighting(monkeypatch):
+    """The image job's path: samples as rows (u, v in metres) times channels (frequency / c), in two parts of
+    different channels sharing one grid, taken in many small blocks on two threads."""
+    from contimg.image import weighting
+
+    monkeypatch.setattr(weighting, "BLOCK_SAMPLES", 50)  # blocks of a few rows, not one
+    rng = np.random.default_rng(11)
+    parts = []
+    for n_rows, freqs in ((300, np.linspace(1.31e9, 1.40e9, 8)), (200, np.linspace(1.41e9, 1.50e9, 5))):
+        u_m, v_m, _ = _random_uv(n_rows, seed=n_rows)
+        w = rng.uniform(0.5, 2.0, (n_rows, len(freqs))) * (rng.uniform(size=(n_rows, len(freqs))) > 0.1)
+        parts.append((u_m / 20.0, v_m / 20.0, freqs / C, w))
+    cell, n = 3.0, 512  # some samples beyond the grid's edge: factor 1, counted nowhere
+    factors, _, _ = weighting.briggs_weighting_rows(parts, cell, n, 0.0, threads=2)
+    flat = [np.concatenate([np.multiply.outer(p[i], p[2]).ravel() for p in parts]) for i in (0, 1)]
+    expected = _textbook_briggs(*flat, np.concatenate([p[3].ravel() for p in parts]), cell, n, 0.0)
+    assert np.mean(expected == 1.0) > 0.01, "the test reaches beyond the grid"
+    np.testing.assert_allclose(np.concatenate([f.ravel() for f in factors]), expected, rtol=1e-12)
+
+
+def test_noise_factor_of_an_image_in_parts_is_that_of_the_parts_joined():
+    rng = np.random.default_rng(2)
+    w = [rng.uniform(0.1, 2.0, (30, 4)).astype(np.float32), rng.uniform(0.1, 2.0, (20, 6)).astype(np.float32)]
+    d = [rng.uniform(0.2, 1.0, a.shape) for a in w]
+    joined = noise_factor(np.concatenate([a.ravel() for a in w]), np.concatenate([a.ravel() for a in d]))
+    assert noise_factor(w, d) == pytest.approx(joined, rel=1e-12)
+    # and the formula itself: sqrt(sum w sum w d^2) / sum w d
+    ww, dd = (np.concatenate([a.ravel() for a in x]).astype(float) for x in (w, d))
+    assert joined == pytest.approx(np.sqrt(ww.sum() * (ww * dd * dd).sum()) / (ww * dd).sum(), rel=1e-12)

@@ -21,7 +21,7 @@ import numpy as np
 from contimg.core.beam import fwhm_rad
 from contimg.core.constants import C_M_S
 from contimg.image import rules
-from contimg.image.weighting import briggs_weighting, noise_factor
+from contimg.image.weighting import briggs_weighting_rows, noise_factor
 
 __all__ = [
     "CopyPart",
@@ -161,12 +161,12 @@ def image_grid(parts: list[CopyPart], cfg) -> tuple[float | None, int | None]:
 
 
 def put_briggs_weights(
-    parts: list[CopyPart], size_px: int, cell_arcsec: float, robust: float
+    parts: list[CopyPart], size_px: int, cell_arcsec: float, robust: float, threads: int = 1
 ) -> tuple[float, float, tuple | None]:
     """Multiply each part's weights in place by its Briggs factor on the image's uv grid.
 
     Both polarizations get the Stokes I factor (made from their summed weights); autocorrelations
-    count for nothing in the uv cells.
+    count for nothing in the uv cells. ``threads``: contimg.image.weighting.briggs_weighting_rows'.
 
     Returns
     -------
@@ -182,16 +182,17 @@ def put_briggs_weights(
     for part_rows, _, wsum, _, _ in parts:
         cross = part_rows["ANTENNA1"] != part_rows["ANTENNA2"]
         # autocorrelations are not imaged; a sum over the short polarization axis is slow in numpy (0.1 s here)
-        natural.append((sum(wsum[..., p] for p in range(wsum.shape[2])) * cross[:, None]).ravel())
-    natural = np.concatenate(natural)
-    u, v = _uv_wavelengths(parts)
-    factor, uv_cells, gridded = briggs_weighting(u, v, natural, _uv_cell_wl(size_px, cell_arcsec), size_px, robust)
-    start = 0
-    for _, _, wsum, _, _ in parts:
-        n = wsum.shape[0] * wsum.shape[1]
-        wsum *= factor[start : start + n].reshape(wsum.shape[:2])[:, :, None].astype(wsum.dtype)
-        start += n
-    return noise_factor(natural, factor), uv_cells, gridded
+        natural.append(sum(wsum[..., p] for p in range(wsum.shape[2])) * cross[:, None])
+    samples = [
+        (part_rows["UVW"][0], part_rows["UVW"][1], part_freqs / C_M_S, w)
+        for (part_rows, *_, part_freqs), w in zip(parts, natural, strict=True)
+    ]
+    factors, uv_cells, gridded = briggs_weighting_rows(
+        samples, _uv_cell_wl(size_px, cell_arcsec), size_px, robust, threads
+    )
+    for (_, _, wsum, _, _), factor in zip(parts, factors, strict=True):
+        wsum *= factor[:, :, None].astype(wsum.dtype)
+    return noise_factor(natural, factors), uv_cells, gridded
 
 
 def restoring_beam(

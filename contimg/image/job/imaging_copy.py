@@ -178,7 +178,7 @@ def _make_imaging_ms(
     cell, size = image_grid(parts, cfg)
     noise_over_natural, uv_cells, gridded = None, None, None
     if cfg.weighting == "briggs" and cfg.briggs_in_copy and cell is not None:
-        noise_over_natural, uv_cells, gridded = put_briggs_weights(parts, size, cell, cfg.robust)
+        noise_over_natural, uv_cells, gridded = put_briggs_weights(parts, size, cell, cfg.robust, cfg.threads)
     # Whether the imager weights the copy as written (naturally: the copy carries any Briggs weights). Only
     # then is the PSF of the copy's weights the imager's, for the restoring beam and the initial images.
     imaged_as_written = cfg.weighting == "natural" or noise_over_natural is not None
