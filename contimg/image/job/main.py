@@ -43,6 +43,9 @@ def main(argv=None) -> int:
         "--reference-catalog", default=None, help="CSV or VizieR table to cross-match the sources with (science QA)"
     )
     args = parser.parse_args(argv)
+    from contimg.childjobs.memory import keep_freed_memory
+
+    keep_freed_memory()  # before the big arrays and the worker processes
     from contimg.image.job.make import make_image
     from contimg.image.rules import ImagingConfig
 
