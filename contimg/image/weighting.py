@@ -119,8 +119,8 @@ def noise_factor(weight, factor) -> float:
 
     A sample of natural weight w has variance kappa / w; the weighted mean of samples with
     weights w d has variance kappa sum(w d^2) / (sum w d)^2, the natural one kappa / sum(w).
-    ``weight`` and ``factor``: arrays of one shape, or lists of such pairs (the parts of one image), summed
-    part by part without joining them.
+    ``weight`` and ``factor``: two arrays of one shape, or two lists of arrays paired element by element (the
+    parts of one image), summed part by part without joining them.
     """
     pairs = zip(weight, factor, strict=True) if isinstance(weight, list) else [(weight, factor)]
     sw = swd = swdd = 0.0
