@@ -25,10 +25,15 @@ CHILD = (
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 
 
-def _faults(code: str, **env) -> int:
+def _run(code: str, **env) -> str:
+    """The stdout of ``python -c code`` with no MALLOC_ setting of ours in its environment, plus ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1])
+    return out.stdout
+
+
+def _faults(code: str) -> int:
+    return int(_run(code).split()[-1])
 
 
 def test_the_job_and_the_processes_it_starts_reuse_freed_memory():
@@ -42,9 +47,6 @@ def test_the_job_and_the_processes_it_starts_reuse_freed_memory():
 
 def test_an_operators_setting_is_left_as_it_is():
     code = "import os, json;" + KEEP.replace("; assert", ";") + "print(json.dumps(dict(os.environ)))"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env = {**clean, "MALLOC_TRIM_THRESHOLD_": "12345"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    seen = json.loads(out.stdout)
+    seen = json.loads(_run(code, MALLOC_TRIM_THRESHOLD_="12345"))
     assert seen["MALLOC_TRIM_THRESHOLD_"] == "12345"
     assert seen["MALLOC_MMAP_THRESHOLD_"] == str(1 << 30)
