@@ -1,4 +1,4 @@
-"""glibc's allocator told to keep the memory a child job frees, for its next arrays of the same size.
+"""A child job's memory: glibc told to keep what it frees, numpy told not to ask for huge pages.
 
 A child job allocates the same arrays again and again (the image job: ~100 MB of visibilities, models and
 temporaries per subband in each averaging worker, the gridder's planes per output channel). With glibc's
@@ -8,6 +8,15 @@ heap, the heap not trimmed below 1 GiB free), the process reuses its pages. The 
 + image 31.3-32.0 s against 32.8-35.2 s, alternating runs; the first images by ducc0 2.6-2.8 s against
 3.8-4.3 s; peak RSS 1.07-1.09 GB against 0.95-0.97 (docs/benchmarks.md). The convert job was unchanged, and
 the calibrate job 1.3 s slower with 7 % more memory, so only the image job asks for it.
+
+NumPy asks the kernel for transparent huge pages (madvise) for every array of 4 MB or more. On this virtual
+machine the first touch of fresh huge pages is the dear part: 400 MB took 0.07-2.8 s in huge pages against
+0.13-0.14 s in 4 kB pages, and each averaging worker's first subband cost 3.0 CPU s against 0.8 s for the
+next ones. With NumPy's own switch off (``NUMPY_MADVISE_HUGEPAGE=0``, read when numpy is imported) the
+full-size image job's apply took 8.8-9.0 s against 10.8-11.2 s, alternating runs (docs/benchmarks.md). A
+machine where huge pages pay (bare metal, say) sets ``NUMPY_MADVISE_HUGEPAGE=1`` in the job's environment:
+an operator's value is kept. Where the kernel gives huge pages to every mapping (``always``), not only to
+those that ask, this switch changes nothing.
 """
 
 from __future__ import annotations
@@ -15,14 +24,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 
-__all__ = ["KEEP_FREED", "keep_freed_memory"]
+__all__ = ["KEEP_FREED", "SMALL_PAGES", "keep_freed_memory", "numpy_small_pages"]
 
 KEEP_BYTES = 1 << 30
 # as environment variables, for the processes this one starts (averaging workers, WSClean): glibc reads them at
 # start-up; as mallopt parameters (glibc's malloc.h), for this process
 KEEP_FREED = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
 _MALLOPT_PARAM = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
+SMALL_PAGES = {"NUMPY_MADVISE_HUGEPAGE": "0"}  # numpy's own switch (numpy.org, "Global state")
 
 
 def keep_freed_memory() -> bool:
@@ -40,3 +51,15 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return all(mallopt(_MALLOPT_PARAM[name], KEEP_BYTES) == 1 for name in ours)
+
+
+def numpy_small_pages() -> bool:
+    """NumPy without huge pages in this process and the processes it starts (their environment).
+
+    An operator's ``NUMPY_MADVISE_HUGEPAGE`` is left as it is. NumPy reads the switch when it is imported, so
+    call this first. Returns whether numpy in this process will use small pages: False when numpy was
+    imported already or the operator asked for huge pages.
+    """
+    for name, value in SMALL_PAGES.items():
+        os.environ.setdefault(name, value)
+    return "numpy" not in sys.modules and all(os.environ[name] == value for name, value in SMALL_PAGES.items())

@@ -43,9 +43,11 @@ def main(argv=None) -> int:
         "--reference-catalog", default=None, help="CSV or VizieR table to cross-match the sources with (science QA)"
     )
     args = parser.parse_args(argv)
-    from contimg.childjobs.memory import keep_freed_memory
+    from contimg.childjobs.memory import keep_freed_memory, numpy_small_pages
 
-    keep_freed_memory()  # before the big arrays and the worker processes
+    # before numpy's import, the big arrays and the worker processes
+    numpy_small_pages()
+    keep_freed_memory()
     from contimg.image.job.make import make_image
     from contimg.image.rules import ImagingConfig
 
