@@ -13,7 +13,8 @@ NumPy asks the kernel for transparent huge pages (madvise) for every array of 4 
 machine the first touch of fresh huge pages is the dear part: 400 MB took 0.07-2.8 s in huge pages against
 0.13-0.14 s in 4 kB pages, and each averaging worker's first subband cost 3.0 CPU s against 0.8 s for the
 next ones. With NumPy's own switch off (``NUMPY_MADVISE_HUGEPAGE=0``, read when numpy is imported) the
-full-size image job's apply took 8.8-9.0 s against 10.8-11.2 s, alternating runs (docs/benchmarks.md). A
+full-size image job's apply + image took 25.8-28.7 s against 27.2-30.0 s in six alternating pairs (apply
+8.4-10.3 s against 9.8-12.1 s; docs/benchmarks.md). The convert and calibrate jobs were unchanged. A
 machine where huge pages pay (bare metal, say) sets ``NUMPY_MADVISE_HUGEPAGE=1`` in the job's environment:
 an operator's value is kept. Where the kernel gives huge pages to every mapping (``always``), not only to
 those that ask, this switch changes nothing.
