@@ -98,11 +98,6 @@ def run_wsclean(
         argv += ["-channels-out", str(cfg.channels_out), "-join-channels"]
         if cfg.spectral_terms > 1:
             argv += ["-fit-spectral-pol", str(cfg.spectral_terms)]
-        if cfg.threads > 1:
-            # the output channels gridded and predicted at once rather than in turn: one gridder alone leaves
-            # cores idle; full size, WSClean alone 13.8-14.1 s against 15.2-16.7 s, the same images, its peak
-            # RSS 0.46-0.50 against 0.35 GB (docs/benchmarks.md)
-            argv += ["-parallel-gridding", str(min(cfg.channels_out, cfg.threads))]
     argv += ["-weight", "briggs", str(cfg.robust)] if cfg.weighting == "briggs" else ["-weight", "natural"]
     if beam is not None:
         argv += ["-beam-shape", f"{beam[0]:.3f}asec", f"{beam[1]:.3f}asec", f"{beam[2]:.3f}deg"]
