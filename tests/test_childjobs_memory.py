@@ -32,14 +32,15 @@ def _run(code: str, **env) -> str:
     return out.stdout
 
 
-def _faults(code: str) -> int:
+def _printed(code: str) -> int:
+    """The number ``python -c code`` prints last (a count of the kernel's)."""
     return int(_run(code).split()[-1])
 
 
 def test_the_job_and_the_processes_it_starts_reuse_freed_memory():
-    plain = _faults(LOOP)
-    kept = _faults(KEEP + LOOP)
-    child = _faults(KEEP + CHILD.format(loop=LOOP))  # a worker or WSClean: told through the environment
+    plain = _printed(LOOP)
+    kept = _printed(KEEP + LOOP)
+    child = _printed(KEEP + CHILD.format(loop=LOOP))  # a worker or WSClean: told through the environment
     # each fresh 100 MB costs at least its 2 MB huge pages in faults (50), and 4 kB pages 24,000
     assert plain >= 20 * 50
     assert kept < plain / 5 and child < plain / 5, (plain, kept, child)
@@ -61,10 +62,6 @@ print(next(int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.start
 SMALL = "from contimg.childjobs.memory import numpy_small_pages; assert numpy_small_pages()\n"
 
 
-def _huge_kb(code: str) -> int:
-    return int(_run(code).split()[-1])
-
-
 def _thp_mode() -> str:
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
@@ -76,12 +73,12 @@ def _thp_mode() -> str:
 def test_numpy_asks_for_no_huge_pages_in_the_job_and_the_processes_it_starts():
     if _thp_mode() != "madvise":
         pytest.skip(f"transparent huge pages are '{_thp_mode()}' here, not 'madvise': numpy's switch changes nothing")
-    asked = _huge_kb(HUGE)
+    asked = _printed(HUGE)
     if asked == 0:
         pytest.skip("the kernel gave numpy no huge page even when asked (none free)")
     assert asked >= 100_000  # most of the 400 MB, in 2 MB pages
-    assert _huge_kb(SMALL + HUGE) == 0
-    assert _huge_kb(SMALL + CHILD.format(loop=HUGE)) == 0  # a worker: told through the environment
+    assert _printed(SMALL + HUGE) == 0
+    assert _printed(SMALL + CHILD.format(loop=HUGE)) == 0  # a worker: told through the environment
 
 
 def test_an_operator_may_keep_numpys_huge_pages():

@@ -27,14 +27,14 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["KEEP_FREED", "SMALL_PAGES", "keep_freed_memory", "numpy_small_pages"]
+__all__ = ["KEEP_FREED", "NUMPY_HUGEPAGE_SWITCH", "keep_freed_memory", "numpy_small_pages"]
 
 KEEP_BYTES = 1 << 30
 # as environment variables, for the processes this one starts (averaging workers, WSClean): glibc reads them at
 # start-up; as mallopt parameters (glibc's malloc.h), for this process
 KEEP_FREED = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
 _MALLOPT_PARAM = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
-SMALL_PAGES = {"NUMPY_MADVISE_HUGEPAGE": "0"}  # numpy's own switch (numpy.org, "Global state")
+NUMPY_HUGEPAGE_SWITCH = "NUMPY_MADVISE_HUGEPAGE"  # numpy's own (numpy.org, "Global state"): "0" is off
 
 
 def keep_freed_memory() -> bool:
@@ -61,6 +61,4 @@ def numpy_small_pages() -> bool:
     call this first. Returns whether numpy in this process will use small pages: False when numpy was
     imported already or the operator asked for huge pages.
     """
-    for name, value in SMALL_PAGES.items():
-        os.environ.setdefault(name, value)
-    return "numpy" not in sys.modules and all(os.environ[name] == value for name, value in SMALL_PAGES.items())
+    return os.environ.setdefault(NUMPY_HUGEPAGE_SWITCH, "0") == "0" and "numpy" not in sys.modules
